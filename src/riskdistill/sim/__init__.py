@@ -1,0 +1,1 @@
+"""The built-in driving simulator: procedural maps, traffic, risk scenarios, expert driver, closed loop."""

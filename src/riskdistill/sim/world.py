@@ -1,0 +1,328 @@
+"""The world: a road map, traffic lights, and the actor table, advanced at 10 Hz.
+
+:class:`World` knows physics and traffic rules, nothing about scoring or agents. The closed-loop
+environment (:mod:`riskdistill.sim.env`) wraps it with a route, a driver and infraction checks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from riskdistill.agent import Controls
+from riskdistill.sim.actors import (
+    EGO_REAR_AXLE_TO_CENTER_M,
+    EGO_SIZE_M,
+    ActorTable,
+    Behavior,
+)
+from riskdistill.sim.roadmap import JunctionControl, RoadMap
+from riskdistill.sim.route import Path
+from riskdistill.sim.traffic import NO_GAP, PathBank, compute_path_gaps, idm_accel
+from riskdistill.sim.vehicle import BicycleState, VehicleParams, step_bicycle
+from riskdistill.types import ActorClass, LightState
+
+SIM_DT_S = 0.1
+STOP_SIGN_WAIT_S = 1.0
+GAP_STEP_M = 1.0
+
+EGO_COLOR = (230, 230, 230)
+
+
+class World:
+    """Ground-truth state of one simulated scene."""
+
+    def __init__(self, road_map: RoadMap, dt_s: float = SIM_DT_S, ego_params: VehicleParams | None = None):
+        self.map = road_map
+        self.dt_s = dt_s
+        self.time_s = 0.0
+        self.step_count = 0
+        self.actors = ActorTable()
+        self.paths = PathBank()
+        self.ego_params = ego_params or VehicleParams()
+        self.ego: BicycleState | None = None
+        self.ego_accel_mps2 = 0.0
+        self.ego_yaw_rate_radps = 0.0
+        self.light_offset_s: dict[int, float] = {j: 0.0 for j in road_map.junctions}
+        self.light_override: dict[int, LightState] = {}
+        self._light_ids = np.array(sorted(road_map.traffic_lights), dtype=np.int64)
+        self._stop_ids = sorted(road_map.stop_lines)
+        self._stop_index = {sid: k for k, sid in enumerate(self._stop_ids)}
+        self._path_stops: list[list[tuple[float, int]]] = []  # per path: (s on path, stop-line index)
+        self._stops_packed: tuple[np.ndarray, np.ndarray] | None = None
+
+    # ----------------------------------------------------------------------------- construction
+    def add_path(self, path: Path | np.ndarray) -> int:
+        if not isinstance(path, Path):
+            path = Path.from_points(path)
+        self._path_stops.append(self._find_stop_lines(path))
+        self._stops_packed = None
+        return self.paths.add(path)
+
+    def _find_stop_lines(self, path: Path) -> list[tuple[float, int]]:
+        found = []
+        for sid in self._stop_ids:
+            sl = self.map.stop_lines[sid]
+            lane = self.map.lanes[sl.lane_id]
+            p = lane.point_at(sl.s_m)
+            s_on, lat = path.project(p)
+            if abs(lat) < 1.0 and 0.5 < s_on < path.length_m - 0.5:
+                dyaw = np.angle(np.exp(1j * (float(path.heading_at(s_on)) - float(lane.heading_at(sl.s_m)))))
+                if abs(dyaw) < 0.5:
+                    found.append((s_on, self._stop_index[sid]))
+        return sorted(found)
+
+    def spawn_ego(self, x_rear_m: float, y_rear_m: float, yaw_rad: float, speed_mps: float = 0.0) -> int:
+        if self.actors.n != 0:
+            raise RuntimeError("the ego must be the first actor (index 0)")
+        self.ego = BicycleState(x_rear_m, y_rear_m, yaw_rad, speed_mps)
+        cx = x_rear_m + EGO_REAR_AXLE_TO_CENTER_M * np.cos(yaw_rad)
+        cy = y_rear_m + EGO_REAR_AXLE_TO_CENTER_M * np.sin(yaw_rad)
+        return self.actors.add(
+            ActorClass.CAR, Behavior.EGO, cx, cy, yaw_rad, EGO_SIZE_M, speed=speed_mps, color=EGO_COLOR
+        )
+
+    def add_path_actor(
+        self,
+        cls: ActorClass,
+        behavior: Behavior,
+        path_id: int,
+        s_m: float,
+        speed_mps: float,
+        desired_speed_mps: float,
+        size_lwh: tuple[float, float, float] | None = None,
+        color: tuple[int, int, int] = (128, 128, 128),
+        **flags: float | bool,
+    ) -> int:
+        """Place a vehicle or walker on a path at arc length ``s_m`` (its box centre)."""
+        i = self.actors.add(
+            cls,
+            behavior,
+            0.0,
+            0.0,
+            0.0,
+            size_lwh,
+            speed=speed_mps,
+            desired_speed=desired_speed_mps,
+            path_id=path_id,
+            s=s_m,
+            color=color,
+            **flags,
+        )
+        self._place_on_paths(np.array([i]))
+        return i
+
+    def add_static(
+        self,
+        cls: ActorClass,
+        x_m: float,
+        y_m: float,
+        yaw_rad: float,
+        size_lwh: tuple[float, float, float] | None = None,
+        color: tuple[int, int, int] = (128, 128, 128),
+    ) -> int:
+        return self.actors.add(cls, Behavior.STATIC, x_m, y_m, yaw_rad, size_lwh, color=color)
+
+    def set_path(self, actor: int, path_id: int, s_m: float | None = None) -> None:
+        """Give an actor a new path (e.g. a lane change); by default continue from its projection."""
+        if s_m is None:
+            s_m, _ = self.paths.paths[path_id].project(np.array([self.actors.x[actor], self.actors.y[actor]]))
+        self.actors.path_id[actor] = path_id
+        self.actors.s[actor] = s_m
+
+    # ----------------------------------------------------------------------------- traffic lights
+    def light_state(self, light_id: int) -> LightState:
+        if light_id in self.light_override:
+            return self.light_override[light_id]
+        light = self.map.traffic_lights[light_id]
+        junction = self.map.junctions[light.junction_id]
+        period = junction.green_s + junction.yellow_s + junction.all_red_s
+        cycle = period * junction.n_phase_groups
+        t = (self.time_s + self.light_offset_s.get(junction.id, 0.0)) % cycle
+        t_group = t - light.phase_group * period
+        if 0.0 <= t_group < junction.green_s:
+            return LightState.GREEN
+        if junction.green_s <= t_group < junction.green_s + junction.yellow_s:
+            return LightState.YELLOW
+        return LightState.RED
+
+    def light_states(self) -> dict[int, LightState]:
+        return {int(lid): self.light_state(int(lid)) for lid in self._light_ids}
+
+    def stop_line_must_stop(self) -> np.ndarray:
+        """``[n_stop_lines]`` bool in ``self._stop_ids`` order: red/yellow lights, stop signs and yield lines."""
+        out = np.zeros(len(self._stop_ids), dtype=bool)
+        for k, sid in enumerate(self._stop_ids):
+            sl = self.map.stop_lines[sid]
+            if sl.traffic_light_id is not None:
+                out[k] = self.light_state(sl.traffic_light_id) != LightState.GREEN
+            else:
+                out[k] = True  # stop sign or yield line: served per vehicle
+        return out
+
+    def stop_line_is_light(self) -> np.ndarray:
+        return np.array([self.map.stop_lines[s].traffic_light_id is not None for s in self._stop_ids], dtype=bool)
+
+    def junction_control_of_stop(self, k: int) -> JunctionControl | None:
+        sl = self.map.stop_lines[self._stop_ids[k]]
+        lane = self.map.lanes[sl.lane_id]
+        for succ in lane.successors:
+            jid = self.map.lanes[succ].junction_id
+            if jid is not None:
+                return self.map.junctions[jid].control
+        return None
+
+    def _packed_stops(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._stops_packed is None:
+            n = max(len(self._path_stops), 1)
+            m = max((len(p) for p in self._path_stops), default=0) or 1
+            s = np.full((n, m), NO_GAP)
+            idx = np.full((n, m), -1, dtype=np.int64)
+            for p, stops in enumerate(self._path_stops):
+                for k, (s_on, si) in enumerate(stops):
+                    s[p, k], idx[p, k] = s_on, si
+            self._stops_packed = (s, idx)
+        return self._stops_packed
+
+    # ----------------------------------------------------------------------------- stepping
+    def step(self, ego_controls: Controls | None = None) -> None:
+        """Advance by one tick: background actors, then the ego (if it exists)."""
+        a = self.actors
+        n = a.n
+        beh = a.behavior[:n]
+        movers = np.flatnonzero(beh == Behavior.VEHICLE)
+        walkers = np.flatnonzero(beh == Behavior.WALKER)
+        dt = self.dt_s
+
+        if len(movers):
+            self._step_vehicles(movers)
+        if len(walkers):
+            moving = walkers[~a.hold[walkers]]
+            a.s[moving] += np.maximum(a.speed[moving], 0.0) * dt
+            lens = np.array([self.paths.paths[p].length_m for p in a.path_id[moving]])
+            done = a.s[moving] >= lens
+            a.s[moving] = np.minimum(a.s[moving], lens)
+            a.speed[moving[done]] = 0.0
+            a.speed[walkers[a.hold[walkers]]] = 0.0
+            self._place_on_paths(walkers)
+
+        if self.ego is not None:
+            controls = ego_controls if ego_controls is not None else Controls(brake=1.0)
+            self.ego, self.ego_accel_mps2, self.ego_yaw_rate_radps = step_bicycle(
+                self.ego, controls, dt, self.ego_params
+            )
+            e = self.ego
+            a.x[0] = e.x_m + EGO_REAR_AXLE_TO_CENTER_M * np.cos(e.yaw_rad)
+            a.y[0] = e.y_m + EGO_REAR_AXLE_TO_CENTER_M * np.sin(e.yaw_rad)
+            a.yaw[0], a.speed[0], a.accel[0] = e.yaw_rad, e.speed_mps, self.ego_accel_mps2
+
+        self.time_s = round(self.time_s + dt, 9)
+        self.step_count += 1
+
+    def _step_vehicles(self, movers: np.ndarray) -> None:
+        a = self.actors
+        n = a.n
+        dt = self.dt_s
+        pts, npts, ds = self.paths.packed()
+        speed = a.speed[:n]
+        lookahead = np.clip(3.0 * speed + 12.0, 15.0, 60.0)
+        gap, blocker, lead_v, _ = compute_path_gaps(
+            movers,
+            a.path_id[:n],
+            a.s[:n],
+            a.x[:n],
+            a.y[:n],
+            a.yaw[:n],
+            a.length[:n],
+            a.width[:n],
+            speed,
+            np.ones(n, dtype=np.bool_),
+            pts,
+            npts,
+            ds,
+            lookahead,
+            GAP_STEP_M,
+        )
+        g = gap[movers]
+        lv = lead_v[movers]
+        ignore = a.ignore_actors[movers]
+        g = np.where(ignore, NO_GAP, g)
+        lv = np.where(ignore, 0.0, lv)
+
+        # Stop lines ahead on each mover's path.
+        stop_s, stop_idx = self._packed_stops()
+        if len(self._stop_ids):
+            must = self.stop_line_must_stop()
+            is_light = self.stop_line_is_light()
+            pid = a.path_id[movers]
+            front = a.s[movers] + 0.5 * a.length[movers]
+            ss = stop_s[pid]  # [M, K]
+            si = stop_idx[pid]
+            valid = si >= 0
+            si_c = np.where(valid, si, 0)
+            dist = ss - front[:, None]
+            stop_ids = np.asarray(self._stop_ids)[si_c]
+            served = a.stopped_at_line[movers][:, None] == stop_ids
+            v = speed[movers][:, None]
+            lights = is_light[si_c]
+            state_yellow = np.zeros_like(valid)
+            if lights.any():
+                yl = np.array(
+                    [
+                        self.map.stop_lines[s].traffic_light_id is not None
+                        and self.light_state(self.map.stop_lines[s].traffic_light_id) == LightState.YELLOW
+                        for s in self._stop_ids
+                    ]
+                )
+                state_yellow = yl[si_c]
+            cannot_stop = dist < v * v / (2.0 * 3.5)
+            active = valid & must[si_c] & (dist > -0.5)
+            active &= ~(lights & a.ignore_lights[movers][:, None])
+            active &= ~((~lights) & served)
+            active &= ~(state_yellow & cannot_stop)
+            line_gap = np.where(active, np.maximum(dist, 0.0), NO_GAP).min(axis=1)
+            # Serve stop signs / yield lines: come to a halt close to the line.
+            near = active & ~lights & (dist < 3.0) & (v < 0.2)
+            rows = np.flatnonzero(near.any(axis=1))
+            for r in rows:
+                i = movers[r]
+                a.stop_timer[i] += dt
+                if a.stop_timer[i] >= STOP_SIGN_WAIT_S:
+                    k = int(np.argmax(near[r]))
+                    a.stopped_at_line[i] = stop_ids[r, k]
+                    a.stop_timer[i] = 0.0
+            use_line = line_gap < g
+            g = np.where(use_line, line_gap, g)
+            lv = np.where(use_line, 0.0, lv)
+
+        acc = idm_accel(
+            speed[movers], a.desired_speed[movers], g, lv, a.max_accel[movers], a.comfort_decel[movers]
+        )
+        override = a.brake_override[movers] > 0
+        acc = np.where(override, -a.brake_override[movers], acc)
+        held = a.hold[movers]
+        new_v = np.where(held, 0.0, np.maximum(speed[movers] + acc * dt, 0.0))
+        a.accel[movers] = (new_v - speed[movers]) / dt
+        a.s[movers] += 0.5 * (speed[movers] + new_v) * dt * (~held)
+        a.speed[movers] = new_v
+        a.wait_timer[movers] = np.where(new_v < 0.1, a.wait_timer[movers] + dt, 0.0)
+        self._place_on_paths(movers)
+
+    def _place_on_paths(self, idx: np.ndarray) -> None:
+        """Set pose from path and arc length. Vehicles: both axles on the path (kinematic bicycle)."""
+        a = self.actors
+        pid = a.path_id[idx]
+        s = a.s[idx]
+        is_vehicle = a.behavior[idx] == Behavior.VEHICLE
+        half_wb = np.where(is_vehicle, 0.3 * a.length[idx], 0.25)
+        front = self.paths.interp(pid, s + half_wb)
+        rear = self.paths.interp(pid, s - half_wb)
+        centre = 0.5 * (front + rear)
+        d = front - rear
+        a.x[idx], a.y[idx] = centre[:, 0], centre[:, 1]
+        a.yaw[idx] = np.arctan2(d[:, 1], d[:, 0])
+
+    # ----------------------------------------------------------------------------- queries
+    def ego_pose_rear(self) -> tuple[float, float, float]:
+        if self.ego is None:
+            raise RuntimeError("no ego spawned")
+        return self.ego.x_m, self.ego.y_m, self.ego.yaw_rad
