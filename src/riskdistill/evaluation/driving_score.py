@@ -174,7 +174,8 @@ def penalty_factor(event: InfractionEvent) -> float:
     if kind is Infraction.OUTSIDE_ROUTE_LANES:
         if event.value is None or not math.isfinite(event.value):
             raise ValueError(
-                f"outside_route_lanes event at t={event.time_s} s has no percent in 'value': {event.message!r}"
+                f"outside_route_lanes event at t={event.time_s} s has no percent in 'value' "
+                f"({event.message!r})"
             )
         return min(max(1.0 - event.value / 100.0, 0.0), 1.0)
     return 1.0  # min speed (recorded only), route deviation / blocked / route timeout (end the route)
@@ -270,7 +271,8 @@ def compute_ability_success_rates(results: Sequence[RouteResult]) -> dict[str, f
             totals[ability] += 1
             hits[ability] += int(is_ability_success(result, ability))
     return {
-        str(ability): (100.0 * hits[ability] / totals[ability] if totals[ability] else None) for ability in Ability
+        str(ability): (100.0 * hits[ability] / totals[ability] if totals[ability] else None)
+        for ability in Ability
     }
 
 

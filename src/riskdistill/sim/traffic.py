@@ -49,6 +49,11 @@ class PathBank:
             self._packed = (pts, npts, ds)
         return self._packed
 
+    def lengths(self) -> np.ndarray:
+        """Path lengths ``[N_path]`` in metres."""
+        _, npts, ds = self.packed()
+        return (npts - 1) * ds
+
     def interp(self, path_id: np.ndarray, s_m: np.ndarray) -> np.ndarray:
         """Points ``[..., 2]`` at arc lengths ``s_m`` on paths ``path_id`` (same shapes, broadcast)."""
         pts, npts, ds = self.packed()

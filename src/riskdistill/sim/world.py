@@ -26,6 +26,7 @@ STOP_SIGN_WAIT_S = 1.0
 GAP_STEP_M = 1.0
 
 EGO_COLOR = (230, 230, 230)
+DESPAWN_XY_M = 1.0e5  # where actors that left the scene are parked
 
 
 class World:
@@ -306,6 +307,14 @@ class World:
         a.speed[movers] = new_v
         a.wait_timer[movers] = np.where(new_v < 0.1, a.wait_timer[movers] + dt, 0.0)
         self._place_on_paths(movers)
+        # Vehicles that reach the end of their path leave the scene.
+        lens = self.paths.lengths()[a.path_id[movers]]
+        gone = movers[a.s[movers] >= lens - 0.5]
+        if len(gone):
+            a.behavior[gone] = Behavior.STATIC
+            a.speed[gone] = 0.0
+            a.x[gone] = DESPAWN_XY_M + 10.0 * gone
+            a.y[gone] = DESPAWN_XY_M
 
     def _place_on_paths(self, idx: np.ndarray) -> None:
         """Set pose from path and arc length. Vehicles: both axles on the path (kinematic bicycle)."""

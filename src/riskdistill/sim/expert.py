@@ -1,0 +1,444 @@
+"""The privileged expert: it reads ground truth and produces the demonstrations students learn from.
+
+Per step it builds a reference path (the route, shifted sideways while going around a static blocker),
+then picks a speed with the Intelligent Driver Model against the nearest of:
+
+- an actor in its corridor now (lead vehicle, pedestrian on the road, blocker),
+- a predicted conflict: every moving actor is rolled forward along its own path (privileged) and the
+  ego along the reference path at its nominal speed; the first overlap becomes an obstacle,
+- a red/yellow light or an unserved stop sign on the route.
+
+The target speed respects the lane's speed limit, curvature, and caution near occluders (parked
+vehicles or big static objects next to the path, crosswalks, pedestrians near the kerb). Steering is
+pure pursuit on the reference path; pedals come from the commanded acceleration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from riskdistill.agent import Action, AgentInput, Controls, SensorRequest
+from riskdistill.sim.actors import EGO_REAR_AXLE_TO_CENTER_M, Behavior
+from riskdistill.sim.env import DrivingEnv
+from riskdistill.sim.route import smoothstep
+from riskdistill.types import ActorClass, LightState
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    max_accel_mps2: float = 2.5
+    comfort_decel_mps2: float = 3.0
+    headway_s: float = 1.2
+    min_gap_m: float = 3.0
+    line_min_gap_m: float = 1.2  # stop this far before a stop line
+    lat_accel_max_mps2: float = 2.2
+    forecast_horizon_s: float = 6.0
+    forecast_dt_s: float = 0.25
+    nominal_accel_mps2: float = 2.0
+    occluder_speed_mps: float = 6.0
+    crosswalk_speed_mps: float = 6.0
+    walker_near_speed_mps: float = 4.0
+    junction_speed_mps: float = 8.0
+    lookahead_m: float = 70.0
+    ego_margin_lat_m: float = 0.45
+    ego_margin_lon_m: float = 1.2
+    avoid_margin_m: float = 0.7
+
+
+@dataclass
+class _Avoidance:
+    s_ramp_in: float
+    s_full: float
+    s_hold_end: float
+    s_ramp_out: float
+    offset_m: float
+
+
+class ExpertDriver:
+    """Privileged rule-based driver. Construct it with the environment it drives in."""
+
+    sensors = SensorRequest()
+
+    def __init__(self, env: DrivingEnv, config: ExpertConfig | None = None):
+        self.env = env
+        self.cfg = config or ExpertConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        self._served_stops: set[int] = set()
+        self._stop_timer = 0.0
+        self._avoid: _Avoidance | None = None
+        self._wait_s = 0.0
+        self.last_reason = ""
+
+    # ------------------------------------------------------------------------------------------ main
+    def act(self, agent_input: AgentInput) -> Action:
+        env, cfg = self.env, self.cfg
+        world = env.world
+        route = env.instance.route
+        ego = world.ego
+        v = ego.speed_mps
+        rear = np.array([ego.x_m, ego.y_m])
+        s_rear, _ = route.path.project(rear, s_hint=env.progress_m - EGO_REAR_AXLE_TO_CENTER_M, window_m=10.0)
+        s_centre = s_rear + EGO_REAR_AXLE_TO_CENTER_M
+        half_len = 0.5 * world.actors.length[0]
+
+        self._plan_avoidance(s_centre, v)
+        s_grid = np.arange(s_rear - 2.0, s_rear + cfg.lookahead_m, 0.5)
+        ref = self._reference(s_grid)
+
+        v_target = self._target_speed(s_grid, ref, s_rear, v)
+        gap, lead_v, reason = self._corridor_gap(s_grid, ref, s_centre + half_len)
+        g2, why2 = self._forecast_gap(s_grid, ref, s_centre, v, v_target)
+        if g2 < gap:
+            gap, lead_v, reason = g2, 0.0, why2
+        g3, why3 = self._stop_line_gap(s_centre + half_len, v)
+        line = g3 < gap
+        if line:
+            gap, lead_v, reason = g3, 0.0, why3
+
+        accel = self._idm(v, v_target, gap, lead_v, line)
+        self.last_reason = reason
+        self._wait_s = self._wait_s + world.dt_s if v < 0.1 else 0.0
+        controls = self._pedals(accel, v, v_target)
+        steer = self._steer(rear, ego.yaw_rad, s_rear, v, s_grid, ref)
+        return Action(controls=Controls(throttle=controls[0], steer=steer, brake=controls[1]))
+
+    # ------------------------------------------------------------------------------------------ path
+    def _offset_at(self, s: np.ndarray) -> np.ndarray:
+        av = self._avoid
+        if av is None:
+            return np.zeros_like(s)
+        up = smoothstep((s - av.s_ramp_in) / max(av.s_full - av.s_ramp_in, 1e-3))
+        down = 1.0 - smoothstep((s - av.s_hold_end) / max(av.s_ramp_out - av.s_hold_end, 1e-3))
+        return av.offset_m * np.minimum(up, down)
+
+    def _reference(self, s_grid: np.ndarray) -> np.ndarray:
+        path = self.env.instance.route.path
+        pts = path.point_at(s_grid)
+        h = path.heading_at(s_grid)
+        off = self._offset_at(s_grid)
+        return pts + off[:, None] * np.stack([-np.sin(h), np.cos(h)], axis=1)
+
+    def _plan_avoidance(self, s_centre: float, v: float) -> None:
+        """Commit to going around static blockers on the route when the target lane is clear."""
+        if self._avoid is not None and s_centre > self._avoid.s_ramp_out:
+            self._avoid = None
+        if self._avoid is not None:
+            return
+        blockers = self._static_blockers(s_centre)
+        if blockers is None:
+            return
+        s0, s1, need = blockers
+        lane_w = 3.5
+        offset = float(np.clip(need, 1.0, lane_w + 0.6))
+        ramp = float(np.clip(2.0 * v + 10.0, 10.0, 25.0))
+        s_full = s0 - 2.0
+        s_in = s_full - ramp
+        if s_in < s_centre + 1.0:
+            s_in = s_centre + 1.0
+            if s_full - s_in < 6.0:
+                s_full = s_in + 6.0
+        plan = _Avoidance(s_in, s_full, s1 + 3.0, s1 + 3.0 + ramp, offset)
+        if s0 - s_centre > 45.0:
+            return  # too early to decide
+        if self._side_clear(plan, v):
+            self._avoid = plan
+
+    def _static_blockers(self, s_centre: float) -> tuple[float, float, float] | None:
+        """``(s_start, s_end, left offset needed)`` of static actors blocking the route ahead, or None."""
+        world = self.env.world
+        a = world.actors
+        path = self.env.instance.route.path
+        n = a.n
+        idx = np.flatnonzero((a.behavior[:n] == Behavior.STATIC) & (np.arange(n) > 0))
+        if len(idx) == 0:
+            return None
+        from riskdistill.geometry import box_corners_2d
+
+        corners = box_corners_2d(np.stack([a.x[idx], a.y[idx]], axis=1), a.yaw[idx], a.length[idx], a.width[idx])
+        hits = []
+        for k, j in enumerate(idx):
+            c = np.array([a.x[j], a.y[j]])
+            s_j, lat_j = path.project(c, s_hint=s_centre + 30.0, window_m=45.0)
+            if not (s_centre < s_j < s_centre + 60.0) or abs(lat_j) > 6.0:
+                continue
+            lats = np.array([path.project(p, s_hint=s_j, window_m=8.0)[1] for p in corners[k]])
+            ss = np.array([path.project(p, s_hint=s_j, window_m=8.0)[0] for p in corners[k]])
+            half_w = 0.5 * a.width[0] + 0.25
+            if lats.min() < half_w and lats.max() > -half_w:
+                hits.append((ss.min(), ss.max(), lats.max()))
+        if not hits:
+            return None
+        hits.sort()
+        s0, s1, lat_max = hits[0]
+        for h in hits[1:]:
+            if h[0] < s1 + 15.0:
+                s1, lat_max = max(s1, h[1]), max(lat_max, h[2])
+        need = lat_max + 0.5 * a.width[0] + self.cfg.avoid_margin_m
+        return s0, s1, need
+
+    def _side_clear(self, plan: _Avoidance, v: float) -> bool:
+        """No moving actor occupies, or will occupy during the pass, the shifted part of the path."""
+        world = self.env.world
+        a = world.actors
+        path = self.env.instance.route.path
+        n = a.n
+        s_pass = np.arange(plan.s_ramp_in, plan.s_ramp_out, 1.0)
+        pts = path.point_at(s_pass)
+        h = path.heading_at(s_pass)
+        pts = pts + self._offset_at(s_pass)[:, None] * np.stack([-np.sin(h), np.cos(h)], axis=1)
+        v_pass = max(v, 4.0)
+        t_pass = (plan.s_ramp_out - plan.s_ramp_in) / v_pass + 4.0
+        moving = np.flatnonzero((a.behavior[:n] == Behavior.VEHICLE) | (a.behavior[:n] == Behavior.WALKER))
+        for j in moving:
+            for t in np.arange(0.0, t_pass + 0.01, 0.5):
+                p = self._predict(j, t)
+                if np.min(np.linalg.norm(pts - p, axis=1)) < 0.5 * a.width[j] + 2.2:
+                    return False
+        return True
+
+    # ------------------------------------------------------------------------------------------ speed
+    def _target_speed(self, s_grid: np.ndarray, ref: np.ndarray, s_rear: float, v: float) -> float:
+        cfg = self.cfg
+        env = self.env
+        world = env.world
+        route = env.instance.route
+        d_ahead = s_grid - s_rear
+        lane_ids = route.lane_of_point[np.clip(np.searchsorted(route.path.s, s_grid), 0, len(route.lane_of_point) - 1)]
+        lanes = world.map.lanes
+        limits = np.array([lanes[int(lid)].speed_limit_mps for lid in lane_ids])
+        in_junction = np.array([lanes[int(lid)].junction_id is not None for lid in lane_ids])
+        limits = np.where(in_junction, np.minimum(limits, cfg.junction_speed_mps), limits)
+        # Curvature of the reference path.
+        d = np.gradient(ref, axis=0)
+        heading = np.unwrap(np.arctan2(d[:, 1], d[:, 0]))
+        kappa = np.abs(np.gradient(heading)) / 0.5
+        kappa = np.convolve(kappa, np.ones(5) / 5, mode="same")
+        limits = np.minimum(limits, np.sqrt(cfg.lat_accel_max_mps2 / np.maximum(kappa, 1e-4)))
+        if self._avoid is not None:
+            limits = np.minimum(limits, 7.0)
+        caps = self._caution_caps(s_grid, ref)
+        limits = np.minimum(limits, caps)
+        # Reach each limit with comfortable braking.
+        reachable = np.sqrt(limits**2 + 2.0 * 2.0 * np.maximum(d_ahead, 0.0))
+        return float(np.min(np.where(d_ahead >= 0, reachable, limits.max())))
+
+    def _caution_caps(self, s_grid: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """Speed caps near occluders, crosswalks and pedestrians close to the path."""
+        cfg = self.cfg
+        world = self.env.world
+        a = world.actors
+        n = a.n
+        caps = np.full(len(s_grid), np.inf)
+        if n > 1:
+            pos = np.stack([a.x[1:n], a.y[1:n]], axis=1)
+            dist = np.linalg.norm(ref[:, None, :] - pos[None], axis=2)  # [K, n-1]
+            nearest = dist.min(axis=0)
+            cls = a.cls[1:n]
+            beh = a.behavior[1:n]
+            big_static = (beh == Behavior.STATIC) & np.isin(
+                cls, [ActorClass.CAR, ActorClass.VAN, ActorClass.TRUCK, ActorClass.BUS, ActorClass.BARRIER]
+            )
+            occluder = big_static & (nearest > 0.5 * a.width[1:n] + 0.8) & (nearest < 0.5 * a.width[1:n] + 4.0)
+            walker = np.isin(cls, [ActorClass.PEDESTRIAN, ActorClass.CYCLIST]) & (nearest < 4.5)
+            for mask, cap in ((occluder, cfg.occluder_speed_mps), (walker, cfg.walker_near_speed_mps)):
+                for j in np.flatnonzero(mask):
+                    k = int(np.argmin(dist[:, j]))
+                    caps[max(k - 10, 0) : k + 4] = np.minimum(caps[max(k - 10, 0) : k + 4], cap)
+        for cw in world.map.crosswalks.values():
+            centre = cw.polygon.mean(axis=0)
+            dist = np.linalg.norm(ref - centre, axis=1)
+            k = int(np.argmin(dist))
+            if dist[k] < 6.0:
+                caps[max(k - 20, 0) : k + 4] = np.minimum(caps[max(k - 20, 0) : k + 4], cfg.crosswalk_speed_mps)
+        return caps
+
+    def _corridor_gap(self, s_grid: np.ndarray, ref: np.ndarray, s_front: float) -> tuple[float, float, str]:
+        """Distance from the ego front to the first actor box overlapping the corridor ahead, now."""
+        world = self.env.world
+        a = world.actors
+        n = a.n
+        ahead = s_grid >= s_front - EGO_REAR_AXLE_TO_CENTER_M - 0.5
+        pts = ref[ahead]
+        s_pts = s_grid[ahead] + EGO_REAR_AXLE_TO_CENTER_M  # rear-axle grid -> centre-based arc length
+        if n <= 1 or len(pts) == 0:
+            return np.inf, 0.0, ""
+        j = np.arange(1, n)
+        c, s = np.cos(a.yaw[j]), np.sin(a.yaw[j])
+        rx = pts[:, None, 0] - a.x[j][None]
+        ry = pts[:, None, 1] - a.y[j][None]
+        lx = rx * c + ry * s
+        ly = -rx * s + ry * c
+        inside = (np.abs(lx) < 0.5 * a.length[j] + 0.3) & (np.abs(ly) < 0.5 * a.width[j] + 0.5 * a.width[0] + 0.3)
+        hit = inside.any(axis=0)
+        if not hit.any():
+            return np.inf, 0.0, ""
+        first = np.argmax(inside, axis=0)
+        gaps = np.where(hit, s_pts[first] - s_front, np.inf)
+        k = int(np.argmin(gaps))
+        jj = j[k]
+        lead_v = float(a.speed[jj] * np.cos(a.yaw[jj] - world.ego.yaw_rad))
+        return max(float(gaps[k]), 0.0), max(lead_v, 0.0), f"actor {jj} in path"
+
+    def _predict(self, j: int, t: float) -> np.ndarray:
+        a = self.env.world.actors
+        if a.path_id[j] >= 0 and a.behavior[j] in (Behavior.VEHICLE, Behavior.WALKER) and not a.hold[j]:
+            s = a.s[j] + a.speed[j] * t
+            return self.env.world.paths.interp(np.array([a.path_id[j]]), np.array([s]))[0]
+        return np.array([a.x[j] + a.speed[j] * np.cos(a.yaw[j]) * t, a.y[j] + a.speed[j] * np.sin(a.yaw[j]) * t])
+
+    def _forecast_gap(
+        self, s_grid: np.ndarray, ref: np.ndarray, s_centre: float, v: float, v_target: float
+    ) -> tuple[float, str]:
+        """First conflict between the ego (nominal speed profile) and any moving actor's forecast."""
+        cfg = self.cfg
+        world = self.env.world
+        a = world.actors
+        n = a.n
+        if n <= 1:
+            return np.inf, ""
+        j = np.arange(1, n)
+        moving = (a.speed[j] > 0.2) & ((a.behavior[j] == Behavior.VEHICLE) | (a.behavior[j] == Behavior.WALKER))
+        near = (a.x[j] - a.x[0]) ** 2 + (a.y[j] - a.y[0]) ** 2 < 90.0**2
+        cand = j[moving & near]
+        if len(cand) == 0:
+            return np.inf, ""
+        # Skip same-direction actors already in the ego lane ahead/behind: car-following handles them.
+        path = self.env.instance.route.path
+        keep = []
+        for jj in cand:
+            s_j, lat_j = path.project(np.array([a.x[jj], a.y[jj]]), s_hint=s_centre, window_m=60.0)
+            dyaw = abs(np.angle(np.exp(1j * (a.yaw[jj] - float(path.heading_at(s_j))))))
+            if dyaw < 0.35 and abs(lat_j - float(self._offset_at(np.array([s_j]))[0])) < 1.6:
+                continue
+            if dyaw < 0.6 and s_j < s_centre:
+                continue  # behind us, same direction: braking would not help
+            keep.append(jj)
+        if not keep:
+            return np.inf, ""
+        cand = np.array(keep)
+        ts = np.arange(0.0, cfg.forecast_horizon_s + 1e-6, cfg.forecast_dt_s)
+        v_nom = max(v_target, 1.0)
+        v_t = np.minimum(v_nom, v + cfg.nominal_accel_mps2 * ts)
+        s_t = s_centre + np.concatenate([[0.0], np.cumsum(0.5 * (v_t[1:] + v_t[:-1]) * np.diff(ts))])
+        s_rear_grid = s_grid + EGO_REAR_AXLE_TO_CENTER_M
+        ego_c = np.stack([np.interp(s_t, s_rear_grid, ref[:, 0]), np.interp(s_t, s_rear_grid, ref[:, 1])], axis=1)
+        h_next = np.stack([np.interp(s_t + 1.0, s_rear_grid, ref[:, 0]), np.interp(s_t + 1.0, s_rear_grid, ref[:, 1])], axis=1)
+        fwd = h_next - ego_c
+        fwd /= np.maximum(np.linalg.norm(fwd, axis=1, keepdims=True), 1e-6)
+        L = a.length[0] + 2 * cfg.ego_margin_lon_m
+        offs = np.array([-L / 3, 0.0, L / 3])
+        ego_circ = ego_c[:, None, :] + offs[None, :, None] * fwd[:, None, :]  # [T, 3, 2]
+        r_ego = 0.5 * a.width[0] + cfg.ego_margin_lat_m
+        best = np.inf
+        why = ""
+        for jj in cand:
+            s_path = a.s[jj] + a.speed[jj] * ts
+            if a.path_id[jj] >= 0:
+                ctr = world.paths.interp(np.full(len(ts), a.path_id[jj]), s_path)
+                ahead = world.paths.interp(np.full(len(ts), a.path_id[jj]), s_path + 0.5)
+                hdir = ahead - ctr
+                hdir /= np.maximum(np.linalg.norm(hdir, axis=1, keepdims=True), 1e-6)
+            else:
+                hd = np.array([np.cos(a.yaw[jj]), np.sin(a.yaw[jj])])
+                ctr = np.array([a.x[jj], a.y[jj]]) + a.speed[jj] * ts[:, None] * hd
+                hdir = np.broadcast_to(hd, ctr.shape)
+            if a.behavior[jj] == Behavior.WALKER:
+                circ = ctr[:, None, :]
+                r_a = 0.5 * a.width[jj] + 0.4
+            else:
+                lo = np.array([-a.length[jj] / 3, 0.0, a.length[jj] / 3])
+                circ = ctr[:, None, :] + lo[None, :, None] * hdir[:, None, :]
+                r_a = 0.5 * a.width[jj] + 0.2
+            d = np.linalg.norm(ego_circ[:, :, None, :] - circ[:, None, :, :], axis=3)  # [T, 3, k]
+            clash = (d < r_ego + r_a).any(axis=(1, 2))
+            if clash.any():
+                k = int(np.argmax(clash))
+                # Conflicts the ego cannot avoid by braking (it is already there at t=0) are ignored
+                # unless the actor is in front of us.
+                g = s_t[k] - s_centre - 0.5
+                if k == 0:
+                    rel = np.array([a.x[jj] - a.x[0], a.y[jj] - a.y[0]])
+                    if rel @ fwd[0] < 0.0:
+                        continue
+                if self._wait_s > 20.0 and a.speed[jj] < 0.3:
+                    continue  # deadlock breaker
+                if g < best:
+                    best, why = max(g, 0.0), f"forecast conflict with actor {jj} at t={ts[k]:.2f}s"
+        return best, why
+
+    def _stop_line_gap(self, s_front: float, v: float) -> tuple[float, str]:
+        env = self.env
+        world = env.world
+        route = env.instance.route
+        best, why = np.inf, ""
+        for sid in env._route_stop_lines:
+            sl = world.map.stop_lines[sid]
+            lane = world.map.lanes[sl.lane_id]
+            s_line, lat = route.path.project(lane.point_at(sl.s_m), s_hint=s_front, window_m=80.0)
+            if abs(lat) > 1.0:
+                continue
+            dist = s_line - s_front
+            if dist < -0.5 or dist > 80.0:
+                continue
+            if sl.traffic_light_id is not None:
+                state = world.light_state(sl.traffic_light_id)
+                if state == LightState.GREEN:
+                    continue
+                if state == LightState.YELLOW and dist < v * v / (2.0 * 4.0):
+                    continue  # cannot stop comfortably: clear the junction
+                if dist < -0.1:
+                    continue
+                g = dist
+            else:
+                if sid in self._served_stops or not sl.stop_sign:
+                    if sid in self._served_stops or dist < -0.1:
+                        continue
+                if v < 0.05 and dist < 3.5:
+                    self._stop_timer += world.dt_s
+                    if self._stop_timer >= 1.0:
+                        self._served_stops.add(sid)
+                        self._stop_timer = 0.0
+                        continue
+                g = dist
+            g = max(g - self.cfg.line_min_gap_m, 0.0)
+            if g < best:
+                best, why = g, f"stop line {sid}"
+        return best, why
+
+    # ------------------------------------------------------------------------------------------ control
+    def _idm(self, v: float, v_target: float, gap: float, lead_v: float, line: bool) -> float:
+        cfg = self.cfg
+        v0 = max(v_target, 0.1)
+        free = 1.0 - (v / v0) ** 4
+        if not np.isfinite(gap):
+            return float(np.clip(cfg.max_accel_mps2 * free, -cfg.comfort_decel_mps2, cfg.max_accel_mps2))
+        s0 = 0.3 if line else cfg.min_gap_m
+        dv = v - lead_v
+        s_star = s0 + max(0.0, v * cfg.headway_s + v * dv / (2.0 * np.sqrt(cfg.max_accel_mps2 * cfg.comfort_decel_mps2)))
+        acc = cfg.max_accel_mps2 * (free - (s_star / max(gap, 0.05)) ** 2)
+        if gap < s0 + 0.2 and v < 0.5:
+            acc = -8.0
+        return float(np.clip(acc, -8.0, cfg.max_accel_mps2))
+
+    def _pedals(self, accel: float, v: float, v_target: float) -> tuple[float, float]:
+        p = self.env.world.ego_params
+        if accel >= 0.0 and v_target > 0.2:
+            authority = p.max_accel_mps2 * max(1.0 - p.drag_per_mps * v, 0.2)
+            return float(np.clip(accel / authority, 0.0, 1.0)), 0.0
+        if v < 0.2 and accel < 0.0:
+            return 0.0, 1.0
+        return 0.0, float(np.clip(-accel / p.max_brake_mps2, 0.0, 1.0))
+
+    def _steer(self, rear: np.ndarray, yaw: float, s_rear: float, v: float, s_grid: np.ndarray, ref: np.ndarray) -> float:
+        p = self.env.world.ego_params
+        ld = float(np.clip(2.5 + 0.35 * v, 3.0, 10.0))
+        target = np.array([np.interp(s_rear + ld, s_grid, ref[:, 0]), np.interp(s_rear + ld, s_grid, ref[:, 1])])
+        d = target - rear
+        alpha = np.arctan2(d[1], d[0]) - yaw
+        dist = max(float(np.hypot(*d)), 1e-3)
+        delta = np.arctan2(2.0 * p.wheelbase_m * np.sin(alpha), dist)
+        return float(np.clip(delta / p.max_steer_rad, -1.0, 1.0))

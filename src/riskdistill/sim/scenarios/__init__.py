@@ -1,0 +1,20 @@
+"""The scenario library. Each module registers its scenario types; this import makes them available."""
+
+from riskdistill.sim.scenarios import crossing, cut_in, junction, obstacles  # noqa: F401  (registration)
+from riskdistill.sim.scenarios.base import (
+    REGISTRY,
+    ScenarioError,
+    ScenarioInstance,
+    ScenarioType,
+    build_scenario,
+    get_scenario_type,
+)
+
+__all__ = [
+    "REGISTRY",
+    "ScenarioError",
+    "ScenarioInstance",
+    "ScenarioType",
+    "build_scenario",
+    "get_scenario_type",
+]
