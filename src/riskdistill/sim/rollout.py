@@ -25,7 +25,7 @@ def run_route(
     """
     env = env or DrivingEnv()
     agent_input = env.reset(instance)
-    if not hasattr(driver, "act"):
+    if isinstance(driver, type) or not hasattr(driver, "act"):
         driver = driver(env)
     driver.reset()
     steps = 0

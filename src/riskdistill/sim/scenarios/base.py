@@ -375,7 +375,17 @@ def build_scenario(scenario_type: str, seed: int, layout_overrides: dict[str, An
     from riskdistill.sim.scenarios.background import add_background_traffic
 
     add_background_traffic(ctx, density=sc.background_density * float(rng.uniform(0.5, 1.5)))
+    return instance_from_context(ctx, scenario_type, seed, sc.abilities)
+
+
+def instance_from_context(
+    ctx: BuildContext, scenario_type: str = "custom", seed: int = 0, abilities: tuple[Ability, ...] = ()
+) -> ScenarioInstance:
+    """Freeze a populated :class:`BuildContext` into a runnable instance (also for hand-built tests)."""
+    if ctx.route is None:
+        raise ScenarioError(f"scenario {scenario_type!r}: no route set")
     route = ctx.route
+    layout = ctx.layout
     allowed = set(route.lane_ids) | ctx.extra_allowed_lanes
     for lid in list(allowed):
         lane = layout.road_map.lanes[lid]
@@ -388,12 +398,12 @@ def build_scenario(scenario_type: str, seed: int, layout_overrides: dict[str, An
         route=route,
         start_s_m=ctx.start_s_m,
         script=ctx.script,
-        weather=sample_weather(rng),
+        weather=sample_weather(ctx.rng),
         allowed_lane_ids=allowed,
         scenario_end_s_m=ctx.scenario_end_s_m if ctx.scenario_end_s_m is not None else route.length_m,
         scenario_timeout_s=ctx.scenario_timeout_s,
         route_timeout_s=60.0 + route.length_m / 2.0,
-        abilities=sc.abilities,
+        abilities=abilities,
         params={"layout": layout.params.model_dump(mode="json"), **ctx.params},
     )
 

@@ -1,0 +1,1 @@
+"""Command-line interface: ``riskdistill <group> <verb>`` (see ``riskdistill --help``)."""

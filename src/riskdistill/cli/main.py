@@ -1,0 +1,20 @@
+"""The ``riskdistill`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from riskdistill.cli import demo, evaluate, sim
+
+app = typer.Typer(
+    name="riskdistill",
+    help="Risk Semantic Distillation toolkit: simulate, label, train, evaluate.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(sim.app, name="sim")
+app.add_typer(evaluate.app, name="eval")
+app.command("demo")(demo.demo)
+
+if __name__ == "__main__":
+    app()
