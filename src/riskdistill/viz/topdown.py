@@ -1,0 +1,543 @@
+"""Top-down (bird's-eye) rendering of a simulated scene with PIL: map, actors, lights, route, plans, risk.
+
+Pure rendering: nothing here changes the world. One frame of a 100 m x 100 m view at 512 px takes a few
+milliseconds (PIL ``ImageDraw`` plus a little NumPy; no matplotlib).
+
+Frames and pixels
+-----------------
+A :class:`TopDownView` is a square window onto the world. Its centre ``center_xy`` (world metres) lands in
+the middle of the image, the world heading ``yaw_rad`` points UP the image and the view's left
+(``yaw_rad + pi/2``) points to the image LEFT. ``yaw_rad = pi/2`` therefore shows the world the usual
+map way (+x right, +y up); an ego-centred view with ``yaw_rad`` = the ego's yaw shows the ego heading up,
+like a :class:`riskdistill.geometry.BevGrid` displayed as an image.
+
+Pixel coordinates are continuous ``(u, v)`` = (column, row), as PIL uses them: the pixel in row ``i`` and
+column ``j`` covers ``u`` in ``[j, j + 1)`` and ``v`` in ``[i, i + 1)``; its centre is ``(j + 0.5, i + 0.5)``.
+So ``world_to_px(center_xy)`` is ``(size_px / 2, size_px / 2)``, the corner shared by the four middle
+pixels.
+
+Typical use::
+
+    view = ego_view(world)
+    frames.append(render_topdown(world, view, route=env.route, plan_world=plan_xy))
+    save_gif(frames, "episode.gif", fps=10)
+
+For a fixed view (a whole-junction overview) render the static map once with :func:`render_map_layer`
+and pass it as ``map_layer=`` to every :func:`render_topdown` call.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from riskdistill.geometry import BevGrid, box_corners_2d
+from riskdistill.io import atomic_path
+from riskdistill.sim.actors import Behavior
+from riskdistill.sim.roadmap import Crosswalk, LaneKind, MarkingKind, RoadMap, polyline_arclength
+from riskdistill.types import ActorClass, LightState
+
+if TYPE_CHECKING:
+    from riskdistill.sim.world import World
+
+RGB = tuple[int, int, int]
+
+# ------------------------------------------------------------------------------------------ palette
+GROUND_COLOR: RGB = (74, 98, 62)  # grass
+SIDEWALK_COLOR: RGB = (178, 178, 172)
+DRIVING_COLOR: RGB = (62, 62, 66)
+PARKING_COLOR: RGB = (84, 82, 96)
+JUNCTION_COLOR: RGB = (68, 68, 72)
+ZEBRA_COLOR: RGB = (235, 235, 235)
+MARKING_COLORS: dict[MarkingKind, RGB] = {
+    MarkingKind.SOLID_WHITE: (225, 225, 225),
+    MarkingKind.DASHED_WHITE: (225, 225, 225),
+    MarkingKind.SOLID_YELLOW: (236, 192, 40),
+}
+STOP_LINE_COLOR: RGB = (245, 245, 245)
+POLE_COLOR: RGB = (32, 32, 32)
+LIGHT_COLORS: dict[LightState, RGB] = {
+    LightState.RED: (235, 30, 30),
+    LightState.YELLOW: (245, 200, 0),
+    LightState.GREEN: (30, 220, 70),
+    LightState.OFF: (110, 110, 110),
+}
+LIGHT_OUTLINE: RGB = (10, 10, 10)
+EGO_HIGHLIGHT: RGB = (0, 235, 255)  # bright cyan outline around the ego
+STATIC_OBSTACLE_OUTLINE: RGB = (255, 140, 0)
+ROUTE_COLOR: RGB = (40, 110, 255)
+ROUTE_ALPHA = 0.55
+PLAN_COLOR: RGB = (40, 230, 80)
+FUTURE_COLOR: RGB = (255, 150, 30)
+FUTURE_OUTLINE: RGB = (255, 255, 255)
+RISK_MAX_ALPHA = 0.65  # overlay opacity at risk 1 (opacity grows linearly with risk)
+TEXT_COLOR: RGB = (255, 255, 255)
+TEXT_BG: RGB = (0, 0, 0)
+
+# ------------------------------------------------------------------------------------------ sizes (metres)
+MARKING_WIDTH_M = 0.15
+DASH_M = 3.0
+DASH_GAP_M = 3.0
+STOP_LINE_WIDTH_M = 0.4
+ZEBRA_BAR_M = 0.5
+ZEBRA_GAP_M = 0.5
+ZEBRA_END_MARGIN_M = 0.25
+LIGHT_RADIUS_M = 0.9
+PEDESTRIAN_MIN_RADIUS_M = 0.35
+DARKEN = 0.45  # outline colour = fill colour * DARKEN
+
+
+# ------------------------------------------------------------------------------------------ the view
+@dataclass(frozen=True)
+class TopDownView:
+    """A square top-down window: ``extent_m`` wide, centred on ``center_xy``, world heading ``yaw_rad`` up.
+
+    See the module docstring for the pixel convention.
+    """
+
+    center_xy: tuple[float, float]
+    yaw_rad: float = 0.0
+    extent_m: float = 80.0
+    size_px: int = 512
+
+    def __post_init__(self) -> None:
+        cx, cy = (float(v) for v in self.center_xy)
+        object.__setattr__(self, "center_xy", (cx, cy))
+        object.__setattr__(self, "yaw_rad", float(self.yaw_rad))
+        values = (cx, cy, self.yaw_rad, self.extent_m)
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"TopDownView: non-finite field in {self}")
+        if self.extent_m <= 0:
+            raise ValueError(f"TopDownView.extent_m must be > 0, got {self.extent_m}")
+        if int(self.size_px) != self.size_px or self.size_px < 8:
+            raise ValueError(f"TopDownView.size_px must be an integer >= 8, got {self.size_px}")
+        object.__setattr__(self, "size_px", int(self.size_px))
+
+    @property
+    def px_per_m(self) -> float:
+        return self.size_px / self.extent_m
+
+    @property
+    def radius_m(self) -> float:
+        """Radius of the circle around ``center_xy`` that contains the whole (square) view."""
+        return 0.5 * math.sqrt(2.0) * self.extent_m
+
+    def world_to_px(self, points: Any) -> np.ndarray:
+        """World ``[..., 2]`` metres -> continuous pixel ``(u, v)`` = (column, row) ``[..., 2]``."""
+        p = np.asarray(points, dtype=np.float64)
+        dx, dy = p[..., 0] - self.center_xy[0], p[..., 1] - self.center_xy[1]
+        c, s = math.cos(self.yaw_rad), math.sin(self.yaw_rad)
+        fwd = c * dx + s * dy
+        left = -s * dx + c * dy
+        half, k = 0.5 * self.size_px, self.px_per_m
+        return np.stack([half - k * left, half - k * fwd], axis=-1)
+
+    def px_to_world(self, px: Any) -> np.ndarray:
+        """Inverse of :meth:`world_to_px`: pixel ``(u, v)`` ``[..., 2]`` -> world ``[..., 2]`` metres."""
+        q = np.asarray(px, dtype=np.float64)
+        half, k = 0.5 * self.size_px, self.px_per_m
+        left = (half - q[..., 0]) / k
+        fwd = (half - q[..., 1]) / k
+        c, s = math.cos(self.yaw_rad), math.sin(self.yaw_rad)
+        return np.stack([self.center_xy[0] + c * fwd - s * left, self.center_xy[1] + s * fwd + c * left], axis=-1)
+
+    def sees_box(self, lo: np.ndarray, hi: np.ndarray, margin_m: float = 0.0) -> bool:
+        """Whether the axis-aligned world box ``[lo, hi]`` may intersect the view (conservative)."""
+        c = np.asarray(self.center_xy)
+        nearest = np.clip(c, lo, hi)
+        return float(np.hypot(*(nearest - c))) <= self.radius_m + margin_m
+
+
+def ego_view(world: World, extent_m: float = 60.0, size_px: int = 384, ahead_fraction: float = 0.25) -> TopDownView:
+    """A view with the ego heading up, centred ``ahead_fraction * extent_m`` ahead of the ego's box centre.
+
+    With the default 0.25 the ego sits three quarters of the way down the image, so more of the road ahead
+    is visible than behind.
+    """
+    if world.actors.n == 0:
+        raise ValueError("ego_view: the world has no ego (actor 0)")
+    a = world.actors
+    x, y, yaw = float(a.x[0]), float(a.y[0]), float(a.yaw[0])
+    shift = ahead_fraction * extent_m
+    return TopDownView((x + shift * math.cos(yaw), y + shift * math.sin(yaw)), yaw, extent_m, size_px)
+
+
+# ------------------------------------------------------------------------------------------ drawing helpers
+def _flat(px: np.ndarray) -> list[float]:
+    return px.reshape(-1).tolist()
+
+
+def _px_len(view: TopDownView, metres: float, min_px: int = 1) -> int:
+    return max(min_px, round(metres * view.px_per_m))
+
+
+def _darken(color: Sequence[int], f: float = DARKEN) -> RGB:
+    return (int(color[0] * f), int(color[1] * f), int(color[2] * f))
+
+
+def _visible(view: TopDownView, points: np.ndarray, margin_m: float = 1.0) -> bool:
+    return view.sees_box(points.min(axis=0), points.max(axis=0), margin_m)
+
+
+def _polygon(
+    draw: ImageDraw.ImageDraw,
+    view: TopDownView,
+    points: np.ndarray,
+    fill: RGB | None,
+    outline: RGB | None = None,
+    width: int = 1,
+) -> None:
+    if len(points) < 3 or not _visible(view, points):
+        return
+    draw.polygon(_flat(view.world_to_px(points)), fill=fill, outline=outline, width=width)
+
+
+def _polyline(draw: ImageDraw.ImageDraw, view: TopDownView, points: np.ndarray, fill: RGB | int, width: int) -> None:
+    if len(points) < 2 or not _visible(view, points):
+        return
+    draw.line(_flat(view.world_to_px(points)), fill=fill, width=width, joint="curve" if width > 2 else None)
+
+
+def _dashes(points: np.ndarray, dash_m: float = DASH_M, gap_m: float = DASH_GAP_M) -> list[np.ndarray]:
+    """Split a polyline ``[P, 2]`` into dashes ``dash_m`` long separated by ``gap_m``."""
+    s = polyline_arclength(points)
+    out = []
+    for s0 in np.arange(0.0, s[-1], dash_m + gap_m):
+        s1 = min(s0 + dash_m, s[-1])
+        inner = points[(s > s0) & (s < s1)]
+        ends = np.stack([np.interp([s0, s1], s, points[:, 0]), np.interp([s0, s1], s, points[:, 1])], axis=1)
+        out.append(np.concatenate([ends[:1], inner, ends[1:]], axis=0))
+    return out
+
+
+def _zebra_bars(cw: Crosswalk) -> list[np.ndarray]:
+    """The white bars of a zebra crossing: long along the road, spaced along the walking direction."""
+    poly = np.asarray(cw.polygon, dtype=np.float64)
+    u = np.asarray(cw.end, dtype=np.float64) - np.asarray(cw.start, dtype=np.float64)
+    if np.hypot(*u) < 1e-6:  # degenerate walk line: cross along the polygon's longest edge
+        edges = np.diff(np.concatenate([poly, poly[:1]]), axis=0)
+        u = edges[np.argmax(np.hypot(edges[:, 0], edges[:, 1]))]
+    u = u / np.hypot(*u)
+    v = np.array([-u[1], u[0]])
+    centre = poly.mean(axis=0)
+    a, b = (poly - centre) @ u, (poly - centre) @ v
+    b0, b1 = b.min() + ZEBRA_END_MARGIN_M, b.max() - ZEBRA_END_MARGIN_M
+    period = ZEBRA_BAR_M + ZEBRA_GAP_M
+    n = int((a.max() - a.min() + ZEBRA_GAP_M) // period)
+    first = 0.5 * (a.min() + a.max()) - 0.5 * (n * period - ZEBRA_GAP_M)  # centre the bars
+    bars = []
+    for i in range(n):
+        a0 = first + i * period
+        a1 = a0 + ZEBRA_BAR_M
+        corners = [(a0, b0), (a1, b0), (a1, b1), (a0, b1)]
+        bars.append(np.array([centre + ai * u + bi * v for ai, bi in corners]))
+    return bars
+
+
+@functools.cache
+def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default()
+
+
+# ------------------------------------------------------------------------------------------ map layer
+def render_map_layer(road_map: RoadMap, view: TopDownView) -> Image.Image:
+    """The static map seen through ``view`` as an RGB image (size_px x size_px).
+
+    Ground, sidewalks, junction areas, lanes (parking strips in a slightly bluer grey), zebra crossings,
+    lane markings (solid/dashed white, solid yellow), stop lines and poles. It depends on the map and the
+    view only, so a caller with a fixed view can render it once and pass it to :func:`render_topdown`.
+    """
+    n = view.size_px
+    img = Image.new("RGB", (n, n), GROUND_COLOR)
+    draw = ImageDraw.Draw(img)
+
+    for poly in road_map.sidewalks:
+        _polygon(draw, view, np.asarray(poly), SIDEWALK_COLOR, SIDEWALK_COLOR)
+    for junction in road_map.junctions.values():
+        _polygon(draw, view, junction.polygon, JUNCTION_COLOR, JUNCTION_COLOR)
+    lanes = sorted(road_map.lanes.values(), key=lambda lane: lane.kind == LaneKind.DRIVING)  # parking first
+    for lane in lanes:
+        color = DRIVING_COLOR if lane.kind == LaneKind.DRIVING else PARKING_COLOR
+        if _visible(view, lane.centerline, margin_m=lane.width_m):
+            _polygon(draw, view, lane.polygon(), color, color)
+    for cw in road_map.crosswalks.values():
+        if _visible(view, cw.polygon):
+            for bar in _zebra_bars(cw):
+                _polygon(draw, view, bar, ZEBRA_COLOR)
+
+    mark_w = _px_len(view, MARKING_WIDTH_M)
+    for marking in road_map.markings:
+        if not _visible(view, marking.polyline):
+            continue
+        color = MARKING_COLORS.get(marking.kind, MARKING_COLORS[MarkingKind.SOLID_WHITE])
+        if marking.kind == MarkingKind.DASHED_WHITE:
+            for dash in _dashes(marking.polyline):
+                _polyline(draw, view, dash, color, mark_w)
+        else:
+            _polyline(draw, view, marking.polyline, color, mark_w)
+
+    stop_w = _px_len(view, STOP_LINE_WIDTH_M, min_px=2)
+    for sl in road_map.stop_lines.values():
+        _polyline(draw, view, np.stack([sl.p0, sl.p1]), STOP_LINE_COLOR, stop_w)
+
+    min_pole_m = 2.0 / view.px_per_m  # at least 2 px wide
+    for ob in road_map.layout_obstacles:
+        corners = box_corners_2d(
+            ob.center[None], ob.yaw, max(ob.length_m, min_pole_m), max(ob.width_m, min_pole_m)
+        )[0]
+        _polygon(draw, view, corners, POLE_COLOR)
+    return img
+
+
+# ------------------------------------------------------------------------------------------ dynamic layers
+def _paste_translucent(img: Image.Image, draw_fn: Any, color: RGB, alpha: float) -> None:
+    """Blend ``color`` into ``img`` with opacity ``alpha`` wherever ``draw_fn(ImageDraw)`` paints the mask."""
+    mask = Image.new("L", img.size, 0)
+    draw_fn(ImageDraw.Draw(mask), round(255 * alpha))
+    img.paste(color, None, mask)
+
+
+def _route_points(route: Any) -> np.ndarray:
+    """Accept a :class:`~riskdistill.sim.route.Route`, a :class:`~riskdistill.sim.route.Path` or ``[P, 2]``."""
+    obj = getattr(route, "path", route)
+    obj = getattr(obj, "points", obj)
+    pts = np.asarray(obj, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"route: expected points [P, 2], got {pts.shape}")
+    return pts
+
+
+def _points_2d(name: str, points: Any) -> np.ndarray:
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"{name}: expected world-frame points [N, 2], got {pts.shape}")
+    return pts[np.isfinite(pts).all(axis=1)]
+
+
+def _risk_colors(risk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Heat colours (yellow at low risk -> red at high risk) ``[H, W, 3]`` and opacity mask ``[H, W]`` uint8."""
+    r = np.clip(np.nan_to_num(np.asarray(risk, dtype=np.float32), nan=0.0), 0.0, 1.0)
+    heat = np.empty((*r.shape, 3), dtype=np.uint8)
+    heat[..., 0] = 255
+    heat[..., 1] = np.round(230.0 * (1.0 - r)).astype(np.uint8)
+    heat[..., 2] = 0
+    alpha = np.round(255.0 * RISK_MAX_ALPHA * r).astype(np.uint8)
+    return heat, alpha
+
+
+def render_risk_overlay(img: Image.Image, world: World, view: TopDownView, risk_map: Any, risk_extent: BevGrid) -> None:
+    """Blend an ego-frame risk raster into ``img`` in place (see :func:`render_topdown`)."""
+    risk = np.asarray(risk_map)
+    if risk.ndim != 2:
+        raise ValueError(f"risk_map must be 2-D [H_bev, W_bev], got shape {risk.shape}")
+    if tuple(risk.shape) != risk_extent.shape:
+        raise ValueError(f"risk_map shape {risk.shape} does not match risk_extent.shape {risk_extent.shape}")
+    if world.ego is None:
+        raise ValueError("risk overlay needs the ego pose (world.ego is None)")
+    ex, ey, eyaw = world.ego.x_m, world.ego.y_m, world.ego.yaw_rad
+    c, s = math.cos(eyaw), math.sin(eyaw)
+
+    def px_to_bev(px: np.ndarray) -> np.ndarray:  # pixel (u, v) -> BEV (col, row): an affine map
+        w = view.px_to_world(px)
+        dx, dy = w[..., 0] - ex, w[..., 1] - ey
+        ego_xy = np.stack([c * dx + s * dy, -s * dx + c * dy], axis=-1)
+        return risk_extent.metric_to_index(ego_xy)[..., ::-1]
+
+    o, du, dv = px_to_bev(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]))
+    coeffs = (du[0] - o[0], dv[0] - o[0], o[0], du[1] - o[1], dv[1] - o[1], o[1])
+    heat, alpha = _risk_colors(risk)
+    size = img.size
+    heat_img = Image.fromarray(heat, "RGB").transform(
+        size, Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR
+    )
+    alpha_img = Image.fromarray(alpha, "L").transform(
+        size, Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR, fillcolor=0
+    )
+    img.paste(heat_img, (0, 0), alpha_img)
+
+
+def render_actors(draw: ImageDraw.ImageDraw, world: World, view: TopDownView, show_ids: bool = False) -> None:
+    """Actors as oriented boxes (pedestrians as circles, static obstacles with an orange outline and a cross).
+
+    Vehicles get a heading tick at the front; the ego (actor 0) is drawn last with a bright cyan outline.
+    """
+    a = world.actors
+    n = a.n
+    if n == 0:
+        return
+    x, y, yaw = a.x[:n], a.y[:n], a.yaw[:n]
+    length, width = a.length[:n], a.width[:n]
+    reach = np.hypot(x - view.center_xy[0], y - view.center_xy[1]) - 0.5 * np.hypot(length, width)
+    visible = np.flatnonzero(reach <= view.radius_m)
+    ego_first = a.behavior[0] == Behavior.EGO
+    order = [i for i in visible if not (i == 0 and ego_first)] + ([0] if ego_first and 0 in visible else [])
+    if not order:
+        return
+    k = view.px_per_m
+    corners = view.world_to_px(box_corners_2d(np.stack([x, y], axis=1), yaw, length, width))  # [n, 4, 2]
+    centre_px = view.world_to_px(np.stack([x, y], axis=1))
+    fwd = np.stack([np.cos(yaw), np.sin(yaw)], axis=1)
+    tick_px = view.world_to_px(
+        np.stack([np.stack([x, y], axis=1) + (f * length)[:, None] * fwd for f in (0.15, 0.5)], axis=1)
+    )  # [n, 2, 2] from just ahead of the centre to the front edge
+    thin = max(1, round(0.12 * k))
+    for i in order:
+        fill = tuple(int(v) for v in a.color[i])
+        dark = _darken(fill)
+        cls = ActorClass(int(a.cls[i]))
+        is_ego = i == 0 and ego_first
+        outline = EGO_HIGHLIGHT if is_ego else dark
+        outline_w = max(2, round(0.25 * k)) if is_ego else 1
+        if cls == ActorClass.PEDESTRIAN:
+            r = max(0.5 * max(length[i], width[i]), PEDESTRIAN_MIN_RADIUS_M) * k
+            r = max(r, 2.0)
+            u, v = centre_px[i]
+            draw.ellipse((u - r, v - r, u + r, v + r), fill=fill, outline=outline, width=outline_w)
+            continue
+        if cls.is_static_obstacle:
+            draw.polygon(_flat(corners[i]), fill=fill, outline=STATIC_OBSTACLE_OUTLINE, width=max(1, outline_w))
+            q = corners[i]
+            draw.line(_flat(q[[0, 2]]), fill=STATIC_OBSTACLE_OUTLINE, width=1)
+            draw.line(_flat(q[[1, 3]]), fill=STATIC_OBSTACLE_OUTLINE, width=1)
+            continue
+        draw.polygon(_flat(corners[i]), fill=fill, outline=outline, width=outline_w)
+        draw.line(_flat(tick_px[i]), fill=dark if not is_ego else EGO_HIGHLIGHT, width=thin)
+    if show_ids:
+        font = _font()
+        for i in order:
+            u, v = centre_px[i]
+            draw.text((u + 3, v - 12), str(int(i)), fill=TEXT_COLOR, font=font)
+
+
+def render_traffic_lights(draw: ImageDraw.ImageDraw, world: World, view: TopDownView) -> None:
+    """Each signal head as a filled circle at its pole position, coloured by its current state."""
+    r = max(LIGHT_RADIUS_M * view.px_per_m, 3.0)
+    for light_id, light in world.map.traffic_lights.items():
+        pos = np.asarray(light.position, dtype=np.float64)
+        if not view.sees_box(pos, pos, LIGHT_RADIUS_M):
+            continue
+        u, v = view.world_to_px(pos)
+        color = LIGHT_COLORS.get(world.light_state(light_id), LIGHT_COLORS[LightState.OFF])
+        draw.ellipse((u - r, v - r, u + r, v + r), fill=color, outline=LIGHT_OUTLINE, width=1)
+
+
+def _render_dots(
+    draw: ImageDraw.ImageDraw, view: TopDownView, pts: np.ndarray, fill: RGB, outline: RGB | None, r_px: float
+) -> None:
+    for u, v in view.world_to_px(pts):
+        if -r_px <= u <= view.size_px + r_px and -r_px <= v <= view.size_px + r_px:
+            draw.ellipse((u - r_px, v - r_px, u + r_px, v + r_px), fill=fill, outline=outline)
+
+
+def render_label(draw: ImageDraw.ImageDraw, text: str) -> None:
+    """Small white text on a black box at the top-left corner."""
+    font = _font()
+    left, top, right, bottom = draw.textbbox((4, 3), text, font=font)
+    draw.rectangle((left - 3, top - 2, right + 3, bottom + 2), fill=TEXT_BG)
+    draw.text((4, 3), text, fill=TEXT_COLOR, font=font)
+
+
+def render_topdown(
+    world: World,
+    view: TopDownView,
+    route: Any = None,
+    plan_world: Any = None,
+    future_world: Any = None,
+    risk_map: Any = None,
+    risk_extent: BevGrid | None = None,
+    show_ids: bool = False,
+    map_layer: Image.Image | None = None,
+) -> np.ndarray:
+    """Render one frame ``[size_px, size_px, 3]`` uint8 (RGB) of ``world`` through ``view``.
+
+    Layers, bottom to top: the map (``map_layer`` if given, else :func:`render_map_layer`), the risk
+    overlay, the route, actors (ego last, cyan outline), traffic lights, the plan, the future trajectory and
+    a ``t / v`` label at the top-left.
+
+    - ``route``: a Route, a Path or world points ``[P, 2]``; drawn as a thin translucent blue line.
+    - ``plan_world``: planned waypoints ``[N, 2]`` in the WORLD frame; a green line with dots.
+    - ``future_world``: a future trajectory ``[N, 2]`` in the WORLD frame (e.g. the expert's); orange dots.
+    - ``risk_map``: ``[H_bev, W_bev]`` floats in [0, 1] laid out on ``risk_extent`` (a BevGrid in the EGO
+      frame, row 0 = front, column 0 = left), placed with the ego's rear-axle pose (``world.ego``). Drawn as
+      a yellow (low) to red (high) heat map whose opacity grows linearly with risk (0 = invisible).
+    - ``show_ids``: write each actor's index next to it.
+    """
+    n = view.size_px
+    if map_layer is None:
+        img = render_map_layer(world.map, view)
+    else:
+        if map_layer.size != (n, n):
+            raise ValueError(f"map_layer size {map_layer.size} does not match the view ({n}, {n})")
+        img = map_layer.convert("RGB") if map_layer.mode != "RGB" else map_layer.copy()
+
+    if risk_map is not None:
+        if risk_extent is None:
+            raise ValueError("risk_map needs risk_extent (the BevGrid it is laid out on)")
+        render_risk_overlay(img, world, view, risk_map, risk_extent)
+
+    if route is not None:
+        pts = _route_points(route)
+        route_w = max(2, round(0.5 * view.px_per_m))
+        if len(pts) >= 2:
+            _paste_translucent(
+                img, lambda d, a: _polyline(d, view, pts, a, route_w), ROUTE_COLOR, ROUTE_ALPHA
+            )
+
+    draw = ImageDraw.Draw(img)
+    render_actors(draw, world, view, show_ids=show_ids)
+    render_traffic_lights(draw, world, view)
+
+    dot_r = max(2.0, 0.25 * view.px_per_m)
+    if plan_world is not None:
+        plan = _points_2d("plan_world", plan_world)
+        if len(plan) >= 2:
+            draw.line(_flat(view.world_to_px(plan)), fill=PLAN_COLOR, width=max(1, round(0.15 * view.px_per_m)))
+        _render_dots(draw, view, plan, PLAN_COLOR, None, dot_r)
+    if future_world is not None:
+        _render_dots(draw, view, _points_2d("future_world", future_world), FUTURE_COLOR, FUTURE_OUTLINE, dot_r)
+
+    speed = world.ego.speed_mps if world.ego is not None else (float(world.actors.speed[0]) if world.actors.n else 0.0)
+    render_label(draw, f"t={world.time_s:5.1f} s  v={speed:4.1f} m/s")
+    return np.array(img, dtype=np.uint8)
+
+
+# ------------------------------------------------------------------------------------------ files
+def _to_image(frame: Any) -> Image.Image:
+    arr = np.asarray(frame)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected an RGB frame [H, W, 3] uint8, got {arr.shape} {arr.dtype}")
+    return Image.fromarray(arr, "RGB")
+
+
+def save_png(frame: Any, path: str | Path) -> None:
+    """Write one ``[H, W, 3]`` uint8 frame as a PNG, atomically."""
+    img = _to_image(frame)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+
+
+def save_gif(frames: Sequence[Any], path: str | Path, fps: float = 10.0) -> None:
+    """Write frames ``[H, W, 3]`` uint8 (all the same size) as a looping animated GIF, atomically.
+
+    GIF stores frame durations in 10 ms steps, so ``fps`` is honoured to that precision. Pillow merges
+    consecutive identical frames into one longer frame (the playback time stays right).
+    """
+    if len(frames) == 0:
+        raise ValueError("save_gif: no frames")
+    if not fps > 0:
+        raise ValueError(f"save_gif: fps must be > 0, got {fps}")
+    images = [_to_image(f) for f in frames]
+    if any(im.size != images[0].size for im in images):
+        raise ValueError(f"save_gif: frames differ in size: {sorted({im.size for im in images})}")
+    duration_ms = max(10, round(1000.0 / fps / 10.0) * 10)
+    with atomic_path(path) as tmp:
+        images[0].save(
+            tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0
+        )
