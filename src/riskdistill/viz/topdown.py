@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,7 @@ ZEBRA_END_MARGIN_M = 0.25
 LIGHT_RADIUS_M = 0.9
 PEDESTRIAN_MIN_RADIUS_M = 0.35
 DARKEN = 0.45  # outline colour = fill colour * DARKEN
+SIMPLIFY_TOL_M = 0.03  # map outlines are simplified to this tolerance (well under a pixel)
 
 
 # ------------------------------------------------------------------------------------------ the view
@@ -146,7 +148,9 @@ class TopDownView:
         left = (half - q[..., 0]) / k
         fwd = (half - q[..., 1]) / k
         c, s = math.cos(self.yaw_rad), math.sin(self.yaw_rad)
-        return np.stack([self.center_xy[0] + c * fwd - s * left, self.center_xy[1] + s * fwd + c * left], axis=-1)
+        return np.stack(
+            [self.center_xy[0] + c * fwd - s * left, self.center_xy[1] + s * fwd + c * left], axis=-1
+        )
 
     def sees_box(self, lo: np.ndarray, hi: np.ndarray, margin_m: float = 0.0) -> bool:
         """Whether the axis-aligned world box ``[lo, hi]`` may intersect the view (conservative)."""
@@ -155,7 +159,9 @@ class TopDownView:
         return float(np.hypot(*(nearest - c))) <= self.radius_m + margin_m
 
 
-def ego_view(world: World, extent_m: float = 60.0, size_px: int = 384, ahead_fraction: float = 0.25) -> TopDownView:
+def ego_view(
+    world: World, extent_m: float = 60.0, size_px: int = 384, ahead_fraction: float = 0.25
+) -> TopDownView:
     """A view with the ego heading up, centred ``ahead_fraction * extent_m`` ahead of the ego's box centre.
 
     With the default 0.25 the ego sits three quarters of the way down the image, so more of the road ahead
@@ -174,35 +180,8 @@ def _flat(px: np.ndarray) -> list[float]:
     return px.reshape(-1).tolist()
 
 
-def _px_len(view: TopDownView, metres: float, min_px: int = 1) -> int:
-    return max(min_px, round(metres * view.px_per_m))
-
-
 def _darken(color: Sequence[int], f: float = DARKEN) -> RGB:
     return (int(color[0] * f), int(color[1] * f), int(color[2] * f))
-
-
-def _visible(view: TopDownView, points: np.ndarray, margin_m: float = 1.0) -> bool:
-    return view.sees_box(points.min(axis=0), points.max(axis=0), margin_m)
-
-
-def _polygon(
-    draw: ImageDraw.ImageDraw,
-    view: TopDownView,
-    points: np.ndarray,
-    fill: RGB | None,
-    outline: RGB | None = None,
-    width: int = 1,
-) -> None:
-    if len(points) < 3 or not _visible(view, points):
-        return
-    draw.polygon(_flat(view.world_to_px(points)), fill=fill, outline=outline, width=width)
-
-
-def _polyline(draw: ImageDraw.ImageDraw, view: TopDownView, points: np.ndarray, fill: RGB | int, width: int) -> None:
-    if len(points) < 2 or not _visible(view, points):
-        return
-    draw.line(_flat(view.world_to_px(points)), fill=fill, width=width, joint="curve" if width > 2 else None)
 
 
 def _dashes(points: np.ndarray, dash_m: float = DASH_M, gap_m: float = DASH_GAP_M) -> list[np.ndarray]:
@@ -215,6 +194,41 @@ def _dashes(points: np.ndarray, dash_m: float = DASH_M, gap_m: float = DASH_GAP_
         ends = np.stack([np.interp([s0, s1], s, points[:, 0]), np.interp([s0, s1], s, points[:, 1])], axis=1)
         out.append(np.concatenate([ends[:1], inner, ends[1:]], axis=0))
     return out
+
+
+def _simplify(points: np.ndarray, tol_m: float = SIMPLIFY_TOL_M, closed: bool = False) -> np.ndarray:
+    """Ramer-Douglas-Peucker: drop vertices within ``tol_m`` of the simplified line (lanes are sampled every
+    0.5 m, so straight stretches collapse to their end points and drawing gets much cheaper)."""
+    pts = np.asarray(points, dtype=np.float64)
+    if len(pts) <= 3:
+        return pts
+    if closed:  # split a ring at its two mutually farthest-apart vertices (roughly) and simplify both halves
+        j = int(np.argmax(((pts - pts[0]) ** 2).sum(axis=1)))
+        if j == 0:
+            return pts
+        first = _simplify(pts[: j + 1], tol_m)
+        second = _simplify(np.concatenate([pts[j:], pts[:1]]), tol_m)
+        return np.concatenate([first, second[1:-1]], axis=0)
+    keep = np.zeros(len(pts), dtype=bool)
+    keep[0] = keep[-1] = True
+    stack = [(0, len(pts) - 1)]
+    while stack:
+        i, j = stack.pop()
+        if j <= i + 1:
+            continue
+        a, d = pts[i], pts[j] - pts[i]
+        rel = pts[i + 1 : j] - a
+        norm = math.hypot(d[0], d[1])
+        if norm < 1e-12:
+            dist = np.hypot(rel[:, 0], rel[:, 1])
+        else:
+            dist = np.abs(d[0] * rel[:, 1] - d[1] * rel[:, 0]) / norm
+        k = int(np.argmax(dist))
+        if dist[k] > tol_m:
+            m = i + 1 + k
+            keep[m] = True
+            stack += [(i, m), (m, j)]
+    return pts[keep]
 
 
 def _zebra_bars(cw: Crosswalk) -> list[np.ndarray]:
@@ -247,65 +261,153 @@ def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 # ------------------------------------------------------------------------------------------ map layer
+_Style = tuple[str, RGB, RGB | None, float, int]
+
+
+@dataclass
+class _MapPrimitives:
+    """The static map as drawing primitives in world metres, in painting order (built once per map).
+
+    Primitive ``k`` has vertices ``points[starts[k]:starts[k + 1]]``, bounding box ``lo[k]``..``hi[k]`` and
+    style ``styles[k] = (kind, fill, outline, line_width_m, min_px)`` with kind "polygon", "line" or "pole"
+    (a small square drawn at least ``min_px`` wide).
+    """
+
+    points: np.ndarray  # [M, 2]
+    starts: np.ndarray  # [K + 1]
+    lo: np.ndarray  # [K, 2]
+    hi: np.ndarray  # [K, 2]
+    styles: list[_Style]
+
+
+def _build_map_primitives(road_map: RoadMap) -> _MapPrimitives:
+    items: list[tuple[np.ndarray, _Style]] = []
+
+    def polygon(points: Any, fill: RGB, outline: RGB | None = None, kind: str = "polygon") -> None:
+        pts = _simplify(points, closed=True)
+        if len(pts) >= 3:
+            items.append((pts, (kind, fill, outline, 0.0, 2)))
+
+    def line(points: Any, fill: RGB, width_m: float, min_px: int = 1) -> None:
+        pts = _simplify(points)
+        if len(pts) >= 2:
+            items.append((pts, ("line", fill, None, width_m, min_px)))
+
+    for poly in road_map.sidewalks:
+        polygon(poly, SIDEWALK_COLOR, SIDEWALK_COLOR)
+    for junction in road_map.junctions.values():
+        polygon(junction.polygon, JUNCTION_COLOR, JUNCTION_COLOR)
+    lanes = sorted(road_map.lanes.values(), key=lambda lane: lane.kind == LaneKind.DRIVING)  # parking first
+    for lane in lanes:
+        color = DRIVING_COLOR if lane.kind == LaneKind.DRIVING else PARKING_COLOR
+        polygon(lane.polygon(), color, color)  # outline too: no seams between neighbouring lanes
+    for cw in road_map.crosswalks.values():
+        for bar in _zebra_bars(cw):
+            polygon(bar, ZEBRA_COLOR)
+    for marking in road_map.markings:
+        color = MARKING_COLORS.get(marking.kind, MARKING_COLORS[MarkingKind.SOLID_WHITE])
+        pieces = _dashes(marking.polyline) if marking.kind == MarkingKind.DASHED_WHITE else [marking.polyline]
+        for piece in pieces:
+            line(piece, color, MARKING_WIDTH_M)
+    for sl in road_map.stop_lines.values():
+        line(np.stack([sl.p0, sl.p1]), STOP_LINE_COLOR, STOP_LINE_WIDTH_M, min_px=2)
+    for ob in road_map.layout_obstacles:
+        # Poles are tiny (0.3 m): drawn as squares of at least 2 px, see render_map_layer.
+        polygon(box_corners_2d(ob.center[None], ob.yaw, ob.length_m, ob.width_m)[0], POLE_COLOR, kind="pole")
+
+    if not items:
+        return _MapPrimitives(
+            np.zeros((0, 2)), np.zeros(1, dtype=np.int64), np.zeros((0, 2)), np.zeros((0, 2)), []
+        )
+    pts = [p for p, _ in items]
+    return _MapPrimitives(
+        points=np.concatenate(pts, axis=0),
+        starts=np.concatenate([[0], np.cumsum([len(p) for p in pts])]).astype(np.int64),
+        lo=np.stack([p.min(axis=0) for p in pts]),
+        hi=np.stack([p.max(axis=0) for p in pts]),
+        styles=[style for _, style in items],
+    )
+
+
+_MAP_CACHE: dict[int, tuple[weakref.ref[RoadMap], _MapPrimitives]] = {}
+_MAP_CACHE_SIZE = 16
+
+
+def _map_primitives(road_map: RoadMap) -> _MapPrimitives:
+    """Primitives of ``road_map``, cached per map object (maps are built once and never edited)."""
+    key = id(road_map)
+    hit = _MAP_CACHE.get(key)
+    if hit is not None and hit[0]() is road_map:
+        return hit[1]
+    prims = _build_map_primitives(road_map)
+    if len(_MAP_CACHE) >= _MAP_CACHE_SIZE:
+        _MAP_CACHE.pop(next(iter(_MAP_CACHE)))
+    _MAP_CACHE[key] = (weakref.ref(road_map), prims)
+    return prims
+
+
+def clear_map_cache() -> None:
+    """Forget the cached map primitives (only needed if a RoadMap is edited after it was first rendered)."""
+    _MAP_CACHE.clear()
+
+
 def render_map_layer(road_map: RoadMap, view: TopDownView) -> Image.Image:
     """The static map seen through ``view`` as an RGB image (size_px x size_px).
 
     Ground, sidewalks, junction areas, lanes (parking strips in a slightly bluer grey), zebra crossings,
-    lane markings (solid/dashed white, solid yellow), stop lines and poles. It depends on the map and the
-    view only, so a caller with a fixed view can render it once and pass it to :func:`render_topdown`.
+    lane markings (solid/dashed white, solid yellow), stop lines and poles (dark squares). It depends on the
+    map and the view only, so a caller with a fixed view can render it once and pass it to
+    :func:`render_topdown`. The map's drawing primitives are cached per RoadMap object.
     """
     n = view.size_px
     img = Image.new("RGB", (n, n), GROUND_COLOR)
+    prims = _map_primitives(road_map)
+    if not prims.styles:
+        return img
     draw = ImageDraw.Draw(img)
-
-    for poly in road_map.sidewalks:
-        _polygon(draw, view, np.asarray(poly), SIDEWALK_COLOR, SIDEWALK_COLOR)
-    for junction in road_map.junctions.values():
-        _polygon(draw, view, junction.polygon, JUNCTION_COLOR, JUNCTION_COLOR)
-    lanes = sorted(road_map.lanes.values(), key=lambda lane: lane.kind == LaneKind.DRIVING)  # parking first
-    for lane in lanes:
-        color = DRIVING_COLOR if lane.kind == LaneKind.DRIVING else PARKING_COLOR
-        if _visible(view, lane.centerline, margin_m=lane.width_m):
-            _polygon(draw, view, lane.polygon(), color, color)
-    for cw in road_map.crosswalks.values():
-        if _visible(view, cw.polygon):
-            for bar in _zebra_bars(cw):
-                _polygon(draw, view, bar, ZEBRA_COLOR)
-
-    mark_w = _px_len(view, MARKING_WIDTH_M)
-    for marking in road_map.markings:
-        if not _visible(view, marking.polyline):
-            continue
-        color = MARKING_COLORS.get(marking.kind, MARKING_COLORS[MarkingKind.SOLID_WHITE])
-        if marking.kind == MarkingKind.DASHED_WHITE:
-            for dash in _dashes(marking.polyline):
-                _polyline(draw, view, dash, color, mark_w)
+    # Cull whole primitives against the view's bounding circle, then project every vertex at once.
+    c = np.asarray(view.center_xy)
+    nearest = np.clip(c, prims.lo, prims.hi)
+    visible = np.hypot(*(nearest - c).T) <= view.radius_m + 1.0
+    px = view.world_to_px(prims.points)
+    k = view.px_per_m
+    for i in np.flatnonzero(visible):
+        kind, fill, outline, width_m, min_px = prims.styles[i]
+        q = px[prims.starts[i] : prims.starts[i + 1]]
+        if kind == "pole" and max(np.ptp(q[:, 0]), np.ptp(q[:, 1])) < min_px:
+            u, v = q.mean(axis=0)  # smaller than min_px: a min_px square
+            h = 0.5 * min_px
+            draw.rectangle((u - h, v - h, u + h, v + h), fill=fill)
+        elif kind in ("polygon", "pole"):
+            draw.polygon(q.ravel().tolist(), fill=fill, outline=outline)
         else:
-            _polyline(draw, view, marking.polyline, color, mark_w)
-
-    stop_w = _px_len(view, STOP_LINE_WIDTH_M, min_px=2)
-    for sl in road_map.stop_lines.values():
-        _polyline(draw, view, np.stack([sl.p0, sl.p1]), STOP_LINE_COLOR, stop_w)
-
-    min_pole_m = 2.0 / view.px_per_m  # at least 2 px wide
-    for ob in road_map.layout_obstacles:
-        corners = box_corners_2d(
-            ob.center[None], ob.yaw, max(ob.length_m, min_pole_m), max(ob.width_m, min_pole_m)
-        )[0]
-        _polygon(draw, view, corners, POLE_COLOR)
+            w = max(min_px, round(width_m * k))
+            draw.line(q.ravel().tolist(), fill=fill, width=w, joint="curve" if w > 2 else None)
     return img
 
 
 # ------------------------------------------------------------------------------------------ dynamic layers
-def _paste_translucent(img: Image.Image, draw_fn: Any, color: RGB, alpha: float) -> None:
-    """Blend ``color`` into ``img`` with opacity ``alpha`` wherever ``draw_fn(ImageDraw)`` paints the mask."""
-    mask = Image.new("L", img.size, 0)
-    draw_fn(ImageDraw.Draw(mask), round(255 * alpha))
-    img.paste(color, None, mask)
+def render_route(img: Image.Image, view: TopDownView, points: np.ndarray) -> None:
+    """Blend the route polyline (world ``[P, 2]``) into ``img`` in place: thin, translucent blue."""
+    if len(points) < 2:
+        return
+    px = view.world_to_px(points)
+    width = max(2, round(0.5 * view.px_per_m))
+    n = view.size_px
+    u0, v0 = (max(0, math.floor(val) - width) for val in px.min(axis=0))
+    u1, v1 = (min(n, math.ceil(val) + width) for val in px.max(axis=0))
+    if u1 <= u0 or v1 <= v0:
+        return  # entirely outside the view
+    # Draw the opacity mask for the bounding box only; one paste blends the whole line uniformly.
+    mask = Image.new("L", (u1 - u0, v1 - v0), 0)
+    ImageDraw.Draw(mask).line(
+        (px - [u0, v0]).ravel().tolist(), fill=round(255 * ROUTE_ALPHA), width=width, joint="curve"
+    )
+    img.paste(ROUTE_COLOR, (u0, v0, u1, v1), mask)
 
 
 def _route_points(route: Any) -> np.ndarray:
-    """Accept a :class:`~riskdistill.sim.route.Route`, a :class:`~riskdistill.sim.route.Path` or ``[P, 2]``."""
+    """Route points ``[P, 2]`` from a :class:`~riskdistill.sim.route.Route`, a ``Path`` or an array."""
     obj = getattr(route, "path", route)
     obj = getattr(obj, "points", obj)
     pts = np.asarray(obj, dtype=np.float64)
@@ -322,7 +424,7 @@ def _points_2d(name: str, points: Any) -> np.ndarray:
 
 
 def _risk_colors(risk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Heat colours (yellow at low risk -> red at high risk) ``[H, W, 3]`` and opacity mask ``[H, W]`` uint8."""
+    """Heat colours ``[H, W, 3]`` (yellow at low risk -> red at high risk) and opacity ``[H, W]``, uint8."""
     r = np.clip(np.nan_to_num(np.asarray(risk, dtype=np.float32), nan=0.0), 0.0, 1.0)
     heat = np.empty((*r.shape, 3), dtype=np.uint8)
     heat[..., 0] = 255
@@ -332,7 +434,9 @@ def _risk_colors(risk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return heat, alpha
 
 
-def render_risk_overlay(img: Image.Image, world: World, view: TopDownView, risk_map: Any, risk_extent: BevGrid) -> None:
+def render_risk_overlay(
+    img: Image.Image, world: World, view: TopDownView, risk_map: Any, risk_extent: BevGrid
+) -> None:
     """Blend an ego-frame risk raster into ``img`` in place (see :func:`render_topdown`)."""
     risk = np.asarray(risk_map)
     if risk.ndim != 2:
@@ -350,17 +454,36 @@ def render_risk_overlay(img: Image.Image, world: World, view: TopDownView, risk_
         ego_xy = np.stack([c * dx + s * dy, -s * dx + c * dy], axis=-1)
         return risk_extent.metric_to_index(ego_xy)[..., ::-1]
 
-    o, du, dv = px_to_bev(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]))
+    # Only the part of the image the grid covers is resampled: its footprint's pixel bounding box.
+    g = risk_extent
+    corners_ego = np.array(
+        [[g.x_max_m, g.y_max_m], [g.x_max_m, g.y_min_m], [g.x_min_m, g.y_min_m], [g.x_min_m, g.y_max_m]]
+    )
+    corners_world = np.stack(
+        [
+            ex + c * corners_ego[:, 0] - s * corners_ego[:, 1],
+            ey + s * corners_ego[:, 0] + c * corners_ego[:, 1],
+        ],
+        axis=1,
+    )
+    foot = view.world_to_px(corners_world)
+    u0, v0 = (max(0, math.floor(val) - 1) for val in foot.min(axis=0))
+    u1, v1 = (min(view.size_px, math.ceil(val) + 1) for val in foot.max(axis=0))
+    if u1 <= u0 or v1 <= v0:
+        return  # the grid is outside the view
+
+    o, du, dv = px_to_bev(np.array([[u0, v0], [u0 + 1.0, v0], [u0, v0 + 1.0]], dtype=np.float64))
     coeffs = (du[0] - o[0], dv[0] - o[0], o[0], du[1] - o[1], dv[1] - o[1], o[1])
     heat, alpha = _risk_colors(risk)
-    size = img.size
-    heat_img = Image.fromarray(heat, "RGB").transform(
-        size, Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR
+    rgba = Image.fromarray(np.concatenate([heat, alpha[..., None]], axis=-1), "RGBA")
+    warped = rgba.transform(
+        (u1 - u0, v1 - v0),
+        Image.Transform.AFFINE,
+        coeffs,
+        resample=Image.Resampling.BILINEAR,
+        fillcolor=(*(int(v) for v in heat[0, 0]), 0),  # transparent outside the grid, no dark fringe
     )
-    alpha_img = Image.fromarray(alpha, "L").transform(
-        size, Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR, fillcolor=0
-    )
-    img.paste(heat_img, (0, 0), alpha_img)
+    img.paste(warped, (u0, v0), warped)
 
 
 def render_actors(draw: ImageDraw.ImageDraw, world: World, view: TopDownView, show_ids: bool = False) -> None:
@@ -402,7 +525,9 @@ def render_actors(draw: ImageDraw.ImageDraw, world: World, view: TopDownView, sh
             draw.ellipse((u - r, v - r, u + r, v + r), fill=fill, outline=outline, width=outline_w)
             continue
         if cls.is_static_obstacle:
-            draw.polygon(_flat(corners[i]), fill=fill, outline=STATIC_OBSTACLE_OUTLINE, width=max(1, outline_w))
+            draw.polygon(
+                _flat(corners[i]), fill=fill, outline=STATIC_OBSTACLE_OUTLINE, width=max(1, outline_w)
+            )
             q = corners[i]
             draw.line(_flat(q[[0, 2]]), fill=STATIC_OBSTACLE_OUTLINE, width=1)
             draw.line(_flat(q[[1, 3]]), fill=STATIC_OBSTACLE_OUTLINE, width=1)
@@ -483,12 +608,7 @@ def render_topdown(
         render_risk_overlay(img, world, view, risk_map, risk_extent)
 
     if route is not None:
-        pts = _route_points(route)
-        route_w = max(2, round(0.5 * view.px_per_m))
-        if len(pts) >= 2:
-            _paste_translucent(
-                img, lambda d, a: _polyline(d, view, pts, a, route_w), ROUTE_COLOR, ROUTE_ALPHA
-            )
+        render_route(img, view, _route_points(route))
 
     draw = ImageDraw.Draw(img)
     render_actors(draw, world, view, show_ids=show_ids)
@@ -498,12 +618,20 @@ def render_topdown(
     if plan_world is not None:
         plan = _points_2d("plan_world", plan_world)
         if len(plan) >= 2:
-            draw.line(_flat(view.world_to_px(plan)), fill=PLAN_COLOR, width=max(1, round(0.15 * view.px_per_m)))
+            draw.line(
+                _flat(view.world_to_px(plan)), fill=PLAN_COLOR, width=max(1, round(0.15 * view.px_per_m))
+            )
         _render_dots(draw, view, plan, PLAN_COLOR, None, dot_r)
     if future_world is not None:
-        _render_dots(draw, view, _points_2d("future_world", future_world), FUTURE_COLOR, FUTURE_OUTLINE, dot_r)
+        _render_dots(
+            draw, view, _points_2d("future_world", future_world), FUTURE_COLOR, FUTURE_OUTLINE, dot_r
+        )
 
-    speed = world.ego.speed_mps if world.ego is not None else (float(world.actors.speed[0]) if world.actors.n else 0.0)
+    speed = (
+        world.ego.speed_mps
+        if world.ego is not None
+        else (float(world.actors.speed[0]) if world.actors.n else 0.0)
+    )
     render_label(draw, f"t={world.time_s:5.1f} s  v={speed:4.1f} m/s")
     return np.array(img, dtype=np.uint8)
 
