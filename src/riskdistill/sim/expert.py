@@ -26,6 +26,9 @@ from riskdistill.sim.route import smoothstep
 from riskdistill.types import ActorClass, LightState
 
 
+STATIC_STANDOFF_M = 4.0
+
+
 @dataclass(frozen=True)
 class ExpertConfig:
     max_accel_mps2: float = 2.5
@@ -71,6 +74,7 @@ class ExpertDriver:
         self._stop_timer = 0.0
         self._avoid: _Avoidance | None = None
         self._wait_s = 0.0
+        self._last_corridor_actor = -1
         self.last_reason = ""
 
     # ------------------------------------------------------------------------------------------ main
@@ -91,6 +95,9 @@ class ExpertDriver:
 
         v_target = self._target_speed(s_grid, ref, s_rear, v)
         gap, lead_v, reason = self._corridor_gap(s_grid, ref, s_centre + half_len)
+        if self._avoid is not None and np.isfinite(gap) and self._resolve_standoff(s_centre, half_len):
+            ref = self._reference(s_grid)
+            gap, lead_v, reason = self._corridor_gap(s_grid, ref, s_centre + half_len)
         g2, why2 = self._forecast_gap(s_grid, ref, s_centre, v, v_target)
         if g2 < gap:
             gap, lead_v, reason = g2, 0.0, why2
@@ -123,29 +130,62 @@ class ExpertDriver:
         return pts + off[:, None] * np.stack([-np.sin(h), np.cos(h)], axis=1)
 
     def _plan_avoidance(self, s_centre: float, v: float) -> None:
-        """Commit to going around static blockers on the route when the target lane is clear."""
+        """Go around static blockers on the route, committing only when the target lane is clear.
+
+        The decision is taken just before the swerve would start, so the clearance check covers the
+        whole pass; until then (or while the lane is busy) the blocker is an obstacle to stop behind.
+        """
         if self._avoid is not None and s_centre > self._avoid.s_ramp_out:
             self._avoid = None
-        if self._avoid is not None:
-            return
         blockers = self._static_blockers(s_centre)
         if blockers is None:
             return
         s0, s1, need = blockers
-        lane_w = 3.5
+        route = self.env.instance.route
+        lane_id = int(route.lane_of_point[min(int(np.searchsorted(route.path.s, s0)), len(route.lane_of_point) - 1)])
+        lane_w = self.env.world.map.lanes[lane_id].width_m
         offset = float(np.clip(need, 1.0, lane_w + 0.6))
-        ramp = float(np.clip(2.0 * v + 10.0, 10.0, 25.0))
-        s_full = s0 - 2.0
+        ramp = float(np.clip(1.2 * v + 8.0, 9.0, 18.0))
+        av = self._avoid
+        if av is not None:
+            # The blocked zone revealed itself further ahead (or wider): extend the manoeuvre.
+            if s1 + 3.0 > av.s_hold_end or offset > av.offset_m + 0.05:
+                av.s_hold_end = max(av.s_hold_end, s1 + 3.0)
+                av.s_ramp_out = max(av.s_ramp_out, av.s_hold_end + ramp)
+                av.offset_m = max(av.offset_m, offset)
+            return
+        s_full = s0 - 1.5
         s_in = s_full - ramp
+        if s_in > s_centre + 6.0:
+            return  # not yet: decide right before the swerve
         if s_in < s_centre + 1.0:
             s_in = s_centre + 1.0
-            if s_full - s_in < 6.0:
-                s_full = s_in + 6.0
+            s_full = max(s_full, s_in + 7.0)
         plan = _Avoidance(s_in, s_full, s1 + 3.0, s1 + 3.0 + ramp, offset)
-        if s0 - s_centre > 45.0:
-            return  # too early to decide
         if self._side_clear(plan, v):
             self._avoid = plan
+
+    def _resolve_standoff(self, s_centre: float, half_len: float) -> bool:
+        """Something is in the way of the pass (usually oncoming traffic that stopped for us).
+
+        Before the blocker: give up the pass and return behind it. Past the blocker: return to the own
+        lane over a short ramp. Returns whether the reference path changed.
+        """
+        av = self._avoid
+        blocker_start = av.s_full + 1.5
+        blocker_end = av.s_hold_end - 3.0
+        j = self._last_corridor_actor
+        a = self.env.world.actors
+        if j < 0 or a.behavior[j] == Behavior.STATIC:
+            return False
+        if s_centre + half_len < blocker_start - 0.5:
+            self._avoid = None
+            return True
+        if s_centre - half_len < blocker_end + 0.5 or av.s_ramp_out - s_centre <= 8.5:
+            return False
+        av.s_hold_end = min(av.s_hold_end, s_centre)
+        av.s_ramp_out = s_centre + 8.0
+        return True
 
     def _static_blockers(self, s_centre: float) -> tuple[float, float, float] | None:
         """``(s_start, s_end, left offset needed)`` of static actors blocking the route ahead, or None."""
@@ -168,15 +208,20 @@ class ExpertDriver:
             lats = np.array([path.project(p, s_hint=s_j, window_m=8.0)[1] for p in corners[k]])
             ss = np.array([path.project(p, s_hint=s_j, window_m=8.0)[0] for p in corners[k]])
             half_w = 0.5 * a.width[0] + 0.25
-            if lats.min() < half_w and lats.max() > -half_w:
-                hits.append((ss.min(), ss.max(), lats.max()))
-        if not hits:
+            blocking = bool(lats.min() < half_w and lats.max() > -half_w)
+            hits.append((ss.min(), ss.max(), lats.min(), lats.max(), blocking))
+        if not any(h[4] for h in hits):
             return None
         hits.sort()
-        s0, s1, lat_max = hits[0]
-        for h in hits[1:]:
-            if h[0] < s1 + 15.0:
-                s1, lat_max = max(s1, h[1]), max(lat_max, h[2])
+        first = next(k for k, h in enumerate(hits) if h[4])
+        s0, s1, lat_max = hits[first][0], hits[first][1], hits[first][3]
+        for h in hits[first + 1 :]:
+            if h[4] and h[0] < s1 + 15.0:
+                s1, lat_max = max(s1, h[1]), max(lat_max, h[3])
+        # Anything static beside the zone that the shifted path would brush counts too (cones on the line).
+        for h in hits:
+            if h[0] < s1 + 3.0 and h[1] > s0 - 3.0 and h[2] < lat_max + a.width[0] + self.cfg.avoid_margin_m:
+                lat_max = max(lat_max, h[3])
         need = lat_max + 0.5 * a.width[0] + self.cfg.avoid_margin_m
         return s0, s1, need
 
@@ -264,6 +309,7 @@ class ExpertDriver:
         ahead = s_grid >= s_front - EGO_REAR_AXLE_TO_CENTER_M - 0.5
         pts = ref[ahead]
         s_pts = s_grid[ahead] + EGO_REAR_AXLE_TO_CENTER_M  # rear-axle grid -> centre-based arc length
+        self._last_corridor_actor = -1
         if n <= 1 or len(pts) == 0:
             return np.inf, 0.0, ""
         j = np.arange(1, n)
@@ -274,14 +320,19 @@ class ExpertDriver:
         ly = -rx * s + ry * c
         inside = (np.abs(lx) < 0.5 * a.length[j] + 0.3) & (np.abs(ly) < 0.5 * a.width[j] + 0.5 * a.width[0] + 0.3)
         hit = inside.any(axis=0)
+        self._last_corridor_actor = -1
         if not hit.any():
             return np.inf, 0.0, ""
         first = np.argmax(inside, axis=0)
         gaps = np.where(hit, s_pts[first] - s_front, np.inf)
         k = int(np.argmin(gaps))
         jj = j[k]
+        self._last_corridor_actor = int(jj)
         lead_v = float(a.speed[jj] * np.cos(a.yaw[jj] - world.ego.yaw_rad))
-        return max(float(gaps[k]), 0.0), max(lead_v, 0.0), f"actor {jj} in path"
+        gap = float(gaps[k])
+        if a.behavior[jj] == Behavior.STATIC:
+            gap -= STATIC_STANDOFF_M  # wait with room to steer around it later
+        return max(gap, 0.0), max(lead_v, 0.0), f"actor {jj} in path"
 
     def _predict(self, j: int, t: float) -> np.ndarray:
         a = self.env.world.actors
@@ -316,6 +367,8 @@ class ExpertDriver:
                 continue
             if dyaw < 0.6 and s_j < s_centre:
                 continue  # behind us, same direction: braking would not help
+            if self._avoid is not None and dyaw > 2.3 and not a.ignore_actors[jj] and a.behavior[jj] == Behavior.VEHICLE:
+                continue  # mid-pass: polite oncoming traffic yields to us; braking here would strand us
             keep.append(jj)
         if not keep:
             return np.inf, ""
