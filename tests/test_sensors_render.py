@@ -76,10 +76,10 @@ def _busy_world(road_map: RoadMap, pose: tuple[float, float, float]) -> World:
     world = _ego_world(road_map, *pose)
     _add(world, ActorClass.CAR, 12.0, 0.0, color=(200, 40, 40))  # straight ahead
     _add(world, ActorClass.BUS, 1.5, 3.6, 0.05, color=(40, 90, 200))  # alongside: partly behind the cameras
-    _add(world, ActorClass.VAN, 9.0, 7.5, 0.4, color=(230, 230, 230))  # straddles CAM_FRONT's left edge
+    _add(world, ActorClass.VAN, 10.0, -8.0, 0.4, color=(230, 230, 230))  # straddles CAM_FRONT's right edge
     _add(world, ActorClass.PEDESTRIAN, 8.0, -3.0, color=(120, 30, 150))
     _add(world, ActorClass.CYCLIST, 20.0, -4.0, 0.3, color=(20, 160, 60))
-    _add(world, ActorClass.TRAFFIC_CONE, 5.0, -1.5, color=(250, 110, 0))
+    _add(world, ActorClass.TRAFFIC_CONE, 9.0, -1.5, color=(250, 110, 0))
     _add(world, ActorClass.TRUCK, -12.0, 0.0, color=(150, 150, 40))
     _add(world, ActorClass.CAR, 0.0, -6.0, 1.2, color=(90, 90, 90))  # beside the ego, turned
     return world
@@ -103,12 +103,21 @@ def test_numba_matches_numpy_oracle(junction_map: RoadMap, pose, weather) -> Non
     finite = np.isfinite(depth)
     np.testing.assert_allclose(depth[finite], depth_o[finite], rtol=1e-6)
     assert np.abs(rgb.astype(int) - rgb_o).max() <= 1
-    # the scene exercises the cases it is meant to: many actors seen, boxes clipped by the near plane
+    # the scene exercises the cases it is meant to: many actors seen; the van cut by the right edge of
+    # CAM_FRONT; the bus alongside partly behind the front cameras (cut by their near planes)
     seen = set(np.unique(inst).tolist()) - {-1}
-    assert len(seen) >= 6
-    bus = 2
-    assert bus in seen
-    assert (scene.rects[..., 0] < scene.rects[..., 1]).any()
+    assert {1, 2, 3, 4, 6} <= seen
+    front = renderer.camera_names.index("CAM_FRONT")
+    assert 3 in inst[front, :, -1] and 3 in inst[front, :, :-1]
+    assert 2 in inst[front, :, 0]
+    bus = int(np.flatnonzero(scene.item_inst == 2)[0])
+    corners = box3d_corners(
+        np.array([[*scene.item_xy[bus], 0.5 * scene.item_z[bus, 1]]]),
+        np.array([[*(2.0 * scene.item_half[bus]), scene.item_z[bus, 1]]]),
+        np.array([math.atan2(scene.item_cs[bus, 1], scene.item_cs[bus, 0])]),
+    )[0]
+    depth_cam = (corners - scene.cam_o[front]) @ scene.cam_rot[front][:, 2]
+    assert depth_cam.min() < 0.0 < depth_cam.max()
 
 
 def test_renderer_backends_agree(junction_map: RoadMap) -> None:
@@ -298,3 +307,22 @@ def test_renderer_checks_inputs(straight: RoadMap, junction_map: RoadMap) -> Non
         renderer.render(World(straight))
     with pytest.raises(ValueError, match="map"):
         renderer.render(_ego_world(junction_map))
+
+
+def test_ground_pyramid_takes_the_block_mode() -> None:
+    from riskdistill.sim.sensors.ground import downsample_mode
+
+    road, white, grass = int(Material.ROAD), int(Material.WHITE_MARKING), int(Material.GRASS)
+    m = np.array(
+        [
+            [road, road, road, white, grass],
+            [road, white, white, white, grass],
+            [grass, road, road, road, road],
+        ],
+        dtype=np.uint8,
+    )
+    out = downsample_mode(m)
+    # 2 x 2 blocks (odd edges padded with grass): {road x3, white} -> road; {road, white x3} -> white;
+    # {grass x2, pad x2} -> grass; {grass, road, pad x2} -> grass; {road x2, pad x2} -> a tie: the higher id
+    # (road); {road, pad x3} -> grass
+    np.testing.assert_array_equal(out, [[road, white, grass], [grass, road, grass]])

@@ -75,6 +75,7 @@ class ExpertDriver:
         self._avoid: _Avoidance | None = None
         self._wait_s = 0.0
         self._last_corridor_actor = -1
+        self._nudge_m = 0.0
         self.last_reason = ""
 
     # ------------------------------------------------------------------------------------------ main
@@ -90,6 +91,8 @@ class ExpertDriver:
         half_len = 0.5 * world.actors.length[0]
 
         self._plan_avoidance(s_centre, v)
+        target = self._invader_nudge(s_centre) if self._avoid is None else 0.0
+        self._nudge_m += float(np.clip(target - self._nudge_m, -0.08, 0.08))
         s_grid = np.arange(s_rear - 2.0, s_rear + cfg.lookahead_m, 0.5)
         ref = self._reference(s_grid)
 
@@ -117,7 +120,7 @@ class ExpertDriver:
     def _offset_at(self, s: np.ndarray) -> np.ndarray:
         av = self._avoid
         if av is None:
-            return np.zeros_like(s)
+            return np.full_like(s, self._nudge_m, dtype=np.float64)
         up = smoothstep((s - av.s_ramp_in) / max(av.s_full - av.s_ramp_in, 1e-3))
         down = 1.0 - smoothstep((s - av.s_hold_end) / max(av.s_ramp_out - av.s_hold_end, 1e-3))
         return av.offset_m * np.minimum(up, down)
@@ -186,6 +189,29 @@ class ExpertDriver:
         av.s_hold_end = min(av.s_hold_end, s_centre)
         av.s_ramp_out = s_centre + 8.0
         return True
+
+    def _invader_nudge(self, s_centre: float) -> float:
+        """Shift right (negative offset, at most 1.2 m) to keep clear of oncoming vehicles cutting into our lane."""
+        world = self.env.world
+        a = world.actors
+        path = self.env.instance.route.path
+        n = a.n
+        idx = np.flatnonzero(a.behavior[:n] == Behavior.VEHICLE)
+        keep_clear = 0.5 * a.width[0] + 0.6
+        need = 0.0
+        for j in idx:
+            d2 = (a.x[j] - a.x[0]) ** 2 + (a.y[j] - a.y[0]) ** 2
+            if d2 > 70.0**2:
+                continue
+            s_j, lat_j = path.project(np.array([a.x[j], a.y[j]]), s_hint=s_centre + 30.0, window_m=45.0)
+            if not (s_centre - 3.0 < s_j < s_centre + 60.0):
+                continue
+            if np.cos(a.yaw[j] - float(path.heading_at(s_j))) > -0.8:
+                continue
+            right_edge = lat_j - 0.5 * a.width[j]
+            if right_edge > -0.5:  # oncoming, and its right side reaches into our lane
+                need = max(need, keep_clear - right_edge)
+        return -float(np.clip(need, 0.0, 1.2))
 
     def _static_blockers(self, s_centre: float) -> tuple[float, float, float] | None:
         """``(s_start, s_end, left offset needed)`` of static actors blocking the route ahead, or None."""

@@ -24,6 +24,7 @@ from riskdistill.types import ActorClass, LightState
 SIM_DT_S = 0.1
 STOP_SIGN_WAIT_S = 1.0
 GAP_STEP_M = 1.0
+ONCOMING_COURTESY_M = 15.0
 
 EGO_COLOR = (230, 230, 230)
 DESPAWN_XY_M = 1.0e5  # where actors that left the scene are parked
@@ -245,6 +246,11 @@ class World:
         )
         g = gap[movers]
         lv = lead_v[movers]
+        # Courtesy: facing the ego head-on in their lane (it is overtaking something), drivers stop
+        # early and leave it room to get back into its own lane.
+        if self.ego is not None:
+            facing_ego = (blocker[movers] == 0) & (np.cos(a.yaw[movers] - a.yaw[0]) < -0.5)
+            g = np.where(facing_ego, np.maximum(g - ONCOMING_COURTESY_M, 0.0), g)
         ignore = a.ignore_actors[movers]
         g = np.where(ignore, NO_GAP, g)
         lv = np.where(ignore, 0.0, lv)

@@ -7,7 +7,9 @@ bars, lane markings (dashed white in 3 m dashes), stop lines.
 
 Indexing: cell ``(row, col)`` covers world ``x in [x0 + col * res, x0 + (col + 1) * res)`` and
 ``y in [y0 + row * res, y0 + (row + 1) * res)``; points outside the raster are grass. Memory is one byte
-per cell: the 218 m x 218 m ``junction4`` map takes 4.8 MB at the default 10 cm (19 MB at 5 cm).
+per cell: the ``junction4`` map (239 m x 239 m with the 20 m margin) takes 5.7 MB at the default 10 cm
+(22.8 MB at 5 cm), ``straight`` 1.6 MB, ``highway`` 2.4 MB; the mip pyramid (:attr:`GroundRaster.levels`,
+for far-away ground) adds a third. Baking takes about 40 ms, the pyramid about 0.1 s.
 """
 
 from __future__ import annotations
@@ -109,9 +111,13 @@ def downsample_mode(material: np.ndarray) -> np.ndarray:
     id (paint over asphalt, so thin markings survive one level longer). Odd edges are padded with grass."""
     R, Q = material.shape
     a = np.pad(material, ((0, R % 2), (0, Q % 2)))
-    blocks = np.stack([a[0::2, 0::2], a[0::2, 1::2], a[1::2, 0::2], a[1::2, 1::2]])
-    counts = np.stack([(blocks == m).sum(axis=0) for m in range(N_MATERIALS)])  # [n_mat, R/2, Q/2]
-    best = (N_MATERIALS - 1) - np.argmax(counts[::-1], axis=0)  # argmax takes the first max: reverse for ties
+    v = [a[0::2, 0::2], a[0::2, 1::2], a[1::2, 0::2], a[1::2, 1::2]]
+    # key = (how many of the 4 share this value) * 16 + value: the max key is the mode, ties to the higher id
+    best = np.zeros_like(v[0])
+    for i in range(4):
+        count = sum((v[i] == v[j]).astype(np.uint8) for j in range(4))
+        best = np.maximum(best, count * 16 + v[i])
+    best = best % 16
     return np.ascontiguousarray(best.astype(np.uint8))
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 # 120 -> 290 frames/s at 6 x 128 x 352). Only a default: it must be set before the OpenMP runtime starts.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numba  # noqa: E402
+import numba
 import numpy as np
 
 NEAR_M = 0.05  # box hits closer than this to the camera plane are ignored
