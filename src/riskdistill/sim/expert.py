@@ -151,6 +151,9 @@ class ExpertDriver:
         ramp = float(np.clip(1.2 * v + 8.0, 9.0, 18.0))
         av = self._avoid
         if av is not None:
+            if offset > av.offset_m + 0.3 and s0 - s_centre < 25.0:
+                self._avoid = None  # much wider than planned, and close: re-plan (braking first if needed)
+                return
             # The blocked zone revealed itself further ahead (or wider): extend the manoeuvre.
             if s1 + 3.0 > av.s_hold_end or offset > av.offset_m + 0.05:
                 av.s_hold_end = max(av.s_hold_end, s1 + 3.0)

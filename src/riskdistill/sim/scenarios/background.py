@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from riskdistill.sim.layouts import RoadHandle
+from riskdistill.sim.layouts import RoadHandle, kerb_offsets
 from riskdistill.sim.roadmap import LaneKind, offset_polyline
 from riskdistill.sim.scenarios.base import BuildContext
 from riskdistill.types import ActorClass
 
-PARKING_LANE_WIDTH_M = 2.4
 MIN_SPAWN_SPACING_M = 12.0
 EGO_CLEARANCE_M = 25.0
 
@@ -68,22 +67,16 @@ def add_background_traffic(ctx: BuildContext, density: float) -> None:
 def sidewalk_path(ctx: BuildContext, road: RoadHandle, right_side: bool) -> np.ndarray:
     """A walking line along the middle of the sidewalk on one side of a road, ``[P, 2]``."""
     p = ctx.layout.params
-    n_fwd = len(road.forward_lane_ids)
-    n_bwd = len(road.backward_lane_ids)
-    w = p.lane_width_m
-    if right_side:
-        park = PARKING_LANE_WIDTH_M if road.parking_forward_lane_id is not None else 0.0
-        off = -(n_fwd * w + park + 0.5 * p.sidewalk_width_m)
-    else:
-        park = PARKING_LANE_WIDTH_M if road.parking_backward_lane_id is not None else 0.0
-        off = n_bwd * w + park + 0.5 * p.sidewalk_width_m
-        if n_bwd == 0:
-            off = 0.5 * p.sidewalk_width_m
+    two_way = bool(road.backward_lane_ids)
+    parking = road.parking_forward_lane_id is not None or road.parking_backward_lane_id is not None
+    right_m, left_m = kerb_offsets(p, two_way, parking)
+    off = right_m - 0.5 * p.sidewalk_width_m if right_side else left_m + 0.5 * p.sidewalk_width_m
     return offset_polyline(road.reference, off)
 
 
 def _add_sidewalk_pedestrians(ctx: BuildContext, count: int) -> None:
-    roads = [r for r in ctx.layout.roads.values() if len(r.reference) > 4]
+    # The highway ramp is a sequence of lanes, not a road with sidewalks of its own.
+    roads = [r for r in ctx.layout.roads.values() if len(r.reference) > 4 and r.name != "ramp"]
     if not roads:
         return
     for _ in range(count):

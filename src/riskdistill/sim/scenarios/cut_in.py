@@ -602,7 +602,7 @@ class HighwayCutIn(ScenarioType):
             merger_accel_mps2=round(m_accel, 3),
             merge_start_on_accel_lane_m=round(s_lc, 3),
             lane_change_m=round(change, 3),
-            merge_gap_m=gap,
+            merge_start_gap_m=gap,  # reference ego front -> merger rear when it starts moving over
             lane_change_start_time_s=round(t_lc, 3),
             corridor_entry_time_s=round(t_i, 3),
             ego_initial_speed_mps=round(ego_v0, 3),

@@ -8,8 +8,8 @@ one or two small groups timed to meet the ego near the blocker.
 
 Blockers are STATIC actors whose zone starts at least 60 m ahead of the ego; the ego's lane is kept free
 of background vehicles up to the end of the zone (they would queue behind the blocker for ever).
-``InvadingTurn`` (curve family) sends oncoming vehicles that cut the curve about a metre into the ego's
-lane: the ego keeps right or waits before the curve.
+``InvadingTurn`` (curve family) sends oncoming vehicles that cut the curve 1-1.4 m into the ego's lane,
+0.15-0.45 m into a centred ego: the ego keeps right (or waits before the curve).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from riskdistill.sim.route import Path, smoothstep
 from riskdistill.sim.scenarios.base import Action, BuildContext, ScenarioError, ScenarioType, register_scenario
 from riskdistill.sim.scenarios.junction import (
     EGO_HALF_LENGTH_M,
+    FAST_EGO_MPS,
     add_background,
     add_timed_vehicle,
     class_length_m,
@@ -148,27 +149,26 @@ def _zone_start(ctx: BuildContext, lane: Lane, s0: float, zone_len_guess: float)
     return s
 
 
-def oncoming_groups(
-    ctx: BuildContext, lane: Lane, meet_xy: np.ndarray, t_meet_s: float, max_groups: int = 2
-) -> dict[str, Any]:
-    """One or two small groups of (polite) oncoming vehicles on ``lane`` around time ``t_meet_s`` at
-    ``meet_xy``, with a gap between them: the ego has to wait for a gap to use their lane."""
+def oncoming_group(ctx: BuildContext, lane: Lane, meet_xy: np.ndarray, t_meet_s: float) -> dict[str, Any]:
+    """1-3 (polite) oncoming vehicles on ``lane``, the first passing ``meet_xy`` about ``t_meet_s``.
+
+    They are on the road from the start (none enters later at the road end, out of nowhere), so the ego
+    sees them coming and waits for them to pass before it borrows their lane.
+    """
     pid = ctx.lane_path([lane.id])
     s_meet = lane.project(meet_xy)[0]
     speed = ctx.uniform(7.0, 11.0)
-    t = t_meet_s + ctx.uniform(-3.0, 1.0)
-    groups = []
-    for g in range(int(ctx.rng.integers(1, max_groups + 1))):
-        n = int(ctx.rng.integers(1, 4)) if g == 0 else int(ctx.rng.integers(1, 3))
-        ahead = 0.0
-        for k in range(n):
-            cls = ctx.vehicle_class(allow_large=ctx.rng.random() < 0.3)
-            if k > 0:
-                ahead += ctx.uniform(15.0, 35.0) + max(0.0, class_length_m(cls) - 4.6)
-            add_timed_vehicle(ctx, pid, s_meet - speed * t - ahead, speed, cls=cls)
-        groups.append(n)
-        t += ahead / speed + ctx.uniform(7.0, 12.0)
-    return {"speed_mps": round(speed, 3), "group_sizes": groups}
+    s_first = max(s_meet - speed * t_meet_s, ctx.uniform(0.0, 10.0))
+    placed = []
+    behind = 0.0
+    for k in range(int(ctx.rng.integers(1, 4))):
+        cls = ctx.vehicle_class(allow_large=ctx.rng.random() < 0.3)
+        if k > 0:
+            behind += ctx.uniform(15.0, 35.0) + max(0.0, class_length_m(cls) - 4.6)
+        if s_first - behind < 0.0:
+            break
+        placed.append(add_timed_vehicle(ctx, pid, s_first - behind, speed, cls=cls))
+    return {"speed_mps": round(speed, 3), "actors": placed, "first_meets_at_s": round((s_meet - s_first) / speed, 2)}
 
 
 class _ObstacleScenario(ScenarioType):
@@ -239,7 +239,7 @@ class _ObstacleScenario(ScenarioType):
             opposite = ctx.map.lanes[road.backward_lane_ids[0]]
             ctx.extra_allowed_lanes = {opposite.id}
             mid = lane.point_at(0.5 * (s_zone + s_zone_end))
-            ctx.params["oncoming"] = oncoming_groups(ctx, opposite, mid, zone[0] / v_ego)
+            ctx.params["oncoming"] = oncoming_group(ctx, opposite, mid, zone[0] / FAST_EGO_MPS + ctx.uniform(-1.0, 3.0))
             add_background(ctx, ctx.uniform(0.1, 0.3), keep)
         else:
             add_background(ctx, ctx.uniform(0.1, 0.35), keep)
@@ -394,7 +394,8 @@ class VehicleOpensDoorTwoWays(_ObstacleScenario):
                 "ego_start_speed_mps": round(v_ego, 3),
             }
         )
-        ctx.params["oncoming"] = oncoming_groups(ctx, opposite, hinge, (s_hinge - 10.0) / v_ego)
+        t_meet = (s_hinge - 10.0) / FAST_EGO_MPS + ctx.uniform(-1.0, 3.0)
+        ctx.params["oncoming"] = oncoming_group(ctx, opposite, hinge, t_meet)
         add_background(ctx, ctx.uniform(0.1, 0.3), [(lane.id, 0.0, s_car + 20.0)])
 
 
@@ -417,7 +418,7 @@ class InvadingTurn(ScenarioType):
     abilities = (Ability.GIVE_WAY,)
     families = ("curve",)
     background_density = 0.0  # populate() keeps the curve free of background vehicles
-    summary = "In a right-hand curve oncoming vehicles cut about a metre into the ego's lane: keep right or wait."
+    summary = "In a right-hand curve oncoming vehicles cut over a metre into the ego's lane: keep right."
 
     def layout_params(self, rng: np.random.Generator, family: str) -> dict[str, Any]:
         params = super().layout_params(rng, family)
@@ -459,7 +460,10 @@ class InvadingTurn(ScenarioType):
         s_end = min(ego_lane.length_m - 3.0, s0 + ctx.uniform(190.0, 215.0))
         ctx.set_route([ego_lane.id], start_s_m=s0, end_s_m=s_end, ego_speed_mps=v_ego)
         w = onc_lane.width_m
-        intrusion = ctx.uniform(0.6, 1.0)
+        # How far an invader's side reaches into a centred ego (~1-1.4 m past the centre line); keeping
+        # right within the lane leaves 0.35-0.85 m.
+        overlap = ctx.uniform(0.15, 0.45)
+        intrusion = 0.5 * w - EGO_HALF_WIDTH_M + overlap  # past the centre line
         speed = ctx.uniform(7.0, 10.0)
         t_meet = (0.5 * (e_in + e_out) - s0) / v_ego + ctx.uniform(-1.5, 1.5)
         s_mid = 0.5 * (o_in + o_out)
@@ -482,6 +486,7 @@ class InvadingTurn(ScenarioType):
             {
                 "invaders": actors,
                 "intrusion_m": round(intrusion, 3),
+                "overlap_with_centred_ego_m": round(overlap, 3),
                 "invader_speed_mps": round(speed, 3),
                 "curve_start_s_m": round(e_in - s0, 2),
                 "curve_end_s_m": round(e_out - s0, 2),
