@@ -768,7 +768,7 @@ class VanillaNonSignalizedTurnEncounterStopsign(_JunctionScenario):
         turns = [t for t in ("left", "right") if arm_relations(fam)[arm_in][t] is not None]
         turn = ctx.choice(turns)
         v_ego = ctx.uniform(4.0, 9.0)
-        jr = set_junction_route(ctx, arm_in, turn, ctx.uniform(50.0, 90.0), ctx.uniform(40.0, 70.0), v_ego)
+        jr = set_junction_route(ctx, arm_in, turn, ctx.uniform(55.0, 90.0), ctx.uniform(45.0, 70.0), v_ego)
         _scenario_start(ctx, jr.stop_s_m - 30.0)
         junction_background(ctx, jr, set())
         ctx.scenario_end_s_m = jr.exit_s_m + 10.0
