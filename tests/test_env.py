@@ -186,3 +186,17 @@ def test_rollout_is_bit_identical() -> None:
 
     first, second = rollout(), rollout()
     assert first.tobytes() == second.tobytes()
+
+
+def test_camera_observer_fills_agent_input() -> None:
+    from riskdistill.sim.sensors.observe import CameraObserver
+    from riskdistill.sim.sensors.rig import load_rig, resize_rig
+
+    rig = resize_rig(load_rig("bench2drive"), 64, 176)
+    env = DrivingEnv(observe=CameraObserver(rig))
+    inp = env.reset(instance_from_context(straight_ctx()))
+    assert inp.images.shape == (6, 64, 176, 3) and inp.images.dtype == np.uint8
+    assert inp.K.shape == (6, 3, 3) and inp.T_ego_from_cam.shape == (6, 4, 4)
+    assert len(inp.camera_names) == 6
+    inp, _, _ = env.step(Action(controls=Controls(throttle=0.5)))
+    assert inp.images.std() > 5.0  # a rendered scene, not a blank frame

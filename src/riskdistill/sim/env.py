@@ -34,7 +34,7 @@ STOP_ZONE_M = 4.0  # the ego must come to a stop within this distance before a s
 ROUTE_END_TOLERANCE_M = 2.0
 TARGET_POINT_AHEAD_M = 20.0
 
-ObservationFn = Callable[[World], dict[str, np.ndarray]]
+ObservationFn = Callable[[ScenarioInstance, World], dict]  # e.g. sim.sensors.observe.CameraObserver
 
 
 @dataclass
@@ -140,10 +140,11 @@ class DrivingEnv:
             target_point_ego=target_ego,
         )
         if self._observe is not None:
-            obs = self._observe(world)
+            obs = self._observe(self.instance, world)
             inp.images = obs.get("images")
             inp.K = obs.get("K")
             inp.T_ego_from_cam = obs.get("T_ego_from_cam")
+            inp.camera_names = tuple(obs.get("camera_names", ()))
         return inp
 
     def route_log(self) -> RouteLog:
