@@ -1,6 +1,6 @@
 """World stepping speed without rendering: steps/s with ~40 actors on one core (target >= 2,000).
 
-    python benchmarks/bench_sim.py [--steps 3000]
+python benchmarks/bench_sim.py [--steps 3000]
 """
 
 from __future__ import annotations

@@ -25,7 +25,9 @@ def test_scenarios_lists_every_type_with_abilities() -> None:
 
 def test_preview_writes_an_animation(tmp_path: Path) -> None:
     out = tmp_path / "p.gif"
-    res = runner.invoke(app, ["sim", "preview", "--scenario", "HardBreakRoute", "--seed", "1", "--out", str(out)])
+    res = runner.invoke(
+        app, ["sim", "preview", "--scenario", "HardBreakRoute", "--seed", "1", "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
     with Image.open(out) as im:
         assert im.n_frames > 10
@@ -38,7 +40,18 @@ def test_preview_unknown_scenario_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_closed_loop_eval_writes_leaderboard_json_and_resumes(tmp_path: Path) -> None:
-    args = ["eval", "closed-loop", "--suite", "bench", "--limit", "2", "--workers", "1", "--out", str(tmp_path)]
+    args = [
+        "eval",
+        "closed-loop",
+        "--suite",
+        "bench",
+        "--limit",
+        "2",
+        "--workers",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     records = load_checkpoint_json(tmp_path / "results.json")
@@ -56,5 +69,7 @@ def test_closed_loop_eval_writes_leaderboard_json_and_resumes(tmp_path: Path) ->
 def test_unknown_suite_and_driver_are_clear_errors(tmp_path: Path) -> None:
     res = runner.invoke(app, ["eval", "closed-loop", "--suite", "nosuch", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "not found" in res.output
-    res = runner.invoke(app, ["eval", "closed-loop", "--driver", "robot", "--limit", "1", "--out", str(tmp_path)])
+    res = runner.invoke(
+        app, ["eval", "closed-loop", "--driver", "robot", "--limit", "1", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 2 and "valid drivers" in res.output

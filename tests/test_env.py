@@ -26,7 +26,7 @@ class ConstantDriver:
     def reset(self) -> None:
         pass
 
-    def act(self, agent_input):  # noqa: ANN001
+    def act(self, agent_input):
         # Steer towards the target point so the car follows the (straight) route.
         tx, ty = agent_input.target_point_ego
         steer = float(np.clip(2.0 * np.arctan2(ty, tx), -1, 1))
@@ -34,7 +34,9 @@ class ConstantDriver:
 
 
 def straight_ctx(seed: int = 0) -> BuildContext:
-    layout = build_layout(LayoutParams(family="straight", lanes_per_direction=1, crosswalk=False, road_length_m=200))
+    layout = build_layout(
+        LayoutParams(family="straight", lanes_per_direction=1, crosswalk=False, road_length_m=200)
+    )
     ctx = BuildContext(layout, np.random.default_rng(seed))
     ctx.set_route([layout.roads["main"].forward_lane_ids[0]], 10.0, 180.0)
     return ctx
@@ -50,7 +52,7 @@ def junction_ctx(control: str) -> tuple[BuildContext, list[int]]:
     return ctx, lanes
 
 
-def kinds(log) -> list[Infraction]:  # noqa: ANN001
+def kinds(log) -> list[Infraction]:
     return [e.kind for e in log.events]
 
 
@@ -123,11 +125,11 @@ def test_stop_sign_run_is_detected_and_expert_stops() -> None:
 def test_blocked_agent_fails_after_60s() -> None:
     ctx = straight_ctx()
     env = DrivingEnv()
-    inp = env.reset(instance_from_context(ctx))
+    env.reset(instance_from_context(ctx))
     done = False
     steps = 0
     while not done:
-        inp, _, done = env.step(Action(controls=Controls(brake=1.0)))
+        _, _, done = env.step(Action(controls=Controls(brake=1.0)))
         steps += 1
     assert env.route_log().end == RouteEnd.BLOCKED
     assert Infraction.BLOCKED in kinds(env.route_log())
@@ -148,7 +150,7 @@ def test_route_deviation_ends_route() -> None:
 
 def test_driver_exception_is_recorded_as_agent_crash() -> None:
     class Broken(ConstantDriver):
-        def act(self, agent_input):  # noqa: ANN001
+        def act(self, agent_input):
             raise RuntimeError("boom")
 
     log = run_route(instance_from_context(straight_ctx()), Broken())

@@ -15,7 +15,13 @@ SEEDS = (0, 1, 2)
 def test_library_covers_sixteen_types_and_all_five_abilities() -> None:
     assert len(REGISTRY) >= 16
     abilities = {a for sc in REGISTRY.values() for a in sc.abilities}
-    assert {str(a) for a in abilities} == {"Merging", "Overtaking", "Emergency_Brake", "Give_Way", "Traffic_Signs"}
+    assert {str(a) for a in abilities} == {
+        "Merging",
+        "Overtaking",
+        "Emergency_Brake",
+        "Give_Way",
+        "Traffic_Signs",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

@@ -9,7 +9,13 @@ import pytest
 
 from riskdistill.config import ConfigError
 from riskdistill.sim.scenarios import REGISTRY, ScenarioError, build_scenario
-from riskdistill.sim.suites import HELD_OUT_FAMILIES, HELD_OUT_SCENARIOS, SUITE_NAMES, generate_suites, load_suite
+from riskdistill.sim.suites import (
+    HELD_OUT_FAMILIES,
+    HELD_OUT_SCENARIOS,
+    SUITE_NAMES,
+    generate_suites,
+    load_suite,
+)
 
 
 def test_shipped_suites_load_and_are_disjoint() -> None:
@@ -23,7 +29,9 @@ def test_shipped_suites_load_and_are_disjoint() -> None:
 def test_shipped_suites_match_the_generator() -> None:
     generated = generate_suites(check=False)
     for name in SUITE_NAMES:
-        assert load_suite(name).to_dict() == generated[name].to_dict(), f"regenerate with `riskdistill sim make-suites`"
+        assert load_suite(name).to_dict() == generated[name].to_dict(), (
+            "regenerate with `riskdistill sim make-suites`"
+        )
 
 
 def test_train_holds_out_a_family_and_a_variant_that_bench_has() -> None:
@@ -53,12 +61,14 @@ def test_unknown_scenario_in_suite_names_route_and_choices(tmp_path: Path) -> No
 
 def test_malformed_suite_files_are_clear_errors(tmp_path: Path) -> None:
     f = tmp_path / "typo.json"
-    f.write_text(json.dumps({"name": "x", "routes": [{"route_id": "r", "scenario": "HardBreakRoute", "sed": 1}]}))
+    f.write_text(
+        json.dumps({"name": "x", "routes": [{"route_id": "r", "scenario": "HardBreakRoute", "sed": 1}]})
+    )
     with pytest.raises(ConfigError, match=r"sed.*valid keys"):
         load_suite(f)
     g = tmp_path / "broken.json"
     g.write_text("{not json")
-    with pytest.raises(ConfigError, match="broken.json"):
+    with pytest.raises(ConfigError, match=r"broken\.json"):
         load_suite(g)
     with pytest.raises(ConfigError, match="not found"):
         load_suite(tmp_path / "missing.json")

@@ -28,9 +28,7 @@ class StrictConfig(BaseModel):
             valid = set(cls.model_fields)
             unknown = sorted(str(k) for k in data if k not in valid)
             if unknown:
-                raise ValueError(
-                    f"unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(valid)}"
-                )
+                raise ValueError(f"unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(valid)}")
         return data
 
     @classmethod

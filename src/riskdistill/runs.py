@@ -19,7 +19,11 @@ TRACKED_PACKAGES = ("riskdistill", "numpy", "numba", "torch", "torchvision", "sc
 def git_commit(cwd: Path | None = None) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd or Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -36,7 +40,9 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def create_run_dir(out_dir: Path, command: str, config: dict[str, Any], seeds: dict[str, int] | None = None) -> Path:
+def create_run_dir(
+    out_dir: Path, command: str, config: dict[str, Any], seeds: dict[str, int] | None = None
+) -> Path:
     """Create ``out_dir`` (if needed), write ``run.json`` and attach a file log handler to ``riskdistill``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(

@@ -50,7 +50,9 @@ def demo(
         first: dict[str, object] = {}
         for r in bench.routes:
             first.setdefault(r.scenario, r)
-        bench = Suite(name="bench-quick", description="first bench route per scenario type", routes=list(first.values()))
+        bench = Suite(
+            name="bench-quick", description="first bench route per scenario type", routes=list(first.values())
+        )
     _, summary = evaluate_suite(bench, "expert", out / "expert_closed_loop", workers=workers)
     timings.append((f"expert closed loop ({len(bench.routes)} routes)", time.perf_counter() - t0))
 

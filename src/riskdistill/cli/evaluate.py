@@ -47,7 +47,9 @@ def closed_loop(
         s = load_suite(suite)
     except ConfigError as exc:
         fail(str(exc))
-    create_run_dir(out, "eval closed-loop", {"suite": suite, "driver": driver, "workers": workers, "limit": limit})
+    create_run_dir(
+        out, "eval closed-loop", {"suite": suite, "driver": driver, "workers": workers, "limit": limit}
+    )
     try:
         _, summary = evaluate_suite(s, driver, out, workers=workers, limit=limit)
     except ValueError as exc:

@@ -40,7 +40,11 @@ def suites() -> None:
         s = load_suite(name)
         seeds = sorted(s.seeds())
         table.add_row(
-            name, str(len(s.routes)), str(len({r.scenario for r in s.routes})), f"{seeds[0]}..{seeds[-1]}", s.description
+            name,
+            str(len(s.routes)),
+            str(len({r.scenario for r in s.routes})),
+            f"{seeds[0]}..{seeds[-1]}",
+            s.description,
         )
     console.print(table)
 
@@ -55,8 +59,8 @@ def preview(
     size_px: int = typer.Option(384, "--size"),
 ) -> None:
     """Write a top-down animation (GIF) or image (PNG) of the expert driving a scenario."""
-    from riskdistill.viz.preview import render_preview
     from riskdistill.sim.scenarios import ScenarioError
+    from riskdistill.viz.preview import render_preview
 
     if out.suffix.lower() not in (".gif", ".png"):
         fail(f"--out must end in .gif or .png, got {out.name!r}")
@@ -71,7 +75,9 @@ def preview(
 
 
 @app.command("make-suites")
-def make_suites(out_dir: Path = typer.Option(None, "--out-dir", help="Default: the package's suites folder.")) -> None:
+def make_suites(
+    out_dir: Path = typer.Option(None, "--out-dir", help="Default: the package's suites folder."),
+) -> None:
     """Regenerate the shipped train/val/bench suites (deterministic; every instance is built once)."""
     from riskdistill.sim.suites import generate_suites, suite_path, write_suites
 

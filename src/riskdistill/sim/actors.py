@@ -71,10 +71,14 @@ class ActorTable:
     hold: np.ndarray = field(init=False)  # waits (speed 0) until a scenario trigger releases it
     ignore_lights: np.ndarray = field(init=False)
     ignore_actors: np.ndarray = field(init=False)  # drives on regardless (red-light runner, reckless driver)
-    stopped_at_line: np.ndarray = field(init=False)  # id of the stop line this vehicle has served, -1 otherwise
+    stopped_at_line: np.ndarray = field(
+        init=False
+    )  # id of the stop line this vehicle has served, -1 otherwise
     stop_timer: np.ndarray = field(init=False)
     wait_timer: np.ndarray = field(init=False)  # time spent (nearly) stopped, for deadlock breaking
-    brake_override: np.ndarray = field(init=False)  # >0: forced deceleration (m/s^2) for scripted hard braking
+    brake_override: np.ndarray = field(
+        init=False
+    )  # >0: forced deceleration (m/s^2) for scripted hard braking
 
     _COLUMNS = (
         ("id", np.int64, -1),

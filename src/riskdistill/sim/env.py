@@ -199,7 +199,9 @@ class DrivingEnv:
                     kind, type_name = Infraction.COLLISION_LAYOUT, f"static.prop.{cls.name.lower()}"
                 else:
                     kind, type_name = Infraction.COLLISION_VEHICLE, f"vehicle.{cls.name.lower()}"
-                events.append(self._event(kind, f"Agent collided against object with type={type_name} and id={j}", j))
+                events.append(
+                    self._event(kind, f"Agent collided against object with type={type_name} and id={j}", j)
+                )
                 # Physical response: both come to rest.
                 self.world.ego.speed_mps = 0.0
                 if a.behavior[j] in (Behavior.VEHICLE, Behavior.WALKER):
@@ -211,10 +213,17 @@ class DrivingEnv:
             if (ob.center[0] - a.x[0]) ** 2 + (ob.center[1] - a.y[0]) ** 2 > 12.0**2:
                 self._colliding.discard(key)
                 continue
-            oc = box_corners_2d(ob.center[None], np.array([ob.yaw]), np.array([ob.length_m]), np.array([ob.width_m]))
+            oc = box_corners_2d(
+                ob.center[None], np.array([ob.yaw]), np.array([ob.length_m]), np.array([ob.width_m])
+            )
             if boxes_overlap_matrix(ego_c, oc)[0, 0]:
                 if key not in self._colliding:
-                    events.append(self._event(Infraction.COLLISION_LAYOUT, "Agent collided against object with type=static.prop.pole"))
+                    events.append(
+                        self._event(
+                            Infraction.COLLISION_LAYOUT,
+                            "Agent collided against object with type=static.prop.pole",
+                        )
+                    )
                     self.world.ego.speed_mps = 0.0
                 self._colliding.add(key)
             else:
@@ -249,7 +258,9 @@ class DrivingEnv:
             if sl.traffic_light_id is not None:
                 if world.light_state(sl.traffic_light_id) == LightState.RED:
                     self._junction_infraction = True
-                    events.append(self._event(Infraction.RED_LIGHT, f"Agent ran a red light {sl.traffic_light_id}"))
+                    events.append(
+                        self._event(Infraction.RED_LIGHT, f"Agent ran a red light {sl.traffic_light_id}")
+                    )
             elif sl.stop_sign and self._stop_zone_min_speed.get(sid, np.inf) > STOP_SPEED_MPS:
                 self._junction_infraction = True
                 events.append(self._event(Infraction.STOP_SIGN, f"Agent ran a stop with id={sid}"))
@@ -260,7 +271,11 @@ class DrivingEnv:
     def _check_outside_lanes(self) -> None:
         if len(self.log.x_m) == 0:
             return
-        step_m = float(np.hypot(self.world.actors.x[0] - self._prev_centre[0], self.world.actors.y[0] - self._prev_centre[1]))
+        step_m = float(
+            np.hypot(
+                self.world.actors.x[0] - self._prev_centre[0], self.world.actors.y[0] - self._prev_centre[1]
+            )
+        )
         if self._outside_route_lanes():
             self._outside_m += step_m
 
@@ -327,7 +342,9 @@ class DrivingEnv:
             events.append(self._event(Infraction.ROUTE_TIMEOUT, "Route timeout"))
         return events
 
-    def _event(self, kind: Infraction, message: str, actor_id: int | None = None, value: float | None = None) -> InfractionEvent:
+    def _event(
+        self, kind: Infraction, message: str, actor_id: int | None = None, value: float | None = None
+    ) -> InfractionEvent:
         x, y = float(self.world.actors.x[0]), float(self.world.actors.y[0])
         return InfractionEvent(
             kind=kind,

@@ -25,7 +25,6 @@ from riskdistill.sim.env import DrivingEnv
 from riskdistill.sim.route import smoothstep
 from riskdistill.types import ActorClass, LightState
 
-
 STATIC_STANDOFF_M = 4.0
 
 
@@ -145,7 +144,9 @@ class ExpertDriver:
             return
         s0, s1, need = blockers
         route = self.env.instance.route
-        lane_id = int(route.lane_of_point[min(int(np.searchsorted(route.path.s, s0)), len(route.lane_of_point) - 1)])
+        lane_id = int(
+            route.lane_of_point[min(int(np.searchsorted(route.path.s, s0)), len(route.lane_of_point) - 1)]
+        )
         lane_w = self.env.world.map.lanes[lane_id].width_m
         offset = float(np.clip(need, 1.0, lane_w + 0.6))
         ramp = float(np.clip(1.2 * v + 8.0, 9.0, 18.0))
@@ -194,7 +195,7 @@ class ExpertDriver:
         return True
 
     def _invader_nudge(self, s_centre: float) -> float:
-        """Shift right (negative offset, at most 1.2 m) to keep clear of oncoming vehicles cutting into our lane."""
+        """Shift right (negative offset, at most 1.2 m) away from oncoming vehicles cutting into our lane."""
         world = self.env.world
         a = world.actors
         path = self.env.instance.route.path
@@ -227,7 +228,9 @@ class ExpertDriver:
             return None
         from riskdistill.geometry import box_corners_2d
 
-        corners = box_corners_2d(np.stack([a.x[idx], a.y[idx]], axis=1), a.yaw[idx], a.length[idx], a.width[idx])
+        corners = box_corners_2d(
+            np.stack([a.x[idx], a.y[idx]], axis=1), a.yaw[idx], a.length[idx], a.width[idx]
+        )
         hits = []
         for k, j in enumerate(idx):
             c = np.array([a.x[j], a.y[j]])
@@ -281,7 +284,9 @@ class ExpertDriver:
         world = env.world
         route = env.instance.route
         d_ahead = s_grid - s_rear
-        lane_ids = route.lane_of_point[np.clip(np.searchsorted(route.path.s, s_grid), 0, len(route.lane_of_point) - 1)]
+        lane_ids = route.lane_of_point[
+            np.clip(np.searchsorted(route.path.s, s_grid), 0, len(route.lane_of_point) - 1)
+        ]
         lanes = world.map.lanes
         limits = np.array([lanes[int(lid)].speed_limit_mps for lid in lane_ids])
         in_junction = np.array([lanes[int(lid)].junction_id is not None for lid in lane_ids])
@@ -316,7 +321,9 @@ class ExpertDriver:
             big_static = (beh == Behavior.STATIC) & np.isin(
                 cls, [ActorClass.CAR, ActorClass.VAN, ActorClass.TRUCK, ActorClass.BUS, ActorClass.BARRIER]
             )
-            occluder = big_static & (nearest > 0.5 * a.width[1:n] + 0.8) & (nearest < 0.5 * a.width[1:n] + 4.0)
+            occluder = (
+                big_static & (nearest > 0.5 * a.width[1:n] + 0.8) & (nearest < 0.5 * a.width[1:n] + 4.0)
+            )
             walker = np.isin(cls, [ActorClass.PEDESTRIAN, ActorClass.CYCLIST]) & (nearest < 4.5)
             for mask, cap in ((occluder, cfg.occluder_speed_mps), (walker, cfg.walker_near_speed_mps)):
                 for j in np.flatnonzero(mask):
@@ -327,7 +334,9 @@ class ExpertDriver:
             dist = np.linalg.norm(ref - centre, axis=1)
             k = int(np.argmin(dist))
             if dist[k] < 6.0:
-                caps[max(k - 20, 0) : k + 4] = np.minimum(caps[max(k - 20, 0) : k + 4], cfg.crosswalk_speed_mps)
+                caps[max(k - 20, 0) : k + 4] = np.minimum(
+                    caps[max(k - 20, 0) : k + 4], cfg.crosswalk_speed_mps
+                )
         return caps
 
     def _corridor_gap(self, s_grid: np.ndarray, ref: np.ndarray, s_front: float) -> tuple[float, float, str]:
@@ -347,7 +356,9 @@ class ExpertDriver:
         ry = pts[:, None, 1] - a.y[j][None]
         lx = rx * c + ry * s
         ly = -rx * s + ry * c
-        inside = (np.abs(lx) < 0.5 * a.length[j] + 0.3) & (np.abs(ly) < 0.5 * a.width[j] + 0.5 * a.width[0] + 0.3)
+        inside = (np.abs(lx) < 0.5 * a.length[j] + 0.3) & (
+            np.abs(ly) < 0.5 * a.width[j] + 0.5 * a.width[0] + 0.3
+        )
         hit = inside.any(axis=0)
         self._last_corridor_actor = -1
         if not hit.any():
@@ -368,7 +379,9 @@ class ExpertDriver:
         if a.path_id[j] >= 0 and a.behavior[j] in (Behavior.VEHICLE, Behavior.WALKER) and not a.hold[j]:
             s = a.s[j] + a.speed[j] * t
             return self.env.world.paths.interp(np.array([a.path_id[j]]), np.array([s]))[0]
-        return np.array([a.x[j] + a.speed[j] * np.cos(a.yaw[j]) * t, a.y[j] + a.speed[j] * np.sin(a.yaw[j]) * t])
+        return np.array(
+            [a.x[j] + a.speed[j] * np.cos(a.yaw[j]) * t, a.y[j] + a.speed[j] * np.sin(a.yaw[j]) * t]
+        )
 
     def _forecast_gap(
         self, s_grid: np.ndarray, ref: np.ndarray, s_centre: float, v: float, v_target: float
@@ -381,7 +394,9 @@ class ExpertDriver:
         if n <= 1:
             return np.inf, ""
         j = np.arange(1, n)
-        moving = (a.speed[j] > 0.2) & ((a.behavior[j] == Behavior.VEHICLE) | (a.behavior[j] == Behavior.WALKER))
+        moving = (a.speed[j] > 0.2) & (
+            (a.behavior[j] == Behavior.VEHICLE) | (a.behavior[j] == Behavior.WALKER)
+        )
         near = (a.x[j] - a.x[0]) ** 2 + (a.y[j] - a.y[0]) ** 2 < 90.0**2
         cand = j[moving & near]
         if len(cand) == 0:
@@ -396,7 +411,12 @@ class ExpertDriver:
                 continue
             if dyaw < 0.6 and s_j < s_centre:
                 continue  # behind us, same direction: braking would not help
-            if self._avoid is not None and dyaw > 2.3 and not a.ignore_actors[jj] and a.behavior[jj] == Behavior.VEHICLE:
+            if (
+                self._avoid is not None
+                and dyaw > 2.3
+                and not a.ignore_actors[jj]
+                and a.behavior[jj] == Behavior.VEHICLE
+            ):
                 continue  # mid-pass: polite oncoming traffic yields to us; braking here would strand us
             keep.append(jj)
         if not keep:
@@ -407,8 +427,13 @@ class ExpertDriver:
         v_t = np.minimum(v_nom, v + cfg.nominal_accel_mps2 * ts)
         s_t = s_centre + np.concatenate([[0.0], np.cumsum(0.5 * (v_t[1:] + v_t[:-1]) * np.diff(ts))])
         s_rear_grid = s_grid + EGO_REAR_AXLE_TO_CENTER_M
-        ego_c = np.stack([np.interp(s_t, s_rear_grid, ref[:, 0]), np.interp(s_t, s_rear_grid, ref[:, 1])], axis=1)
-        h_next = np.stack([np.interp(s_t + 1.0, s_rear_grid, ref[:, 0]), np.interp(s_t + 1.0, s_rear_grid, ref[:, 1])], axis=1)
+        ego_c = np.stack(
+            [np.interp(s_t, s_rear_grid, ref[:, 0]), np.interp(s_t, s_rear_grid, ref[:, 1])], axis=1
+        )
+        h_next = np.stack(
+            [np.interp(s_t + 1.0, s_rear_grid, ref[:, 0]), np.interp(s_t + 1.0, s_rear_grid, ref[:, 1])],
+            axis=1,
+        )
         fwd = h_next - ego_c
         fwd /= np.maximum(np.linalg.norm(fwd, axis=1, keepdims=True), 1e-6)
         L = a.length[0] + 2 * cfg.ego_margin_lon_m
@@ -476,9 +501,9 @@ class ExpertDriver:
                     continue
                 g = dist
             else:
-                if sid in self._served_stops or not sl.stop_sign:
-                    if sid in self._served_stops or dist < -0.1:
-                        continue
+                # Stop signs and yield lines alike: come to a halt at the line, then go when clear.
+                if sid in self._served_stops or dist < -0.1:
+                    continue
                 if v < 0.05 and dist < 3.5:
                     self._stop_timer += world.dt_s
                     if self._stop_timer >= 1.0:
@@ -500,7 +525,9 @@ class ExpertDriver:
             return float(np.clip(cfg.max_accel_mps2 * free, -cfg.comfort_decel_mps2, cfg.max_accel_mps2))
         s0 = 0.3 if line else cfg.min_gap_m
         dv = v - lead_v
-        s_star = s0 + max(0.0, v * cfg.headway_s + v * dv / (2.0 * np.sqrt(cfg.max_accel_mps2 * cfg.comfort_decel_mps2)))
+        s_star = s0 + max(
+            0.0, v * cfg.headway_s + v * dv / (2.0 * np.sqrt(cfg.max_accel_mps2 * cfg.comfort_decel_mps2))
+        )
         acc = cfg.max_accel_mps2 * (free - (s_star / max(gap, 0.05)) ** 2)
         if gap < s0 + 0.2 and v < 0.5:
             acc = -8.0
@@ -515,10 +542,14 @@ class ExpertDriver:
             return 0.0, 1.0
         return 0.0, float(np.clip(-accel / p.max_brake_mps2, 0.0, 1.0))
 
-    def _steer(self, rear: np.ndarray, yaw: float, s_rear: float, v: float, s_grid: np.ndarray, ref: np.ndarray) -> float:
+    def _steer(
+        self, rear: np.ndarray, yaw: float, s_rear: float, v: float, s_grid: np.ndarray, ref: np.ndarray
+    ) -> float:
         p = self.env.world.ego_params
         ld = float(np.clip(2.5 + 0.35 * v, 3.0, 10.0))
-        target = np.array([np.interp(s_rear + ld, s_grid, ref[:, 0]), np.interp(s_rear + ld, s_grid, ref[:, 1])])
+        target = np.array(
+            [np.interp(s_rear + ld, s_grid, ref[:, 0]), np.interp(s_rear + ld, s_grid, ref[:, 1])]
+        )
         d = target - rear
         alpha = np.arctan2(d[1], d[0]) - yaw
         dist = max(float(np.hypot(*d)), 1e-3)

@@ -248,7 +248,9 @@ class RoadMap:
             raise ValueError(f"no driving lane matches pose {xy} yaw={yaw}")
         return best[1], best[2], best[3]
 
-    def shortest_lane_path(self, start_lane: int, goal_lane: int, allow_lane_change: bool = True) -> list[int]:
+    def shortest_lane_path(
+        self, start_lane: int, goal_lane: int, allow_lane_change: bool = True
+    ) -> list[int]:
         """Breadth-first lane sequence from ``start_lane`` to ``goal_lane`` (inclusive).
 
         Consecutive lanes are successors, or left/right neighbours (a lane change) when allowed.

@@ -47,8 +47,10 @@ class Path:
         c, sn = np.cos(self.heading), np.sin(self.heading)
         return np.arctan2(np.interp(s_m, self.s, sn), np.interp(s_m, self.s, c))
 
-    def project(self, xy: np.ndarray, s_hint: float | None = None, window_m: float = 15.0) -> tuple[float, float]:
-        """``(s_m, lateral_m)`` of the nearest path point; with ``s_hint`` only a window around it is searched."""
+    def project(
+        self, xy: np.ndarray, s_hint: float | None = None, window_m: float = 15.0
+    ) -> tuple[float, float]:
+        """``(s_m, lateral_m)`` of the nearest path point; within ``window_m`` of ``s_hint`` if given."""
         pts = self.points
         lo, hi = 0, len(pts) - 1
         if s_hint is not None:
@@ -100,7 +102,9 @@ class Route:
         return set(self.lane_ids)
 
 
-def plan_route(road_map: RoadMap, lane_ids: list[int], start_s_m: float = 0.0, end_s_m: float | None = None) -> Route:
+def plan_route(
+    road_map: RoadMap, lane_ids: list[int], start_s_m: float = 0.0, end_s_m: float | None = None
+) -> Route:
     """Build a :class:`Route` that follows ``lane_ids`` from ``start_s_m`` on the first lane.
 
     A step to a left/right neighbour becomes a smooth lane change of about ``LANE_CHANGE_LENGTH_M``.

@@ -53,7 +53,8 @@ class Suite(StrictConfig):
             seen.add(r.route_id)
             if r.scenario not in REGISTRY:
                 raise ValueError(
-                    f"route {r.route_id!r}: unknown scenario type {r.scenario!r}; valid types: {sorted(REGISTRY)}"
+                    f"route {r.route_id!r}: unknown scenario type {r.scenario!r}; "
+                    f"valid types: {sorted(REGISTRY)}"
                 )
             families = REGISTRY[r.scenario].families
             fam = r.layout.get("family")
@@ -78,7 +79,9 @@ def load_suite(name_or_path: str | Path) -> Suite:
     if not path.suffix and str(name_or_path) in SUITE_NAMES:
         path = suite_path(str(name_or_path))
     elif not path.exists():
-        raise ConfigError(f"suite {str(name_or_path)!r} not found: give one of {list(SUITE_NAMES)} or a JSON file path")
+        raise ConfigError(
+            f"suite {str(name_or_path)!r} not found: give one of {list(SUITE_NAMES)} or a JSON file path"
+        )
     try:
         data = load_json(path)
     except ValueError as exc:
@@ -110,15 +113,22 @@ def generate_suites(check: bool = True) -> dict[str, Suite]:
                 if name in HELD_OUT_SCENARIOS:
                     tags.append("held_out_scenario")
                 spec = RouteSpec(
-                    route_id=f"{split}_{name}_{k}", scenario=name, seed=seed, layout={"family": family}, tags=tags
+                    route_id=f"{split}_{name}_{k}",
+                    scenario=name,
+                    seed=seed,
+                    layout={"family": family},
+                    tags=tags,
                 )
                 if check:
                     build_scenario(spec.scenario, spec.seed, spec.layout)
                 routes.append(spec)
         desc = {
-            "train": f"training routes; held out: families {list(HELD_OUT_FAMILIES)}, types {list(HELD_OUT_SCENARIOS)}",
+            "train": (
+                f"training routes; held out: families {list(HELD_OUT_FAMILIES)}, "
+                f"types {list(HELD_OUT_SCENARIOS)}"
+            ),
             "val": "validation routes over every type and family",
-            "bench": "closed-loop benchmark: >= 5 routes per scenario type, held-out family and type included",
+            "bench": "closed-loop benchmark: >= 5 routes per scenario type, held-out family and type",
         }[split]
         suites[split] = Suite(name=split, description=desc, routes=routes)
     return suites

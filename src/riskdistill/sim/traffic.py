@@ -83,9 +83,16 @@ def compute_path_gaps(
     movers,  # int64 [M] indices of actors that follow a path and need a gap
     path_id,  # int64 [N]
     s,  # float64 [N] box-centre arc length
-    x, y, yaw, length, width, speed,  # float64 [N]
+    x,
+    y,
+    yaw,
+    length,
+    width,
+    speed,  # float64 [N]
     active,  # bool [N] actors that can block others
-    path_pts, path_npts, path_ds,  # packed PathBank
+    path_pts,
+    path_npts,
+    path_ds,  # packed PathBank
     lookahead_m,  # float64 [N]
     step_m,
 ):  # pragma: no cover - compiled

@@ -35,9 +35,9 @@ class BicycleState:
     steer: float = 0.0  # the applied (slew-limited) steering in [-1, 1]
 
 
-def step_bicycle(state: BicycleState, controls: Controls, dt_s: float, params: VehicleParams) -> tuple[
-    BicycleState, float, float
-]:
+def step_bicycle(
+    state: BicycleState, controls: Controls, dt_s: float, params: VehicleParams
+) -> tuple[BicycleState, float, float]:
     """Advance the kinematic bicycle by ``dt_s``. Returns ``(new_state, accel_mps2, yaw_rate_radps)``."""
     c = controls.clipped()
     max_dsteer = params.max_steer_rate_per_s * dt_s

@@ -151,7 +151,7 @@ class World:
         return {int(lid): self.light_state(int(lid)) for lid in self._light_ids}
 
     def stop_line_must_stop(self) -> np.ndarray:
-        """``[n_stop_lines]`` bool in ``self._stop_ids`` order: red/yellow lights, stop signs and yield lines."""
+        """``[n_stop_lines]`` bool (``_stop_ids`` order): red/yellow lights, stop signs, yield lines."""
         out = np.zeros(len(self._stop_ids), dtype=bool)
         for k, sid in enumerate(self._stop_ids):
             sl = self.map.stop_lines[sid]
@@ -162,7 +162,9 @@ class World:
         return out
 
     def stop_line_is_light(self) -> np.ndarray:
-        return np.array([self.map.stop_lines[s].traffic_light_id is not None for s in self._stop_ids], dtype=bool)
+        return np.array(
+            [self.map.stop_lines[s].traffic_light_id is not None for s in self._stop_ids], dtype=bool
+        )
 
     def junction_control_of_stop(self, k: int) -> JunctionControl | None:
         sl = self.map.stop_lines[self._stop_ids[k]]

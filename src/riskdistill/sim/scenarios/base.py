@@ -214,7 +214,9 @@ class BuildContext:
         return self.choice(VEHICLE_COLORS)
 
     # --------------------------------------------------------------------------- route and ego
-    def set_route(self, lane_ids: list[int], start_s_m: float, end_s_m: float | None = None, ego_speed_mps: float = 0.0) -> Route:
+    def set_route(
+        self, lane_ids: list[int], start_s_m: float, end_s_m: float | None = None, ego_speed_mps: float = 0.0
+    ) -> Route:
         """Plan the ego route along ``lane_ids`` and spawn the ego at its start."""
         self.route = plan_route(self.map, lane_ids, start_s_m=start_s_m, end_s_m=end_s_m)
         self.start_s_m = 0.0
@@ -258,7 +260,12 @@ class BuildContext:
         )
 
     def add_walker(
-        self, points: np.ndarray, speed_mps: float, cls: ActorClass = ActorClass.PEDESTRIAN, hold: bool = True, s_m: float = 0.0
+        self,
+        points: np.ndarray,
+        speed_mps: float,
+        cls: ActorClass = ActorClass.PEDESTRIAN,
+        hold: bool = True,
+        s_m: float = 0.0,
     ) -> int:
         from riskdistill.sim.actors import Behavior
 
@@ -275,7 +282,9 @@ class BuildContext:
             hold=hold,
         )
 
-    def add_static(self, cls: ActorClass, xy: np.ndarray, yaw: float, size_lwh: tuple[float, float, float] | None = None) -> int:
+    def add_static(
+        self, cls: ActorClass, xy: np.ndarray, yaw: float, size_lwh: tuple[float, float, float] | None = None
+    ) -> int:
         return self.world.add_static(
             cls, float(xy[0]), float(xy[1]), yaw, size_lwh or self.size_of(cls), color=self.color_of(cls)
         )
@@ -347,7 +356,9 @@ def get_scenario_type(name: str) -> ScenarioType:
     return REGISTRY[name]()
 
 
-def build_scenario(scenario_type: str, seed: int, layout_overrides: dict[str, Any] | None = None) -> ScenarioInstance:
+def build_scenario(
+    scenario_type: str, seed: int, layout_overrides: dict[str, Any] | None = None
+) -> ScenarioInstance:
     """Instantiate ``scenario_type`` for ``seed``. Raises :class:`ScenarioError` naming what is wrong."""
     sc = get_scenario_type(scenario_type)
     rng = np.random.default_rng([seed, _stable_hash(scenario_type)])
@@ -355,21 +366,26 @@ def build_scenario(scenario_type: str, seed: int, layout_overrides: dict[str, An
     family = overrides.get("family", sc.families[0])
     if family not in sc.families:
         raise ScenarioError(
-            f"scenario {scenario_type!r} cannot use layout family {family!r}; valid families: {list(sc.families)}"
+            f"scenario {scenario_type!r} cannot use layout family {family!r}; "
+            f"valid families: {list(sc.families)}"
         )
     params = sc.layout_params(rng, family)
     params.update(overrides)
     try:
         layout = build_layout(LayoutParams(**params))
     except Exception as exc:
-        raise ScenarioError(f"scenario {scenario_type!r} seed {seed}: invalid layout parameters: {exc}") from exc
+        raise ScenarioError(
+            f"scenario {scenario_type!r} seed {seed}: invalid layout parameters: {exc}"
+        ) from exc
     ctx = BuildContext(layout, rng)
     try:
         sc.populate(ctx)
     except ScenarioError:
         raise
     except Exception as exc:
-        raise ScenarioError(f"scenario {scenario_type!r} seed {seed} could not be instantiated: {exc!r}") from exc
+        raise ScenarioError(
+            f"scenario {scenario_type!r} seed {seed} could not be instantiated: {exc!r}"
+        ) from exc
     if ctx.route is None:
         raise ScenarioError(f"scenario {scenario_type!r} seed {seed}: populate() set no route")
     from riskdistill.sim.scenarios.background import add_background_traffic
