@@ -1,4 +1,4 @@
-"""Junction scenarios (``junction4``, ``junction_t``): priority violations, turns into flows, lights and signs.
+"""Junction scenarios (``junction4``, ``junction_t``): priority violations, turns into flows, lights, signs.
 
 Every type routes the ego from an incoming arm through the junction (``connectors`` of the layout) and
 out along another arm. Arm relations follow :mod:`riskdistill.sim.layouts_junction`: seen from an
@@ -11,8 +11,10 @@ Scripted vehicles are timed against the ego:
   reaches the conflict point together with an ego that keeps going; the synchronisation stops ~1-2 s
   before the conflict, after which it drives on at constant speed ignoring lights, signs and actors;
 - a *flow* (the turn scenarios) is a column of vehicles at one constant speed whose positions at ``t = 0``
-  are precomputed; those that do not fit on their lane yet wait hidden and enter at the lane start when
-  their time comes (:func:`add_timed_vehicle`).
+  are precomputed so that it is streaming through when the ego arrives; those that do not fit on their
+  lane yet wait hidden and enter at the lane start when their time comes (:func:`add_timed_vehicle`).
+  The flow does not yield to an ego that cuts in at speed, but once the ego waits in the junction it
+  brakes for it like a considerate driver (:func:`yield_to_waiting_ego`, run every step by a monitor).
 
 Lights are frozen with ``World.light_override`` (ego green, conflicting arms red) or, for the red-light
 type, shifted with ``World.light_offset_s`` so that the ego's light turns yellow at a trigger point.
@@ -110,7 +112,9 @@ def add_timed_vehicle(
         **flags,
     )
     t_enter = -s_at_t0_m / speed_mps
-    ctx.script.triggers.append(Trigger([_enter(i, path_id, speed_mps, t_enter)], time_s=t_enter, starts_scenario=False))
+    ctx.script.triggers.append(
+        Trigger([_enter(i, path_id, speed_mps, t_enter)], time_s=t_enter, starts_scenario=False)
+    )
     return i
 
 
@@ -179,7 +183,9 @@ def arm_relations(family: str) -> dict[str, dict[str, str | None]]:
     return out
 
 
-def movement_lanes(ctx: BuildContext, arm_in: str, turn: str, lane_idx: int | None = None) -> list[int] | None:
+def movement_lanes(
+    ctx: BuildContext, arm_in: str, turn: str, lane_idx: int | None = None
+) -> list[int] | None:
     """``[incoming lane, connector, outgoing lane]`` of a movement, or None if the junction lacks it."""
     arm_out = arm_relations(ctx.layout.params.family)[arm_in][turn]
     if arm_out is None:
@@ -231,8 +237,8 @@ def plan_junction_route(
     stop_on_lane = lane_in.length_m - STOP_LINE_SETBACK_M
     if approach_m > stop_on_lane - 2.0:
         raise ScenarioError(
-            f"junction arm too short for an approach of {approach_m:.0f} m (arm lane {lane_in.length_m:.0f} m): "
-            "increase road_length_m"
+            f"junction arm too short for an approach of {approach_m:.0f} m "
+            f"(arm lane {lane_in.length_m:.0f} m): increase road_length_m"
         )
     lines = m.stop_lines_on_lane(lane_in.id)
     entry = approach_m + STOP_LINE_SETBACK_M
@@ -252,7 +258,13 @@ def plan_junction_route(
 
 
 def set_junction_route(
-    ctx: BuildContext, arm_in: str, turn: str, approach_m: float, exit_m: float, speed_mps: float, lane_idx: int = 0
+    ctx: BuildContext,
+    arm_in: str,
+    turn: str,
+    approach_m: float,
+    exit_m: float,
+    speed_mps: float,
+    lane_idx: int = 0,
 ) -> JunctionRoute:
     """Plan the route (see :func:`plan_junction_route`) and spawn the ego at its start."""
     jr = plan_junction_route(ctx, arm_in, turn, approach_m, exit_m, lane_idx)
@@ -287,11 +299,6 @@ def junction_background(
     add_background(ctx, ctx.uniform(0.2, 0.6), keep)
 
 
-def _movement_path(ctx: BuildContext, lanes: list[int]) -> tuple[int, Path]:
-    path = plan_route(ctx.map, lanes).path
-    return ctx.world.add_path(path), path
-
-
 def _scenario_start(ctx: BuildContext, ego_s_m: float) -> None:
     """A trigger without actions: starts the scenario-timeout clock when the ego gets close."""
     ctx.trigger(max(ego_s_m, 0.5))
@@ -324,7 +331,9 @@ def sync_arrival(
 ViolatorOption = tuple[list[int], Path, tuple[float, float]]  # lanes, path, (s on path, s on ego route)
 
 
-def violator_options(ctx: BuildContext, jr: JunctionRoute, candidates: list[list[int]]) -> list[ViolatorOption]:
+def violator_options(
+    ctx: BuildContext, jr: JunctionRoute, candidates: list[list[int]]
+) -> list[ViolatorOption]:
     """The candidate movements whose path crosses or merges into the ego route inside the junction."""
     ego_path = jr.path(ctx)
     options = []
@@ -377,7 +386,11 @@ def place_violator(ctx: BuildContext, options: list[ViolatorOption], ego_speed_m
 
 
 def yield_to_waiting_ego(
-    flow: Sequence[int], yield_front_s: dict[int, float], centre_xy: np.ndarray, radius_m: float, slow_mps: float = 3.0
+    flow: Sequence[int],
+    yield_front_s: dict[int, float],
+    centre_xy: np.ndarray,
+    radius_m: float,
+    slow_mps: float = 3.0,
 ) -> Action:
     """Flow vehicles ignore the ego until it waits (below ``slow_mps``) within ``radius_m`` of the junction
     centre. From then on (for good) they follow each other, and the first one in each lane whose corridor
@@ -403,14 +416,18 @@ def yield_to_waiting_ego(
         a.brake_override[idx] = 0.0
         leaders: dict[int, tuple[float, int]] = {}  # path id -> (distance to the ego box, actor)
         for i in idx:
-            if a.behavior[i] != Behavior.VEHICLE:
+            if a.behavior[i] != Behavior.VEHICLE or (a.x[i] - a.x[0]) ** 2 + (a.y[i] - a.y[0]) ** 2 > 50.0**2:
                 continue
             path = world.paths.paths[int(a.path_id[i])]
-            proj = [path.project(q, s_hint=float(a.s[i]) + 20.0, window_m=22.0) for q in pts]
-            inside = [sq for sq, lq in proj if abs(lq) < 0.5 * a.width[i] + 0.3]
-            if not inside:
+            lo, hi = np.searchsorted(path.s, [a.s[i], a.s[i] + 50.0])
+            ahead_pts = path.points[lo:hi]  # [K, 2], 0.5 m apart
+            if len(ahead_pts) == 0:
                 continue
-            ahead = min(inside) - a.s[i] - 0.5 * a.length[i]
+            d = np.linalg.norm(ahead_pts[:, None, :] - pts[None, :, :], axis=2)  # [K, 15]
+            inside = np.flatnonzero((d < 0.5 * a.width[i] + 0.3).any(axis=1))
+            if len(inside) == 0:
+                continue
+            ahead = path.s[lo + inside[0]] - a.s[i] - 0.5 * a.length[i]
             if 0.0 < ahead < 45.0 and ahead < leaders.get(int(a.path_id[i]), (np.inf, -1))[0]:
                 leaders[int(a.path_id[i])] = (ahead, int(i))
         for pid, (ahead, i) in leaders.items():
@@ -426,7 +443,6 @@ def junction_centre_radius(ctx: BuildContext) -> tuple[np.ndarray, float]:
     poly = ctx.map.junctions[ctx.layout.junction_id].polygon
     centre = poly.mean(axis=0)
     return centre, float(np.linalg.norm(poly - centre, axis=1).max()) + 2.0
-
 
 
 YIELD_RADIUS_M = 3.5  # a flow path this close to the ego route is swept by the turning ego
@@ -476,7 +492,12 @@ def add_flow(
         prev_len = class_length_m(cls)
         s0 = s_conf - speed_mps * t_first - behind
         actors.append(add_timed_vehicle(ctx, pid, s0, speed_mps, cls=cls, **flags))
-    info = {"n": n, "speed_mps": round(speed_mps, 3), "first_arrival_s": round(t_first, 3), "spacings_m": spacings}
+    info = {
+        "n": n,
+        "speed_mps": round(speed_mps, 3),
+        "first_arrival_s": round(t_first, 3),
+        "spacings_m": spacings,
+    }
     centre, radius = junction_centre_radius(ctx)
     add_monitor(ctx, yield_to_waiting_ego(actors, yield_front_s, centre, radius))
     return actors, info
@@ -487,7 +508,7 @@ def add_flow(
 
 
 class _JunctionScenario(ScenarioType):
-    """Shared layout choice: a junction with ``controls[0]`` control (or another listed one), long arms."""
+    """Shared layout choice: a junction with one of ``controls`` (drawn per seed) and ~105-115 m arms."""
 
     families: ClassVar[tuple[str, ...]] = ("junction4", "junction_t")
     controls: ClassVar[tuple[str, ...]] = ("signalized",)
@@ -504,7 +525,9 @@ class _JunctionScenario(ScenarioType):
         if ctx.layout.params.family not in ("junction4", "junction_t"):
             raise ScenarioError(f"{self.name} needs a junction layout, got {ctx.layout.params.family!r}")
         if control not in self.controls:
-            raise ScenarioError(f"{self.name} needs junction_control in {list(self.controls)}, got {control!r}")
+            raise ScenarioError(
+                f"{self.name} needs junction_control in {list(self.controls)}, got {control!r}"
+            )
         return control
 
     def base_params(self, ctx: BuildContext, jr: JunctionRoute, ego_speed: float) -> None:
@@ -541,12 +564,21 @@ class OppositeVehicleTakingPriority(_JunctionScenario):
 
     def populate(self, ctx: BuildContext) -> None:
         self.check_control(ctx)
-        arm_in = ctx.choice(["arm0", "arm2"])
         v_ego = ctx.uniform(6.0, 10.0)
-        lane_idx = int(ctx.rng.integers(ctx.layout.params.lanes_per_direction))
-        jr = set_junction_route(ctx, arm_in, "straight", ctx.uniform(60.0, 90.0), ctx.uniform(40.0, 70.0), v_ego, lane_idx)
-        side = [a for a in ctx.layout.roads if a not in ("arm0", "arm2")]
-        violator = place_violator(ctx, violator_options(ctx, jr, _side_arm_movements(ctx, side)), v_ego)
+        approach, exit_m = ctx.uniform(60.0, 90.0), ctx.uniform(40.0, 70.0)
+        side = _side_arm_movements(ctx, [a for a in ctx.layout.roads if a not in ("arm0", "arm2")])
+        # Straight on the priority road (arms 0 and 2), in a lane some side-arm movement crosses or joins.
+        choices = []
+        for arm_in in ("arm0", "arm2"):
+            for lane_idx in range(ctx.layout.params.lanes_per_direction):
+                jr = plan_junction_route(ctx, arm_in, "straight", approach, exit_m, lane_idx)
+                if options := violator_options(ctx, jr, side):
+                    choices.append((jr, options))
+        if not choices:
+            raise ScenarioError("no side-arm movement of this junction crosses the priority road")
+        jr, options = ctx.choice(choices)
+        ctx.set_route(jr.lanes, start_s_m=jr.lane_start_s_m, end_s_m=jr.lane_end_s_m, ego_speed_mps=v_ego)
+        violator = place_violator(ctx, options, v_ego)
         junction_background(ctx, jr, {violator["lanes"][0]})
         ctx.scenario_end_s_m = jr.exit_s_m + 10.0
         self.base_params(ctx, jr, v_ego)
@@ -575,7 +607,9 @@ class OppositeVehicleRunningRedLight(_JunctionScenario):
             for turn in ("straight", "left", "right"):
                 if rel[turn] is None:
                     continue
-                jr = plan_junction_route(ctx, arm_in, turn, approach, exit_m, lane_idx if turn == "straight" else 0)
+                jr = plan_junction_route(
+                    ctx, arm_in, turn, approach, exit_m, lane_idx if turn == "straight" else 0
+                )
                 options = violator_options(ctx, jr, _side_arm_movements(ctx, cross))
                 if options:
                     choices.append((jr, options, cross))

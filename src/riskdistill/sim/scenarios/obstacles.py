@@ -23,7 +23,13 @@ from riskdistill.sim.actors import CLASS_SIZE_M
 from riskdistill.sim.layouts import PARKING_WIDTH_M
 from riskdistill.sim.roadmap import Lane, offset_polyline
 from riskdistill.sim.route import Path, smoothstep
-from riskdistill.sim.scenarios.base import Action, BuildContext, ScenarioError, ScenarioType, register_scenario
+from riskdistill.sim.scenarios.base import (
+    Action,
+    BuildContext,
+    ScenarioError,
+    ScenarioType,
+    register_scenario,
+)
 from riskdistill.sim.scenarios.junction import (
     EGO_HALF_LENGTH_M,
     FAST_EGO_MPS,
@@ -62,7 +68,12 @@ class _Placer:
         self.ids: list[int] = []
 
     def add(
-        self, cls: ActorClass, s_m: float, lateral_m: float, rel_yaw: float = 0.0, size: tuple[float, float, float] | None = None
+        self,
+        cls: ActorClass,
+        s_m: float,
+        lateral_m: float,
+        rel_yaw: float = 0.0,
+        size: tuple[float, float, float] | None = None,
     ) -> int:
         size = size or self.ctx.size_of(cls)
         lateral_m = min(lateral_m, self.max_left_m - lateral_half_extent(size, rel_yaw))
@@ -101,7 +112,9 @@ def construction_obstacle(p: _Placer, s_start: float) -> tuple[float, dict[str, 
     work = ctx.uniform(8.0, 20.0)
     n_bar = int(ctx.rng.integers(1, 3))
     for k in range(n_bar):
-        p.add(ActorClass.BARRIER, s_work + 1.5 + k * 0.6 * work, ctx.uniform(-0.3, 0.3), ctx.uniform(-0.1, 0.1))
+        p.add(
+            ActorClass.BARRIER, s_work + 1.5 + k * 0.6 * work, ctx.uniform(-0.3, 0.3), ctx.uniform(-0.1, 0.1)
+        )
     cone_step = ctx.uniform(2.5, 3.5)
     for k in range(1, int(work / cone_step) + 1):
         p.add(ActorClass.TRAFFIC_CONE, s_work + k * cone_step, edge)
@@ -168,7 +181,11 @@ def oncoming_group(ctx: BuildContext, lane: Lane, meet_xy: np.ndarray, t_meet_s:
         if s_first - behind < 0.0:
             break
         placed.append(add_timed_vehicle(ctx, pid, s_first - behind, speed, cls=cls))
-    return {"speed_mps": round(speed, 3), "actors": placed, "first_meets_at_s": round((s_meet - s_first) / speed, 2)}
+    return {
+        "speed_mps": round(speed, 3),
+        "actors": placed,
+        "first_meets_at_s": round((s_meet - s_first) / speed, 2),
+    }
 
 
 class _ObstacleScenario(ScenarioType):
@@ -195,12 +212,15 @@ class _ObstacleScenario(ScenarioType):
     def check_layout(self, ctx: BuildContext) -> None:
         p = ctx.layout.params
         if p.family not in self.families:
-            raise ScenarioError(f"{self.name} needs a layout family in {list(self.families)}, got {p.family!r}")
+            raise ScenarioError(
+                f"{self.name} needs a layout family in {list(self.families)}, got {p.family!r}"
+            )
         if not p.two_way:
             raise ScenarioError(f"{self.name} needs two_way=True")
         if p.lanes_per_direction not in self.lanes:
             raise ScenarioError(
-                f"{self.name} needs lanes_per_direction in {sorted(set(self.lanes))}, got {p.lanes_per_direction}"
+                f"{self.name} needs lanes_per_direction in {sorted(set(self.lanes))}, "
+                f"got {p.lanes_per_direction}"
             )
 
     def populate(self, ctx: BuildContext) -> None:
@@ -239,7 +259,9 @@ class _ObstacleScenario(ScenarioType):
             opposite = ctx.map.lanes[road.backward_lane_ids[0]]
             ctx.extra_allowed_lanes = {opposite.id}
             mid = lane.point_at(0.5 * (s_zone + s_zone_end))
-            ctx.params["oncoming"] = oncoming_group(ctx, opposite, mid, zone[0] / FAST_EGO_MPS + ctx.uniform(-1.0, 3.0))
+            ctx.params["oncoming"] = oncoming_group(
+                ctx, opposite, mid, zone[0] / FAST_EGO_MPS + ctx.uniform(-1.0, 3.0)
+            )
             add_background(ctx, ctx.uniform(0.1, 0.3), keep)
         else:
             add_background(ctx, ctx.uniform(0.1, 0.35), keep)
@@ -403,7 +425,7 @@ class VehicleOpensDoorTwoWays(_ObstacleScenario):
 
 
 def invading_path(lane: Lane, s_in: float, s_out: float, offset_m: float, ramp_m: float = 15.0) -> Path:
-    """``lane``'s centreline shifted ``offset_m`` to its left between ``s_in`` and ``s_out`` (smooth ramps)."""
+    """``lane``'s centreline shifted ``offset_m`` to its left from ``s_in`` to ``s_out`` (smooth ramps)."""
     s = lane.s
     up = smoothstep((s - (s_in - 0.3 * ramp_m)) / ramp_m)
     down = 1.0 - smoothstep((s - (s_out - 0.7 * ramp_m)) / ramp_m)
@@ -449,7 +471,7 @@ class InvadingTurn(ScenarioType):
         onc_lane = ctx.map.lanes[road.forward_lane_ids[0]]
         ref = road.reference
         arc = p.curve_radius_m * math.radians(p.curve_angle_deg)
-        arc_pts = [ref[int(round(s / 0.5))] for s in (40.0, 40.0 + arc)]  # reference sampled every 0.5 m
+        arc_pts = [ref[round(s / 0.5)] for s in (40.0, 40.0 + arc)]  # reference sampled every 0.5 m
         # The arc on the oncoming lane (its direction) and on the ego lane (reversed).
         o_in, o_out = (onc_lane.project(q)[0] for q in arc_pts)
         e_out, e_in = (ego_lane.project(q)[0] for q in arc_pts)
@@ -478,7 +500,9 @@ class InvadingTurn(ScenarioType):
             offset = 0.5 * w - 0.5 * size_w + intrusion
             pid = ctx.world.add_path(invading_path(onc_lane, o_in, o_out, offset))
             actors.append(
-                add_timed_vehicle(ctx, pid, s_mid - speed * t_meet - behind, speed, cls=cls, ignore_actors=True)
+                add_timed_vehicle(
+                    ctx, pid, s_mid - speed * t_meet - behind, speed, cls=cls, ignore_actors=True
+                )
             )
         ctx.trigger(max(e_in - s0 - 40.0, 0.5))  # starts the scenario clock
         ctx.scenario_end_s_m = e_out - s0 + 10.0
