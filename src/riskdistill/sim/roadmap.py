@@ -17,6 +17,9 @@ import numpy as np
 from riskdistill.types import Command
 
 LANE_SAMPLE_SPACING_M = 0.5
+ZEBRA_BAR_M = 0.5  # painted bar width of a zebra crossing
+ZEBRA_GAP_M = 0.5
+ZEBRA_END_MARGIN_M = 0.25
 
 
 class LaneKind(StrEnum):
@@ -65,6 +68,37 @@ def offset_polyline(points: np.ndarray, offset_m: float) -> np.ndarray:
     return points + offset_m * normal
 
 
+def interp_polyline(points: np.ndarray, s: np.ndarray, s_m: float | np.ndarray) -> np.ndarray:
+    """Point(s) at arc length ``s_m`` (clamped) on a polyline ``[P, 2]`` with cumulative arc length ``s``."""
+    s_m = np.clip(s_m, 0.0, s[-1])
+    return np.stack([np.interp(s_m, s, points[:, 0]), np.interp(s_m, s, points[:, 1])], axis=-1)
+
+
+def interp_heading(heading: np.ndarray, s: np.ndarray, s_m: float | np.ndarray) -> np.ndarray:
+    """Heading at arc length ``s_m`` (clamped), interpolated on the unit circle."""
+    s_m = np.clip(s_m, 0.0, s[-1])
+    return np.arctan2(np.interp(s_m, s, np.sin(heading)), np.interp(s_m, s, np.cos(heading)))
+
+
+def project_to_polyline(
+    points: np.ndarray, s: np.ndarray, xy: np.ndarray, lo: int = 0, hi: int | None = None
+) -> tuple[float, float]:
+    """``(s_m, lateral_m)`` of ``xy`` projected on segments ``lo..hi`` of a polyline; lateral > 0 is left."""
+    hi = len(points) - 1 if hi is None else hi
+    a, b = points[lo:hi], points[lo + 1 : hi + 1]
+    if len(a) == 0:
+        a, b, lo = points[:-1], points[1:], 0
+    ab = b - a
+    seg_len2 = np.maximum((ab**2).sum(axis=1), 1e-12)
+    t = np.clip(((xy - a) * ab).sum(axis=1) / seg_len2, 0.0, 1.0)
+    proj = a + t[:, None] * ab
+    d2 = ((proj - xy) ** 2).sum(axis=1)
+    i = int(np.argmin(d2))
+    s_m = float(s[lo + i] + t[i] * np.sqrt(seg_len2[i]))
+    cross = ab[i, 0] * (xy[1] - a[i, 1]) - ab[i, 1] * (xy[0] - a[i, 0])
+    return s_m, float(np.sign(cross) * np.sqrt(d2[i]))
+
+
 @dataclass
 class Lane:
     """A directed lane. ``centerline`` is sampled every ~0.5 m in the direction of travel."""
@@ -97,30 +131,14 @@ class Lane:
 
     def point_at(self, s_m: float | np.ndarray) -> np.ndarray:
         """Centreline point(s) at arc length ``s_m`` (clamped to the lane)."""
-        s_m = np.clip(s_m, 0.0, self.s[-1])
-        return np.stack(
-            [np.interp(s_m, self.s, self.centerline[:, 0]), np.interp(s_m, self.s, self.centerline[:, 1])],
-            axis=-1,
-        )
+        return interp_polyline(self.centerline, self.s, s_m)
 
     def heading_at(self, s_m: float | np.ndarray) -> np.ndarray:
-        s_m = np.clip(s_m, 0.0, self.s[-1])
-        c, sn = np.cos(self.heading), np.sin(self.heading)
-        return np.arctan2(np.interp(s_m, self.s, sn), np.interp(s_m, self.s, c))
+        return interp_heading(self.heading, self.s, s_m)
 
     def project(self, xy: np.ndarray) -> tuple[float, float]:
         """Project a point onto the centreline: ``(s_m, lateral_m)``, lateral positive to the left."""
-        xy = np.asarray(xy, dtype=np.float64)
-        a, b = self.centerline[:-1], self.centerline[1:]
-        ab = b - a
-        seg_len2 = np.maximum((ab**2).sum(axis=1), 1e-12)
-        t = np.clip(((xy - a) * ab).sum(axis=1) / seg_len2, 0.0, 1.0)
-        proj = a + t[:, None] * ab
-        d2 = ((proj - xy) ** 2).sum(axis=1)
-        i = int(np.argmin(d2))
-        s_m = float(self.s[i] + t[i] * np.sqrt(seg_len2[i]))
-        cross = ab[i, 0] * (xy[1] - a[i, 1]) - ab[i, 1] * (xy[0] - a[i, 0])
-        return s_m, float(np.sign(cross) * np.sqrt(d2[i]))
+        return project_to_polyline(self.centerline, self.s, np.asarray(xy, dtype=np.float64))
 
     def boundaries(self) -> tuple[np.ndarray, np.ndarray]:
         """Left and right boundary polylines ``([P, 2], [P, 2])``."""
@@ -178,6 +196,31 @@ class Crosswalk:
     start: np.ndarray  # [2] kerb point on one side (pedestrians walk start -> end)
     end: np.ndarray  # [2]
     road_id: int
+
+
+def zebra_bars(cw: Crosswalk) -> list[np.ndarray]:
+    """The white bars of a zebra crossing: long along the road, spaced along the walking direction."""
+    poly = np.asarray(cw.polygon, dtype=np.float64)
+    u = np.asarray(cw.end, dtype=np.float64) - np.asarray(cw.start, dtype=np.float64)
+    if np.hypot(*u) < 1e-6:  # degenerate walk line: cross along the polygon's longest edge
+        edges = np.diff(np.concatenate([poly, poly[:1]]), axis=0)
+        u = edges[np.argmax(np.hypot(edges[:, 0], edges[:, 1]))]
+    u = u / np.hypot(*u)
+    v = np.array([-u[1], u[0]])
+    centre = poly.mean(axis=0)
+    a, b = (poly - centre) @ u, (poly - centre) @ v
+    b0, b1 = b.min() + ZEBRA_END_MARGIN_M, b.max() - ZEBRA_END_MARGIN_M
+    period = ZEBRA_BAR_M + ZEBRA_GAP_M
+    n = int((a.max() - a.min() + ZEBRA_GAP_M) // period)
+    first = 0.5 * (a.min() + a.max()) - 0.5 * (n * period - ZEBRA_GAP_M)
+    bars = []
+    for i in range(n):
+        a0 = first + i * period
+        a1 = a0 + ZEBRA_BAR_M
+        bars.append(
+            np.array([centre + ai * u + bi * v for ai, bi in [(a0, b0), (a1, b0), (a1, b1), (a0, b1)]])
+        )
+    return bars
 
 
 @dataclass

@@ -9,8 +9,11 @@ import numpy as np
 from riskdistill.sim.roadmap import (
     LANE_SAMPLE_SPACING_M,
     RoadMap,
+    interp_heading,
+    interp_polyline,
     polyline_arclength,
     polyline_headings,
+    project_to_polyline,
     resample_polyline,
 )
 from riskdistill.types import Command
@@ -37,38 +40,20 @@ class Path:
         return float(self.s[-1])
 
     def point_at(self, s_m: float | np.ndarray) -> np.ndarray:
-        s_m = np.clip(s_m, 0.0, self.s[-1])
-        return np.stack(
-            [np.interp(s_m, self.s, self.points[:, 0]), np.interp(s_m, self.s, self.points[:, 1])], axis=-1
-        )
+        return interp_polyline(self.points, self.s, s_m)
 
     def heading_at(self, s_m: float | np.ndarray) -> np.ndarray:
-        s_m = np.clip(s_m, 0.0, self.s[-1])
-        c, sn = np.cos(self.heading), np.sin(self.heading)
-        return np.arctan2(np.interp(s_m, self.s, sn), np.interp(s_m, self.s, c))
+        return interp_heading(self.heading, self.s, s_m)
 
     def project(
         self, xy: np.ndarray, s_hint: float | None = None, window_m: float = 15.0
     ) -> tuple[float, float]:
         """``(s_m, lateral_m)`` of the nearest path point; within ``window_m`` of ``s_hint`` if given."""
-        pts = self.points
-        lo, hi = 0, len(pts) - 1
+        lo, hi = 0, len(self.points) - 1
         if s_hint is not None:
             lo = max(int(np.searchsorted(self.s, s_hint - window_m)) - 1, 0)
-            hi = min(int(np.searchsorted(self.s, s_hint + window_m)) + 1, len(pts) - 1)
-        a, b = pts[lo:hi], pts[lo + 1 : hi + 1]
-        if len(a) == 0:
-            a, b = pts[:-1], pts[1:]
-            lo = 0
-        ab = b - a
-        seg_len2 = np.maximum((ab**2).sum(axis=1), 1e-12)
-        t = np.clip(((xy - a) * ab).sum(axis=1) / seg_len2, 0.0, 1.0)
-        proj = a + t[:, None] * ab
-        d2 = ((proj - xy) ** 2).sum(axis=1)
-        i = int(np.argmin(d2))
-        s_m = float(self.s[lo + i] + t[i] * np.sqrt(seg_len2[i]))
-        cross = ab[i, 0] * (xy[1] - a[i, 1]) - ab[i, 1] * (xy[0] - a[i, 0])
-        return s_m, float(np.sign(cross) * np.sqrt(d2[i]))
+            hi = min(int(np.searchsorted(self.s, s_hint + window_m)) + 1, len(self.points) - 1)
+        return project_to_polyline(self.points, self.s, np.asarray(xy, dtype=np.float64), lo, hi)
 
 
 def smoothstep(t: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ from PIL import Image, ImageDraw, ImageFont
 from riskdistill.geometry import BevGrid, box_corners_2d
 from riskdistill.io import atomic_path
 from riskdistill.sim.actors import Behavior
-from riskdistill.sim.roadmap import Crosswalk, LaneKind, MarkingKind, RoadMap, polyline_arclength
+from riskdistill.sim.roadmap import LaneKind, MarkingKind, RoadMap, polyline_arclength, zebra_bars
 from riskdistill.types import ActorClass, LightState
 
 if TYPE_CHECKING:
@@ -87,9 +87,6 @@ MARKING_WIDTH_M = 0.15
 DASH_M = 3.0
 DASH_GAP_M = 3.0
 STOP_LINE_WIDTH_M = 0.4
-ZEBRA_BAR_M = 0.5
-ZEBRA_GAP_M = 0.5
-ZEBRA_END_MARGIN_M = 0.25
 LIGHT_RADIUS_M = 0.9
 PEDESTRIAN_MIN_RADIUS_M = 0.35
 DARKEN = 0.45  # outline colour = fill colour * DARKEN
@@ -231,30 +228,6 @@ def _simplify(points: np.ndarray, tol_m: float = SIMPLIFY_TOL_M, closed: bool = 
     return pts[keep]
 
 
-def _zebra_bars(cw: Crosswalk) -> list[np.ndarray]:
-    """The white bars of a zebra crossing: long along the road, spaced along the walking direction."""
-    poly = np.asarray(cw.polygon, dtype=np.float64)
-    u = np.asarray(cw.end, dtype=np.float64) - np.asarray(cw.start, dtype=np.float64)
-    if np.hypot(*u) < 1e-6:  # degenerate walk line: cross along the polygon's longest edge
-        edges = np.diff(np.concatenate([poly, poly[:1]]), axis=0)
-        u = edges[np.argmax(np.hypot(edges[:, 0], edges[:, 1]))]
-    u = u / np.hypot(*u)
-    v = np.array([-u[1], u[0]])
-    centre = poly.mean(axis=0)
-    a, b = (poly - centre) @ u, (poly - centre) @ v
-    b0, b1 = b.min() + ZEBRA_END_MARGIN_M, b.max() - ZEBRA_END_MARGIN_M
-    period = ZEBRA_BAR_M + ZEBRA_GAP_M
-    n = int((a.max() - a.min() + ZEBRA_GAP_M) // period)
-    first = 0.5 * (a.min() + a.max()) - 0.5 * (n * period - ZEBRA_GAP_M)  # centre the bars
-    bars = []
-    for i in range(n):
-        a0 = first + i * period
-        a1 = a0 + ZEBRA_BAR_M
-        corners = [(a0, b0), (a1, b0), (a1, b1), (a0, b1)]
-        bars.append(np.array([centre + ai * u + bi * v for ai, bi in corners]))
-    return bars
-
-
 @functools.cache
 def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default()
@@ -302,7 +275,7 @@ def _build_map_primitives(road_map: RoadMap) -> _MapPrimitives:
         color = DRIVING_COLOR if lane.kind == LaneKind.DRIVING else PARKING_COLOR
         polygon(lane.polygon(), color, color)  # outline too: no seams between neighbouring lanes
     for cw in road_map.crosswalks.values():
-        for bar in _zebra_bars(cw):
+        for bar in zebra_bars(cw):
             polygon(bar, ZEBRA_COLOR)
     for marking in road_map.markings:
         color = MARKING_COLORS.get(marking.kind, MARKING_COLORS[MarkingKind.SOLID_WHITE])

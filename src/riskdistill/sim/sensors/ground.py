@@ -23,7 +23,7 @@ from enum import IntEnum
 import numpy as np
 from PIL import Image, ImageDraw
 
-from riskdistill.sim.roadmap import Crosswalk, LaneKind, MarkingKind, RoadMap, polyline_arclength
+from riskdistill.sim.roadmap import LaneKind, MarkingKind, RoadMap, polyline_arclength, zebra_bars
 
 DEFAULT_RESOLUTION_M = 0.1
 N_LEVELS = 6  # mip levels: cells of res, 2 res, ..., 32 res
@@ -32,9 +32,6 @@ MARKING_WIDTH_M = 0.15
 STOP_LINE_WIDTH_M = 0.4
 DASH_M = 3.0
 DASH_GAP_M = 3.0
-ZEBRA_BAR_M = 0.5
-ZEBRA_GAP_M = 0.5
-ZEBRA_END_MARGIN_M = 0.25
 
 
 class Material(IntEnum):
@@ -133,31 +130,6 @@ def _dashes(points: np.ndarray, dash_m: float = DASH_M, gap_m: float = DASH_GAP_
     return out
 
 
-def _zebra_bars(cw: Crosswalk) -> list[np.ndarray]:
-    """The white bars of a zebra crossing: long along the road, spaced along the walking direction."""
-    poly = np.asarray(cw.polygon, dtype=np.float64)
-    u = np.asarray(cw.end, dtype=np.float64) - np.asarray(cw.start, dtype=np.float64)
-    if np.hypot(*u) < 1e-6:  # degenerate walk line: cross along the polygon's longest edge
-        edges = np.diff(np.concatenate([poly, poly[:1]]), axis=0)
-        u = edges[np.argmax(np.hypot(edges[:, 0], edges[:, 1]))]
-    u = u / np.hypot(*u)
-    v = np.array([-u[1], u[0]])
-    centre = poly.mean(axis=0)
-    a, b = (poly - centre) @ u, (poly - centre) @ v
-    b0, b1 = b.min() + ZEBRA_END_MARGIN_M, b.max() - ZEBRA_END_MARGIN_M
-    period = ZEBRA_BAR_M + ZEBRA_GAP_M
-    n = int((a.max() - a.min() + ZEBRA_GAP_M) // period)
-    first = 0.5 * (a.min() + a.max()) - 0.5 * (n * period - ZEBRA_GAP_M)
-    bars = []
-    for i in range(n):
-        a0 = first + i * period
-        a1 = a0 + ZEBRA_BAR_M
-        bars.append(
-            np.array([centre + ai * u + bi * v for ai, bi in [(a0, b0), (a1, b0), (a1, b1), (a0, b1)]])
-        )
-    return bars
-
-
 def bake_ground(
     road_map: RoadMap, resolution_m: float = DEFAULT_RESOLUTION_M, margin_m: float = 20.0
 ) -> GroundRaster:
@@ -196,7 +168,7 @@ def bake_ground(
     for lane in lanes:
         polygon(lane.polygon(), Material.ROAD if lane.kind == LaneKind.DRIVING else Material.PARKING)
     for cw in road_map.crosswalks.values():
-        for bar in _zebra_bars(cw):
+        for bar in zebra_bars(cw):
             polygon(bar, Material.CROSSWALK)
     for marking in road_map.markings:
         mat = Material.YELLOW_MARKING if marking.kind == MarkingKind.SOLID_YELLOW else Material.WHITE_MARKING
