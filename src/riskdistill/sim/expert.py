@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from riskdistill.agent import Action, AgentInput, Controls, SensorRequest
+from riskdistill.geometry import box_corners_2d
 from riskdistill.sim.actors import EGO_REAR_AXLE_TO_CENTER_M, Behavior
 from riskdistill.sim.env import DrivingEnv
 from riskdistill.sim.route import smoothstep
@@ -56,6 +57,13 @@ class _Avoidance:
     s_hold_end: float
     s_ramp_out: float
     offset_m: float
+
+
+def _plan_offset(plan: _Avoidance, s: np.ndarray) -> np.ndarray:
+    """Lateral offset (left positive) of the reference path at arc lengths ``s`` during a pass."""
+    up = smoothstep((s - plan.s_ramp_in) / max(plan.s_full - plan.s_ramp_in, 1e-3))
+    down = 1.0 - smoothstep((s - plan.s_hold_end) / max(plan.s_ramp_out - plan.s_hold_end, 1e-3))
+    return plan.offset_m * np.minimum(up, down)
 
 
 class ExpertDriver:
@@ -117,12 +125,9 @@ class ExpertDriver:
 
     # ------------------------------------------------------------------------------------------ path
     def _offset_at(self, s: np.ndarray) -> np.ndarray:
-        av = self._avoid
-        if av is None:
+        if self._avoid is None:
             return np.full_like(s, self._nudge_m, dtype=np.float64)
-        up = smoothstep((s - av.s_ramp_in) / max(av.s_full - av.s_ramp_in, 1e-3))
-        down = 1.0 - smoothstep((s - av.s_hold_end) / max(av.s_ramp_out - av.s_hold_end, 1e-3))
-        return av.offset_m * np.minimum(up, down)
+        return _plan_offset(self._avoid, s)
 
     def _reference(self, s_grid: np.ndarray) -> np.ndarray:
         path = self.env.instance.route.path
@@ -224,27 +229,29 @@ class ExpertDriver:
         path = self.env.instance.route.path
         n = a.n
         idx = np.flatnonzero((a.behavior[:n] == Behavior.STATIC) & (np.arange(n) > 0))
+        near = (a.x[idx] - a.x[0]) ** 2 + (a.y[idx] - a.y[0]) ** 2 < 75.0**2
+        idx = idx[near]
         if len(idx) == 0:
             return None
-        from riskdistill.geometry import box_corners_2d
-
         corners = box_corners_2d(
             np.stack([a.x[idx], a.y[idx]], axis=1), a.yaw[idx], a.length[idx], a.width[idx]
         )
-        hits = []
-        for k, j in enumerate(idx):
-            c = np.array([a.x[j], a.y[j]])
-            s_j, lat_j = path.project(c, s_hint=s_centre + 30.0, window_m=45.0)
-            if not (s_centre < s_j < s_centre + 60.0) or abs(lat_j) > 6.0:
-                continue
-            lats = np.array([path.project(p, s_hint=s_j, window_m=8.0)[1] for p in corners[k]])
-            ss = np.array([path.project(p, s_hint=s_j, window_m=8.0)[0] for p in corners[k]])
-            half_w = 0.5 * a.width[0] + 0.25
-            blocking = bool(lats.min() < half_w and lats.max() > -half_w)
-            hits.append((ss.min(), ss.max(), lats.min(), lats.max(), blocking))
-        if not any(h[4] for h in hits):
+        s_c, lat_c = path.project_many(
+            np.stack([a.x[idx], a.y[idx]], axis=1), s_centre - 5.0, s_centre + 75.0
+        )
+        ahead = (s_c > s_centre) & (s_c < s_centre + 60.0) & (np.abs(lat_c) < 6.0)
+        if not ahead.any():
             return None
-        hits.sort()
+        corners = corners[ahead]
+        ss, lats = path.project_many(corners.reshape(-1, 2), s_centre - 10.0, s_centre + 75.0)
+        ss, lats = ss.reshape(-1, 4), lats.reshape(-1, 4)
+        half_w = 0.5 * a.width[0] + 0.25
+        blocking = (lats.min(axis=1) < half_w) & (lats.max(axis=1) > -half_w)
+        hits = sorted(
+            zip(ss.min(axis=1), ss.max(axis=1), lats.min(axis=1), lats.max(axis=1), blocking, strict=True)
+        )
+        if not blocking.any():
+            return None
         first = next(k for k, h in enumerate(hits) if h[4])
         s0, s1, lat_max = hits[first][0], hits[first][1], hits[first][3]
         for h in hits[first + 1 :]:
@@ -255,7 +262,7 @@ class ExpertDriver:
             if h[0] < s1 + 3.0 and h[1] > s0 - 3.0 and h[2] < lat_max + a.width[0] + self.cfg.avoid_margin_m:
                 lat_max = max(lat_max, h[3])
         need = lat_max + 0.5 * a.width[0] + self.cfg.avoid_margin_m
-        return s0, s1, need
+        return float(s0), float(s1), float(need)
 
     def _side_clear(self, plan: _Avoidance, v: float) -> bool:
         """No moving actor occupies, or will occupy during the pass, the shifted part of the path."""
@@ -264,17 +271,22 @@ class ExpertDriver:
         path = self.env.instance.route.path
         n = a.n
         s_pass = np.arange(plan.s_ramp_in, plan.s_ramp_out, 1.0)
-        pts = path.point_at(s_pass)
         h = path.heading_at(s_pass)
-        pts = pts + self._offset_at(s_pass)[:, None] * np.stack([-np.sin(h), np.cos(h)], axis=1)
+        off = _plan_offset(plan, s_pass)
+        pts = path.point_at(s_pass) + off[:, None] * np.stack([-np.sin(h), np.cos(h)], axis=1)
         v_pass = max(v, 4.0)
         t_pass = (plan.s_ramp_out - plan.s_ramp_in) / v_pass + 4.0
+        ts = np.arange(0.0, t_pass + 0.01, 0.5)
         moving = np.flatnonzero((a.behavior[:n] == Behavior.VEHICLE) | (a.behavior[:n] == Behavior.WALKER))
         for j in moving:
-            for t in np.arange(0.0, t_pass + 0.01, 0.5):
-                p = self._predict(j, t)
-                if np.min(np.linalg.norm(pts - p, axis=1)) < 0.5 * a.width[j] + 2.2:
-                    return False
+            if (a.x[j] - a.x[0]) ** 2 + (a.y[j] - a.y[0]) ** 2 > (
+                plan.s_ramp_out - plan.s_ramp_in + 150.0
+            ) ** 2:
+                continue
+            p = self._predict(j, ts)  # [T, 2]
+            d = np.linalg.norm(p[:, None, :] - pts[None], axis=2)
+            if d.min() < 0.5 * a.width[j] + 2.2:
+                return False
         return True
 
     # ------------------------------------------------------------------------------------------ speed
@@ -374,14 +386,14 @@ class ExpertDriver:
             gap -= STATIC_STANDOFF_M  # wait with room to steer around it later
         return max(gap, 0.0), max(lead_v, 0.0), f"actor {jj} in path"
 
-    def _predict(self, j: int, t: float) -> np.ndarray:
+    def _predict(self, j: int, t: np.ndarray) -> np.ndarray:
+        """Positions ``[T, 2]`` of actor ``j`` at times ``t``: along its path, else at constant velocity."""
         a = self.env.world.actors
+        t = np.atleast_1d(np.asarray(t, dtype=np.float64))
         if a.path_id[j] >= 0 and a.behavior[j] in (Behavior.VEHICLE, Behavior.WALKER) and not a.hold[j]:
-            s = a.s[j] + a.speed[j] * t
-            return self.env.world.paths.interp(np.array([a.path_id[j]]), np.array([s]))[0]
-        return np.array(
-            [a.x[j] + a.speed[j] * np.cos(a.yaw[j]) * t, a.y[j] + a.speed[j] * np.sin(a.yaw[j]) * t]
-        )
+            return self.env.world.paths.interp(np.full(len(t), a.path_id[j]), a.s[j] + a.speed[j] * t)
+        heading = np.array([np.cos(a.yaw[j]), np.sin(a.yaw[j])])
+        return np.array([a.x[j], a.y[j]]) + a.speed[j] * t[:, None] * heading
 
     def _forecast_gap(
         self, s_grid: np.ndarray, ref: np.ndarray, s_centre: float, v: float, v_target: float

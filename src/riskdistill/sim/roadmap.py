@@ -99,6 +99,26 @@ def project_to_polyline(
     return s_m, float(np.sign(cross) * np.sqrt(d2[i]))
 
 
+def project_many_to_polyline(
+    points: np.ndarray, s: np.ndarray, xy: np.ndarray, lo: int = 0, hi: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised :func:`project_to_polyline` for ``xy [N, 2]``: ``(s_m [N], lateral_m [N])``."""
+    hi = len(points) - 1 if hi is None else hi
+    a, b = points[lo:hi], points[lo + 1 : hi + 1]  # [S, 2]
+    if len(a) == 0:
+        a, b, lo = points[:-1], points[1:], 0
+    ab = b - a
+    seg_len2 = np.maximum((ab**2).sum(axis=1), 1e-12)
+    rel = xy[:, None, :] - a[None]  # [N, S, 2]
+    t = np.clip((rel * ab[None]).sum(axis=2) / seg_len2[None], 0.0, 1.0)
+    d2 = ((rel - t[..., None] * ab[None]) ** 2).sum(axis=2)
+    i = np.argmin(d2, axis=1)
+    rows = np.arange(len(xy))
+    s_m = s[lo + i] + t[rows, i] * np.sqrt(seg_len2[i])
+    cross = ab[i, 0] * rel[rows, i, 1] - ab[i, 1] * rel[rows, i, 0]
+    return s_m, np.sign(cross) * np.sqrt(d2[rows, i])
+
+
 @dataclass
 class Lane:
     """A directed lane. ``centerline`` is sampled every ~0.5 m in the direction of travel."""

@@ -13,6 +13,7 @@ from riskdistill.sim.roadmap import (
     interp_polyline,
     polyline_arclength,
     polyline_headings,
+    project_many_to_polyline,
     project_to_polyline,
     resample_polyline,
 )
@@ -54,6 +55,12 @@ class Path:
             lo = max(int(np.searchsorted(self.s, s_hint - window_m)) - 1, 0)
             hi = min(int(np.searchsorted(self.s, s_hint + window_m)) + 1, len(self.points) - 1)
         return project_to_polyline(self.points, self.s, np.asarray(xy, dtype=np.float64), lo, hi)
+
+    def project_many(self, xy: np.ndarray, s_lo: float, s_hi: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(s_m [N], lateral_m [N])`` of points ``[N, 2]`` projected on the stretch ``[s_lo, s_hi]``."""
+        lo = max(int(np.searchsorted(self.s, s_lo)) - 1, 0)
+        hi = min(int(np.searchsorted(self.s, s_hi)) + 1, len(self.points) - 1)
+        return project_many_to_polyline(self.points, self.s, np.asarray(xy, dtype=np.float64), lo, hi)
 
 
 def smoothstep(t: np.ndarray) -> np.ndarray:
