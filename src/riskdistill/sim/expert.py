@@ -99,7 +99,7 @@ class ExpertDriver:
 
         self._plan_avoidance(s_centre, v)
         target = self._invader_nudge(s_centre) if self._avoid is None else 0.0
-        self._nudge_m += float(np.clip(target - self._nudge_m, -0.08, 0.08))
+        self._nudge_m += float(np.clip(target - self._nudge_m, -0.15, 0.15))
         s_grid = np.arange(s_rear - 2.0, s_rear + cfg.lookahead_m, 0.5)
         ref = self._reference(s_grid)
 
@@ -200,25 +200,29 @@ class ExpertDriver:
         return True
 
     def _invader_nudge(self, s_centre: float) -> float:
-        """Shift right (negative offset, at most 1.2 m) away from oncoming vehicles cutting into our lane."""
+        """Shift right (negative offset, at most 1.2 m) from oncoming vehicles about to cut into our lane.
+
+        Oncoming vehicles are rolled forward along their own paths for 6 s; where they will be beside
+        our path ahead, their right edge must stay clear of our left side.
+        """
         world = self.env.world
         a = world.actors
         path = self.env.instance.route.path
         n = a.n
         idx = np.flatnonzero(a.behavior[:n] == Behavior.VEHICLE)
         keep_clear = 0.5 * a.width[0] + 0.6
+        ts = np.arange(0.0, 6.01, 0.5)
         need = 0.0
         for j in idx:
-            d2 = (a.x[j] - a.x[0]) ** 2 + (a.y[j] - a.y[0]) ** 2
-            if d2 > 70.0**2:
+            if (a.x[j] - a.x[0]) ** 2 + (a.y[j] - a.y[0]) ** 2 > 110.0**2:
                 continue
-            s_j, lat_j = path.project(np.array([a.x[j], a.y[j]]), s_hint=s_centre + 30.0, window_m=45.0)
-            if not (s_centre - 3.0 < s_j < s_centre + 60.0):
-                continue
+            s_j, _ = path.project(np.array([a.x[j], a.y[j]]), s_hint=s_centre + 50.0, window_m=70.0)
             if np.cos(a.yaw[j] - float(path.heading_at(s_j))) > -0.8:
-                continue
-            right_edge = lat_j - 0.5 * a.width[j]
-            if right_edge > -0.5:  # oncoming, and its right side reaches into our lane
+                continue  # not oncoming
+            s_f, lat_f = path.project_many(self._predict(j, ts), s_centre - 5.0, s_centre + 120.0)
+            beside = (s_f > s_centre - 3.0) & (s_f < s_centre + 90.0) & (lat_f > -2.0)
+            if beside.any():
+                right_edge = float(lat_f[beside].min()) - 0.5 * a.width[j]
                 need = max(need, keep_clear - right_edge)
         return -float(np.clip(need, 0.0, 1.2))
 
