@@ -20,7 +20,8 @@ def scenarios() -> None:
     from riskdistill.sim.scenarios import REGISTRY
 
     table = Table(title=f"{len(REGISTRY)} scenario types")
-    for col in ("scenario", "abilities", "layout families", "summary"):
+    table.add_column("scenario", no_wrap=True)
+    for col in ("abilities", "layout families", "summary"):
         table.add_column(col, overflow="fold")
     for name in sorted(REGISTRY):
         sc = REGISTRY[name]
