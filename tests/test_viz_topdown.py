@@ -307,3 +307,15 @@ def test_save_gif_and_png(world: World, tmp_path) -> None:
         save_gif([], tmp_path / "empty.gif")
     with pytest.raises(ValueError):
         save_png(frames[0].astype(np.float32), tmp_path / "bad.png")
+
+
+def test_camera_mosaic_places_surround_cameras() -> None:
+    from riskdistill.viz.cameras import render_camera_mosaic
+
+    names = ("CAM_BACK", "CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK_LEFT")  # one dropped
+    rgb = np.stack([np.full((4, 6, 3), 10 * (k + 1), np.uint8) for k in range(len(names))])
+    m = render_camera_mosaic(rgb, names)
+    assert m.shape == (8, 18, 3)
+    assert m[0, 6, 0] == 20  # CAM_FRONT in the middle of the top row
+    assert m[4, 6, 0] == 10  # CAM_BACK in the middle of the bottom row
+    assert m[4, 12, 0] == 0  # CAM_BACK_RIGHT was dropped: black tile

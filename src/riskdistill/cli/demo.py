@@ -1,8 +1,9 @@
 """``riskdistill demo``: the main job on the built-in simulator.
 
-What runs today (the later pipeline stages - recording, teacher labels, student training - join as they
-land): a preview animation of a few scenarios, then the privileged expert evaluated in closed loop on
-the benchmark suite (one route per scenario type with ``--quick``), with the Bench2Drive metrics.
+What runs today (the later pipeline stages - teacher labels, student training, the report - join as
+they land): top-down previews of a few scenarios, the six surround cameras rendered on the CPU, then
+the privileged expert evaluated in closed loop on the benchmark suite (one route per scenario type
+with ``--quick``), with the Bench2Drive metrics.
 """
 
 from __future__ import annotations
@@ -18,6 +19,22 @@ from rich.table import Table
 console = Console()
 
 PREVIEW_SCENARIOS = ("ParkingCrossingPedestrian", "SignalizedJunctionLeftTurn", "ConstructionObstacleTwoWays")
+
+
+def render_cameras(scenario: str, out: Path, seed: int = 0, steps: int = 40) -> None:
+    """Drive ``steps`` steps with the expert, then render the Bench2Drive rig at 256x704 as a mosaic."""
+    from riskdistill.sim.expert import ExpertDriver
+    from riskdistill.sim.rollout import run_route
+    from riskdistill.sim.scenarios import build_scenario
+    from riskdistill.sim.sensors import CameraRenderer, load_rig, resize_rig
+    from riskdistill.viz.cameras import render_camera_mosaic
+    from riskdistill.viz.topdown import save_png
+
+    instance = build_scenario(scenario, seed)
+    run_route(instance, ExpertDriver, max_steps=steps)
+    rig = resize_rig(load_rig("bench2drive"), 256, 704)
+    frame = CameraRenderer(instance.layout.road_map, rig, weather=instance.weather).render(instance.world)
+    save_png(render_camera_mosaic(frame.rgb, frame.camera_names), out)
 
 
 def demo(
@@ -43,6 +60,12 @@ def demo(
         log = render_preview(name, 0, out / "previews" / f"{name}.gif")
         console.print(f"preview {name}: {log.end.value}, RC {log.route_completion_pct:.0f}%")
     timings.append(("scenario previews", time.perf_counter() - t0))
+
+    t0 = time.perf_counter()
+    cameras_png = out / "cameras.png"
+    render_cameras(previews[0] if previews else "PedestrianCrossing", cameras_png)
+    console.print(f"cameras: {cameras_png}")
+    timings.append(("camera rendering", time.perf_counter() - t0))
 
     t0 = time.perf_counter()
     bench = load_suite("bench")
