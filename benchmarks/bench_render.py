@@ -29,30 +29,15 @@ from rich.console import Console
 from rich.table import Table
 
 from riskdistill.agent import Controls
-from riskdistill.sim.layouts import LayoutParams, build_layout
-from riskdistill.sim.scenarios.background import add_background_traffic
-from riskdistill.sim.scenarios.base import BuildContext
+from riskdistill.sim.scenarios.background import build_busy_world
 from riskdistill.sim.sensors import CameraRenderer, load_rig, resize_rig
 from riskdistill.sim.sensors.oracle import render_numpy
 
 SIZES = ((128, 352, 200.0), (256, 704, 80.0))
 
 
-def build_world(family: str, n_actors: int, seed: int = 0) -> BuildContext:
-    """The world of ``benchmarks/bench_sim.py``: a layout, the ego on a route, background traffic."""
-    layout = build_layout(LayoutParams(family=family, lanes_per_direction=2, seed=seed))
-    ctx = BuildContext(layout, np.random.default_rng(seed))
-    first = layout.road_map.driving_lanes()[0]
-    ctx.set_route([first.id], 5.0, None)
-    density = 1.0
-    while ctx.world.actors.n < n_actors and density < 20:
-        add_background_traffic(ctx, density)
-        density *= 1.5
-    return ctx
-
-
 def bench(height: int, width: int, frames: int) -> dict[str, float]:
-    ctx = build_world("junction4", 40)
+    ctx = build_busy_world("junction4", 40)
     world = ctx.world
     rig = resize_rig(load_rig("bench2drive"), height, width)
     t0 = time.perf_counter()
@@ -80,7 +65,7 @@ def bench(height: int, width: int, frames: int) -> dict[str, float]:
 
 
 def bench_oracle(height: int, width: int, frames: int = 3) -> float:
-    ctx = build_world("junction4", 40)
+    ctx = build_busy_world("junction4", 40)
     renderer = CameraRenderer(ctx.world.map, resize_rig(load_rig("bench2drive"), height, width))
     scene = renderer.build_scene(ctx.world)
     t0 = time.perf_counter()

@@ -11,30 +11,15 @@ import time
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from riskdistill.agent import Controls
-from riskdistill.sim.layouts import LayoutParams, build_layout
-from riskdistill.sim.scenarios.background import add_background_traffic
-from riskdistill.sim.scenarios.base import BuildContext
-
-
-def build_world(family: str, n_actors: int, seed: int = 0) -> BuildContext:
-    layout = build_layout(LayoutParams(family=family, lanes_per_direction=2, seed=seed))
-    ctx = BuildContext(layout, np.random.default_rng(seed))
-    first = layout.road_map.driving_lanes()[0]
-    ctx.set_route([first.id], 5.0, None)
-    density = 1.0
-    while ctx.world.actors.n < n_actors and density < 20:
-        add_background_traffic(ctx, density)
-        density *= 1.5
-    return ctx
+from riskdistill.sim.scenarios.background import build_busy_world
 
 
 def bench(family: str, n_actors: int, steps: int) -> tuple[int, float]:
-    ctx = build_world(family, n_actors)
+    ctx = build_busy_world(family, n_actors)
     world = ctx.world
     controls = Controls(throttle=0.3)
     for _ in range(20):  # warm-up (Numba compile / cache load)

@@ -119,6 +119,18 @@ def project_many_to_polyline(
     return s_m, np.sign(cross) * np.sqrt(d2[rows, i])
 
 
+def dash_polyline(points: np.ndarray, dash_m: float, gap_m: float) -> list[np.ndarray]:
+    """Split a polyline ``[P, 2]`` into dashes ``dash_m`` long separated by ``gap_m`` (lane markings)."""
+    s = polyline_arclength(points)
+    out = []
+    for s0 in np.arange(0.0, s[-1], dash_m + gap_m):
+        s1 = min(s0 + dash_m, s[-1])
+        inner = points[(s > s0) & (s < s1)]
+        ends = np.stack([np.interp([s0, s1], s, points[:, 0]), np.interp([s0, s1], s, points[:, 1])], axis=1)
+        out.append(np.concatenate([ends[:1], inner, ends[1:]], axis=0))
+    return out
+
+
 @dataclass
 class Lane:
     """A directed lane. ``centerline`` is sampled every ~0.5 m in the direction of travel."""

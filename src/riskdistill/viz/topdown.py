@@ -42,7 +42,13 @@ from PIL import Image, ImageDraw, ImageFont
 from riskdistill.geometry import BevGrid, box_corners_2d
 from riskdistill.io import atomic_path
 from riskdistill.sim.actors import Behavior
-from riskdistill.sim.roadmap import LaneKind, MarkingKind, RoadMap, polyline_arclength, zebra_bars
+from riskdistill.sim.roadmap import (
+    LaneKind,
+    MarkingKind,
+    RoadMap,
+    dash_polyline,
+    zebra_bars,
+)
 from riskdistill.types import ActorClass, LightState
 
 if TYPE_CHECKING:
@@ -182,15 +188,7 @@ def _darken(color: Sequence[int], f: float = DARKEN) -> RGB:
 
 
 def _dashes(points: np.ndarray, dash_m: float = DASH_M, gap_m: float = DASH_GAP_M) -> list[np.ndarray]:
-    """Split a polyline ``[P, 2]`` into dashes ``dash_m`` long separated by ``gap_m``."""
-    s = polyline_arclength(points)
-    out = []
-    for s0 in np.arange(0.0, s[-1], dash_m + gap_m):
-        s1 = min(s0 + dash_m, s[-1])
-        inner = points[(s > s0) & (s < s1)]
-        ends = np.stack([np.interp([s0, s1], s, points[:, 0]), np.interp([s0, s1], s, points[:, 1])], axis=1)
-        out.append(np.concatenate([ends[:1], inner, ends[1:]], axis=0))
-    return out
+    return dash_polyline(points, dash_m, gap_m)
 
 
 def _simplify(points: np.ndarray, tol_m: float = SIMPLIFY_TOL_M, closed: bool = False) -> np.ndarray:

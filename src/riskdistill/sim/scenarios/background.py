@@ -89,3 +89,17 @@ def _add_sidewalk_pedestrians(ctx: BuildContext, count: int) -> None:
         if len(pts) < 4:
             continue
         ctx.add_walker(pts, speed_mps=ctx.uniform(0.9, 1.6), cls=ActorClass.PEDESTRIAN, hold=False)
+
+
+def build_busy_world(family: str, n_actors: int, seed: int = 0) -> BuildContext:
+    """A layout, the ego on a route, and background traffic up to about ``n_actors`` actors (benchmarks)."""
+    from riskdistill.sim.layouts import LayoutParams, build_layout
+
+    layout = build_layout(LayoutParams(family=family, lanes_per_direction=2, seed=seed))
+    ctx = BuildContext(layout, np.random.default_rng(seed))
+    ctx.set_route([layout.road_map.driving_lanes()[0].id], 5.0, None)
+    density = 1.0
+    while ctx.world.actors.n < n_actors and density < 20:
+        add_background_traffic(ctx, density)
+        density *= 1.5
+    return ctx

@@ -30,13 +30,13 @@ from riskdistill.sim.scenarios.base import (
     ScenarioType,
     register_scenario,
 )
-from riskdistill.sim.scenarios.junction import (
+from riskdistill.sim.scenarios.common import (
     EGO_HALF_LENGTH_M,
-    FAST_EGO_MPS,
     add_background,
     add_timed_vehicle,
     class_length_m,
 )
+from riskdistill.sim.scenarios.junction import FAST_EGO_MPS
 from riskdistill.sim.world import World
 from riskdistill.types import Ability, ActorClass
 

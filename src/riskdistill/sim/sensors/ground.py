@@ -23,7 +23,13 @@ from enum import IntEnum
 import numpy as np
 from PIL import Image, ImageDraw
 
-from riskdistill.sim.roadmap import LaneKind, MarkingKind, RoadMap, polyline_arclength, zebra_bars
+from riskdistill.sim.roadmap import (
+    LaneKind,
+    MarkingKind,
+    RoadMap,
+    dash_polyline,
+    zebra_bars,
+)
 
 DEFAULT_RESOLUTION_M = 0.1
 N_LEVELS = 6  # mip levels: cells of res, 2 res, ..., 32 res
@@ -119,15 +125,7 @@ def downsample_mode(material: np.ndarray) -> np.ndarray:
 
 
 def _dashes(points: np.ndarray, dash_m: float = DASH_M, gap_m: float = DASH_GAP_M) -> list[np.ndarray]:
-    """Split a polyline ``[P, 2]`` into dashes ``dash_m`` long separated by ``gap_m``."""
-    s = polyline_arclength(points)
-    out = []
-    for s0 in np.arange(0.0, s[-1], dash_m + gap_m):
-        s1 = min(s0 + dash_m, s[-1])
-        inner = points[(s > s0) & (s < s1)]
-        ends = np.stack([np.interp([s0, s1], s, points[:, 0]), np.interp([s0, s1], s, points[:, 1])], axis=1)
-        out.append(np.concatenate([ends[:1], inner, ends[1:]], axis=0))
-    return out
+    return dash_polyline(points, dash_m, gap_m)
 
 
 def bake_ground(
