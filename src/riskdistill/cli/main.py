@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from riskdistill.cli import demo, evaluate, sim
+from riskdistill.cli import data, demo, evaluate, sim
 
 app = typer.Typer(
     name="riskdistill",
@@ -14,6 +14,8 @@ app = typer.Typer(
 )
 app.add_typer(sim.app, name="sim")
 app.add_typer(evaluate.app, name="eval")
+app.add_typer(data.app, name="data")
+sim.app.command("record")(data.record)
 app.command("demo")(demo.demo)
 
 if __name__ == "__main__":

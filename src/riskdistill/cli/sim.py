@@ -26,7 +26,7 @@ def scenarios() -> None:
     for name in sorted(REGISTRY):
         sc = REGISTRY[name]
         table.add_row(name, ", ".join(str(a) for a in sc.abilities), ", ".join(sc.families), sc.summary)
-    console.print(table)
+    Console().print(table)  # created here so the terminal width (COLUMNS) is read at call time
 
 
 @app.command("suites")

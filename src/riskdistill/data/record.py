@@ -1,0 +1,686 @@
+"""Record expert demonstrations over a route suite: camera images, annotations and metadata on disk.
+
+    record_suite("train", "bench2drive", Path("data/train"), image_hw=(128, 352), workers=2)
+
+Routes run in parallel worker processes (spawned, each with its own Numba threads). A worker drives the
+privileged expert through one route, renders the rig at every recorded step and writes the JPEG images at
+once; the annotations need the whole rollout (the ego's future trajectory), so they are buffered and written
+when the route ends. Every file is written through a temporary name and a rename (a killed run never leaves
+a half-written file under its final name); the route's ``_DONE.json`` marker comes last, after the data is
+flushed to disk. A rerun skips routes with a marker, wipes half-written route folders and records them again,
+then rebuilds ``frames.parquet`` and ``manifest.json`` from every finished route. The layout is defined in
+:mod:`riskdistill.data.format` and documented in ``docs/data-format.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import struct
+import sys
+import time
+import traceback
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from riskdistill.agent import PLAN_DT_S, PLAN_HORIZON, Action, AgentInput
+from riskdistill.config import StrictConfig
+from riskdistill.data import format as fmt
+from riskdistill.io import atomic_path, atomic_write_json, load_json
+from riskdistill.sim.sensors.rig import Rig, load_rig, resize_rig
+from riskdistill.sim.suites import RouteSpec, Suite, load_suite
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+class RecordSettings(StrictConfig):
+    """What and how a recording stores; written to ``recording.json`` and the manifest.
+
+    A resumed recording must use the same settings (and rig, and suite): mixing would make one data set
+    out of incompatible routes.
+    """
+
+    image_h: int = Field(default=128, gt=0)
+    image_w: int = Field(default=352, gt=0)
+    every_n_steps: int = Field(default=1, ge=1, description="record every N-th 10 Hz simulation step")
+    jpeg_quality: int = Field(default=fmt.DEFAULT_JPEG_QUALITY, ge=1, le=100)
+    max_steps: int | None = Field(default=None, ge=1, description="cut each rollout after this many steps")
+    actor_range_m: float = Field(default=75.0, gt=0.0)
+    map_range_m: float = Field(default=60.0, gt=0.0)
+    map_point_spacing_m: float = Field(default=1.0, gt=0.0)
+    future_waypoints: int = Field(default=PLAN_HORIZON, ge=1)
+    future_dt_s: float = Field(default=PLAN_DT_S, gt=0.0)
+
+
+@dataclass
+class RecordResult:
+    out_dir: Path
+    n_routes: int  # finished routes in the data set
+    n_frames: int
+    recorded: list[str] = field(default_factory=list)  # routes recorded by this call
+    skipped: list[str] = field(default_factory=list)  # already finished before this call
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    wall_s: float = 0.0
+    frames_recorded: int = 0  # frames written by this call
+
+
+# ------------------------------------------------------------------------------------------ small I/O
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write through a temporary name and a rename, so a killed run never leaves a half-written file under its
+    final name (the pattern of :func:`riskdistill.io.atomic_path`, with a fixed temporary name: a route folder
+    has one writer, and ``mkstemp`` costs more than the write). Durability comes from one ``os.sync`` per
+    route before its marker is written, not from an fsync per file (3 ms each; 7 files per frame)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _readable(path: Path) -> None:
+    """``atomic_path`` creates its temporary file with mode 0600 (``mkstemp``); a data set is meant to be
+    shared, so give it the permissions a plain ``open`` would (0666 minus the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def _write_json(path: Path, obj: Any, indent: int | None = 2) -> None:
+    """:func:`riskdistill.io.atomic_write_json` (fsynced), readable by others."""
+    atomic_write_json(path, obj, indent=indent)
+    _readable(path)
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=int(quality))
+    return buf.getvalue()
+
+
+_ZIP_DATE = (1 << 5) | 1  # 1980-01-01 00:00: fixed, so equal arrays give equal bytes
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    """An array in the ``.npy`` format (version 1.0, C order), as ``np.save`` writes it."""
+    arr = np.asarray(arr)
+    if arr.dtype.hasobject:
+        raise TypeError("object arrays would need pickle")
+    header = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (  # noqa: UP031 (numpy's own spelling)
+        np.lib.format.dtype_to_descr(arr.dtype),
+        tuple(int(n) for n in arr.shape),
+    )
+    pad = -(10 + len(header) + 1) % 64  # the data starts 64-byte aligned
+    header = header + " " * pad + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode("latin1") + arr.tobytes("C")
+
+
+def encode_npz(arrays: dict[str, np.ndarray]) -> bytes:
+    """``np.savez`` (uncompressed ``.npz``) in memory, about 10x faster for many small arrays: the zip is
+    assembled directly instead of through :mod:`zipfile`. Readable by ``np.load(..., allow_pickle=False)``."""
+    out = bytearray()
+    central = bytearray()
+    for key, value in arrays.items():
+        try:
+            data = _npy_bytes(value)
+        except TypeError as exc:
+            raise TypeError(f"annotation {key!r}: {exc}; the format forbids pickled arrays") from exc
+        name = f"{key}.npy".encode()
+        crc = zlib.crc32(data)
+        offset = len(out)
+        out += struct.pack(
+            "<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, _ZIP_DATE, crc, len(data), len(data), len(name), 0
+        )
+        out += name
+        out += data
+        central += struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50, 20, 20, 0, 0, 0, _ZIP_DATE, crc, len(data), len(data), len(name),
+            0, 0, 0, 0, 0o600 << 16, offset,
+        )  # fmt: skip
+        central += name
+    if len(out) + len(central) >= 0xFFFFFFFF or len(arrays) >= 0xFFFF:
+        buf = io.BytesIO()  # needs ZIP64: leave it to numpy
+        np.savez(buf, **arrays)
+        return buf.getvalue()
+    n = len(arrays)
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, n, n, len(central), len(out), 0)
+    return bytes(out + central + end)
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def read_done(out_dir: Path, route_id: str) -> dict[str, Any] | None:
+    """The route's marker if it exists, parses and is of a known format version; else None."""
+    path = out_dir / fmt.done_rel(route_id)
+    if not path.is_file():
+        return None
+    try:
+        done = load_json(path)
+    except (ValueError, OSError):
+        return None
+    if not isinstance(done, dict) or done.get("format_version") not in fmt.KNOWN_VERSIONS:
+        return None
+    if not isinstance(done.get("files"), dict) or not isinstance(done.get("n_frames"), int):
+        return None
+    return done
+
+
+# ------------------------------------------------------------------------------------------ one route
+class _RecordingDriver:
+    """Wraps the expert and keeps the action (and its reason) of every step."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.sensors = inner.sensors
+        self.actions: list[Action] = []
+        self.reasons: list[str] = []
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def act(self, agent_input: AgentInput) -> Action:
+        action = self.inner.act(agent_input)
+        self.actions.append(action)
+        self.reasons.append(str(getattr(self.inner, "last_reason", "") or ""))
+        return action
+
+
+def _route_log_summary(log: Any) -> dict[str, Any]:
+    return {
+        "route_end": str(log.end.value),
+        "route_completion_pct": float(log.route_completion_pct),
+        "route_length_m": float(log.route_length_m),
+        "duration_game_s": float(log.time_s[-1]) if log.time_s else 0.0,
+        "n_events": len(log.events),
+        "events": [e.to_dict() for e in log.events],
+        "passed_first_junction_cleanly": log.passed_first_junction_cleanly,
+    }
+
+
+def record_route(spec: RouteSpec, out_dir: Path, rig: Rig, settings: RecordSettings) -> dict[str, Any]:
+    """Record one route into ``out_dir/routes/<route_id>/``. Never raises: failures come back as
+    ``{"ok": False, "stage": "build" | "record", "error": ...}`` and leave no route folder behind."""
+    t0 = time.perf_counter()
+    rdir = out_dir / fmt.route_rel(spec.route_id)
+    if rdir.exists():
+        shutil.rmtree(rdir)
+    base = {"route_id": spec.route_id, "scenario": spec.scenario, "seed": spec.seed}
+    try:
+        from riskdistill.sim.scenarios import build_scenario
+
+        instance = build_scenario(spec.scenario, spec.seed, spec.layout)
+    except Exception as exc:
+        return {**base, "ok": False, "stage": "build", "error": f"{type(exc).__name__}: {exc}"}
+    try:
+        done = _record_instance(spec, instance, out_dir, rig, settings, t0)
+    except Exception as exc:
+        shutil.rmtree(rdir, ignore_errors=True)
+        return {
+            **base,
+            "ok": False,
+            "stage": "record",
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }
+    return {
+        **base,
+        "ok": True,
+        "n_frames": done["n_frames"],
+        "sim_steps": done["sim_steps"],
+        "wall_s": time.perf_counter() - t0,
+        "timing": done["timing"],
+    }
+
+
+def _record_instance(
+    spec: RouteSpec, instance: Any, out_dir: Path, rig: Rig, settings: RecordSettings, t0: float
+) -> dict[str, Any]:
+    from riskdistill.data.annotate import FrameAnnotator, future_in_ego
+    from riskdistill.sim.expert import ExpertDriver
+    from riskdistill.sim.rollout import run_route
+    from riskdistill.sim.sensors.render import CameraRenderer
+
+    world = instance.world
+    renderer = CameraRenderer(world.map, rig, instance.weather)
+    annotator = FrameAnnotator(
+        world.map,
+        instance.route,
+        actor_range_m=settings.actor_range_m,
+        map_range_m=settings.map_range_m,
+        map_point_spacing_m=settings.map_point_spacing_m,
+    )
+    names = rig.camera_names
+    calib = {
+        "camera_names": np.array(names, dtype=f"<U{max(len(n) for n in names)}"),
+        "image_hw": np.array([settings.image_h, settings.image_w], dtype=np.int64),
+        "K": rig.K(),
+        "T_ego_from_cam": rig.T_ego_from_cam(),
+    }
+    weather = instance.weather.to_dict()
+    family = str(instance.params.get("layout", {}).get("family", spec.layout.get("family", "")))
+    every = settings.every_n_steps
+    rdir = out_dir / fmt.route_rel(spec.route_id)
+    for sub in (*names, fmt.ANN_DIR):
+        (rdir / sub).mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    n_bytes = 0
+    poses: list[tuple[float, float, float]] = []
+    world_steps: list[int] = []
+    frames: list[tuple[int, dict[str, Any], dict[str, np.ndarray]]] = []
+    holder: dict[str, _RecordingDriver] = {}
+    timing = dict.fromkeys(("render_s", "jpeg_s", "annotate_s", "write_s"), 0.0)
+
+    def put(rel: str, data: bytes) -> None:
+        nonlocal n_bytes
+        tw = time.perf_counter()
+        _write(out_dir / rel, data)
+        files[rel] = sha256_bytes(data)
+        n_bytes += len(data)
+        timing["write_s"] += time.perf_counter() - tw
+
+    def factory(env: Any) -> _RecordingDriver:
+        holder["driver"] = _RecordingDriver(ExpertDriver(env))
+        return holder["driver"]
+
+    def on_step(env: Any, inp: AgentInput) -> None:
+        k = len(poses)
+        e = env.world.ego
+        poses.append((float(e.x_m), float(e.y_m), float(e.yaw_rad)))
+        world_steps.append(env.world.step_count)
+        if k % every:
+            return
+        t1 = time.perf_counter()
+        frame = renderer.render(env.world)
+        t2 = time.perf_counter()
+        timing["render_s"] += t2 - t1
+        image_paths = []
+        for ci, cam in enumerate(names):
+            rel = fmt.image_rel(spec.route_id, cam, k)
+            t3 = time.perf_counter()
+            data = encode_jpeg(frame.rgb[ci], settings.jpeg_quality)
+            timing["jpeg_s"] += time.perf_counter() - t3
+            put(rel, data)
+            image_paths.append(rel)
+        t4 = time.perf_counter()
+        ann = annotator.annotate(env.world, env.progress_m, frame.instance)
+        timing["annotate_s"] += time.perf_counter() - t4
+        row = {
+            "frame_id": fmt.frame_id(spec.route_id, k),
+            "route_id": spec.route_id,
+            "scenario": spec.scenario,
+            "seed": spec.seed,
+            "layout_family": family,
+            "step": k,
+            "timestamp_s": float(inp.timestamp_s),
+            "ego_speed_mps": float(inp.ego.speed_mps),
+            "ego_accel_mps2": float(inp.ego.accel_mps2),
+            "ego_yaw_rate_radps": float(inp.ego.yaw_rate_radps),
+            "ego_steer": float(inp.ego.steer),
+            "ego_x_m": poses[-1][0],
+            "ego_y_m": poses[-1][1],
+            "ego_yaw_rad": poses[-1][2],
+            "command": int(inp.command),
+            "target_point_ego_x": float(inp.target_point_ego[0]),
+            "target_point_ego_y": float(inp.target_point_ego[1]),
+            "route_progress_m": float(env.progress_m - instance.start_s_m),
+            **{f"weather_{k_}": float(v) for k_, v in weather.items()},
+            "n_actors": len(ann["actor_id"]),
+            "n_visible_actors": int((ann["actor_visible_px"].sum(axis=1) > 0).sum()),
+            "image_paths": image_paths,
+            "annotation_path": fmt.ann_rel(spec.route_id, k),
+        }
+        frames.append((k, row, ann))
+
+    t_run = time.perf_counter()
+    log = run_route(instance, factory, on_step=on_step, max_steps=settings.max_steps)
+    t_end = time.perf_counter()
+    timing["sim_expert_s"] = (t_end - t_run) - sum(timing.values())
+    if world.step_count != (world_steps[-1] if world_steps else -1):  # the state after the last step
+        poses.append((float(world.ego.x_m), float(world.ego.y_m), float(world.ego.yaw_rad)))
+    pose_arr = np.asarray(poses, dtype=np.float64)
+    stride = max(1, round(settings.future_dt_s / world.dt_s))
+    driver = holder.get("driver")
+    actions = driver.actions if driver is not None else []
+    reasons = driver.reasons if driver is not None else []
+    rows = []
+    for k, row, ann in frames:
+        fxy, fyaw, fvalid = future_in_ego(pose_arr, k, settings.future_waypoints, stride)
+        arrays = {"frame_id": np.array(row["frame_id"]), **calib, **ann}
+        arrays.update(future_xy=fxy, future_yaw=fyaw, future_valid=fvalid)
+        t5 = time.perf_counter()
+        data = encode_npz(arrays)
+        timing["annotate_s"] += time.perf_counter() - t5
+        put(row["annotation_path"], data)
+        ctl = actions[k].controls.clipped() if k < len(actions) and actions[k].controls is not None else None
+        row["action_throttle"] = float(ctl.throttle) if ctl else float("nan")
+        row["action_steer"] = float(ctl.steer) if ctl else float("nan")
+        row["action_brake"] = float(ctl.brake) if ctl else float("nan")
+        row["expert_reason"] = reasons[k] if k < len(reasons) else ""
+        rows.append(row)
+    frames.clear()
+    put(fmt.route_frames_rel(spec.route_id), table_bytes(pa.Table.from_pylist(rows, schema=fmt.FRAME_SCHEMA)))
+    t6 = time.perf_counter()
+    os.sync()  # everything above reaches the disk before the marker says the route is complete
+    timing["write_s"] += time.perf_counter() - t6
+    done = {
+        "format_version": fmt.FORMAT_VERSION,
+        "route": spec.to_dict(),
+        "n_frames": len(rows),
+        "sim_steps": len(poses) - 1,
+        "route_log": _route_log_summary(log),
+        "weather": weather,
+        "layout_family": family,
+        "bytes": n_bytes,
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "files": dict(sorted(files.items())),
+    }
+    _write_json(out_dir / fmt.done_rel(spec.route_id), done)
+    timing["setup_s"] = t_run - t0
+    return {**done, "timing": timing}
+
+
+def _record_route_job(
+    spec: dict[str, Any], out_dir: str, rig: dict[str, Any], settings: dict[str, Any]
+) -> dict:
+    """Picklable entry point of a worker process."""
+    return record_route(
+        RouteSpec.from_dict(spec), Path(out_dir), Rig.from_dict(rig), RecordSettings.from_dict(settings)
+    )
+
+
+def _job_result(fut: Any, spec: RouteSpec, out_dir: Path) -> dict[str, Any]:
+    try:
+        return fut.result()
+    except Exception as exc:  # the worker process died (BrokenProcessPool): no marker, wipe the folder
+        shutil.rmtree(out_dir / fmt.route_rel(spec.route_id), ignore_errors=True)
+        return {
+            "route_id": spec.route_id,
+            "scenario": spec.scenario,
+            "seed": spec.seed,
+            "ok": False,
+            "stage": "worker",
+            "error": f"{type(exc).__name__}: {exc}",
+        }
+
+
+def _init_worker(threads: int) -> None:
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+# ------------------------------------------------------------------------------------------ the suite
+def _resolve_suite(suite: Suite | str | Path) -> Suite:
+    return suite if isinstance(suite, Suite) else load_suite(suite)
+
+
+def _resolve_rig(rig: Rig | str | Path, image_hw: tuple[int, int]) -> Rig:
+    rig = rig if isinstance(rig, Rig) else load_rig(rig)
+    return resize_rig(rig, int(image_hw[0]), int(image_hw[1]))
+
+
+def _check_recording(out_dir: Path, suite: Suite, rig: Rig, settings: RecordSettings) -> None:
+    """Write ``recording.json`` on the first run; on a resumed run insist on the same suite, rig, settings."""
+    path = out_dir / fmt.RECORDING
+    want = {
+        "format_version": fmt.FORMAT_VERSION,
+        "suite": suite.to_dict(),
+        "rig": rig.to_dict(),
+        "settings": settings.to_dict(),
+    }
+    if path.exists():
+        try:
+            have = load_json(path)
+        except ValueError as exc:
+            raise ValueError(f"{path}: unreadable ({exc}); delete it to start the recording over") from exc
+        diffs = []
+        if have.get("format_version") != fmt.FORMAT_VERSION:
+            diffs.append(f"format_version {have.get('format_version')} != {fmt.FORMAT_VERSION}")
+        if have.get("suite", {}).get("name") != suite.name:
+            diffs.append(f"suite {have.get('suite', {}).get('name')!r} != {suite.name!r}")
+        if have.get("rig") != want["rig"]:
+            diffs.append(f"rig {have.get('rig', {}).get('name')!r} (or its cameras / image size) differs")
+        old = have.get("settings", {})
+        for key, value in want["settings"].items():
+            if old.get(key) != value:
+                diffs.append(f"settings.{key} {old.get(key)!r} != {value!r}")
+        if diffs:
+            raise ValueError(
+                f"{out_dir} holds a recording with other parameters: "
+                + "; ".join(diffs)
+                + ". Use another --out folder (or the original parameters to resume)."
+            )
+    _write_json(path, want)
+
+
+def record_suite(
+    suite: Suite | str | Path,
+    rig: Rig | str | Path,
+    out_dir: str | Path,
+    image_hw: tuple[int, int] = (128, 352),
+    every_n_steps: int = 1,
+    workers: int = 2,
+    limit: int | None = None,
+    jpeg_quality: int = fmt.DEFAULT_JPEG_QUALITY,
+    *,
+    max_steps: int | None = None,
+    show_progress: bool = True,
+    on_route_done: ProgressFn | None = None,
+) -> RecordResult:
+    """Record the expert over the first ``limit`` routes of ``suite`` into ``out_dir`` (resumable).
+
+    ``suite``: a :class:`Suite`, a shipped suite name or a suite JSON path; ``rig``: a :class:`Rig`, a
+    built-in rig name or a rig JSON path (resized to ``image_hw``). Raises ``ConfigError`` for an unknown
+    suite or rig and ValueError when ``out_dir`` holds a recording with other parameters. A route that fails
+    to build or record is listed in the manifest's ``failed_routes`` (and retried by the next run).
+    """
+    t_start = time.perf_counter()
+    out_dir = Path(out_dir)
+    suite = _resolve_suite(suite)
+    rig = _resolve_rig(rig, image_hw)
+    settings = RecordSettings(
+        image_h=int(image_hw[0]),
+        image_w=int(image_hw[1]),
+        every_n_steps=every_n_steps,
+        jpeg_quality=jpeg_quality,
+        max_steps=max_steps,
+    )
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    for spec in suite.routes:
+        fmt.check_route_id(spec.route_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_recording(out_dir, suite, rig, settings)
+
+    routes = suite.routes[:limit] if limit is not None else list(suite.routes)
+    result = RecordResult(out_dir=out_dir, n_routes=0, n_frames=0)
+    todo: list[RouteSpec] = []
+    for spec in routes:
+        done = read_done(out_dir, spec.route_id)
+        if done is not None and done.get("route") == spec.to_dict():
+            result.skipped.append(spec.route_id)
+            continue
+        rdir = out_dir / fmt.route_rel(spec.route_id)
+        if rdir.exists():  # half-written (killed) or recorded from another spec: start it over
+            shutil.rmtree(rdir)
+        todo.append(spec)
+
+    progress = Progress(
+        TextColumn("[bold]record[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[frames]} frames"),
+        TimeElapsedColumn(),
+        disable=not show_progress,
+    )
+    failed: list[dict[str, Any]] = []
+    with progress:
+        task = progress.add_task(suite.name, total=len(routes), completed=len(result.skipped), frames=0)
+
+        def finished(r: dict[str, Any]) -> None:
+            if r["ok"]:
+                result.recorded.append(r["route_id"])
+                result.frames_recorded += r["n_frames"]
+            else:
+                failed.append({k: r[k] for k in ("route_id", "scenario", "seed", "stage", "error")})
+                progress.console.print(f"[red]route {r['route_id']} failed[/] ({r['stage']}): {r['error']}")
+            progress.update(task, advance=1, frames=result.frames_recorded)
+            if on_route_done is not None:
+                on_route_done(r)
+
+        n_workers = min(workers, len(todo))
+        if n_workers <= 1:
+            for spec in todo:
+                finished(record_route(spec, out_dir, rig, settings))
+        else:
+            threads = max(1, (os.cpu_count() or 1) // n_workers)
+            ctx = mp.get_context("spawn")
+            args = (str(out_dir), rig.to_dict(), settings.to_dict())
+            with ProcessPoolExecutor(
+                n_workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+            ) as pool:
+                futs = {pool.submit(_record_route_job, spec.to_dict(), *args): spec for spec in todo}
+                try:
+                    for fut in as_completed(futs):
+                        finished(_job_result(fut, futs[fut], out_dir))
+                except KeyboardInterrupt:  # queued routes are not started; a rerun resumes
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+
+    manifest = build_index(out_dir, failed=failed)
+    result.failed = failed
+    result.n_routes = manifest["counts"]["routes"]
+    result.n_frames = manifest["counts"]["frames"]
+    result.wall_s = time.perf_counter() - t_start
+    return result
+
+
+# ------------------------------------------------------------------------------------------ the index
+def _created_info() -> dict[str, Any]:
+    from riskdistill.runs import git_commit, package_versions
+
+    packages = package_versions()
+    packages["pyarrow"] = pa.__version__
+    return {
+        "utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "packages": packages,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "argv": list(sys.argv),
+    }
+
+
+def build_index(out_dir: str | Path, failed: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """(Re)build ``frames.parquet`` and ``manifest.json`` from every finished route of the recording's suite
+    (suite order). ``failed``: this run's failures; None keeps the previous manifest's for routes still
+    unfinished. Returns the manifest."""
+    from riskdistill.sim.actors import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M
+    from riskdistill.sim.world import SIM_DT_S
+
+    out_dir = Path(out_dir)
+    rec = load_json(out_dir / fmt.RECORDING)
+    suite = Suite.from_dict(rec["suite"], source=str(out_dir / fmt.RECORDING))
+    rig = Rig.from_dict(rec["rig"], source=str(out_dir / fmt.RECORDING))
+    tables: list[pa.Table] = []
+    files: dict[str, str] = {}
+    routes: list[dict[str, Any]] = []
+    done_ids: set[str] = set()
+    n_bytes = 0
+    for spec in suite.routes:
+        done = read_done(out_dir, spec.route_id)
+        if done is None or done.get("route") != spec.to_dict():
+            continue
+        tables.append(pq.read_table(out_dir / fmt.route_frames_rel(spec.route_id), schema=fmt.FRAME_SCHEMA))
+        files.update(done["files"])
+        files[fmt.done_rel(spec.route_id)] = sha256_file(out_dir / fmt.done_rel(spec.route_id))
+        n_bytes += int(done.get("bytes", 0))
+        done_ids.add(spec.route_id)
+        log = done.get("route_log", {})
+        routes.append(
+            {
+                "route_id": spec.route_id,
+                "scenario": spec.scenario,
+                "seed": spec.seed,
+                "layout_family": done.get("layout_family"),
+                "n_frames": done["n_frames"],
+                "route_end": log.get("route_end"),
+                "route_completion_pct": log.get("route_completion_pct"),
+                "n_events": log.get("n_events"),
+            }
+        )
+    table = pa.concat_tables(tables) if tables else fmt.FRAME_SCHEMA.empty_table()
+    frames_path = out_dir / fmt.FRAMES
+    with atomic_path(frames_path) as tmp:
+        pq.write_table(table, tmp, row_group_size=4096)
+        _readable(tmp)
+    files[fmt.FRAMES] = sha256_file(frames_path)
+
+    if failed is None:
+        old_path = out_dir / fmt.MANIFEST
+        old = load_json(old_path).get("failed_routes", []) if old_path.exists() else []
+        failed = [f for f in old if f.get("route_id") not in done_ids]
+    n_cam = len(rig.cameras)
+    manifest = {
+        "format": fmt.FORMAT_NAME,
+        "format_version": fmt.FORMAT_VERSION,
+        "created": _created_info(),
+        "suite": {"name": suite.name, "description": suite.description, "n_routes": len(suite.routes)},
+        "rig": rig.to_dict(),
+        "camera_names": rig.camera_names,
+        "image_hw": [rec["settings"]["image_h"], rec["settings"]["image_w"]],
+        "settings": rec["settings"],
+        "sim": {
+            "dt_s": SIM_DT_S,
+            "ego_size_lwh": list(EGO_SIZE_M),
+            "ego_rear_axle_to_center_m": EGO_REAR_AXLE_TO_CENTER_M,
+        },
+        "counts": {
+            "routes": len(routes),
+            "frames": table.num_rows,
+            "images": table.num_rows * n_cam,
+            "annotations": table.num_rows,
+            "failed_routes": len(failed),
+            "suite_routes": len(suite.routes),
+            "bytes": n_bytes + (frames_path.stat().st_size if frames_path.exists() else 0),
+        },
+        "routes": routes,
+        "failed_routes": failed,
+        "files": dict(sorted(files.items())),
+    }
+    _write_json(out_dir / fmt.MANIFEST, manifest, indent=1)
+    return manifest

@@ -1,0 +1,420 @@
+"""Reading and checking a recorded data set (format: :mod:`riskdistill.data.format`).
+
+    ds = RecordedDataset("data/train")
+    rec = ds.frame(123)              # metadata now; images and annotations on first access
+    rec.images                       # [N_cam, H, W, 3] uint8
+    rec.annotation["actor_box2d"]    # any key of riskdistill.data.format.ANNOTATION_KEYS
+    problems = validate_dataset("data/train")    # [] when the data set is sound
+
+Only ``manifest.json`` and the metadata table ``frames.parquet`` are read up front; a frame's JPEGs and
+``.npz`` file are read when that frame asks for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from riskdistill.agent import AgentInput, EgoState
+from riskdistill.data import format as fmt
+from riskdistill.io import load_json
+from riskdistill.types import Command
+
+
+class DatasetError(ValueError):
+    """A folder that is not a readable recorded data set (the message names the file)."""
+
+
+def _load_manifest(root: Path) -> dict[str, Any]:
+    path = root / fmt.MANIFEST
+    if not path.is_file():
+        raise DatasetError(
+            f"{path}: missing; {root} is not a recorded data set (or its recording never finished)"
+        )
+    try:
+        manifest = load_json(path)
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from exc
+    if not isinstance(manifest, dict):
+        raise DatasetError(f"{path}: expected a JSON object")
+    version = manifest.get("format_version")
+    if version not in fmt.KNOWN_VERSIONS:
+        raise DatasetError(
+            f"{path}: format_version {version!r} is unknown; "
+            f"this riskdistill reads {list(fmt.KNOWN_VERSIONS)}"
+        )
+    return manifest
+
+
+@dataclass
+class FrameRecord:
+    """One recorded frame: its metadata row, with the images and the annotation loaded lazily."""
+
+    root: Path
+    index: int
+    frame_id: str
+    route_id: str
+    scenario: str
+    seed: int
+    step: int
+    timestamp_s: float
+    ego: EgoState
+    ego_pose_world: np.ndarray  # [3] x, y, yaw of the rear axle
+    command: Command
+    target_point_ego: np.ndarray  # [2]
+    weather: dict[str, float]
+    camera_names: tuple[str, ...]
+    image_paths: tuple[str, ...]  # relative to root, in camera_names order
+    annotation_path: str
+    row: dict[str, Any] = field(repr=False)  # every column of frames.parquet
+
+    def image(self, camera: str | int) -> np.ndarray:
+        """One camera's image ``[H, W, 3]`` uint8 (read from disk on every call)."""
+        from PIL import Image
+
+        i = camera if isinstance(camera, int) else self.camera_names.index(camera)
+        with Image.open(self.root / self.image_paths[i]) as im:
+            return np.asarray(im.convert("RGB"))
+
+    @cached_property
+    def images(self) -> np.ndarray:
+        """All cameras ``[N_cam, H, W, 3]`` uint8 (read once)."""
+        return np.stack([self.image(i) for i in range(len(self.image_paths))])
+
+    @cached_property
+    def annotation(self) -> dict[str, np.ndarray]:
+        """Every array of the frame's ``.npz`` file (read once, no pickle)."""
+        with np.load(self.root / self.annotation_path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    def to_agent_input(self) -> AgentInput:
+        """What a driver would have seen at this frame (for open-loop evaluation)."""
+        ann = self.annotation
+        return AgentInput(
+            timestamp_s=self.timestamp_s,
+            ego=self.ego,
+            command=self.command,
+            target_point_ego=self.target_point_ego.copy(),
+            images=self.images,
+            K=ann["K"],
+            T_ego_from_cam=ann["T_ego_from_cam"],
+            camera_names=self.camera_names,
+        )
+
+
+class RecordedDataset:
+    """Random access to the frames of a recorded data set, by index in ``frames.parquet`` order."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.manifest = _load_manifest(self.root)
+        path = self.root / fmt.FRAMES
+        if not path.is_file():
+            raise DatasetError(f"{path}: missing")
+        self.table = pq.read_table(path)
+        missing = [c for c in fmt.FRAME_SCHEMA.names if c not in self.table.column_names]
+        if missing:
+            raise DatasetError(f"{path}: missing column(s) {missing}")
+        self.camera_names: tuple[str, ...] = tuple(self.manifest["camera_names"])
+        self._index = {fid: i for i, fid in enumerate(self.table.column("frame_id").to_pylist())}
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __getitem__(self, i: int) -> FrameRecord:
+        return self.frame(i)
+
+    def index_of(self, frame_id: str) -> int:
+        try:
+            return self._index[frame_id]
+        except KeyError:
+            raise KeyError(f"no frame {frame_id!r} in {self.root}") from None
+
+    def frame(self, i: int) -> FrameRecord:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"frame index {i} out of range for {n} frames")
+        i %= n
+        row = self.table.slice(i, 1).to_pylist()[0]
+        return FrameRecord(
+            root=self.root,
+            index=i,
+            frame_id=row["frame_id"],
+            route_id=row["route_id"],
+            scenario=row["scenario"],
+            seed=int(row["seed"]),
+            step=int(row["step"]),
+            timestamp_s=float(row["timestamp_s"]),
+            ego=EgoState(
+                speed_mps=row["ego_speed_mps"],
+                accel_mps2=row["ego_accel_mps2"],
+                yaw_rate_radps=row["ego_yaw_rate_radps"],
+                steer=row["ego_steer"],
+            ),
+            ego_pose_world=np.array([row[c] for c in fmt.POSE_COLUMNS], dtype=np.float64),
+            command=Command(int(row["command"])),
+            target_point_ego=np.array([row["target_point_ego_x"], row["target_point_ego_y"]]),
+            weather={k[len("weather_") :]: v for k, v in row.items() if k.startswith("weather_")},
+            camera_names=self.camera_names,
+            image_paths=tuple(row["image_paths"]),
+            annotation_path=row["annotation_path"],
+            row=row,
+        )
+
+    def info(self) -> dict[str, Any]:
+        """Counts, scenarios, size on disk and the rig, for ``riskdistill data info``."""
+        m = self.manifest
+        scen = self.table.column("scenario").to_pylist()
+        per_scenario: dict[str, int] = {}
+        for s in scen:
+            per_scenario[s] = per_scenario.get(s, 0) + 1
+        routes_per_scenario: dict[str, int] = {}
+        for r in m.get("routes", []):
+            routes_per_scenario[r["scenario"]] = routes_per_scenario.get(r["scenario"], 0) + 1
+        return {
+            "root": str(self.root),
+            "format_version": m["format_version"],
+            "suite": m.get("suite", {}).get("name"),
+            "routes": m["counts"]["routes"],
+            "suite_routes": m["counts"].get("suite_routes"),
+            "failed_routes": [f["route_id"] for f in m.get("failed_routes", [])],
+            "frames": len(self),
+            "images": len(self) * len(self.camera_names),
+            "scenarios": {
+                s: {"routes": routes_per_scenario.get(s, 0), "frames": n}
+                for s, n in sorted(per_scenario.items())
+            },
+            "size_bytes": disk_usage(self.root),
+            "rig": m["rig"],
+            "image_hw": m["image_hw"],
+            "settings": m.get("settings", {}),
+            "created": m.get("created", {}),
+        }
+
+
+def disk_usage(root: Path) -> int:
+    return sum(p.stat().st_size for p in Path(root).rglob("*") if p.is_file())
+
+
+# ------------------------------------------------------------------------------------------ validation
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_calibration(
+    K: np.ndarray, T_ego_from_cam: np.ndarray, image_hw: tuple[int, int], names: list[str], where: str
+) -> list[str]:
+    """Sanity of a rig's calibration: K finite with fx, fy > 0 and the principal point inside the image,
+    T_ego_from_cam a rigid transform (orthonormal rotation, det 1) with the camera 0.3-5 m above ground."""
+    problems = []
+    K = np.asarray(K, dtype=np.float64)
+    T = np.asarray(T_ego_from_cam, dtype=np.float64)
+    n = len(names)
+    if K.shape != (n, 3, 3):
+        return [f"{where}: K has shape {K.shape}, expected ({n}, 3, 3)"]
+    if T.shape != (n, 4, 4):
+        return [f"{where}: T_ego_from_cam has shape {T.shape}, expected ({n}, 4, 4)"]
+    h, w = image_hw
+    for i, name in enumerate(names):
+        k, t = K[i], T[i]
+        if not np.all(np.isfinite(k)):
+            problems.append(f"{where}: K[{name}] is not finite")
+            continue
+        if k[0, 0] <= 0 or k[1, 1] <= 0:
+            problems.append(
+                f"{where}: K[{name}] focal lengths fx={k[0, 0]:.3f}, fy={k[1, 1]:.3f} must be > 0"
+            )
+        if not (0.0 <= k[0, 2] <= w and 0.0 <= k[1, 2] <= h):
+            problems.append(
+                f"{where}: K[{name}] principal point ({k[0, 2]:.1f}, {k[1, 2]:.1f}) "
+                f"is outside the {w}x{h} image"
+            )
+        if not np.all(np.isfinite(t)):
+            problems.append(f"{where}: T_ego_from_cam[{name}] is not finite")
+            continue
+        R = t[:3, :3]
+        if not np.allclose(R @ R.T, np.eye(3), atol=1e-5) or abs(np.linalg.det(R) - 1.0) > 1e-5:
+            problems.append(
+                f"{where}: T_ego_from_cam[{name}] rotation is not orthonormal with det 1 "
+                f"(det {np.linalg.det(R):.6f})"
+            )
+        if not np.allclose(t[3], [0.0, 0.0, 0.0, 1.0]):
+            problems.append(
+                f"{where}: T_ego_from_cam[{name}] last row is {t[3].tolist()}, expected [0, 0, 0, 1]"
+            )
+        if not 0.3 <= t[2, 3] <= 5.0:
+            problems.append(
+                f"{where}: T_ego_from_cam[{name}] camera height {t[2, 3]:.3f} m is outside 0.3-5 m"
+            )
+    return problems
+
+
+def _check_annotation(path: Path, rel: str, manifest: dict[str, Any], cam_names: list[str]) -> list[str]:
+    problems = []
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            missing = [k for k in fmt.ANNOTATION_KEY_NAMES if k not in keys]
+            if missing:
+                problems.append(f"{rel}: missing annotation key(s) {missing}")
+            for spec in fmt.ANNOTATION_KEYS:
+                if spec.name not in keys:
+                    continue
+                dt = z[spec.name].dtype
+                if (dt.kind != "U") if spec.dtype == "U" else (dt != np.dtype(spec.dtype)):
+                    problems.append(f"{rel}: {spec.name} has dtype {dt}, expected {spec.dtype}")
+            n_cam = len(cam_names)
+            if {"actor_id", "actor_visible_px", "actor_box2d"} <= keys:
+                n_act = len(z["actor_id"])
+                for name, shape in (("actor_visible_px", (n_act, n_cam)), ("actor_box2d", (n_act, n_cam, 4))):
+                    if z[name].shape != shape:
+                        problems.append(f"{rel}: {name} has shape {z[name].shape}, expected {shape}")
+            if {"K", "T_ego_from_cam", "camera_names"} <= keys:
+                names = [str(s) for s in z["camera_names"]]
+                if names != cam_names:
+                    problems.append(f"{rel}: camera_names {names} != manifest camera_names {cam_names}")
+                hw = tuple(int(v) for v in manifest["image_hw"])
+                problems += check_calibration(z["K"], z["T_ego_from_cam"], hw, cam_names, rel)
+            if "future_xy" in keys and not np.all(np.isfinite(z["future_xy"])):
+                problems.append(f"{rel}: future_xy contains NaN or inf")
+            if "ego_pose_world" in keys and not np.all(np.isfinite(z["ego_pose_world"])):
+                problems.append(f"{rel}: ego_pose_world contains NaN or inf")
+    except Exception as exc:  # a truncated or foreign file
+        problems.append(f"{rel}: unreadable annotation file ({type(exc).__name__}: {exc})")
+    return problems
+
+
+def validate_dataset(root: str | Path, *, check_hashes: bool = True, deep: bool = True) -> list[str]:
+    """Every problem found in a recorded data set, one clear message each (naming the file and field);
+    ``[]`` means sound. ``check_hashes``: hash every listed file; ``deep``: open every annotation file and
+    image header."""
+    root = Path(root)
+    try:
+        manifest = _load_manifest(root)
+    except DatasetError as exc:
+        return [str(exc)]
+    problems: list[str] = []
+    for key in ("camera_names", "image_hw", "rig", "counts", "files", "settings"):
+        if key not in manifest:
+            problems.append(f"{root / fmt.MANIFEST}: missing field {key!r}")
+    if problems:
+        return problems
+    cam_names = list(manifest["camera_names"])
+    hw = tuple(int(v) for v in manifest["image_hw"])
+
+    # the rig as stored in the manifest
+    try:
+        from riskdistill.sim.sensors.rig import Rig
+
+        rig = Rig.from_dict(manifest["rig"], source=f"{root / fmt.MANIFEST}: rig")
+        if rig.camera_names != cam_names:
+            problems.append(f"{fmt.MANIFEST}: rig cameras {rig.camera_names} != camera_names {cam_names}")
+        if rig.image_size() != hw:
+            problems.append(f"{fmt.MANIFEST}: rig image size {rig.image_size()} != image_hw {list(hw)}")
+        problems += check_calibration(
+            rig.K(), rig.T_ego_from_cam(), hw, rig.camera_names, f"{fmt.MANIFEST}: rig"
+        )
+    except Exception as exc:
+        problems.append(f"{fmt.MANIFEST}: rig is invalid ({exc})")
+
+    # listed files: present, right content
+    files: dict[str, str] = manifest["files"]
+    for rel, digest in files.items():
+        path = root / rel
+        if not path.is_file():
+            problems.append(f"{rel}: listed in the manifest but missing")
+        elif check_hashes and _sha256(path) != digest:
+            problems.append(f"{rel}: sha256 mismatch (the file changed or is corrupt since it was recorded)")
+
+    # the frame table
+    frames_path = root / fmt.FRAMES
+    if not frames_path.is_file():
+        return [*problems, f"{fmt.FRAMES}: missing"]
+    try:
+        table = pq.read_table(frames_path)
+    except Exception as exc:
+        return [*problems, f"{fmt.FRAMES}: unreadable ({type(exc).__name__}: {exc})"]
+    missing_cols = [c for c in fmt.FRAME_SCHEMA.names if c not in table.column_names]
+    if missing_cols:
+        return [*problems, f"{fmt.FRAMES}: missing column(s) {missing_cols}"]
+    for name in fmt.FRAME_SCHEMA.names:
+        want, have = fmt.FRAME_SCHEMA.field(name).type, table.schema.field(name).type
+        if want != have:
+            problems.append(f"{fmt.FRAMES}: column {name!r} has type {have}, expected {want}")
+    counts = manifest["counts"]
+    if table.num_rows != counts.get("frames"):
+        problems.append(
+            f"{fmt.FRAMES}: {table.num_rows} rows but manifest counts.frames = {counts.get('frames')}"
+        )
+    n_routes = len(set(table.column("route_id").to_pylist()))
+    if n_routes != counts.get("routes"):
+        problems.append(
+            f"{fmt.FRAMES}: frames of {n_routes} routes but manifest counts.routes = {counts.get('routes')}"
+        )
+    fids = table.column("frame_id").to_pylist()
+    if len(set(fids)) != len(fids):
+        problems.append(f"{fmt.FRAMES}: frame_id values are not unique")
+    for col in (*fmt.POSE_COLUMNS, "timestamp_s", "ego_speed_mps"):
+        arr = table.column(col).to_numpy(zero_copy_only=False).astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if len(bad):
+            problems.append(
+                f"{fmt.FRAMES}: column {col!r} has {len(bad)} NaN/inf value(s), "
+                f"first at frame {fids[bad[0]]!r}"
+            )
+    for route in manifest.get("routes", []):
+        done = f"{fmt.ROUTES_DIR}/{route['route_id']}/{fmt.DONE}"
+        if not (root / done).is_file():
+            problems.append(f"{done}: missing; route {route['route_id']!r} is listed but not finished")
+
+    # every frame's files
+    images = table.column("image_paths").to_pylist()
+    anns = table.column("annotation_path").to_pylist()
+    for fid, imgs, ann in zip(fids, images, anns, strict=True):
+        if len(imgs) != len(cam_names):
+            problems.append(
+                f"{fmt.FRAMES}: frame {fid!r} lists {len(imgs)} images for {len(cam_names)} cameras"
+            )
+        for rel in imgs:
+            path = root / rel
+            if not path.is_file():
+                if rel in files:
+                    continue  # already reported above
+                problems.append(f"{rel}: image of frame {fid!r} is missing")
+            elif rel not in files:
+                problems.append(f"{rel}: image of frame {fid!r} is not listed in the manifest")
+            elif deep:
+                problems += _check_image(path, rel, hw)
+        path = root / ann
+        if not path.is_file():
+            if ann not in files:
+                problems.append(f"{ann}: annotation of frame {fid!r} is missing")
+        elif ann not in files:
+            problems.append(f"{ann}: annotation of frame {fid!r} is not listed in the manifest")
+        elif deep:
+            problems += _check_annotation(path, ann, manifest, cam_names)
+    return problems
+
+
+def _check_image(path: Path, rel: str, hw: tuple[int, ...]) -> list[str]:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.format != "JPEG":
+                return [f"{rel}: not a JPEG image ({im.format})"]
+            if (im.height, im.width) != tuple(hw):
+                return [f"{rel}: image is {im.width}x{im.height}, manifest image_hw is {hw[1]}x{hw[0]}"]
+    except Exception as exc:
+        return [f"{rel}: unreadable image ({type(exc).__name__}: {exc})"]
+    return []
