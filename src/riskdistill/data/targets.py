@@ -1,0 +1,315 @@
+"""Target builders: ground truth for the losses, computed from a frame's annotation (never model inputs).
+
+Each builder is a small object with a ``name`` and ``build(frame, grid) -> dict[str, np.ndarray]``; the
+keys of the dict are field names of :class:`riskdistill.data.batch.Targets`. Builders are looked up by
+name in :data:`TARGET_BUILDERS` (:func:`make_target`); an unknown name raises an error listing the valid
+ones.
+
+- ``future_trajectory`` (:class:`FutureTrajectoryTarget`): ``future_waypoints [6, 2]``,
+  ``future_yaw [6]``, ``future_valid [6]``;
+- ``bev_occupancy`` (:class:`BevOccupancyTarget`): ``bev_occupancy [5, H_bev, W_bev]``, channels
+  ``batch.BEV_CHANNELS``;
+- ``risk_map`` (:class:`RiskMapTarget`): ``risk_map [1, H_bev, W_bev]`` read from the teacher's label
+  folder.
+
+A missing or malformed annotation field raises :class:`DataError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from riskdistill.data.batch import BEV_CHANNELS
+from riskdistill.data.storage import DatasetError, FrameRecord
+from riskdistill.geometry import BevGrid
+from riskdistill.types import ActorClass
+
+
+class DataError(DatasetError):
+    """A frame whose files cannot be turned into a sample; the message names the file and the field."""
+
+
+def ann_field(frame: FrameRecord, key: str, user: str = "") -> np.ndarray:
+    """``frame.annotation[key]``, or a :class:`DataError` naming the file and the field."""
+    path = frame.root / frame.annotation_path
+    try:
+        ann = frame.annotation
+    except Exception as exc:
+        raise DataError(
+            f"{path}: unreadable annotation file of frame {frame.frame_id!r} ({type(exc).__name__}: {exc})"
+        ) from exc
+    if key not in ann:
+        who = f" (needed by {user})" if user else ""
+        raise DataError(f"{path}: missing annotation field {key!r}{who} in frame {frame.frame_id!r}")
+    return ann[key]
+
+
+class TargetBuilder(Protocol):
+    name: str
+
+    def build(self, frame: FrameRecord, grid: BevGrid) -> dict[str, np.ndarray]: ...
+
+
+# ------------------------------------------------------------------------------------------ trajectory
+class FutureTrajectoryTarget:
+    """The expert's future rear-axle waypoints (``future_xy``, ``future_yaw``, ``future_valid``)."""
+
+    name = "future_trajectory"
+
+    def build(self, frame: FrameRecord, grid: BevGrid) -> dict[str, np.ndarray]:
+        xy = np.asarray(ann_field(frame, "future_xy", self.name), dtype=np.float32)
+        yaw = np.asarray(ann_field(frame, "future_yaw", self.name), dtype=np.float32)
+        valid = np.asarray(ann_field(frame, "future_valid", self.name), dtype=bool)
+        path = frame.root / frame.annotation_path
+        if xy.ndim != 2 or xy.shape[1] != 2 or yaw.shape != xy.shape[:1] or valid.shape != xy.shape[:1]:
+            raise DataError(
+                f"{path}: future_xy/future_yaw/future_valid have shapes {xy.shape}/{yaw.shape}/"
+                f"{valid.shape}, expected [F, 2]/[F]/[F]"
+            )
+        if not np.all(np.isfinite(xy)):
+            raise DataError(f"{path}: annotation field 'future_xy' contains NaN or inf")
+        return {"future_waypoints": xy, "future_yaw": yaw, "future_valid": valid}
+
+
+# ------------------------------------------------------------------------------------------ occupancy
+_CLASS_GROUP = {
+    **{int(c): 0 for c in ActorClass if c.is_vehicle},
+    **{int(c): 1 for c in ActorClass if c.is_vulnerable},
+    **{int(c): 2 for c in ActorClass if c.is_static_obstacle},
+}
+
+
+def box_footprint_mask(
+    grid: BevGrid, center_xy: np.ndarray, size_lw: np.ndarray, yaw: np.ndarray
+) -> np.ndarray:
+    """``[A, H_bev, W_bev]`` bool: cells whose centre lies inside each oriented ego-frame box, plus the cell
+    holding the box centre (so an actor smaller than a cell is never lost). Each actor is tested only on
+    the cells of its bounding window (vectorised inside the window)."""
+    n_rows, n_cols = grid.shape
+    out = np.zeros((len(center_xy), n_rows, n_cols), dtype=bool)
+    res = grid.resolution_m
+    for a, (c, s, th) in enumerate(zip(center_xy, size_lw, yaw, strict=True)):
+        half = np.abs(s) / 2.0
+        cos, sin = math.cos(th), math.sin(th)
+        ext_x = abs(cos) * half[0] + abs(sin) * half[1]
+        ext_y = abs(sin) * half[0] + abs(cos) * half[1]
+        r0 = max(math.floor((grid.x_max_m - (c[0] + ext_x)) / res), 0)
+        r1 = min(math.ceil((grid.x_max_m - (c[0] - ext_x)) / res), n_rows)
+        c0 = max(math.floor((grid.y_max_m - (c[1] + ext_y)) / res), 0)
+        c1 = min(math.ceil((grid.y_max_m - (c[1] - ext_y)) / res), n_cols)
+        if r0 < r1 and c0 < c1:
+            rows = np.arange(r0, r1) + 0.5
+            cols = np.arange(c0, c1) + 0.5
+            x = (grid.x_max_m - rows * res)[:, None] - c[0]
+            y = (grid.y_max_m - cols * res)[None, :] - c[1]
+            u = x * cos + y * sin  # box axes
+            v = -x * sin + y * cos
+            out[a, r0:r1, c0:c1] = (np.abs(u) <= half[0]) & (np.abs(v) <= half[1])
+        rc = grid.metric_to_index(c[:2])
+        i, j = math.floor(rc[0]), math.floor(rc[1])
+        if 0 <= i < n_rows and 0 <= j < n_cols:
+            out[a, i, j] = True
+    return out
+
+
+def _polyline_px(grid: BevGrid, pts: np.ndarray) -> list[float]:
+    """Ego-frame points -> PIL pixel coordinates (x = col, y = row; PIL puts integer coords on pixel
+    centres, our continuous index puts them on cell corners, hence the -0.5); flat [x0, y0, x1, y1, ...]."""
+    rc = grid.metric_to_index(pts) - 0.5
+    return rc[:, ::-1].ravel().tolist()
+
+
+class BevOccupancyTarget:
+    """``bev_occupancy [5, H_bev, W_bev]`` float32 in {0, 1} on the ``BevGrid`` (row 0 = front, col 0 =
+    left). Channels (``batch.BEV_CHANNELS``):
+
+    0. ``vehicle``: footprints of cars, vans, trucks, buses, emergency vehicles;
+    1. ``vulnerable``: pedestrians and cyclists;
+    2. ``static_obstacle``: cones, barriers, open doors;
+    3. ``drivable``: every lane piece (driving and parking), filled between its left and right edges;
+    4. ``lane_marking``: painted lines, one cell wide.
+
+    Actor footprints are the oriented boxes (centre, length, width, yaw) in the ego frame; a cell is
+    occupied when its centre is inside the box, and the cell holding the box centre always is. The ego
+    itself is never an actor, so it is not in the vehicle channel.
+    """
+
+    name = "bev_occupancy"
+    channels: ClassVar[tuple[str, ...]] = BEV_CHANNELS
+
+    def build(self, frame: FrameRecord, grid: BevGrid) -> dict[str, np.ndarray]:
+        n_rows, n_cols = grid.shape
+        occ = np.zeros((len(self.channels), n_rows, n_cols), dtype=np.float32)
+        cls = np.asarray(ann_field(frame, "actor_class", self.name))
+        center = np.asarray(ann_field(frame, "actor_center_ego", self.name), dtype=np.float64)
+        size = np.asarray(ann_field(frame, "actor_size_lwh", self.name), dtype=np.float64)
+        yaw = np.asarray(ann_field(frame, "actor_yaw_ego", self.name), dtype=np.float64)
+        if len(cls):
+            masks = box_footprint_mask(grid, center[:, :2], size[:, :2], yaw)
+            groups = np.array([_CLASS_GROUP.get(int(c), -1) for c in cls])
+            for g in range(3):
+                sel = groups == g
+                if sel.any():
+                    occ[g] = masks[sel].any(axis=0)
+
+        drivable = Image.new("L", (n_cols, n_rows), 0)
+        draw = ImageDraw.Draw(drivable)
+        left = np.asarray(ann_field(frame, "lane_left_boundary", self.name), dtype=np.float64)
+        right = np.asarray(ann_field(frame, "lane_right_boundary", self.name), dtype=np.float64)
+        n_pts = np.asarray(ann_field(frame, "lane_n_points", self.name))
+        for lb, rb, n in zip(left, right, n_pts, strict=True):
+            n = int(n)
+            if n < 2:
+                continue
+            poly = np.concatenate([lb[:n], rb[:n][::-1]])
+            poly = poly[np.all(np.isfinite(poly), axis=1)]
+            if len(poly) >= 3:
+                draw.polygon(_polyline_px(grid, poly), fill=1, outline=1)
+        occ[3] = np.asarray(drivable, dtype=np.float32)
+
+        marks = Image.new("L", (n_cols, n_rows), 0)
+        draw = ImageDraw.Draw(marks)
+        lines = np.asarray(ann_field(frame, "marking_polyline", self.name), dtype=np.float64)
+        m_pts = np.asarray(ann_field(frame, "marking_n_points", self.name))
+        for line, n in zip(lines, m_pts, strict=True):
+            pts = line[: int(n)]
+            pts = pts[np.all(np.isfinite(pts), axis=1)]
+            if len(pts) >= 2:
+                draw.line(_polyline_px(grid, pts), fill=1, width=1)
+        occ[4] = np.asarray(marks, dtype=np.float32)
+        return {"bev_occupancy": occ}
+
+
+# ------------------------------------------------------------------------------------------ risk map
+class RiskMapTarget:
+    """The teacher's per-frame risk map: the interface the teacher issue fills.
+
+    Layout of ``label_dir`` (written by the teacher's labelling job, next to the data set by default:
+    ``<dataset>/labels/risk``)::
+
+        label_dir/meta.json                    optional: {"grid": {x_min_m, x_max_m, y_min_m, y_max_m,
+                                               resolution_m}}; checked against the data set's grid
+        label_dir/maps/<route_id>/<step>.npy   one map per frame, i.e. maps/<frame_id>.npy; float16
+                                               (any float accepted) [H_bev, W_bev] or [1, H_bev, W_bev]
+                                               on the BevGrid layout (row 0 = front, col 0 = left)
+
+    ``build`` returns ``risk_map [1, H_bev, W_bev]`` float32. A missing label folder, a missing map, a map
+    of the wrong shape or with NaN raises :class:`DataError` naming the file.
+    """
+
+    name = "risk_map"
+
+    def __init__(self, label_dir: str | Path):
+        self.label_dir = Path(label_dir)
+        self._meta_checked_for: BevGrid | None = None
+
+    def check(self, grid: BevGrid) -> None:
+        """Raise :class:`DataError` when the label folder is missing or was made for another grid."""
+        if not (self.label_dir / "maps").is_dir():
+            raise DataError(
+                f"{self.label_dir / 'maps'}: missing; the 'risk_map' target needs the teacher's risk labels "
+                f"(label_dir/maps/<frame_id>.npy, see riskdistill.data.targets.RiskMapTarget)"
+            )
+        meta_path = self.label_dir / "meta.json"
+        if meta_path.is_file():
+            meta = json.loads(meta_path.read_text())
+            g = meta.get("grid")
+            if g is not None:
+                want = {k: getattr(grid, k) for k in g}
+                if any(not math.isclose(float(g[k]), float(want[k])) for k in g):
+                    raise DataError(
+                        f"{meta_path}: risk labels were made on grid {g}, the data set uses {want}"
+                    )
+        self._meta_checked_for = grid
+
+    def build(self, frame: FrameRecord, grid: BevGrid) -> dict[str, np.ndarray]:
+        if self._meta_checked_for != grid:
+            self.check(grid)
+        path = self.label_dir / "maps" / f"{frame.frame_id}.npy"
+        if not path.is_file():
+            raise DataError(f"{path}: missing risk map of frame {frame.frame_id!r} (target 'risk_map')")
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise DataError(f"{path}: unreadable risk map ({type(exc).__name__}: {exc})") from exc
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.shape != (1, *grid.shape):
+            raise DataError(
+                f"{path}: risk map has shape {arr.shape}, expected (1, {grid.n_rows}, {grid.n_cols})"
+            )
+        arr = arr.astype(np.float32)
+        if not np.all(np.isfinite(arr)):
+            raise DataError(f"{path}: risk map contains NaN or inf")
+        return {"risk_map": arr}
+
+
+# ------------------------------------------------------------------------------------------ registry
+TARGET_BUILDERS: dict[str, type] = {
+    FutureTrajectoryTarget.name: FutureTrajectoryTarget,
+    BevOccupancyTarget.name: BevOccupancyTarget,
+    RiskMapTarget.name: RiskMapTarget,
+}
+
+
+def make_target(name: str, **kwargs: Any) -> TargetBuilder:
+    """A target builder by name (``RiskMapTarget`` needs ``label_dir``)."""
+    try:
+        cls = TARGET_BUILDERS[name]
+    except KeyError:
+        raise ValueError(f"unknown target {name!r}; valid targets: {sorted(TARGET_BUILDERS)}") from None
+    return cls(**kwargs)
+
+
+# ------------------------------------------------------------------------------------------ rotation
+def _rot2(theta: float) -> np.ndarray:
+    c, s = math.cos(theta), math.sin(theta)
+    return np.array([[c, -s], [s, c]])
+
+
+_XY_KEYS = (
+    "actor_center_ego",
+    "actor_velocity_ego",
+    "lane_centerline",
+    "lane_left_boundary",
+    "lane_right_boundary",
+    "marking_polyline",
+    "crosswalk_polygon",
+    "stop_line_points",
+    "light_position_ego",
+    "future_xy",
+    "ego_center_ego",
+)
+_YAW_KEYS = ("actor_yaw_ego", "light_yaw_ego", "future_yaw")
+
+
+def rotate_annotation(ann: dict[str, np.ndarray], theta: float) -> dict[str, np.ndarray]:
+    """The annotation seen from an ego frame rotated by ``-theta`` about z: every ego-frame point is
+    rotated by ``theta`` (counter-clockwise), every heading gets ``+theta`` and ``T_ego_from_cam`` is
+    premultiplied by the rotation, so images stay valid with their new extrinsics. ``theta = 0`` is the
+    identity."""
+    R = _rot2(theta)
+    out = dict(ann)
+    for k in _XY_KEYS:
+        if k in ann:
+            a = np.asarray(ann[k])
+            xy = a[..., :2].astype(np.float64) @ R.T
+            b = a.copy()
+            b[..., :2] = xy.astype(a.dtype)
+            out[k] = b
+    for k in _YAW_KEYS:
+        if k in ann:
+            a = np.asarray(ann[k])
+            out[k] = ((a.astype(np.float64) + theta + math.pi) % (2 * math.pi) - math.pi).astype(a.dtype)
+    if "T_ego_from_cam" in ann:
+        T = np.asarray(ann["T_ego_from_cam"])
+        R4 = np.eye(4)
+        R4[:2, :2] = R
+        out["T_ego_from_cam"] = (R4 @ T.astype(np.float64)).astype(T.dtype)
+    return out
