@@ -349,3 +349,13 @@ def test_cli_record_and_clear_errors(tmp_path: Path) -> None:
     m = load_json(out / fmt.MANIFEST)
     assert m["settings"]["jpeg_quality"] == 20 and m["counts"]["frames"] == 3 and m["image_hw"] == [32, 88]
     assert validate_dataset(out) == []
+
+
+def test_index_paths_outside_the_root_are_refused(tmp_path: Path) -> None:
+    from riskdistill.data.storage import DatasetError, resolve_inside
+
+    (tmp_path / "a").mkdir()
+    assert resolve_inside(tmp_path, "a/x.jpg", "image_paths", "frame f") == (tmp_path / "a/x.jpg").resolve()
+    for bad in ("../secret.jpg", "/etc/passwd", "a/../../x"):
+        with pytest.raises(DatasetError, match=r"image_paths.*outside the data set root"):
+            resolve_inside(tmp_path, bad, "image_paths", "frame f")

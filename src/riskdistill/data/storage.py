@@ -31,6 +31,14 @@ class DatasetError(ValueError):
     """A folder that is not a readable recorded data set (the message names the file)."""
 
 
+def resolve_inside(root: Path, rel: str, field: str, source: str) -> Path:
+    """``root / rel``, refusing absolute paths and ``..`` escapes out of the data set."""
+    path = (root / rel).resolve()
+    if Path(rel).is_absolute() or not path.is_relative_to(root.resolve()):
+        raise DatasetError(f"{source}: field {field!r} = {rel!r} points outside the data set root {root}")
+    return path
+
+
 def _load_manifest(root: Path) -> dict[str, Any]:
     path = root / fmt.MANIFEST
     if not path.is_file():
@@ -79,7 +87,8 @@ class FrameRecord:
         from PIL import Image
 
         i = camera if isinstance(camera, int) else self.camera_names.index(camera)
-        with Image.open(self.root / self.image_paths[i]) as im:
+        path = resolve_inside(self.root, self.image_paths[i], "image_paths", f"frame {self.frame_id}")
+        with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
 
     @cached_property
@@ -90,7 +99,8 @@ class FrameRecord:
     @cached_property
     def annotation(self) -> dict[str, np.ndarray]:
         """Every array of the frame's ``.npz`` file (read once, no pickle)."""
-        with np.load(self.root / self.annotation_path, allow_pickle=False) as z:
+        path = resolve_inside(self.root, self.annotation_path, "annotation_path", f"frame {self.frame_id}")
+        with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
     def to_agent_input(self) -> AgentInput:
