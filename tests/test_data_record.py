@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from conftest import TINY_EVERY, TINY_HW, make_tiny_suite
 from riskdistill.cli import data as data_cli
 from riskdistill.data import FORMAT_VERSION, RecordedDataset, record_suite, validate_dataset
 from riskdistill.data import format as fmt
@@ -21,59 +20,20 @@ from riskdistill.geometry import box3d_corners, project_box_to_image, project_po
 from riskdistill.io import load_json
 from riskdistill.sim.suites import RouteSpec, Suite
 
-H, W = 64, 176
-EVERY = 5
+H, W = TINY_HW
+EVERY = TINY_EVERY
 CAMS = ("CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
-
-
-def _suite() -> Suite:
-    return Suite(
-        name="tiny",
-        description="two short junction routes",
-        routes=[
-            RouteSpec(
-                route_id="r0",
-                scenario="VehicleTurningRoutePedestrian",
-                seed=7,
-                layout={"family": "junction4"},
-            ),
-            RouteSpec(
-                route_id="r1",
-                scenario="OppositeVehicleRunningRedLight",
-                seed=7,
-                layout={"family": "junction_t"},
-            ),
-        ],
-    )
 
 
 def _record(out: Path, suite: Suite | None = None, **kw):
     args = {"image_hw": (H, W), "every_n_steps": EVERY, "workers": 1, "show_progress": False, **kw}
-    return record_suite(suite or _suite(), "bench2drive", out, **args)
+    return record_suite(suite or make_tiny_suite(), "bench2drive", out, **args)
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Both routes recorded in parallel by two spawned workers; recorded once per session, also under
-    pytest-xdist (the workers share it through a lock file). Tests never modify it: they copy it."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent
-    out, lock = root / "data_record_ds", root / "data_record_ds.lock"
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            time.sleep(0.1)
-    try:
-        if not (out / fmt.MANIFEST).exists():
-            res = _record(out, workers=2)
-            assert res.failed == [] and sorted(res.recorded) == ["r0", "r1"]
-    finally:
-        os.close(fd)
-        os.unlink(lock)
-    return out
+@pytest.fixture(scope="session")
+def dataset(tiny_dataset: Path) -> Path:
+    """Both routes recorded in parallel by two spawned workers (tests never modify it: they copy it)."""
+    return tiny_dataset
 
 
 def _copy(dataset: Path, tmp_path: Path) -> Path:
@@ -336,7 +296,7 @@ def test_cli_record_and_clear_errors(tmp_path: Path) -> None:
     res = runner.invoke(_cli(), ["sim", "record", "--suite", "nope", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "train" in res.output and "bench" in res.output, res.output
     suite_file = tmp_path / "suite.json"
-    suite_file.write_text(json.dumps(Suite(name="one", routes=_suite().routes[:1]).to_dict()))
+    suite_file.write_text(json.dumps(Suite(name="one", routes=make_tiny_suite().routes[:1]).to_dict()))
     res = runner.invoke(
         _cli(), ["sim", "record", "--suite", str(suite_file), "--rig", "nope", "--out", str(tmp_path / "x")]
     )

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import gc
 import math
-import os
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,65 +12,22 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from riskdistill.data import format as fmt
-from riskdistill.data import record_suite
+from conftest import TINY_HW
 from riskdistill.data.batch import BEV_CHANNELS, Batch
 from riskdistill.data.storage import RecordedDataset
 from riskdistill.data.targets import DataError, RiskMapTarget, box_footprint_mask, make_target
 from riskdistill.data.torch_dataset import AugmentConfig, DrivingDataset, collate_batch, split_routes
 from riskdistill.geometry import BevGrid
-from riskdistill.sim.suites import RouteSpec, Suite
 from riskdistill.types import ActorClass
 
-H, W = 64, 176
+H, W = TINY_HW
 GRID = BevGrid.centered(64.0, 64.0, 0.5, x_offset_m=16.0)
 TARGETS = ["future_trajectory", "bev_occupancy"]
 
 
-def _suite() -> Suite:
-    return Suite(
-        name="tiny",
-        description="two short junction routes",
-        routes=[
-            RouteSpec(
-                route_id="r0",
-                scenario="VehicleTurningRoutePedestrian",
-                seed=7,
-                layout={"family": "junction4"},
-            ),
-            RouteSpec(
-                route_id="r1",
-                scenario="OppositeVehicleRunningRedLight",
-                seed=7,
-                layout={"family": "junction_t"},
-            ),
-        ],
-    )
-
-
 @pytest.fixture(scope="session")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two routes recorded once per session (shared by xdist workers through a lock file); read only."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent
-    out, lock = root / "data_torch_ds", root / "data_torch_ds.lock"
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            time.sleep(0.1)
-    try:
-        if not (out / fmt.MANIFEST).exists():
-            res = record_suite(
-                _suite(), "bench2drive", out, image_hw=(H, W), every_n_steps=5, workers=2, show_progress=False
-            )
-            assert res.failed == []
-    finally:
-        os.close(fd)
-        os.unlink(lock)
-    return out
+def dataset(tiny_dataset: Path) -> Path:
+    return tiny_dataset
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from riskdistill.cli import data, demo, evaluate, sim
+from riskdistill.viz.frame import frame_command
 
 app = typer.Typer(
     name="riskdistill",
@@ -16,6 +17,10 @@ app.add_typer(sim.app, name="sim")
 app.add_typer(evaluate.app, name="eval")
 app.add_typer(data.app, name="data")
 sim.app.command("record")(data.record)
+
+viz_app = typer.Typer(help="Pictures of recorded data.", no_args_is_help=True)
+viz_app.command("frame")(frame_command)
+app.add_typer(viz_app, name="viz")
 app.command("demo")(demo.demo)
 
 if __name__ == "__main__":
