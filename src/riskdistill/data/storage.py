@@ -31,6 +31,10 @@ class DatasetError(ValueError):
     """A folder that is not a readable recorded data set (the message names the file)."""
 
 
+class DataError(DatasetError):
+    """A frame, clip or annotation that cannot be read or converted; the message names the file and field."""
+
+
 def resolve_inside(root: Path, rel: str, field: str, source: str) -> Path:
     """``root / rel``, refusing absolute paths and ``..`` escapes out of the data set."""
     path = (root / rel).resolve()

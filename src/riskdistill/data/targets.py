@@ -26,13 +26,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from riskdistill.data.batch import BEV_CHANNELS
-from riskdistill.data.storage import DatasetError, FrameRecord
+from riskdistill.data.storage import DataError, FrameRecord
 from riskdistill.geometry import BevGrid
 from riskdistill.types import ActorClass
-
-
-class DataError(DatasetError):
-    """A frame whose files cannot be turned into a sample; the message names the file and the field."""
 
 
 def ann_field(frame: FrameRecord, key: str, user: str = "") -> np.ndarray:

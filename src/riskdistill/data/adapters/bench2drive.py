@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 
 from riskdistill.agent import EgoState
-from riskdistill.data.storage import RecordedDataset
+from riskdistill.data.storage import DataError, RecordedDataset
 from riskdistill.geometry import rotation_z, wrap_angle
 from riskdistill.io import atomic_write_bytes
 from riskdistill.sim.actors import EGO_REAR_AXLE_TO_CENTER_M
@@ -108,10 +108,6 @@ def camera_folder(camera: str) -> str:
     """``CAM_FRONT_LEFT`` -> ``rgb_front_left`` (Bench2Drive's image folder of that camera)."""
     name = camera[4:] if camera.upper().startswith("CAM_") else camera
     return f"rgb_{name.lower()}"
-
-
-class DataError(ValueError):
-    """A clip (or data set) that cannot be converted; the message names the file and the field."""
 
 
 # ------------------------------------------------------------------------------------------ frame helpers
