@@ -37,15 +37,8 @@ GRID = BevGrid.centered(64.0, 64.0, 0.5, x_offset_m=16.0)
 
 
 def bench_routes(n: int) -> Suite:
-    """``n`` bench routes spread over the scenario types (every k-th route of the suite)."""
-    try:
-        bench = load_suite("bench")
-    except Exception:  # the shipped JSON is missing from a source checkout: regenerate it (deterministic)
-        from riskdistill.sim.suites import generate_suites
-
-        bench = generate_suites(check=False)["bench"]
-    step = max(1, len(bench.routes) // n)
-    return Suite(name="bench", description=f"{n} bench routes", routes=bench.routes[::step][:n])
+    """``n`` bench routes spread over the scenario types."""
+    return load_suite("bench").spread(n)
 
 
 def time_loader(ds: DrivingDataset, workers: int, batch: int, epochs: int) -> tuple[float, float, int]:

@@ -32,16 +32,8 @@ TARGET_FPS = 100.0
 
 
 def bench_routes(n: int) -> Suite:
-    """``n`` bench routes spread over the scenario types (every k-th route of the suite)."""
-    try:
-        bench = load_suite("bench")
-    except Exception:  # the shipped JSON is missing from a source checkout: regenerate it (deterministic)
-        from riskdistill.sim.suites import generate_suites
-
-        bench = generate_suites(check=False)["bench"]
-    step = max(1, len(bench.routes) // n)
-    routes = bench.routes[::step][:n]
-    return Suite(name="bench", description=f"{n} routes of bench for bench_record.py", routes=routes)
+    """``n`` bench routes spread over the scenario types."""
+    return load_suite("bench").spread(n)
 
 
 def main() -> None:

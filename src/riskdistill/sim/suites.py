@@ -68,6 +68,11 @@ class Suite(StrictConfig):
     def seeds(self) -> set[int]:
         return {r.seed for r in self.routes}
 
+    def spread(self, n: int) -> Suite:
+        """``n`` routes spread over the suite (every k-th), so a small subset still covers many types."""
+        step = max(1, len(self.routes) // max(n, 1))
+        return Suite(name=self.name, description=f"{n} routes of {self.name}", routes=self.routes[::step][:n])
+
 
 def suite_path(name: str) -> Path:
     return Path(str(resources.files("riskdistill") / "suites" / f"{name}.json"))
