@@ -1,9 +1,9 @@
 """``riskdistill demo``: the main job on the built-in simulator.
 
 What runs today (the later pipeline stages - teacher labels, student training, the report - join as
-they land): top-down previews of a few scenarios, the six surround cameras rendered on the CPU, then
-the privileged expert evaluated in closed loop on the benchmark suite (one route per scenario type
-with ``--quick``), with the Bench2Drive metrics.
+they land): top-down previews of a few scenarios, the six surround cameras rendered on the CPU, a small
+recorded training set (validated, one frame drawn), then the privileged expert evaluated in closed loop
+on the benchmark suite (one route per scenario type with ``--quick``), with the Bench2Drive metrics.
 """
 
 from __future__ import annotations
@@ -44,10 +44,12 @@ def demo(
 ) -> None:
     """Run the end-to-end demo on the built-in simulator and print where the outputs are."""
     from riskdistill.cli.evaluate import print_summary
+    from riskdistill.data import record_suite, validate_dataset
     from riskdistill.evaluation.closed_loop import evaluate_suite
     from riskdistill.runs import create_run_dir
     from riskdistill.sim.scenarios import REGISTRY
     from riskdistill.sim.suites import Suite, load_suite
+    from riskdistill.viz.frame import save_frame_png
     from riskdistill.viz.preview import render_preview
 
     out = out or Path("runs") / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
@@ -66,6 +68,20 @@ def demo(
     render_cameras(previews[0] if previews else "PedestrianCrossing", cameras_png)
     console.print(f"cameras: {cameras_png}")
     timings.append(("camera rendering", time.perf_counter() - t0))
+
+    t0 = time.perf_counter()
+    train = load_suite("train").spread(2 if quick else 8)
+    record_dir = out / "data" / "train"
+    res = record_suite(
+        train, "bench2drive", record_dir, image_hw=(128, 352), every_n_steps=5, workers=workers
+    )
+    problems = validate_dataset(record_dir)
+    save_frame_png(record_dir, min(10, max(res.n_frames - 1, 0)), out / "frame.png")
+    console.print(
+        f"recorded {res.n_frames} frames of {len(res.recorded)} train routes -> {record_dir} "
+        f"({'valid' if not problems else f'{len(problems)} problem(s)'}); frame view: {out / 'frame.png'}"
+    )
+    timings.append((f"recording ({len(train.routes)} routes)", time.perf_counter() - t0))
 
     t0 = time.perf_counter()
     bench = load_suite("bench")
