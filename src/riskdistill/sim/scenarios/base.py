@@ -74,12 +74,14 @@ Action = Callable[[World], None]
 
 @dataclass
 class Trigger:
-    """Runs ``actions`` once, when the ego's route progress reaches ``ego_s_m`` (or at ``time_s``)."""
+    """Runs ``actions`` once when the ego's route progress reaches ``ego_s_m`` (or at ``time_s``);
+    with ``repeat``, on every step from then on."""
 
     actions: list[Action]
     ego_s_m: float | None = None
     time_s: float | None = None
     starts_scenario: bool = True  # the first such trigger starts the scenario-timeout clock
+    repeat: bool = False  # once due, run on every step (a monitor) instead of once
     fired: bool = False
 
 
@@ -96,7 +98,7 @@ class ScenarioScript:
                 trig.time_s is not None and world.time_s >= trig.time_s
             )
             if due:
-                trig.fired = True
+                trig.fired = not trig.repeat
                 if trig.starts_scenario and self.triggered_at_s is None:
                     self.triggered_at_s = world.time_s
                 for act in trig.actions:

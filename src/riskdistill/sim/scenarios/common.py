@@ -102,18 +102,8 @@ def _enter(actor: int, path_id: int, speed_mps: float, t_enter_s: float) -> Acti
 
 
 def add_monitor(ctx: BuildContext, fn: Action) -> None:
-    """Run ``fn`` on every step (a trigger that re-arms itself; it never starts the scenario clock).
-
-    Relies on :meth:`ScenarioScript.update` marking a trigger fired *before* running its actions.
-    """
-    trig = Trigger([], time_s=0.0, starts_scenario=False)
-
-    def act(world: World) -> None:
-        fn(world)
-        trig.fired = False
-
-    trig.actions.append(act)
-    ctx.script.triggers.append(trig)
+    """Run ``fn`` on every step (a repeating trigger; it never starts the scenario clock)."""
+    ctx.script.triggers.append(Trigger([fn], time_s=0.0, starts_scenario=False, repeat=True))
 
 
 def first_conflict(path: Path, other: Path, radius_m: float = 1.5) -> tuple[float, float] | None:
