@@ -1,0 +1,181 @@
+"""Object risks -> BEV risk map (the RiskHead's target), and the label folder ``RiskMapTarget`` reads.
+
+Each object contributes, on the :class:`~riskdistill.geometry.BevGrid` (row 0 = front, col 0 = left):
+
+- its footprint (oriented box, cell centre inside) at its risk;
+- a spread along its likely motion: in the motion frame (``s`` along the velocity, ``n`` across, relative
+  to the centre; ``hl``/``hw`` the box's half extents projected on those axes, ``L = speed * horizon_s``)::
+
+      value = risk * A(s) * G(n)
+      A(s) = 1                          for -hl <= s <= hl
+           = exp(-(s - hl) / (L / 2))   for hl < s <= hl + L     (decays along the motion)
+           = 0                          otherwise                (nothing behind the object)
+      G(n) = exp(-0.5 * (max(|n| - hw, 0) / spread_m)^2), cut at 3 spread_m (Gaussian across)
+
+  An object slower than ``min_speed_mps`` has no spread (footprint only).
+
+Objects are combined by MAX. The kernel is a Numba loop over each object's bounding window.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from riskdistill.geometry import BevGrid
+from riskdistill.io import atomic_path, atomic_write_bytes
+
+
+@numba.njit(cache=True, inline="always")
+def _interval(a, b, lo, hi, y0, y1):
+    """Intersect [y0, y1] with {y : lo <= a + b * y <= hi}."""
+    if abs(b) < 1e-12:
+        if lo <= a <= hi:
+            return y0, y1
+        return 1.0, 0.0
+    p, q = (lo - a) / b, (hi - a) / b
+    if p > q:
+        p, q = q, p
+    return max(y0, p), min(y1, q)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _raster_kernel(out, cx, cy, cos_b, sin_b, hlb, hwb, ux, uy, travel, risk, x_max, y_max, res, spread):
+    n_rows, n_cols = out.shape
+    n = cx.shape[0]
+    hl = np.empty(n)
+    hw = np.empty(n)
+    cut = np.empty(n)
+    r0 = np.empty(n, dtype=np.int64)
+    r1 = np.empty(n, dtype=np.int64)
+    for a in range(n):
+        # half extents of the box projected on the motion axes (s along, n across)
+        hl[a] = (
+            abs(ux[a] * cos_b[a] + uy[a] * sin_b[a]) * hlb[a]
+            + abs(-ux[a] * sin_b[a] + uy[a] * cos_b[a]) * hwb[a]
+        )
+        hw[a] = (
+            abs(-uy[a] * cos_b[a] + ux[a] * sin_b[a]) * hlb[a]
+            + abs(uy[a] * sin_b[a] + ux[a] * cos_b[a]) * hwb[a]
+        )
+        cut[a] = 3.0 * spread if travel[a] > 0.0 else 0.0
+        ext_x = abs(cos_b[a]) * hlb[a] + abs(sin_b[a]) * hwb[a] + cut[a]
+        x_lo = cx[a] - ext_x + min(ux[a] * travel[a], 0.0)
+        x_hi = cx[a] + ext_x + max(ux[a] * travel[a], 0.0)
+        r0[a] = max(math.floor((x_max - x_hi) / res), 0)
+        r1[a] = min(math.ceil((x_max - x_lo) / res), n_rows)
+    for i in numba.prange(n_rows):
+        for a in range(n):
+            r = risk[a]
+            if r <= 0.0 or i < r0[a] or i >= r1[a]:
+                continue
+            L = travel[a]
+            decay = max(L * 0.5, 1e-6)
+            x = x_max - (i + 0.5) * res - cx[a]
+            # columns of this row inside the motion strip: -hl <= s <= hl + L, |n| <= hw + cut
+            y0, y1 = _interval(x * ux[a], uy[a], -hl[a], hl[a] + L, -1e18, 1e18)
+            w = hw[a] + cut[a]
+            y0, y1 = _interval(-x * uy[a], ux[a], -w, w, y0, y1)
+            if y0 > y1:
+                continue
+            c0 = max(math.floor((y_max - cy[a] - y1) / res - 0.5) - 1, 0)
+            c1 = min(math.ceil((y_max - cy[a] - y0) / res - 0.5) + 2, n_cols)
+            for j in range(c0, c1):
+                y = y_max - (j + 0.5) * res - cy[a]
+                u = x * cos_b[a] + y * sin_b[a]
+                v = -x * sin_b[a] + y * cos_b[a]
+                if abs(u) <= hlb[a] and abs(v) <= hwb[a]:
+                    val = r
+                elif L > 0.0:
+                    s = x * ux[a] + y * uy[a]
+                    nn = abs(-x * uy[a] + y * ux[a]) - hw[a]
+                    if s < -hl[a] or s > hl[a] + L or nn > cut[a]:
+                        continue
+                    val = r
+                    if s > hl[a]:
+                        val *= math.exp(-(s - hl[a]) / decay)
+                    if nn > 0.0:
+                        q = nn / spread
+                        val *= math.exp(-0.5 * q * q)
+                else:
+                    continue
+                if val > out[i, j]:
+                    out[i, j] = val
+    # the cell holding the centre is always hot (objects smaller than a cell are never lost)
+    for a in range(n):
+        ic = math.floor((x_max - cx[a]) / res)
+        jc = math.floor((y_max - cy[a]) / res)
+        if risk[a] > 0.0 and 0 <= ic < n_rows and 0 <= jc < n_cols and risk[a] > out[ic, jc]:
+            out[ic, jc] = risk[a]
+
+
+def rasterise_risk(
+    center_xy: np.ndarray,
+    size_lw: np.ndarray,
+    yaw: np.ndarray,
+    velocity_xy: np.ndarray,
+    risk: np.ndarray,
+    grid: BevGrid,
+    horizon_s: float = 2.0,
+    spread_m: float = 1.0,
+    min_speed_mps: float = 0.2,
+) -> np.ndarray:
+    """``[H, W]`` float32 risk map in [0, 1] from ego-frame objects (centre ``[A, 2]``, size ``[A, 2]``,
+    yaw ``[A]``, velocity ``[A, 2]``, risk ``[A]``); see the module docstring for the formula."""
+    if spread_m <= 0 or horizon_s < 0:
+        raise ValueError(f"spread_m must be > 0 and horizon_s >= 0, got {spread_m}, {horizon_s}")
+    c = np.ascontiguousarray(np.asarray(center_xy, dtype=np.float64).reshape(-1, 2))
+    size = np.abs(np.asarray(size_lw, dtype=np.float64).reshape(-1, 2))
+    th = np.asarray(yaw, dtype=np.float64).reshape(-1)
+    vel = np.asarray(velocity_xy, dtype=np.float64).reshape(-1, 2)
+    r = np.clip(np.nan_to_num(np.asarray(risk, dtype=np.float64).reshape(-1), nan=0.0), 0.0, 1.0)
+    speed = np.linalg.norm(vel, axis=-1)
+    moving = speed >= min_speed_mps
+    safe = np.where(moving, speed, 1.0)
+    ux = np.where(moving, vel[:, 0] / safe, 1.0)
+    uy = np.where(moving, vel[:, 1] / safe, 0.0)
+    travel = np.where(moving, speed * horizon_s, 0.0)
+    out = np.zeros(grid.shape, dtype=np.float32)
+    _raster_kernel(
+        out,
+        np.ascontiguousarray(c[:, 0]),
+        np.ascontiguousarray(c[:, 1]),
+        np.cos(th),
+        np.sin(th),
+        np.ascontiguousarray(size[:, 0] / 2.0),
+        np.ascontiguousarray(size[:, 1] / 2.0),
+        ux,
+        uy,
+        travel,
+        r,
+        float(grid.x_max_m),
+        float(grid.y_max_m),
+        float(grid.resolution_m),
+        float(spread_m),
+    )
+    return out
+
+
+def save_risk_map(label_dir: str | Path, frame_id: str, risk_map: np.ndarray, grid: BevGrid) -> Path:
+    """Write ``label_dir/maps/<frame_id>.npy`` (float16 ``[H, W]``, atomically; ``/`` in the frame id makes
+    sub-folders) and ``label_dir/meta.json`` ``{"grid": ...}``: the layout ``RiskMapTarget`` reads."""
+    label_dir = Path(label_dir)
+    arr = np.asarray(risk_map)
+    if arr.shape != grid.shape:
+        raise ValueError(f"risk map of frame {frame_id!r} has shape {arr.shape}, the grid {grid.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"risk map of frame {frame_id!r} contains NaN or inf")
+    if ".." in Path(frame_id).parts or Path(frame_id).is_absolute():
+        raise ValueError(f"frame id {frame_id!r} cannot be a relative path")
+    meta = json.dumps({"grid": grid.to_dict()}, indent=2, sort_keys=True).encode()
+    meta_path = label_dir / "meta.json"
+    if not meta_path.is_file() or meta_path.read_bytes() != meta:
+        atomic_write_bytes(meta_path, meta)
+    path = label_dir / "maps" / f"{frame_id}.npy"
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, np.clip(arr, 0.0, 1.0).astype(np.float16))
+    return path
