@@ -7,11 +7,12 @@ typo never silently falls back to a default.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from riskdistill.io import load_json_object
 
 
 class ConfigError(ValueError):
@@ -41,15 +42,9 @@ class StrictConfig(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> Self:
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file not found: {path}") from exc
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON ({exc})") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a JSON object at the top level")
-        return cls.from_dict(data, source=str(path))
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        return cls.from_dict(load_json_object(path, ConfigError), source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -58,3 +58,17 @@ def load_json(path: str | Path) -> Any:
         raise
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def load_json_object(
+    path: str | Path, error: type[Exception] = ValueError, what: str = "a JSON object"
+) -> dict[str, Any]:
+    """Read a JSON file whose top level must be an object; problems raise ``error`` naming the file."""
+    path = Path(path)
+    try:
+        data = load_json(path)
+    except ValueError as exc:
+        raise error(str(exc)) from exc
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected {what} at the top level")
+    return data

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from riskdistill.agent import AgentInput, EgoState
 from riskdistill.data import format as fmt
-from riskdistill.io import load_json
+from riskdistill.io import load_json_object
 from riskdistill.types import Command
 
 
@@ -49,12 +49,7 @@ def _load_manifest(root: Path) -> dict[str, Any]:
         raise DatasetError(
             f"{path}: missing; {root} is not a recorded data set (or its recording never finished)"
         )
-    try:
-        manifest = load_json(path)
-    except ValueError as exc:
-        raise DatasetError(str(exc)) from exc
-    if not isinstance(manifest, dict):
-        raise DatasetError(f"{path}: expected a JSON object")
+    manifest = load_json_object(path, DatasetError)
     version = manifest.get("format_version")
     if version not in fmt.KNOWN_VERSIONS:
         raise DatasetError(

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from riskdistill.config import ConfigError, StrictConfig
-from riskdistill.io import atomic_write_json, load_json
+from riskdistill.io import atomic_write_json, load_json_object
 
 SUITE_NAMES = ("train", "val", "bench")
 SEED_BASE = {"train": 100_000, "val": 200_000, "bench": 300_000}
@@ -87,12 +87,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         raise ConfigError(
             f"suite {str(name_or_path)!r} not found: give one of {list(SUITE_NAMES)} or a JSON file path"
         )
-    try:
-        data = load_json(path)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a suite file is a JSON object with 'name' and 'routes'")
+    data = load_json_object(path, ConfigError, "a JSON object with 'name' and 'routes'")
     return Suite.from_dict(data, source=str(path))
 
 
