@@ -441,6 +441,13 @@ def project_box_to_image(
 # BEV grid
 
 
+#: Named grids (see ``BevGrid.preset``).
+BEV_GRID_PRESETS: dict[str, dict[str, float]] = {
+    "tiny": {"x_min_m": -16.0, "x_max_m": 48.0, "y_min_m": -32.0, "y_max_m": 32.0, "resolution_m": 1.0},
+    "base": {"x_min_m": -15.0, "x_max_m": 45.0, "y_min_m": -30.0, "y_max_m": 30.0, "resolution_m": 0.3},
+}
+
+
 @dataclass(frozen=True)
 class BevGrid:
     """A metric bird's-eye-view raster in the ego frame, laid out as an image::
@@ -496,6 +503,15 @@ class BevGrid:
             y_max_m=width_m / 2.0,
             resolution_m=resolution_m,
         )
+
+    @classmethod
+    def preset(cls, name: str) -> BevGrid:
+        """A named grid shared by teachers, students and viewers: ``tiny`` (64 x 64 cells of 1 m, 48 m ahead,
+        16 m behind, 32 m to each side; for CPU students) or ``base`` (200 x 200 cells of 0.3 m, 45 m ahead,
+        15 m behind, 30 m to each side; VAD-Base scale)."""
+        if name not in BEV_GRID_PRESETS:
+            raise ValueError(f"unknown BEV grid preset {name!r}; valid presets: {sorted(BEV_GRID_PRESETS)}")
+        return cls(**BEV_GRID_PRESETS[name])
 
     @property
     def n_rows(self) -> int:
