@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from riskdistill.cli import data, demo, evaluate, sim
+from riskdistill.cli import data, data_import, demo, evaluate, sim
 from riskdistill.viz.frame import frame_command
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app.add_typer(sim.app, name="sim")
 app.add_typer(evaluate.app, name="eval")
 app.add_typer(data.app, name="data")
 sim.app.command("record")(data.record)
+data.app.command("import")(data_import.import_data)
 
 viz_app = typer.Typer(help="Pictures of recorded data.", no_args_is_help=True)
 viz_app.command("frame")(frame_command)

@@ -92,7 +92,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _write(path: Path, data: bytes) -> None:
+def write_file(path: Path, data: bytes) -> None:
     """Write through a temporary name and a rename, so a killed run never leaves a half-written file under its
     final name (the pattern of :func:`riskdistill.io.atomic_path`, with a fixed temporary name: a route folder
     has one writer, and ``mkstemp`` costs more than the write). Durability comes from one ``os.sync`` per
@@ -111,7 +111,7 @@ def _readable(path: Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
-def _write_json(path: Path, obj: Any, indent: int | None = 2) -> None:
+def write_json(path: Path, obj: Any, indent: int | None = 2) -> None:
     """:func:`riskdistill.io.atomic_write_json` (fsynced), readable by others."""
     atomic_write_json(path, obj, indent=indent)
     _readable(path)
@@ -305,7 +305,7 @@ def _record_instance(
     def put(rel: str, data: bytes) -> None:
         nonlocal n_bytes
         tw = time.perf_counter()
-        _write(out_dir / rel, data)
+        write_file(out_dir / rel, data)
         files[rel] = sha256_bytes(data)
         n_bytes += len(data)
         timing["write_s"] += time.perf_counter() - tw
@@ -406,7 +406,7 @@ def _record_instance(
         "wall_s": round(time.perf_counter() - t0, 3),
         "files": dict(sorted(files.items())),
     }
-    _write_json(out_dir / fmt.done_rel(spec.route_id), done)
+    write_json(out_dir / fmt.done_rel(spec.route_id), done)
     timing["setup_s"] = t_run - t0
     return {**done, "timing": timing}
 
@@ -482,7 +482,7 @@ def _check_recording(out_dir: Path, suite: Suite, rig: Rig, settings: RecordSett
                 + "; ".join(diffs)
                 + ". Use another --out folder (or the original parameters to resume)."
             )
-    _write_json(path, want)
+    write_json(path, want)
 
 
 def record_suite(
@@ -609,33 +609,57 @@ def build_index(out_dir: str | Path, failed: list[dict[str, Any]] | None = None)
     """(Re)build ``frames.parquet`` and ``manifest.json`` from every finished route of the recording's suite
     (suite order). ``failed``: this run's failures; None keeps the previous manifest's for routes still
     unfinished. Returns the manifest."""
-    from riskdistill.sim.actors import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M
-    from riskdistill.sim.world import SIM_DT_S
-
     out_dir = Path(out_dir)
     rec = load_json(out_dir / fmt.RECORDING)
     suite = Suite.from_dict(rec["suite"], source=str(out_dir / fmt.RECORDING))
     rig = Rig.from_dict(rec["rig"], source=str(out_dir / fmt.RECORDING))
+    dones = []
+    for spec in suite.routes:
+        done = read_done(out_dir, spec.route_id)
+        if done is not None and done.get("route") == spec.to_dict():
+            dones.append(done)
+    if failed is None:
+        old_path = out_dir / fmt.MANIFEST
+        old = load_json(old_path).get("failed_routes", []) if old_path.exists() else []
+        done_ids = {d["route"]["route_id"] for d in dones}
+        failed = [f for f in old if f.get("route_id") not in done_ids]
+    suite_info = {"name": suite.name, "description": suite.description, "n_routes": len(suite.routes)}
+    return write_index(out_dir, dones, rig, rec["settings"], suite_info, failed)
+
+
+def write_index(
+    out_dir: Path,
+    dones: list[dict[str, Any]],
+    rig: Rig,
+    settings: dict[str, Any],
+    suite_info: dict[str, Any],
+    failed: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``frames.parquet`` and ``manifest.json`` (atomically) from the ``_DONE.json`` markers of the
+    finished routes, in data set order. Each marker's ``route`` holds ``route_id``, ``scenario``, ``seed``.
+    ``extra``: more manifest fields (they may replace ``sim``). Shared by the recorder and the importers
+    (``data/adapters/importer.py``). Returns the manifest."""
+    from riskdistill.sim.actors import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M
+    from riskdistill.sim.world import SIM_DT_S
+
     tables: list[pa.Table] = []
     files: dict[str, str] = {}
     routes: list[dict[str, Any]] = []
-    done_ids: set[str] = set()
     n_bytes = 0
-    for spec in suite.routes:
-        done = read_done(out_dir, spec.route_id)
-        if done is None or done.get("route") != spec.to_dict():
-            continue
-        tables.append(pq.read_table(out_dir / fmt.route_frames_rel(spec.route_id), schema=fmt.FRAME_SCHEMA))
+    for done in dones:
+        spec = done["route"]
+        route_id = spec["route_id"]
+        tables.append(pq.read_table(out_dir / fmt.route_frames_rel(route_id), schema=fmt.FRAME_SCHEMA))
         files.update(done["files"])
-        files[fmt.done_rel(spec.route_id)] = sha256_file(out_dir / fmt.done_rel(spec.route_id))
+        files[fmt.done_rel(route_id)] = sha256_file(out_dir / fmt.done_rel(route_id))
         n_bytes += int(done.get("bytes", 0))
-        done_ids.add(spec.route_id)
         log = done.get("route_log", {})
         routes.append(
             {
-                "route_id": spec.route_id,
-                "scenario": spec.scenario,
-                "seed": spec.seed,
+                "route_id": route_id,
+                "scenario": spec["scenario"],
+                "seed": spec["seed"],
                 "layout_family": done.get("layout_family"),
                 "n_frames": done["n_frames"],
                 "route_end": log.get("route_end"),
@@ -650,37 +674,34 @@ def build_index(out_dir: str | Path, failed: list[dict[str, Any]] | None = None)
         _readable(tmp)
     files[fmt.FRAMES] = sha256_file(frames_path)
 
-    if failed is None:
-        old_path = out_dir / fmt.MANIFEST
-        old = load_json(old_path).get("failed_routes", []) if old_path.exists() else []
-        failed = [f for f in old if f.get("route_id") not in done_ids]
     n_cam = len(rig.cameras)
     manifest = {
         "format": fmt.FORMAT_NAME,
         "format_version": fmt.FORMAT_VERSION,
         "created": _created_info(),
-        "suite": {"name": suite.name, "description": suite.description, "n_routes": len(suite.routes)},
+        "suite": suite_info,
         "rig": rig.to_dict(),
         "camera_names": rig.camera_names,
-        "image_hw": [rec["settings"]["image_h"], rec["settings"]["image_w"]],
-        "settings": rec["settings"],
+        "image_hw": [settings["image_h"], settings["image_w"]],
+        "settings": settings,
         "sim": {
             "dt_s": SIM_DT_S,
             "ego_size_lwh": list(EGO_SIZE_M),
             "ego_rear_axle_to_center_m": EGO_REAR_AXLE_TO_CENTER_M,
         },
+        **(extra or {}),
         "counts": {
             "routes": len(routes),
             "frames": table.num_rows,
             "images": table.num_rows * n_cam,
             "annotations": table.num_rows,
             "failed_routes": len(failed),
-            "suite_routes": len(suite.routes),
+            "suite_routes": suite_info.get("n_routes", len(routes)),
             "bytes": n_bytes + (frames_path.stat().st_size if frames_path.exists() else 0),
         },
         "routes": routes,
         "failed_routes": failed,
         "files": dict(sorted(files.items())),
     }
-    _write_json(out_dir / fmt.MANIFEST, manifest, indent=1)
+    write_json(out_dir / fmt.MANIFEST, manifest, indent=1)
     return manifest
