@@ -5,7 +5,9 @@ A "frame" is ``OracleTeacher.label_arrays`` (scores, ranks, reasons, validated `
 pessimistic frame, the spread of moving objects dominates the rasteriser). Target (2 cores): >= 1,000
 frames/s. Two set-ups are timed: one process with a 2-thread Numba pool (the rasteriser's rows run in
 parallel), and ``--workers`` processes with 1 Numba thread each (how a labelling job uses the cores:
-frames are independent); the latter is the throughput figure, the sum of the workers' rates.
+frames are independent); the latter is the throughput figure, the sum of the workers' rates. On a shared
+machine the wall-clock rates drop with the load; the last row, ``workers / CPU time per frame`` of the
+worker processes, is what the same processes give on that many free cores.
 
     python benchmarks/bench_teacher.py [--frames 2000] [--actors 40] [--threads 2] [--workers 2]
 """
@@ -80,14 +82,16 @@ def run(frames: list[dict[str, np.ndarray]], teacher: OracleTeacher, grid: BevGr
     return t_label, t_raster
 
 
-def _worker(args: tuple[int, int, int]) -> tuple[float, float]:
+def _worker(args: tuple[int, int, int]) -> tuple[float, float, float]:
     frames_n, actors, seed = args
     numba.set_num_threads(1)
     grid = BevGrid.centered(64.0, 64.0, 0.32)
     teacher = OracleTeacher()
     frames = make_frames(frames_n, actors, seed)
     run(frames[:20], teacher, grid)
-    return run(frames, teacher, grid)
+    cpu0 = time.process_time()
+    t_label, t_raster = run(frames, teacher, grid)
+    return t_label, t_raster, time.process_time() - cpu0
 
 
 def main() -> None:
@@ -114,17 +118,30 @@ def main() -> None:
     table.add_row("oracle label", f"{1e3 * t_label / args.frames:.3f}", f"{args.frames / t_label:,.0f}")
     table.add_row("rasterise", f"{1e3 * t_raster / args.frames:.3f}", f"{args.frames / t_raster:,.0f}")
     table.add_row("total, 1 process", f"{1e3 * total / args.frames:.3f}", f"{fps:,.0f}")
+    cpu_fps = 0.0
     if args.workers > 1:
         ctx = mp.get_context("spawn")
         with ctx.Pool(args.workers) as pool:
             res = pool.map(_worker, [(args.frames, args.actors, 1 + w) for w in range(args.workers)])
-        fps = sum(args.frames / (a + b) for a, b in res)
+        fps = sum(args.frames / (a + b) for a, b, _ in res)
         table.add_row(
             f"total, {args.workers} processes x 1 thread", f"{1e3 * args.workers / fps:.3f}", f"{fps:,.0f}"
         )
+        cpu_ms = 1e3 * sum(c for _, _, c in res) / (args.workers * args.frames)
+        cpu_fps = args.workers * 1e3 / cpu_ms
+        table.add_row(
+            f"CPU-bound on {args.workers} free cores (CPU {cpu_ms:.3f} ms/frame/process)",
+            f"{1e3 / cpu_fps:.3f}",
+            f"{cpu_fps:,.0f}",
+        )
     console = Console()
     console.print(table)
-    ok = "[green]OK[/green]" if fps >= TARGET_FPS else "[red]BELOW TARGET[/red]"
+    if fps >= TARGET_FPS:
+        ok = "[green]OK[/green]"
+    elif args.workers > 1 and cpu_fps >= TARGET_FPS:
+        ok = "[yellow]OK on free cores (CPU-bound figure), below on this loaded host[/yellow]"
+    else:
+        ok = "[red]BELOW TARGET[/red]"
     console.print(
         f"target >= {TARGET_FPS:,.0f} frames/s: {ok}; CPU {1e3 * cpu / args.frames:.3f} ms/frame; "
         f"load average {os.getloadavg()[0]:.1f}"

@@ -203,3 +203,47 @@ def test_saved_map_is_read_by_risk_map_target(tiny_dataset, tmp_path) -> None:
     np.testing.assert_allclose(out[0], m, atol=1e-3)
     with pytest.raises(Exception, match="grid"):
         RiskMapTarget(tmp_path / "risk").build(frame, BevGrid.centered(32.0, 32.0, 0.25))
+
+
+def test_fast_construction_equals_validated_labels() -> None:
+    """The oracle builds labels without pydantic validation (speed); they must equal validated ones."""
+    rng = np.random.default_rng(5)
+    fast, checked = OracleTeacher(), OracleTeacher(validate=True)
+    cams = ("CAM_FRONT", "CAM_BACK")
+    for k in range(40):
+        n = int(rng.integers(0, 25))
+        vis = rng.integers(0, 3, (n, 2)) * 40
+        lo = rng.uniform(0, 100, (n, 2, 2))
+        boxes = np.concatenate([lo, lo + rng.uniform(1, 30, (n, 2, 2))], axis=-1)
+        boxes[vis == 0] = np.nan
+        args = (
+            rng.permutation(1000)[:n],
+            rng.integers(0, 10, n),
+            rng.uniform(-40, 40, (n, 2)),
+            rng.uniform(0.4, 6, (n, 2)),
+            rng.normal(0, 4, (n, 2)),
+            *_straight_path(speed=float(rng.uniform(0, 10))),
+        )
+        a = fast.label_arrays(f"t/{k:05d}", *args, camera_names=cams, visible_px=vis, box2d=boxes)
+        b = checked.label_arrays(f"t/{k:05d}", *args, camera_names=cams, visible_px=vis, box2d=boxes)
+        assert a == b and a.model_dump_json() == b.model_dump_json()
+        assert FrameLabel.model_validate(a.model_dump()) == a
+        assert FrameLabel.model_validate_json(a.model_dump_json()) == a
+
+
+def test_inputs_that_break_the_construction_are_validated_and_rejected() -> None:
+    fxy, fv = _straight_path()
+    # an actor with NaN geometry has a NaN risk: left out of the label (both ways), never a NaN score
+    args = ([1, 2], [4, 4], [[np.nan, 0.0], [5.0, 0.0]], [[0.6, 0.6]] * 2, [[0, 0]] * 2, fxy, fv)
+    label = OracleTeacher().label_arrays("t/00000", *args)
+    assert [o.object_id for o in label.objects] == [2] and label == OracleTeacher(validate=True).label_arrays(
+        "t/00000", *args
+    )
+    with pytest.raises(ValidationError, match="object_id must be unique"):
+        OracleTeacher().label_arrays(
+            "t/00000", [1, 1], [4, 4], [[5, 0], [9, 0]], [[1, 1]] * 2, [[0, 0]] * 2, fxy, fv
+        )
+    m = rasterise_risk(
+        [[np.nan, 0.0], [10.0, 0.0]], [[1, 1], [4, 2]], [0, 0], [[0, 0], [0, 0]], [1.0, 0.5], GRID
+    )
+    assert m.max() == pytest.approx(0.5)  # the non-finite object draws nothing, the other one is there

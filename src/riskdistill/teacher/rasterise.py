@@ -14,7 +14,8 @@ Each object contributes, on the :class:`~riskdistill.geometry.BevGrid` (row 0 = 
 
   An object slower than ``min_speed_mps`` has no spread (footprint only).
 
-Objects are combined by MAX. The kernel is a Numba loop over each object's bounding window.
+Objects are combined by MAX. The kernel is a Numba loop over each object's bounding window (compiled with
+``fastmath``: objects with non-finite geometry are dropped before it runs).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from pathlib import Path
 
 import numba
 import numpy as np
+from pydantic import Field
 
+from riskdistill.config import StrictConfig
 from riskdistill.geometry import BevGrid
 from riskdistill.io import atomic_path, atomic_write_bytes
 
@@ -43,7 +46,7 @@ def _interval(a, b, lo, hi, y0, y1):
     return max(y0, p), min(y1, q)
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def _raster_kernel(out, cx, cy, cos_b, sin_b, hlb, hwb, ux, uy, travel, risk, x_max, y_max, res, spread):
     n_rows, n_cols = out.shape
     n = cx.shape[0]
@@ -95,12 +98,13 @@ def _raster_kernel(out, cx, cy, cos_b, sin_b, hlb, hwb, ux, uy, travel, risk, x_
                     nn = abs(-x * uy[a] + y * ux[a]) - hw[a]
                     if s < -hl[a] or s > hl[a] + L or nn > cut[a]:
                         continue
-                    val = r
+                    e = 0.0  # one exp for both factors: A(s) * G(n) = exp(-(s - hl) / decay - q^2 / 2)
                     if s > hl[a]:
-                        val *= math.exp(-(s - hl[a]) / decay)
+                        e += (s - hl[a]) / decay
                     if nn > 0.0:
                         q = nn / spread
-                        val *= math.exp(-0.5 * q * q)
+                        e += 0.5 * q * q
+                    val = r * math.exp(-e) if e > 0.0 else r
                 else:
                     continue
                 if val > out[i, j]:
@@ -133,6 +137,17 @@ def rasterise_risk(
     th = np.asarray(yaw, dtype=np.float64).reshape(-1)
     vel = np.asarray(velocity_xy, dtype=np.float64).reshape(-1, 2)
     r = np.clip(np.nan_to_num(np.asarray(risk, dtype=np.float64).reshape(-1), nan=0.0), 0.0, 1.0)
+    ok = (
+        np.isfinite(c).all(-1)
+        & np.isfinite(size).all(-1)
+        & np.isfinite(th)
+        & np.isfinite(vel).all(-1)
+        & (r > 0)
+    )
+    if (
+        not ok.all()
+    ):  # objects without risk or with non-finite geometry draw nothing (the kernel assumes finite)
+        c, size, th, vel, r = np.ascontiguousarray(c[ok]), size[ok], th[ok], vel[ok], r[ok]
     speed = np.linalg.norm(vel, axis=-1)
     moving = speed >= min_speed_mps
     safe = np.where(moving, speed, 1.0)
@@ -158,6 +173,45 @@ def rasterise_risk(
         float(spread_m),
     )
     return out
+
+
+class RasterConfig(StrictConfig):
+    """Parameters of :func:`rasterise_risk` used by the labelling runner (part of its cache key)."""
+
+    horizon_s: float = Field(default=2.0, ge=0.0)
+    spread_m: float = Field(default=1.0, gt=0.0)
+    min_speed_mps: float = Field(default=0.2, ge=0.0)
+
+
+def rasterise_label(
+    object_risk: dict[int, float],
+    annotation: dict[str, np.ndarray],
+    grid: BevGrid,
+    config: RasterConfig | None = None,
+) -> tuple[np.ndarray, list[int]]:
+    """The risk map of one frame from ``{object_id: risk}`` and the frame's annotation: each object is
+    painted on the 3D footprint (``actor_center_ego``, ``actor_size_lwh``, ``actor_yaw_ego``,
+    ``actor_velocity_ego``) of the actor whose ``actor_id`` equals its ``object_id``. Returns the map
+    ``[H, W]`` and the object ids without an actor (negative ids: detections without a 3D match), which
+    are not painted."""
+    c = config or RasterConfig()
+    ids = np.asarray(annotation["actor_id"], dtype=np.int64).reshape(-1)
+    pos = {int(a): i for i, a in enumerate(ids.tolist())}
+    risk = np.zeros(len(ids))
+    unlinked = []
+    for oid, r in object_risk.items():
+        i = pos.get(int(oid))
+        if i is None:
+            unlinked.append(int(oid))
+        else:
+            risk[i] = max(risk[i], float(r))
+    keep = risk > 0.0
+    center = np.asarray(annotation["actor_center_ego"], dtype=np.float64).reshape(-1, 3)[keep, :2]
+    size = np.asarray(annotation["actor_size_lwh"], dtype=np.float64).reshape(-1, 3)[keep, :2]
+    yaw = np.asarray(annotation["actor_yaw_ego"], dtype=np.float64).reshape(-1)[keep]
+    vel = np.asarray(annotation["actor_velocity_ego"], dtype=np.float64).reshape(-1, 2)[keep]
+    m = rasterise_risk(center, size, yaw, vel, risk[keep], grid, c.horizon_s, c.spread_m, c.min_speed_mps)
+    return m, sorted(unlinked)
 
 
 def save_risk_map(label_dir: str | Path, frame_id: str, risk_map: np.ndarray, grid: BevGrid) -> Path:

@@ -1,0 +1,259 @@
+"""``riskdistill label``: a teacher over a recorded data set -> risk records, BEV risk maps and a label card.
+
+``label`` is a plain function with Typer options, registered by the main app as ``riskdistill label``.
+See ``docs/labelling.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from riskdistill.cli.common import fail
+
+console = Console()
+
+TEACHERS = ("oracle", "vlm")
+BACKENDS = ("local", "openai", "vllm")
+GROUNDINGS = ("gt", "detector")
+
+
+def _load_json(path: Path, what: str) -> dict[str, Any]:
+    from riskdistill.io import load_json_object
+
+    if not path.is_file():
+        fail(f"{what} file not found: {path}")
+    try:
+        return load_json_object(path)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def vlm_config_dict(
+    base: dict[str, Any],
+    backend: str | None,
+    model: Path | None,
+    model_name: str | None,
+    server_url: str | None,
+    cameras: str | None,
+    prompt: str | None,
+) -> dict[str, Any]:
+    """The VLM teacher config from a JSON file's dict and the command-line overrides."""
+    cfg = dict(base)
+    b = dict(cfg.get("backend") or {})
+    if backend is not None:
+        if b.get("type") not in (None, backend):
+            b = {}
+        b["type"] = backend
+    kind = b.get("type")
+    if kind is None:
+        kind = b["type"] = "openai" if server_url else "local"
+    if kind in ("local", "vllm"):
+        if model is not None:
+            b["model_dir"] = str(model)
+        if "model_dir" not in b:
+            fail(f"--backend {kind} needs --model DIR (a local model folder)")
+    elif kind == "openai":
+        if server_url is not None:
+            b["base_url"] = server_url
+        name = model_name or (str(model) if model is not None else None)
+        if name is not None:
+            b["model"] = name
+        if "model" not in b:
+            fail("--backend openai needs --model-name NAME (the model the server serves)")
+    cfg["backend"] = b
+    if cameras is not None:
+        cfg["cameras"] = cameras if cameras in ("front", "all") else [c.strip() for c in cameras.split(",")]
+    if prompt is not None:
+        cfg["prompt"] = prompt
+    return cfg
+
+
+def make_vlm_teacher(config: dict[str, Any], detector: dict[str, Any] | None = None) -> Any:
+    """A VLM teacher (module level, so Ray can ship it as a factory): ground-truth grounding, or an
+    open-vocabulary detector matched to the 3D objects when ``detector`` (a ``DetectorConfig`` dict)."""
+    from riskdistill.teacher.vlm import VLMTeacher, VLMTeacherConfig
+
+    grounder = None
+    if detector is not None:
+        from riskdistill.teacher.detector import DetectorConfig, OpenVocabDetector
+
+        grounder = OpenVocabDetector(DetectorConfig.from_dict(detector, source="--detector"))
+    return VLMTeacher(VLMTeacherConfig.from_dict(config, source="VLM teacher config"), grounder=grounder)
+
+
+def make_oracle_teacher(config: dict[str, Any]) -> Any:
+    from riskdistill.teacher.oracle import OracleConfig, OracleTeacher
+
+    return OracleTeacher(OracleConfig.from_dict(config, source="oracle teacher config"))
+
+
+def label(
+    data: Path = typer.Option(..., "--data", help="A recorded data set folder."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Label folder (default: <data>/labels/risk, what the risk_map target reads)."
+    ),
+    teacher: str = typer.Option("oracle", "--teacher", help="oracle | vlm."),
+    teacher_config: Path | None = typer.Option(
+        None, "--teacher-config", help="JSON file: OracleConfig or VLMTeacherConfig fields."
+    ),
+    backend: str | None = typer.Option(None, "--backend", help="VLM backend: local | openai | vllm."),
+    model: Path | None = typer.Option(None, "--model", help="VLM model folder (local, vllm backends)."),
+    model_name: str | None = typer.Option(None, "--model-name", help="Model name on the server (openai)."),
+    server_url: str | None = typer.Option(
+        None, "--server-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1."
+    ),
+    cameras: str | None = typer.Option(None, "--cameras", help="VLM cameras: front | all | CAM_A,CAM_B."),
+    prompt: str | None = typer.Option(None, "--prompt", help="VLM prompt template id or .jinja path."),
+    grounding: str = typer.Option("gt", "--grounding", help="VLM grounding: gt | detector."),
+    detector_model: Path | None = typer.Option(
+        None, "--detector-model", help="OWLv2 folder for --grounding detector."
+    ),
+    grid: str = typer.Option("tiny", "--grid", help="BEV grid preset (tiny | base) or a JSON file."),
+    shard: str = typer.Option("0/1", "--shard", help="This job's shard i/n (disjoint, covering)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Processes (oracle teacher)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Frames per task / per VLM batch."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most N frames of the shard."),
+    ray: bool = typer.Option(False, "--ray", help="Run through Ray Data (map_batches over an actor pool)."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster address (e.g. auto)."),
+    actors: int = typer.Option(2, "--actors", min=1, help="Ray actors."),
+    gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor", min=0.0, help="Ray GPUs per actor."),
+    card: bool = typer.Option(True, "--card/--no-card", help="Write label_card.{json,md,png} afterwards."),
+    compare: Path | None = typer.Option(
+        None, "--compare", help="A second label folder: teacher agreement in the card."
+    ),
+    samples: list[Path] | None = typer.Option(
+        None, "--samples", help="Label folders of repeated samples of the same teacher (Diff_Risk spread)."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Label a recorded data set with a risk teacher: records, BEV risk maps, error records, label card.
+
+    Sharded (--shard i/n), resumable (rerun the same command; finished frames are never recomputed) and
+    parallel (--workers for the oracle, --ray for actor pools, GPU actors for VLMs).
+    """
+    from riskdistill.config import ConfigError
+    from riskdistill.data.storage import DatasetError, RecordedDataset
+    from riskdistill.geometry import BEV_GRID_PRESETS, BevGrid
+    from riskdistill.teacher.runner import default_out_dir, label_dataset, parse_shard, teacher_config_hash
+
+    if teacher not in TEACHERS:
+        fail(f"unknown --teacher {teacher!r}; valid: {', '.join(TEACHERS)}")
+    if backend is not None and backend not in BACKENDS:
+        fail(f"unknown --backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if grounding not in GROUNDINGS:
+        fail(f"unknown --grounding {grounding!r}; valid: {', '.join(GROUNDINGS)}")
+    if teacher == "oracle" and (backend or model or model_name or server_url or grounding != "gt"):
+        fail("--backend, --model, --model-name, --server-url and --grounding apply to --teacher vlm only")
+    try:
+        sh = parse_shard(shard)
+    except ValueError as exc:
+        fail(str(exc))
+    if grid in BEV_GRID_PRESETS:
+        g = BevGrid.preset(grid)
+    elif Path(grid).is_file():
+        d = _load_json(Path(grid), "grid")
+        try:
+            g = BevGrid.from_dict(d.get("grid", d))
+        except (KeyError, TypeError, ValueError) as exc:
+            fail(f"{grid}: not a BevGrid ({exc})")
+    else:
+        fail(f"unknown --grid {grid!r}; presets: {sorted(BEV_GRID_PRESETS)}, or a JSON file")
+    try:
+        RecordedDataset(data)
+    except DatasetError as exc:
+        fail(str(exc))
+    base = _load_json(teacher_config, "--teacher-config") if teacher_config else {}
+
+    fatal: tuple[type[BaseException], ...] = ()
+    try:
+        if teacher == "oracle":
+            factory = functools.partial(make_oracle_teacher, base)
+        else:
+            try:
+                from riskdistill.teacher.vlm import CameraConfigError
+            except ImportError as exc:
+                fail(f"the VLM teacher is not available in this installation ({exc})")
+            fatal = (CameraConfigError,)
+            cfg = vlm_config_dict(base, backend, model, model_name, server_url, cameras, prompt)
+            det = None
+            if grounding == "detector":
+                if detector_model is None:
+                    fail("--grounding detector needs --detector-model DIR (an OWLv2 folder)")
+                det = {"model_dir": str(detector_model)}
+            factory = functools.partial(make_vlm_teacher, cfg, det)
+        the_teacher = factory()
+        teacher_config_hash(the_teacher)  # builds a VLM backend now: a missing model fails here, cleanly
+    except (ConfigError, ValueError, OSError, ImportError) as exc:
+        fail(f"cannot build the {teacher} teacher: {exc}")
+
+    out_dir = out if out is not None else default_out_dir(data)
+    console.print(
+        f"labelling [bold]{data}[/] -> [bold]{out_dir}[/] with the {teacher} teacher, shard {shard}"
+    )
+    try:
+        if ray:
+            from riskdistill.teacher.distributed import ray_executor
+
+            init = {} if ray_address else {"num_cpus": max(actors, 1)}
+            res = label_dataset(
+                data,
+                out_dir,
+                the_teacher,
+                g,
+                sh,
+                batch_size=batch_size,
+                limit=limit,
+                show_progress=progress,
+                fatal=fatal,
+                executor=ray_executor(factory, actors, 1.0, gpus_per_actor, ray_address, init),
+            )
+        else:
+            res = label_dataset(
+                data,
+                out_dir,
+                the_teacher,
+                g,
+                sh,
+                workers=workers,
+                batch_size=batch_size,
+                limit=limit,
+                show_progress=progress,
+                fatal=fatal,
+            )
+    except fatal as exc:
+        fail(f"configuration error, labelling stopped: {exc}")
+    finally:
+        close = getattr(the_teacher, "close", None)
+        if callable(close):
+            close()
+
+    table = Table(title=f"labelling {res.out_dir} (shard {sh[0]}/{sh[1]})")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    table.add_row("frames in shard", str(res.frames_in_shard))
+    table.add_row("labelled", str(res.labelled))
+    table.add_row("re-rasterised", str(res.rasterised))
+    table.add_row("already done", str(res.skipped))
+    table.add_row("failed", ", ".join(f"{k} {v}" for k, v in res.errors.items()) or "0")
+    table.add_row("frames/s", f"{res.frames_per_s:.1f}")
+    console.print(table)
+    if card:
+        from riskdistill.teacher.card import CARD_MD, build_label_card
+
+        c = build_label_card(res.out_dir, data_root=data, other_label_dir=compare, sample_dirs=samples or ())
+        cov, temporal = c["coverage"], c["diff_risk"]["temporal"]["diff_risk"]
+        console.print(
+            f"label card: {res.out_dir / CARD_MD} (coverage {cov['frames_labelled']}/{cov['frames_total']}, "
+            f"Diff_Risk temporal {'n/a' if temporal is None else f'{temporal:.3f}'})"
+        )
+    if res.n_errors:
+        console.print(
+            f"[yellow]{res.n_errors} frame(s) failed; see {res.out_dir / 'errors'} (rerun to retry)"
+        )
+        raise typer.Exit(1)
