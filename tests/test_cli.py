@@ -73,18 +73,3 @@ def test_unknown_suite_and_driver_are_clear_errors(tmp_path: Path) -> None:
         app, ["eval", "closed-loop", "--driver", "robot", "--limit", "1", "--out", str(tmp_path)]
     )
     assert res.exit_code == 2 and "valid drivers" in res.output
-
-
-def test_demo_quick_runs_end_to_end(tmp_path: Path) -> None:
-    res = runner.invoke(app, ["demo", "--quick", "--workers", "2", "--out", str(tmp_path)])
-    assert res.exit_code == 0, res.output
-    assert (tmp_path / "cameras.png").exists()
-    assert (tmp_path / "frame.png").exists()
-    from riskdistill.data import validate_dataset
-
-    assert validate_dataset(tmp_path / "data" / "train") == []
-    assert list((tmp_path / "previews").glob("*.gif"))
-    records = load_checkpoint_json(tmp_path / "expert_closed_loop" / "results.json")
-    assert len(records) == len(REGISTRY)  # one bench route per scenario type
-    summary = json.loads((tmp_path / "expert_closed_loop" / "summary.json").read_text())
-    assert summary["driving_score"] > 50.0

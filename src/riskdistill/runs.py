@@ -13,7 +13,21 @@ from typing import Any
 
 from riskdistill.io import atomic_write_json
 
-TRACKED_PACKAGES = ("riskdistill", "numpy", "numba", "torch", "torchvision", "scipy", "pydantic", "pillow")
+TRACKED_PACKAGES = (
+    "riskdistill",
+    "numpy",
+    "numba",
+    "torch",
+    "torchvision",
+    "timm",
+    "safetensors",
+    "scipy",
+    "pydantic",
+    "pillow",
+    "transformers",
+    "xgrammar",
+    "ray",
+)
 
 
 def git_commit(cwd: Path | None = None) -> str | None:
@@ -44,6 +58,19 @@ def create_run_dir(
     out_dir: Path, command: str, config: dict[str, Any], seeds: dict[str, int] | None = None
 ) -> Path:
     """Create ``out_dir`` (if needed), write ``run.json`` and attach a file log handler to ``riskdistill``."""
+    write_run_json(out_dir, command, config, seeds)
+    logger = logging.getLogger("riskdistill")
+    logger.setLevel(logging.INFO)
+    handler = logging.FileHandler(out_dir / "log.txt")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    return out_dir
+
+
+def write_run_json(
+    out_dir: Path, command: str, config: dict[str, Any], seeds: dict[str, int] | None = None
+) -> None:
+    """Write ``out_dir/run.json``: the command, resolved config, seeds, git commit, versions, platform."""
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         out_dir / "run.json",
@@ -59,9 +86,3 @@ def create_run_dir(
             "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
-    logger = logging.getLogger("riskdistill")
-    logger.setLevel(logging.INFO)
-    handler = logging.FileHandler(out_dir / "log.txt")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger.addHandler(handler)
-    return out_dir

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from riskdistill.cli import data, data_import, demo, evaluate, sim
+from riskdistill.cli import data, data_import, evaluate, experiment, sim
+from riskdistill.cli import label as label_cli
+from riskdistill.cli import train as train_cli
+from riskdistill.cli.report import report, rerun, rerun_route
 from riskdistill.viz.frame import frame_command
 
 app = typer.Typer(
@@ -21,8 +24,14 @@ data.app.command("import")(data_import.import_data)
 
 viz_app = typer.Typer(help="Pictures of recorded data.", no_args_is_help=True)
 viz_app.command("frame")(frame_command)
+viz_app.command("rerun")(rerun)
+viz_app.command("rerun-route")(rerun_route)
 app.add_typer(viz_app, name="viz")
-app.command("demo")(demo.demo)
+app.command("demo")(experiment.demo)
+app.command("experiment")(experiment.experiment)
+app.command("label")(label_cli.label)
+app.command("train")(train_cli.train)
+app.command("report")(report)
 
 if __name__ == "__main__":
     app()

@@ -25,13 +25,7 @@ level (``exp`` may round differently).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-
-# Numba's OpenMP threads busy-wait after each parallel region by default; with a render every few
-# milliseconds on a shared 2-core machine that spinning steals the cores from the main thread (measured:
-# 120 -> 290 frames/s at 6 x 128 x 352). Only a default: it must be set before the OpenMP runtime starts.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba
 import numpy as np

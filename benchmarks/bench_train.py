@@ -1,0 +1,159 @@
+"""Training throughput of the tiny student on the CPU, with and without the RiskHead.
+
+Each configuration runs in a fresh process (so its peak RSS is its own) with ``torch.set_num_threads(2)``
+and times full optimizer steps (forward, ``Student.losses``, backward, gradient clipping, AdamW) on
+synthetic batches: random images with the Bench2Drive rig's calibration (6 cameras at the preset's image
+size) and random targets of the right shapes. Data loading is not included (see bench_dataloader.py).
+
+    python benchmarks/bench_train.py [--preset tiny] [--batch 2] [--steps 10] [--warmup 2] [--threads 2]
+                                     [--repeats 2]
+
+Prints samples/s (median over steps and mean; the best of ``--repeats`` interleaved runs), the RiskHead's
+training overhead and the peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+
+def _synthetic_batch(cfg, batch: int):
+    import numpy as np
+    import torch
+
+    from riskdistill.data.batch import BEV_CHANNELS, Batch, Observation, Targets
+    from riskdistill.sim.sensors.rig import load_rig, resize_rig
+
+    h, w = cfg.image_hw
+    rig = resize_rig(load_rig("bench2drive"), h, w)
+    n = len(rig.cameras)
+    g = torch.Generator().manual_seed(0)
+    K = torch.from_numpy(np.asarray(rig.K(), dtype=np.float32)).expand(batch, n, 3, 3).clone()
+    T = torch.from_numpy(np.asarray(rig.T_ego_from_cam(), dtype=np.float32)).expand(batch, n, 4, 4).clone()
+    hb, wb = cfg.bev_grid().shape
+    obs = Observation(
+        images=torch.rand(batch, n, 3, h, w, generator=g),
+        camera_valid=torch.ones(batch, n, dtype=torch.bool),
+        K=K,
+        T_ego_from_cam=T,
+        ego_state=torch.rand(batch, 4, generator=g),
+        command=torch.randint(1, 7, (batch,), generator=g),
+        target_point=torch.rand(batch, 2, generator=g) * 20,
+    )
+    targets = Targets(
+        future_waypoints=torch.cumsum(torch.rand(batch, 6, 2, generator=g), dim=1),
+        future_yaw=torch.zeros(batch, 6),
+        future_valid=torch.ones(batch, 6, dtype=torch.bool),
+        bev_occupancy=(torch.rand(batch, len(BEV_CHANNELS), hb, wb, generator=g) > 0.9).float(),
+        risk_map=torch.rand(batch, 1, hb, wb, generator=g)
+        * (torch.rand(batch, 1, hb, wb, generator=g) > 0.95),
+    )
+    return Batch(observation=obs, targets=targets, frame_ids=[f"synthetic/{i}" for i in range(batch)])
+
+
+def run_one(preset: str, risk: bool, batch: int, steps: int, warmup: int, threads: int) -> dict:
+    """Time ``steps`` optimizer steps in this process; returns samples/s and peak RSS."""
+    import resource
+
+    import torch
+
+    from riskdistill.models import build_student, count_parameters, student_config
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = student_config(preset, heads={"risk": {"enabled": risk}})
+    student = build_student(cfg).train()
+    opt = torch.optim.AdamW(student.parameters(), lr=1e-4)
+    b = _synthetic_batch(cfg, batch)
+    times = []
+    for k in range(warmup + steps):
+        t0 = time.perf_counter()
+        losses = student.losses(student(b.observation), b.targets)
+        opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        opt.step()
+        if k >= warmup:
+            times.append(time.perf_counter() - t0)
+    return {
+        "preset": preset,
+        "risk_head": risk,
+        "parameters": count_parameters(student),
+        "batch": batch,
+        "threads": threads,
+        "steps": steps,
+        "median_step_s": statistics.median(times),
+        "samples_per_s_median": batch / statistics.median(times),
+        "samples_per_s_mean": batch * len(times) / sum(times),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=2, help="interleaved runs per configuration (best kept)")
+    ap.add_argument("--one", choices=["risk", "baseline"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        res = run_one(args.preset, args.one == "risk", args.batch, args.steps, args.warmup, args.threads)
+        print(json.dumps(res))
+        return
+
+    from rich.console import Console
+    from rich.table import Table
+
+    best: dict[str, dict] = {}
+    for _ in range(args.repeats):  # interleaved, best of N: a shared host slows runs, never speeds them up
+        for mode in ("baseline", "risk"):
+            cmd = [sys.executable, __file__, "--one", mode, "--preset", args.preset]
+            for flag in ("batch", "steps", "warmup", "threads"):
+                cmd += [f"--{flag}", str(getattr(args, flag))]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            if mode not in best or r["samples_per_s_median"] > best[mode]["samples_per_s_median"]:
+                best[mode] = r
+    rows = [best["baseline"], best["risk"]]
+    table = Table(
+        title=f"{args.preset} training, batch {args.batch}, {args.threads} threads, {args.steps} steps "
+        f"(+{args.warmup} warm-up), best of {args.repeats}; synthetic batches"
+    )
+    for col in (
+        "model",
+        "parameters",
+        "samples/s (median)",
+        "samples/s (mean)",
+        "step s (median)",
+        "peak RSS",
+    ):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in rows:
+        table.add_row(
+            "+ RiskHead" if r["risk_head"] else "baseline",
+            f"{r['parameters'] / 1e6:.2f} M",
+            f"{r['samples_per_s_median']:.2f}",
+            f"{r['samples_per_s_mean']:.2f}",
+            f"{r['median_step_s']:.3f}",
+            f"{r['peak_rss_mb']:.0f} MB",
+        )
+    Console().print(table)
+    base, risk = rows
+    med = base["samples_per_s_median"] / risk["samples_per_s_median"] - 1.0
+    mean = base["samples_per_s_mean"] / risk["samples_per_s_mean"] - 1.0
+    Console().print(
+        f"RiskHead training overhead (time per sample): {med * 100:+.1f} % (medians), "
+        f"{mean * 100:+.1f} % (means)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""``riskdistill report`` (the HTML evaluation report) and ``riskdistill viz rerun`` (a route as ``.rrd``).
+
+Thin: parse, call :mod:`riskdistill.viz.report` / :mod:`riskdistill.viz.rerun_log`, print. See
+``docs/report.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from riskdistill.cli.common import fail
+
+
+def report(
+    closed_loop: list[Path] = typer.Option(
+        [], "--closed-loop", help="Closed-loop result folder; LABEL[:CONDITION]=DIR names it (repeatable)."
+    ),
+    open_loop: list[Path] = typer.Option([], "--open-loop", help="Open-loop result JSON (repeatable)."),
+    compare: Path | None = typer.Option(
+        None, "--compare", help="Comparison JSON (`riskdistill eval compare`)."
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="Recorded data set for camera mosaics and BEV panels."
+    ),
+    labels: Path | None = typer.Option(None, "--labels", help="Teacher label folder (maps/, records/)."),
+    checkpoint: list[Path] = typer.Option(
+        [], "--checkpoint", help="Student checkpoint for predicted risk (repeatable)."
+    ),
+    out: Path = typer.Option(Path("reports"), "--out", help="Output folder; the report is OUT/report.html."),
+    title: str = typer.Option("riskdistill evaluation report", "--title"),
+    frames: int = typer.Option(3, "--frames", help="Sample frames to draw from --data."),
+    thumbnails: int = typer.Option(24, "--thumbnails", help="Route thumbnails per closed-loop run at most."),
+) -> None:
+    """Build one self-contained HTML report from evaluation results (sections without inputs are omitted)."""
+    from riskdistill.viz.report import build_report
+    from riskdistill.viz.report_data import ReportInputError, ReportInputs
+
+    if labels is None and data is not None and (data / "labels" / "risk" / "maps").is_dir():
+        labels = data / "labels" / "risk"
+    if not (closed_loop or open_loop or compare or data):
+        fail("nothing to report: give --closed-loop, --open-loop, --compare or --data")
+    try:
+        inputs = ReportInputs.from_folders(
+            closed_loop=list(closed_loop),
+            open_loop=list(open_loop),
+            compare=compare,
+            data=data,
+            labels=labels,
+            checkpoints=list(checkpoint),
+            title=title,
+            n_sample_frames=frames,
+            max_thumbnails=thumbnails,
+        )
+    except ReportInputError as exc:
+        fail(str(exc))
+    path = build_report(inputs, out)
+    print(f"wrote {path}")
+
+
+def rerun(
+    directory: Path = typer.Argument(..., help="Recorded data set."),
+    route: str = typer.Option(..., "--route", help="Route id in the data set."),
+    labels: Path | None = typer.Option(
+        None, "--labels", help="Teacher label folder (default DIR/labels/risk)."
+    ),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="Student checkpoint: log its predictions."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Output .rrd (default <route>.rrd)."),
+) -> None:
+    """Write a recorded route as a Rerun recording (cameras, BEV, teacher and predicted risk, trajectories,
+    reasons); open it with `rerun FILE.rrd`."""
+    from riskdistill.data.storage import DatasetError, RecordedDataset
+    from riskdistill.viz.rerun_log import log_dataset_rrd
+
+    if labels is None and (directory / "labels" / "risk" / "maps").is_dir():
+        labels = directory / "labels" / "risk"
+    predictor, grid = None, None
+    try:
+        if checkpoint is not None:
+            from riskdistill.viz.report_figures import student_predictor
+
+            rig = RecordedDataset(directory).manifest.get("rig")
+            rig_name = rig.get("name") if isinstance(rig, dict) else rig
+            _, predictor, student_grid = student_predictor(checkpoint, rig_name)
+            grid = None if labels is not None else student_grid
+        path = log_dataset_rrd(
+            directory, route, labels, out or Path(f"{route}.rrd"), predictor=predictor, grid=grid
+        )
+    except (DatasetError, KeyError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc).strip("'\""))
+    print(f"wrote {path}  (open with: rerun {path})")
+
+
+def rerun_route(
+    run_dir: Path = typer.Argument(
+        ..., help="Closed-loop result folder (riskdistill eval closed-loop --out)."
+    ),
+    route: str = typer.Option(..., "--route", help="Route id of that evaluation."),
+    out: Path | None = typer.Option(None, "--out", help="Output .rrd (default <route>.rrd)."),
+    every: int = typer.Option(1, "--every", help="Log every N-th simulator step (infractions always)."),
+) -> None:
+    """Drive an evaluated route again with the same driver and rig shift and write it as a Rerun recording
+    (cameras, top-down view with the predicted risk, plan, infractions); open it with `rerun FILE.rrd`."""
+    from riskdistill.viz.report_data import ReportInputError
+    from riskdistill.viz.rerun_log import record_run_route_rrd
+
+    try:
+        path = record_run_route_rrd(run_dir, route, out or Path(f"{route}.rrd"), every=every)
+    except (ReportInputError, KeyError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc).strip("'\""))
+    print(f"wrote {path}  (open with: rerun {path})")

@@ -1,0 +1,317 @@
+"""Comparing closed-loop runs: one table with mean and 95 % confidence interval per label, and paired
+per-route differences with significance tests (``riskdistill eval compare``). Definitions:
+``docs/metrics.md``.
+
+A *run* is an output folder of ``riskdistill eval closed-loop`` (``results.json``, ``summary.json``,
+``routes/<route_id>.json``). Runs are grouped by *label* (``baseline``, ``rsd``, ``control``, ...); each label
+may hold several seeds.
+
+* Several seeds: the mean over seeds of each summary metric, 95 % CI from the t distribution with
+  ``n_seeds - 1`` degrees of freedom (``mean +- t_0.975 * sd / sqrt(n)``).
+* One seed: the CI is a percentile bootstrap over routes (routes resampled with replacement, 2000 draws,
+  fixed seed) of the route-level metrics (DS, RC, IP, SR, Efficiency, Comfortness).
+* Paired: per route, the composed score (and RC) averaged over each label's seeds; for each label against
+  the reference label (the first), the differences on the routes both have: mean, Wilcoxon signed-rank
+  test (two-sided, ``scipy.stats.wilcoxon``, zero differences dropped) and paired t test
+  (``scipy.stats.ttest_rel``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from riskdistill.io import atomic_write_json, atomic_write_text, load_json
+
+CI_LEVEL = 0.95
+BOOTSTRAP_DRAWS = 2000
+BOOTSTRAP_SEED = 0
+
+#: Summary metrics of the comparison table, in order (key of summary.json, column title).
+TABLE_METRICS: tuple[tuple[str, str], ...] = (
+    ("driving_score", "DS"),
+    ("success_rate", "SR %"),
+    ("route_completion", "RC %"),
+    ("infraction_penalty", "IP"),
+    ("efficiency", "Efficiency"),
+    ("comfortness", "Comfort %"),
+    ("ability_mean", "Ability mean %"),
+)
+#: Per-route value behind each bootstrappable metric (key of a route's scores dict).
+_ROUTE_METRIC = {
+    "driving_score": "score_composed",
+    "success_rate": "success_pct",
+    "route_completion": "score_route",
+    "infraction_penalty": "score_penalty",
+    "efficiency": "efficiency",
+    "comfortness": "comfort_pct",
+}
+_SEED_IN_NAME = re.compile(r"^(?P<label>.+?)[_-]?(?:seed|s)(?P<seed>\d+)$")
+
+
+@dataclass
+class RunData:
+    """One evaluated run: its label, seed, summary and per-route values (``scores[route_id][key]``)."""
+
+    path: Path
+    label: str
+    seed: int | None
+    summary: dict[str, Any]
+    route_ids: list[str]
+    scores: dict[str, dict[str, float | None]]
+    variant: dict[str, Any] = field(default_factory=dict)
+
+
+def _label_from_name(name: str) -> tuple[str, int | None]:
+    m = _SEED_IN_NAME.match(name)
+    return (m["label"], int(m["seed"])) if m else (name, None)
+
+
+def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
+    """Read a closed-loop output folder. The label defaults to ``run.json``'s ``config.label``, else the
+    folder name without a ``_seedN`` / ``-sN`` suffix (which gives the seed)."""
+    from riskdistill.evaluation.closed_loop import result_from_dict
+    from riskdistill.evaluation.driving_score import compute_route_scores, compute_summary, is_success
+    from riskdistill.evaluation.leaderboard import load_checkpoint_json
+
+    run_dir = Path(run_dir)
+    records = load_checkpoint_json(run_dir / "results.json")
+    name_label, seed = _label_from_name(run_dir.name)
+    run_json = run_dir / "run.json"
+    cfg = load_json(run_json).get("config", {}) if run_json.is_file() else {}
+    label = label or cfg.get("label") or name_label
+    if cfg.get("seed") is not None:
+        seed = int(cfg["seed"])
+    scores: dict[str, dict[str, float | None]] = {}
+    results = []
+    for rec in records:
+        rid = rec["route_id"]
+        route_file = run_dir / "routes" / f"{rid}.json"
+        if route_file.is_file():
+            r = result_from_dict(load_json(route_file))
+            results.append(r)
+            s = compute_route_scores(r)
+            scores[rid] = {
+                **s,
+                "success_pct": 100.0 * is_success(r),
+                "efficiency": r.efficiency,
+                "comfort_pct": None if r.comfort is None else 100.0 * r.comfort,
+            }
+        else:  # a foreign checkpoint file: scores and the success rule from the record only
+            inf = rec["infractions"]
+            ok = rec["status"] in ("Perfect", "Completed") and all(
+                not v for k, v in inf.items() if k != "min_speed_infractions"
+            )
+            scores[rid] = {
+                **rec["scores"],
+                "success_pct": 100.0 * ok,
+                "efficiency": None,
+                "comfort_pct": None,
+            }
+    summary_file = run_dir / "summary.json"
+    if summary_file.is_file():
+        summary = load_json(summary_file)
+    elif results:
+        summary = compute_summary(results, n_routes_in_suite=len(records))
+    else:
+        summary = {}
+    variant = summary.get("variant") or {}
+    return RunData(run_dir, label, seed, summary, [r["route_id"] for r in records], scores, variant)
+
+
+# ------------------------------------------------------------------------------------------ statistics
+def t_confidence_interval(values: Sequence[float], level: float = CI_LEVEL) -> dict[str, float | None]:
+    """Mean and the t-distribution CI over ``values`` (e.g. one metric over seeds). With one value the CI is
+    None; ``half_width = t_{(1+level)/2, n-1} * sd / sqrt(n)`` with the sample standard deviation."""
+    x = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    n = len(x)
+    if n == 0:
+        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0, "method": "t"}
+    mean = float(x.mean())
+    if n == 1:
+        return {"mean": mean, "ci_low": None, "ci_high": None, "n": 1, "method": "t"}
+    half = float(stats.t.ppf(0.5 + level / 2.0, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n, "method": "t"}
+
+
+def bootstrap_confidence_interval(
+    values: Sequence[float],
+    level: float = CI_LEVEL,
+    draws: int = BOOTSTRAP_DRAWS,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, float | None]:
+    """Mean and the percentile-bootstrap CI of the mean over ``values`` (e.g. per-route scores)."""
+    x = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    n = len(x)
+    if n == 0:
+        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0, "method": "bootstrap"}
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, n, size=(draws, n))].mean(axis=1)
+    lo, hi = np.quantile(means, [0.5 - level / 2.0, 0.5 + level / 2.0])
+    return {"mean": float(x.mean()), "ci_low": float(lo), "ci_high": float(hi), "n": n, "method": "bootstrap"}
+
+
+def paired_test(reference: Sequence[float], other: Sequence[float]) -> dict[str, float | int | None]:
+    """Paired differences ``other - reference``: ``n``, ``mean_diff``, its t CI, the Wilcoxon signed-rank
+    p-value (two-sided, zero differences dropped; 1.0 when every difference is zero) and the paired t test
+    p-value (None with fewer than two pairs or zero variance)."""
+    a = np.asarray(reference, dtype=np.float64)
+    b = np.asarray(other, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired_test needs equally many values, got {a.shape} and {b.shape}")
+    d = b - a
+    n = len(d)
+    out: dict[str, float | int | None] = {
+        "n": n,
+        "mean_diff": float(d.mean()) if n else None,
+        "wilcoxon_p": None,
+        "ttest_p": None,
+    }
+    ci = t_confidence_interval(d.tolist())
+    out["ci_low"], out["ci_high"] = ci["ci_low"], ci["ci_high"]
+    if n == 0:
+        return out
+    nonzero = d[d != 0.0]
+    if len(nonzero) == 0:
+        out["wilcoxon_p"] = 1.0
+    else:
+        out["wilcoxon_p"] = float(stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
+    if n >= 2 and d.std(ddof=1) > 0.0:
+        out["ttest_p"] = float(stats.ttest_rel(b, a).pvalue)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ comparison
+def _route_mean(runs: Sequence[RunData], key: str) -> dict[str, float]:
+    """Per route, the mean of ``key`` over the runs that have the route."""
+    acc: dict[str, list[float]] = {}
+    for run in runs:
+        for rid, s in run.scores.items():
+            if s.get(key) is not None:
+                acc.setdefault(rid, []).append(float(s[key]))
+    return {rid: float(np.mean(v)) for rid, v in acc.items()}
+
+
+def compare_runs(runs: Sequence[RunData], reference: str | None = None) -> dict[str, Any]:
+    """The comparison of ``runs`` (grouped by label, in first-seen order; ``reference`` defaults to the first
+    label): ``{"labels": {label: {"runs", "seeds", "metrics": {metric: ci}}}, "paired": [...]}``."""
+    groups: dict[str, list[RunData]] = {}
+    for run in runs:
+        groups.setdefault(run.label, []).append(run)
+    if not groups:
+        raise ValueError("compare_runs needs at least one run")
+    reference = reference or next(iter(groups))
+    if reference not in groups:
+        raise ValueError(f"reference label {reference!r} is not among the labels {list(groups)}")
+    labels: dict[str, Any] = {}
+    for label, rs in groups.items():
+        metrics: dict[str, Any] = {}
+        for key, _ in TABLE_METRICS:
+            if len(rs) > 1:
+                metrics[key] = t_confidence_interval([r.summary.get(key) for r in rs])
+            elif key in _ROUTE_METRIC:
+                per_route = [s.get(_ROUTE_METRIC[key]) for s in rs[0].scores.values()]
+                ci = bootstrap_confidence_interval(per_route)
+                if key in ("driving_score", "success_rate", "route_completion", "infraction_penalty"):
+                    ci["mean"] = rs[0].summary.get(key, ci["mean"])  # missing routes count 0 there
+                metrics[key] = ci
+            else:
+                v = rs[0].summary.get(key)
+                metrics[key] = {"mean": v, "ci_low": None, "ci_high": None, "n": 1, "method": None}
+        labels[label] = {
+            "runs": [str(r.path) for r in rs],
+            "seeds": [r.seed for r in rs],
+            "variants": [r.variant for r in rs],
+            "metrics": metrics,
+        }
+    paired = []
+    for label, rs in groups.items():
+        if label == reference:
+            continue
+        entry: dict[str, Any] = {"reference": reference, "label": label}
+        for key in ("score_composed", "score_route"):
+            ref_m, oth_m = _route_mean(groups[reference], key), _route_mean(rs, key)
+            common = sorted(set(ref_m) & set(oth_m))
+            entry[key] = paired_test([ref_m[r] for r in common], [oth_m[r] for r in common])
+        paired.append(entry)
+    return {"reference": reference, "ci_level": CI_LEVEL, "labels": labels, "paired": paired}
+
+
+def _fmt_ci(ci: dict[str, Any]) -> str:
+    if ci.get("mean") is None:
+        return "-"
+    s = f"{ci['mean']:.2f}"
+    if ci.get("ci_low") is not None:
+        s += f" [{ci['ci_low']:.2f}, {ci['ci_high']:.2f}]"
+    return s
+
+
+def _fmt_p(p: float | None) -> str:
+    return "-" if p is None else f"{p:.3g}"
+
+
+def render_markdown(comparison: dict[str, Any]) -> str:
+    """The comparison as markdown: the metric table (mean [95 % CI]) and the paired-difference table."""
+    cols = [title for _, title in TABLE_METRICS]
+    lines = [
+        f"## Closed-loop comparison (mean [{100 * comparison['ci_level']:.0f} % CI])",
+        "",
+        "| label | runs | " + " | ".join(cols) + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
+    for label, g in comparison["labels"].items():
+        cells = [_fmt_ci(g["metrics"][key]) for key, _ in TABLE_METRICS]
+        lines.append(f"| {label} | {len(g['runs'])} | " + " | ".join(cells) + " |")
+    if comparison["paired"]:
+        lines += [
+            "",
+            f"## Paired per-route differences against {comparison['reference']}",
+            "",
+            "| label | metric | routes | mean diff [95 % CI] | Wilcoxon p | paired t p |",
+            "|---|---|---|---|---|---|",
+        ]
+        for e in comparison["paired"]:
+            for key, name in (("score_composed", "route score"), ("score_route", "route completion")):
+                t = e[key]
+                diff = _fmt_ci({"mean": t["mean_diff"], "ci_low": t["ci_low"], "ci_high": t["ci_high"]})
+                lines.append(
+                    f"| {e['label']} | {name} | {t['n']} | {diff} | {_fmt_p(t['wilcoxon_p'])} | "
+                    f"{_fmt_p(t['ttest_p'])} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def parse_run_arg(arg: str) -> tuple[str | None, Path]:
+    """``"LABEL=DIR"`` -> (label, DIR); ``"DIR"`` -> (None, DIR)."""
+    if "=" in arg and not Path(arg).exists():
+        label, _, path = arg.partition("=")
+        return label, Path(path)
+    return None, Path(arg)
+
+
+def write_comparison(
+    run_args: Sequence[str], out_dir: str | Path, reference: str | None = None
+) -> dict[str, Any]:
+    """Load the runs (``LABEL=DIR`` or ``DIR``), compare them and write ``comparison.json`` and
+    ``comparison.md`` to ``out_dir``. Returns the comparison."""
+    out_dir = Path(out_dir)
+    runs = []
+    for arg in run_args:
+        label, path = parse_run_arg(arg)
+        if not (path / "results.json").is_file():
+            raise FileNotFoundError(
+                f"{path / 'results.json'}: missing; {path} is not a closed-loop run folder"
+            )
+        runs.append(load_run(path, label))
+    comparison = compare_runs(runs, reference)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / "comparison.json", comparison)
+    atomic_write_text(out_dir / "comparison.md", render_markdown(comparison))
+    return comparison

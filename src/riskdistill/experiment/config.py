@@ -1,0 +1,131 @@
+"""The experiment's configuration: which data to record, which teacher, which students, which evaluations.
+
+One :class:`ExperimentConfig` describes the whole RSD study:
+``seeds x variants x (nominal rig + shifted rigs) x (bench routes incl. held-out scenarios)``.
+``riskdistill demo`` runs the ``demo`` preset (``quick`` for tests); ``riskdistill experiment`` takes a preset
+or a JSON file. Variants:
+
+- ``baseline``: the student without RiskHead (planning + perception heads only);
+- ``rsd``: the same student with the RiskHead trained on the teacher's risk maps;
+- ``control``: the same RiskHead trained on maps that carry no risk information (the teacher's maps shuffled
+  across frames, or object footprints with a constant score: ``control_targets``), which tells whether a gain
+  comes from the teacher or from any extra supervision.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from riskdistill.config import StrictConfig
+
+Variant = Literal["baseline", "rsd", "control"]
+RISK_TARGETS: dict[str, str] = {"baseline": "off", "rsd": "teacher"}
+
+
+class DataPlan(StrictConfig):
+    """Recording: ``train_routes`` spread over the ``train`` suite; ``bench_routes_per_type`` routes of every
+    ``bench`` scenario type (held-out scenario and layout included) for open- and closed-loop evaluation,
+    optionally thinned to ``bench_max_routes`` spread over the types."""
+
+    rig: str = "bench2drive"
+    image_hw: tuple[int, int] = (64, 176)
+    every_n_steps: int = Field(2, ge=1)
+    train_routes: int = Field(24, ge=1)
+    bench_routes_per_type: int = Field(1, ge=1)
+    bench_max_routes: int | None = Field(None, ge=1)  # spread that many over the bench subset (None: all)
+    max_steps: int | None = Field(None, ge=10)  # cap per recorded route (None: the whole route)
+
+
+class TeacherPlan(StrictConfig):
+    """The teacher that labels the training frames (``oracle``: privileged, VLM-free)."""
+
+    kind: Literal["oracle", "vlm"] = "oracle"
+    grid: Literal["tiny", "base"] = "tiny"
+    options: dict[str, Any] = Field(default_factory=dict)  # passed to the label command (e.g. backend, model)
+
+
+class TrainPlan(StrictConfig):
+    """Student training; every variant gets exactly the same budget, data order and seed."""
+
+    preset: Literal["tiny", "base"] = "tiny"
+    max_steps: int = Field(600, ge=1)
+    batch_size: int = Field(8, ge=1)
+    num_workers: int = Field(1, ge=0)
+    control_targets: Literal["shuffled", "footprint"] = "shuffled"
+    overrides: list[str] = Field(default_factory=list)  # dotted ``key=value`` overrides of the train config
+
+
+class EvalPlan(StrictConfig):
+    """Evaluation: open loop on the recorded bench frames; closed loop on ``closed_loop_routes`` bench routes
+    (spread over the scenario types) with the nominal rig and each of ``rig_shifts``."""
+
+    closed_loop_routes: int = Field(12, ge=1)
+    rig_shifts: list[str] = Field(default_factory=lambda: ["pitch-3deg"])
+    max_route_steps: int | None = Field(None, ge=10)
+
+
+class ExperimentConfig(StrictConfig):
+    name: str = "rsd"
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    variants: list[Variant] = Field(default_factory=lambda: ["baseline", "rsd"])
+    workers: int = Field(2, ge=1)
+    data: DataPlan = Field(default_factory=DataPlan)
+    teacher: TeacherPlan = Field(default_factory=TeacherPlan)
+    train: TrainPlan = Field(default_factory=TrainPlan)
+    eval: EvalPlan = Field(default_factory=EvalPlan)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"seeds must be a non-empty list of distinct integers, got {v}")
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"variants must be a non-empty list without repeats, got {v}")
+        return v
+
+
+#: Named configurations. ``demo``: ``make demo`` (about 20 minutes on 2 cores); ``quick``: the same
+#: pipeline in a few minutes (tests); ``full``: the study with seeds and controls (GPU-sized with
+#: ``train.preset=base``).
+PRESETS: dict[str, dict[str, Any]] = {
+    "demo": {"name": "demo"},
+    "quick": {
+        "name": "quick",
+        "data": {"train_routes": 3, "bench_max_routes": 3, "every_n_steps": 5, "max_steps": 120},
+        "train": {"max_steps": 6, "batch_size": 2, "num_workers": 0},
+        "eval": {"closed_loop_routes": 2, "max_route_steps": 60},
+    },
+    "full": {
+        "name": "full",
+        "seeds": [0, 1, 2],
+        "variants": ["baseline", "rsd", "control"],
+        "data": {"train_routes": 184, "bench_routes_per_type": 5, "every_n_steps": 1},
+        "train": {"max_steps": 20000, "batch_size": 16, "num_workers": 2},
+        "eval": {
+            "closed_loop_routes": 120,
+            "rig_shifts": ["pitch-3deg", "height+0.3", "fov-10", "drop-CAM_BACK"],
+        },
+    },
+}
+
+
+def experiment_config(preset: str, **overrides: Any) -> ExperimentConfig:
+    """A preset (``demo``, ``quick``, ``full``) with nested overrides."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown experiment preset {preset!r}; valid presets: {sorted(PRESETS)}")
+    merged = _merge(PRESETS[preset], overrides)
+    return ExperimentConfig.from_dict(merged, source=f"preset {preset!r}")
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

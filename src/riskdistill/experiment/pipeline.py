@@ -1,0 +1,330 @@
+"""The RSD study as one resumable pipeline: record -> label -> train -> evaluate -> compare -> report.
+
+``run_experiment(cfg, out_dir)`` lays its outputs out as::
+
+    out_dir/experiment.json                 the resolved ExperimentConfig (a resume refuses a different one)
+    out_dir/run.json, log.txt               run directory (git commit, package versions, seeds)
+    out_dir/stages/<stage>.json             finished stages (outputs + seconds): resume skips them
+    out_dir/data/train, data/bench          recorded data sets (expert demonstrations + cameras)
+    out_dir/data/*/labels/risk              teacher labels: records/, maps/, label_card.{json,md}
+    out_dir/train/<variant>-s<seed>/        training runs (checkpoints/final is evaluated)
+    out_dir/eval/<variant>-s<seed>/open_loop.json
+    out_dir/eval/<variant>-s<seed>/closed_loop-<rig>/   Bench2Drive-style results per rig
+    out_dir/compare/                        comparison table with confidence intervals and paired tests
+    out_dir/report/index.html               the self-contained HTML report
+
+Every variant (baseline / RSD / control) of a seed trains with the same data order, budget and seed; they
+differ only in the RiskHead and its targets.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from riskdistill.experiment.config import RISK_TARGETS, ExperimentConfig
+from riskdistill.experiment.stages import StageRunner
+from riskdistill.io import atomic_write_json, load_json_object
+from riskdistill.sim.suites import Suite, load_suite
+
+log = logging.getLogger(__name__)
+
+NOMINAL = "nominal"
+
+
+@dataclass
+class ExperimentResult:
+    out_dir: Path
+    stages: StageRunner
+    summaries: dict[str, dict[str, Any]]  # "<variant>-s<seed>/<rig>" -> closed-loop summary
+    open_loop: dict[str, dict[str, Any]]  # "<variant>-s<seed>" -> open-loop metrics
+    report: Path | None
+
+
+def run_name(variant: str, seed: int) -> str:
+    return f"{variant}-s{seed}"
+
+
+def bench_subset(per_type: int) -> Suite:
+    """The first ``per_type`` bench routes of every scenario type (held-out types and layouts included)."""
+    bench = load_suite("bench")
+    counts: dict[str, int] = {}
+    routes = []
+    for r in bench.routes:
+        if counts.get(r.scenario, 0) < per_type:
+            counts[r.scenario] = counts.get(r.scenario, 0) + 1
+            routes.append(r)
+    return Suite(
+        name=f"bench-{per_type}pt", description=f"{per_type} bench route(s) per scenario type", routes=routes
+    )
+
+
+def check_resume(cfg: ExperimentConfig, out_dir: Path) -> None:
+    """Write ``experiment.json``, or check that an existing one holds the same configuration."""
+    path = out_dir / "experiment.json"
+    want = cfg.to_dict()
+    if path.exists():
+        have = load_json_object(path, ValueError, "an experiment configuration")
+        if have != want:
+            diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+            raise ValueError(
+                f"{path}: this folder holds an experiment with another configuration (differs in {diff}); "
+                "use a new --out folder or the same configuration"
+            )
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, want)
+
+
+class Pipeline:
+    """The stages of :func:`run_experiment`; each method is one stage (or a family of them)."""
+
+    def __init__(self, cfg: ExperimentConfig, out_dir: Path, console: Console, show_progress: bool = True):
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.console = console
+        self.show_progress = show_progress
+        self.stages = StageRunner(self.out, console)
+        self.data_dir = self.out / "data"
+
+    # ------------------------------------------------------------------------------------------ data
+    def bench_suite(self) -> Suite:
+        """The recorded bench routes (also the pool the closed-loop routes are spread over)."""
+        d = self.cfg.data
+        suite = bench_subset(d.bench_routes_per_type)
+        return suite.spread(d.bench_max_routes) if d.bench_max_routes else suite
+
+    def record(self, split: str) -> dict[str, Any]:
+        from riskdistill.data import record_suite, validate_dataset
+
+        d = self.cfg.data
+        suite = load_suite("train").spread(d.train_routes) if split == "train" else self.bench_suite()
+        out = self.data_dir / split
+        res = record_suite(
+            suite,
+            d.rig,
+            out,
+            image_hw=d.image_hw,
+            every_n_steps=d.every_n_steps,
+            workers=self.cfg.workers,
+            max_steps=d.max_steps,
+            show_progress=self.show_progress,
+        )
+        problems = validate_dataset(out)
+        if problems:
+            raise RuntimeError(f"recorded data set {out} is invalid: {problems[:5]}")
+        self.console.print(f"recorded {res.n_frames} frames of {len(res.recorded)} {split} routes -> {out}")
+        return {"path": str(out), "frames": res.n_frames, "routes": len(res.recorded)}
+
+    def label(self, split: str) -> dict[str, Any]:
+        from riskdistill.teacher.runner import default_out_dir, label_dataset
+
+        data = self.data_dir / split
+        out = default_out_dir(data)
+        t = self.cfg.teacher
+        teacher = self._teacher()
+        res = label_dataset(
+            data,
+            out,
+            teacher,
+            grid=t.grid,
+            workers=1,
+            show_progress=self.show_progress,
+            run_dir=False,
+        )
+        card = self._label_card(data, out)
+        self.console.print(
+            f"labelled {res.labelled} frames of {split} with the {t.kind} teacher "
+            f"({res.frames_per_s:.0f} frames/s, {res.n_errors} errors) -> {out}"
+        )
+        return {"path": str(out), **{k: v for k, v in res.to_dict().items() if k != "out_dir"}, "card": card}
+
+    def _teacher(self) -> Any:
+        t = self.cfg.teacher
+        if t.kind == "oracle":
+            from riskdistill.teacher.oracle import OracleConfig, OracleTeacher
+
+            return OracleTeacher(OracleConfig.from_dict(t.options, source="teacher.options"))
+        from riskdistill.teacher.vlm import VLMTeacher, VLMTeacherConfig
+
+        return VLMTeacher(VLMTeacherConfig.from_dict(t.options, source="teacher.options"))
+
+    @staticmethod
+    def _label_card(data: Path, labels: Path) -> str:
+        from riskdistill.teacher.card import build_label_card
+
+        build_label_card(labels, data_root=data)
+        return str(labels / "label_card.md")
+
+    # -------------------------------------------------------------------------------------- training
+    def train(self, variant: str, seed: int) -> dict[str, Any]:
+        from riskdistill.training.config import load_train_config
+        from riskdistill.training.engine import launch
+
+        tp = self.cfg.train
+        mode = RISK_TARGETS.get(variant, tp.control_targets)
+        base = {
+            "data": {
+                "root": str(self.data_dir / "train"),
+                "batch_size": tp.batch_size,
+                "num_workers": tp.num_workers,
+                "image_hw": list(self.cfg.data.image_hw),
+            },
+            "model": {"preset": tp.preset, "image_hw": list(self.cfg.data.image_hw)},
+            "risk_targets": mode,
+            "max_steps": tp.max_steps,
+            "seed": seed,
+            "shuffle_seed": seed,
+            "progress": self.show_progress,
+        }
+        cfg = load_train_config(None, tp.overrides, base=base)
+        run_dir = self.out / "train" / run_name(variant, seed)
+        result = launch(cfg, run_dir, resume=(run_dir / "checkpoints" / "latest.json").exists())
+        if result.checkpoint is None or result.interrupted:
+            raise RuntimeError(f"training {run_name(variant, seed)} did not finish (see {run_dir})")
+        self.console.print(
+            f"trained {run_name(variant, seed)}: {result.step} steps, {result.samples_per_s:.1f} samples/s, "
+            f"losses {', '.join(f'{k} {v:.3f}' for k, v in result.train_losses.items())}"
+        )
+        return {
+            "checkpoint": str(result.checkpoint),
+            "steps": result.step,
+            "samples_per_s": result.samples_per_s,
+            "train_losses": result.train_losses,
+            "val_metrics": result.val_metrics,
+        }
+
+    # ------------------------------------------------------------------------------------ evaluation
+    def open_loop(self, name: str, checkpoint: str) -> dict[str, Any]:
+        from riskdistill.evaluation.open_loop import evaluate_open_loop
+
+        res = evaluate_open_loop(checkpoint, self.data_dir / "bench", show_progress=self.show_progress)
+        path = self.out / "eval" / name / "open_loop.json"
+        atomic_write_json(path, res)
+        return {"path": str(path), "metrics": res["metrics"]}
+
+    def closed_loop(self, name: str, checkpoint: str, rig_shift: str | None) -> dict[str, Any]:
+        from riskdistill.evaluation.closed_loop import EvalVariant, evaluate_suite
+        from riskdistill.runs import write_run_json
+
+        e = self.cfg.eval
+        suite = self.bench_suite().spread(e.closed_loop_routes)
+        variant = EvalVariant(
+            rig_shift=rig_shift,
+            route_timeout_s=None if e.max_route_steps is None else e.max_route_steps * 0.1,
+        )
+        out = self.out / "eval" / name / f"closed_loop-{rig_shift or NOMINAL}"
+        variant_name, seed = name.rsplit("-s", 1)
+        config = {"label": variant_name, "seed": int(seed), "driver": checkpoint, "suite": suite.name}
+        write_run_json(out, "experiment closed-loop", {**config, "rig_shift": rig_shift})
+        _, summary = evaluate_suite(
+            suite,
+            checkpoint,
+            out,
+            workers=self.cfg.workers,
+            show_progress=self.show_progress,
+            variant=variant,
+        )
+        return {"path": str(out), "summary": summary}
+
+    def compare(self, run_dirs: list[str]) -> dict[str, Any]:
+        """Nominal closed-loop runs compared (labels and seeds from each folder's ``run.json``)."""
+        from riskdistill.evaluation.compare import write_comparison
+
+        out = self.out / "compare"
+        reference = "baseline" if "baseline" in self.cfg.variants else None
+        write_comparison(run_dirs, out, reference=reference)
+        return {"path": str(out / "comparison.json")}
+
+    def risk_outcome(self, name: str, closed_loop_dir: str) -> dict[str, Any]:
+        from riskdistill.evaluation.risk_outcome import summarise_risk_outcome
+
+        routes = [
+            load_json_object(p, ValueError, "a route result")
+            for p in sorted((Path(closed_loop_dir) / "routes").glob("*.json"))
+        ]
+        res = summarise_risk_outcome(routes)
+        path = self.out / "eval" / name / "risk_outcome.json"
+        atomic_write_json(path, res)
+        return {"path": str(path), "n_events": res["n_events"], "detection_rate": res["detection_rate"]}
+
+    def report(
+        self, closed: list[str], open_loop: list[str], compare: str | None, checkpoints: list[str]
+    ) -> dict:
+        from riskdistill.viz.report import build_report
+        from riskdistill.viz.report_data import ReportInputs
+
+        inputs = ReportInputs.from_folders(
+            closed_loop=closed,
+            open_loop=open_loop,
+            compare=compare,
+            data=self.data_dir / "bench",
+            labels=self.data_dir / "bench" / "labels" / "risk",
+            checkpoints=checkpoints,
+            title=f"riskdistill experiment {self.cfg.name!r}",
+        )
+        path = build_report(inputs, self.out / "report")
+        return {"path": str(path)}
+
+    # ------------------------------------------------------------------------------------ the study
+    def run(self) -> ExperimentResult:
+        s = self.stages
+        for split in ("train", "bench"):
+            s.run(f"record {split}", lambda split=split: self.record(split))
+        for split in ("train", "bench"):
+            s.run(f"label {split}", lambda split=split: self.label(split))
+
+        ckpts: dict[str, str] = {}
+        for seed in self.cfg.seeds:
+            for variant in self.cfg.variants:
+                name = run_name(variant, seed)
+                ckpts[name] = s.run(f"train {name}", lambda v=variant, sd=seed: self.train(v, sd))[
+                    "checkpoint"
+                ]
+
+        open_loop: dict[str, dict[str, Any]] = {}
+        summaries: dict[str, dict[str, Any]] = {}
+        closed_specs: list[str] = []
+        nominal_runs: dict[str, str] = {}
+        open_specs: list[str] = []
+        for name, ckpt in ckpts.items():
+            variant = name.rsplit("-s", 1)[0]
+            ol = s.run(f"open loop {name}", lambda n=name, c=ckpt: self.open_loop(n, c))
+            open_loop[name] = ol["metrics"]
+            open_specs.append(f"{name}={ol['path']}")
+            for shift in [None, *self.cfg.eval.rig_shifts]:
+                cond = shift or NOMINAL
+                cl = s.run(
+                    f"closed loop {name} {cond}", lambda n=name, c=ckpt, sh=shift: self.closed_loop(n, c, sh)
+                )
+                summaries[f"{name}/{cond}"] = cl["summary"]
+                closed_specs.append(f"{variant}:{cond}={cl['path']}")
+                if shift is None:
+                    nominal_runs[name] = cl["path"]
+                    if variant != "baseline":
+                        s.run(f"risk vs outcome {name}", lambda n=name, p=cl["path"]: self.risk_outcome(n, p))
+
+        compare = None
+        if len(self.cfg.variants) > 1:
+            compare = s.run("compare", lambda: self.compare(list(nominal_runs.values())))["path"]
+        report_ckpts = [ckpts[run_name(v, self.cfg.seeds[0])] for v in self.cfg.variants]
+        report = s.run("report", lambda: self.report(closed_specs, open_specs, compare, report_ckpts))["path"]
+        return ExperimentResult(self.out, s, summaries, open_loop, Path(report))
+
+
+def run_experiment(
+    cfg: ExperimentConfig, out_dir: str | Path, console: Console | None = None, show_progress: bool = True
+) -> ExperimentResult:
+    """Run (or resume) the whole study in ``out_dir``; see the module docstring for the layout."""
+    from riskdistill.runs import create_run_dir
+
+    out_dir = Path(out_dir)
+    check_resume(cfg, out_dir)
+    create_run_dir(
+        out_dir, "experiment", cfg.to_dict(), seeds={f"seed{i}": s for i, s in enumerate(cfg.seeds)}
+    )
+    return Pipeline(cfg, out_dir, console or Console(), show_progress).run()

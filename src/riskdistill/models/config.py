@@ -1,0 +1,162 @@
+"""The student's configuration: :class:`StudentConfig`, its sub-configs and the presets.
+
+    cfg = student_config("tiny")                                        # CPU-sized
+    cfg = student_config("tiny", heads={"risk": {"enabled": False}})    # the baseline (no RiskHead)
+    cfg = student_config("base", view={"type": "lss"})                  # ~50M parameters, for GPUs
+
+Overrides are nested dicts merged into the preset before validation, so a typo is an error listing the
+valid keys.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from riskdistill.config import StrictConfig
+from riskdistill.geometry import BEV_GRID_PRESETS, BevGrid
+from riskdistill.models.backbone import BackboneConfig
+from riskdistill.models.bev_encoder import BevEncoderConfig, TemporalConfig
+from riskdistill.models.heads import OccupancyHeadConfig, PlanningHeadConfig, RiskHeadConfig
+from riskdistill.models.view_transforms import ViewTransformConfig
+
+
+class HeadsConfig(StrictConfig):
+    """One field per registered head (field name = registry name = file stem in ``models/heads``)."""
+
+    planning: PlanningHeadConfig = Field(default_factory=PlanningHeadConfig)
+    occupancy: OccupancyHeadConfig = Field(default_factory=OccupancyHeadConfig)
+    risk: RiskHeadConfig = Field(default_factory=RiskHeadConfig)
+
+    @model_validator(mode="after")
+    def _planning_on(self) -> HeadsConfig:
+        if not self.planning.enabled:
+            raise ValueError("heads.planning.enabled must be True: the student always plans")
+        return self
+
+
+class StudentConfig(StrictConfig):
+    """Everything that defines a student's architecture (saved as ``config.json["model"]``).
+
+    - ``grid``: the output ``BevGrid`` fields (``bev_grid()``); heads predict on its shape;
+    - ``image_hw``: the image size the student is trained for (data sets and drivers resize to it);
+    - ``cameras``: camera names in model order (None: whatever the data set / rig delivers, in its order);
+    - ``channels``: width of image and BEV features;
+    - ``risk_gated_features``: ablation beyond the paper: the planning head reads
+      ``bev * (1 + gate(risk))`` (a 1x1 conv of the predicted risk map, zero-initialised).
+    """
+
+    preset: str = "custom"
+    grid: dict[str, float] = Field(default_factory=lambda: dict(BEV_GRID_PRESETS["tiny"]))
+    image_hw: tuple[int, int] = (64, 176)
+    cameras: list[str] | None = None
+    channels: int = Field(default=64, ge=8)
+    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
+    view: ViewTransformConfig = Field(default_factory=ViewTransformConfig)
+    temporal: TemporalConfig = Field(default_factory=TemporalConfig)
+    bev_encoder: BevEncoderConfig = Field(default_factory=BevEncoderConfig)
+    heads: HeadsConfig = Field(default_factory=HeadsConfig)
+    risk_gated_features: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> StudentConfig:
+        try:
+            BevGrid.from_dict(self.grid)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(
+                f"grid: not a valid BevGrid ({exc!r}); fields: x_min_m x_max_m y_min_m ..."
+            ) from exc
+        if self.channels % 4:
+            raise ValueError(f"channels must be divisible by 4, got {self.channels}")
+        if self.channels % self.view.n_heads:
+            raise ValueError(
+                f"channels ({self.channels}) must be divisible by view.n_heads ({self.view.n_heads})"
+            )
+        if self.risk_gated_features and not self.heads.risk.enabled:
+            raise ValueError("risk_gated_features needs heads.risk.enabled")
+        return self
+
+    def bev_grid(self) -> BevGrid:
+        return BevGrid.from_dict(self.grid)
+
+    @property
+    def target_names(self) -> list[str]:
+        """``data.targets`` builder names the enabled heads' losses need."""
+        from riskdistill.models.heads import get_head
+
+        names: list[str] = []
+        for head in HeadsConfig.model_fields:
+            if getattr(self.heads, head).enabled:
+                names += [t for t in get_head(head).target_names if t not in names]
+        return names
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # 2 CPU cores: 6 cameras at 64x176, MobileNetV3-small, 32x32 BEV of 64 channels, 64x64 output grid
+    "tiny": {
+        "preset": "tiny",
+        "grid": dict(BEV_GRID_PRESETS["tiny"]),
+        "image_hw": (64, 176),
+        "channels": 64,
+        "backbone": {"name": "mobilenetv3_small_100", "out_indices": (2, 3)},
+        "view": {"type": "deformable", "bev_hw": (32, 32), "n_heads": 4, "n_points": 1, "n_layers": 1},
+        "bev_encoder": {"n_blocks": 2},
+        "heads": {
+            "planning": {"n_layers": 2, "n_heads": 4, "ffn_dim": 128},
+            "occupancy": {"hidden": 32},
+            "risk": {"channels": 16, "n_layers": 1, "n_heads": 4, "n_points": 4, "attn_stride": 2},
+        },
+    },
+    # VAD-Base scale for GPUs: ResNet-50, 200x200 BEV of 256 channels at 0.3 m, 6 cameras at 256x704
+    "base": {
+        "preset": "base",
+        "grid": dict(BEV_GRID_PRESETS["base"]),
+        "image_hw": (256, 704),
+        "channels": 256,
+        "backbone": {"name": "resnet50", "out_indices": (2, 3, 4)},
+        "view": {
+            "type": "deformable",
+            "bev_hw": (200, 200),
+            "n_heads": 8,
+            "n_points": 2,
+            "n_layers": 3,
+            "ffn_dim": 512,
+            "heights_m": [-0.5, 0.5, 1.5, 2.5],
+            "depth_bins": 48,
+            "depth_min_m": 1.0,
+            "depth_max_m": 61.0,
+        },
+        "bev_encoder": {"n_blocks": 6},
+        "heads": {
+            "planning": {"n_layers": 3, "n_heads": 8, "ffn_dim": 512},
+            "occupancy": {"hidden": 64},
+            "risk": {
+                "channels": 64,
+                "n_layers": 1,
+                "n_heads": 8,
+                "n_points": 4,
+                "attn_stride": 2,
+                "upscale": 1,
+            },
+        },
+    },
+}
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "grid":
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def student_config(preset: str = "tiny", **overrides: Any) -> StudentConfig:
+    """A preset (``tiny`` or ``base``) with nested-dict ``overrides`` merged in, validated."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown student preset {preset!r}; valid presets: {sorted(PRESETS)}")
+    return StudentConfig.from_dict(_merge(PRESETS[preset], overrides), source=f"student_config({preset!r})")

@@ -1,0 +1,95 @@
+"""What every head is: a config, a module, a loss and metrics, registered by name.
+
+A head reads the shared BEV features ``[B, C, Hb, Wb]`` (and the driver-visible observation, e.g. the route
+command for planning) and returns named outputs. Its loss reads only :class:`~riskdistill.data.batch.Targets`
+fields that its ``target_names`` builders produce; a missing target is a clear error.
+
+Adding a head (see ``docs/models.md``): write ``heads/<name>.py`` with ``<Name>HeadConfig(HeadConfig)`` and a
+``Head`` subclass decorated with ``@register_head``, then add a ``<name>`` field to
+:class:`riskdistill.models.config.HeadsConfig`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from riskdistill.config import StrictConfig
+from riskdistill.data.batch import Observation, Targets
+
+
+class HeadConfig(StrictConfig):
+    """Fields every head config has: ``enabled`` and the loss ``weight`` in ``Student.losses``."""
+
+    enabled: bool = True
+    weight: float = Field(default=1.0, ge=0.0)
+
+
+class Head(nn.Module):
+    """Base class of the plug-in heads. Subclasses set the class attributes and implement the methods.
+
+    - ``name``: registry name (equals the file stem and the ``HeadsConfig`` field);
+    - ``config_cls``: its ``HeadConfig`` subclass;
+    - ``target_names``: ``data.targets`` builder names its loss needs;
+    - ``target_fields``: the ``Targets`` fields those builders fill and the loss reads;
+    - ``output_keys``: keys its ``forward`` adds to the student's outputs.
+    """
+
+    name: ClassVar[str]
+    config_cls: ClassVar[type[HeadConfig]]
+    target_names: ClassVar[tuple[str, ...]]
+    target_fields: ClassVar[tuple[str, ...]]
+    output_keys: ClassVar[tuple[str, ...]]
+
+    def forward(self, bev: torch.Tensor, obs: Observation) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss(
+        self, outputs: dict[str, torch.Tensor], targets: Targets, step: int | None = None
+    ) -> torch.Tensor:
+        """The unweighted scalar loss (the student multiplies by ``cfg.weight``)."""
+        raise NotImplementedError
+
+    def metrics(self, outputs: dict[str, torch.Tensor], targets: Targets) -> dict[str, float]:
+        raise NotImplementedError
+
+    def require(self, outputs: dict[str, torch.Tensor], targets: Targets) -> None:
+        """Raise a clear error when an output or a target this head's loss needs is missing."""
+        for k in self.output_keys:
+            if k not in outputs:
+                raise KeyError(
+                    f"head {self.name!r}: output {k!r} is missing (forward ran with this head skipped, "
+                    f"e.g. with_risk=False?); outputs have {sorted(outputs)}"
+                )
+        for f in self.target_fields:
+            if getattr(targets, f, None) is None:
+                raise ValueError(
+                    f"head {self.name!r} needs Targets.{f}, which is None: build the data set with "
+                    f"targets={list(self.target_names)} (data.targets builders)"
+                )
+
+
+HEADS: dict[str, type[Head]] = {}
+
+
+def register_head(cls: type[Head]) -> type[Head]:
+    """Class decorator: make a head available by its ``name``."""
+    if cls.name in HEADS and HEADS[cls.name] is not cls:
+        raise ValueError(f"head {cls.name!r} is already registered ({HEADS[cls.name].__qualname__})")
+    HEADS[cls.name] = cls
+    return cls
+
+
+def get_head(name: str) -> type[Head]:
+    """A registered head class by name; an unknown name lists the valid ones."""
+    try:
+        return HEADS[name]
+    except KeyError:
+        raise ValueError(f"unknown head {name!r}; valid heads: {sorted(HEADS)}") from None
+
+
+def list_heads() -> list[str]:
+    return sorted(HEADS)

@@ -1,0 +1,139 @@
+"""The student: cameras -> BEV -> heads (planning, occupancy, RiskHead).
+
+    images [B, N, 3, H, W] --backbone+neck--> [B*N, C, H/s, W/s]
+        --view transform (K, T_ego_from_cam)--> BEV [B, C, Hb, Wb] --(temporal fusion)--> BEV encoder
+        --> "bev" [B, C, Hb, Wb] --> heads: "waypoints" [B, 6, 2], "occupancy" [B, 5, H, W] logits,
+            "risk" [B, 1, H, W] in [0, 1]   (H, W = cfg.bev_grid().shape)
+
+``forward(obs, with_risk=False)`` skips the RiskHead (no cost) unless ``risk_gated_features`` makes the
+risk map part of the driving path (then it is computed but not returned).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+from riskdistill.data.batch import Observation, Targets
+from riskdistill.models.backbone import ImageBackbone
+from riskdistill.models.bev_encoder import BevEncoder, TemporalFusion
+from riskdistill.models.config import HeadsConfig, StudentConfig
+from riskdistill.models.heads import Head, get_head
+from riskdistill.models.view_transforms import build_view_transform
+
+
+class Student(nn.Module):
+    """Build with :func:`build_student`. See the module docstring for shapes."""
+
+    def __init__(self, cfg: StudentConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.grid = cfg.bev_grid()
+        c = cfg.channels
+        self.backbone = ImageBackbone(cfg.backbone, c)
+        self.view_transform = build_view_transform(cfg.view, c, self.grid)
+        self.temporal = TemporalFusion(c) if cfg.temporal.enabled else None
+        self.bev_encoder = BevEncoder(cfg.bev_encoder, c)
+        bev_hw = tuple(cfg.view.bev_hw)
+        self.heads = nn.ModuleDict()
+        for name in HeadsConfig.model_fields:
+            hcfg = getattr(cfg.heads, name)
+            if hcfg.enabled:
+                self.heads[name] = get_head(name)(hcfg, c, bev_hw, self.grid)
+        self.risk_gate = None
+        if cfg.risk_gated_features:
+            self.risk_gate = nn.Conv2d(1, c, 1)
+            nn.init.zeros_(self.risk_gate.weight)
+            nn.init.zeros_(self.risk_gate.bias)
+
+    # ---------------------------------------------------------------------------------- properties
+    @property
+    def has_risk_head(self) -> bool:
+        return "risk" in self.heads
+
+    @property
+    def target_names(self) -> list[str]:
+        """``data.targets`` builder names the losses need (e.g. ``["future_trajectory", "risk_map"]``)."""
+        return self.cfg.target_names
+
+    # ---------------------------------------------------------------------------------- forward
+    def encode_bev(self, obs: Observation) -> torch.Tensor:
+        """The shared BEV features ``[B, C, Hb, Wb]``."""
+        bev = self._images_to_bev(obs.images, obs)
+        if self.temporal is not None:
+            prev = None
+            if obs.prev_images is not None and obs.prev_images.shape[1] > 0:
+                with torch.no_grad():
+                    prev = self._images_to_bev(obs.prev_images[:, -1], obs)
+            pv = obs.prev_valid[:, -1] if obs.prev_valid is not None and prev is not None else None
+            bev = self.temporal(bev, prev, pv)
+        return self.bev_encoder(bev)
+
+    def _images_to_bev(self, images: torch.Tensor, obs: Observation) -> torch.Tensor:
+        if images.ndim != 5 or images.shape[2] != 3:
+            raise ValueError(f"Observation.images must be [B, N_cam, 3, H, W], got {tuple(images.shape)}")
+        b, n, _, h, w = images.shape
+        feats = self.backbone(images.flatten(0, 1))  # [B*N, C, Hf, Wf]
+        feats = feats.view(b, n, *feats.shape[1:])
+        valid = obs.camera_valid.bool()
+        feats = feats * valid.view(b, n, 1, 1, 1).to(feats.dtype)  # dropped cameras contribute nothing
+        return self.view_transform(feats, obs.K, obs.T_ego_from_cam, valid, (h, w))
+
+    def forward(self, obs: Observation, *, with_risk: bool | None = None) -> dict[str, torch.Tensor]:
+        """Outputs: ``bev``, ``waypoints``, ``occupancy`` (if that head is on) and ``risk`` (if the RiskHead
+        is on and ``with_risk`` is not False). ``with_risk=True`` without a RiskHead is an error."""
+        if with_risk is None:
+            with_risk = self.has_risk_head
+        if with_risk and not self.has_risk_head:
+            raise ValueError("with_risk=True but this student has no RiskHead (heads.risk.enabled is False)")
+        bev = self.encode_bev(obs)
+        out: dict[str, torch.Tensor] = {"bev": bev}
+        risk = None
+        if with_risk or self.risk_gate is not None:
+            risk = self.heads["risk"](bev, obs)["risk"]
+            if with_risk:
+                out["risk"] = risk
+        if "occupancy" in self.heads:
+            out.update(self.heads["occupancy"](bev, obs))
+        plan_bev = bev
+        if self.risk_gate is not None:
+            r = F.adaptive_avg_pool2d(risk, bev.shape[-2:])  # [B, 1, Hb, Wb]
+            plan_bev = bev * (1.0 + self.risk_gate(r))
+        out.update(self.heads["planning"](plan_bev, obs))
+        return out
+
+    # ---------------------------------------------------------------------------------- training
+    def losses(
+        self, outputs: dict[str, torch.Tensor], targets: Targets, *, step: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """One weighted scalar per head plus ``total``. ``step`` drives the risk-loss schedule."""
+        out: dict[str, torch.Tensor] = {}
+        for name, head in self.heads.items():
+            out[name] = getattr(self.cfg.heads, name).weight * head.loss(outputs, targets, step)
+        out["total"] = torch.stack(list(out.values())).sum()
+        return out
+
+    @torch.no_grad()
+    def metrics(self, outputs: dict[str, torch.Tensor], targets: Targets) -> dict[str, float]:
+        """Per-head metrics (``planning_l1_m``, ``planning_l2_m``, ``occupancy_iou``, ``risk_l1``, ...);
+        heads whose output or target is missing are left out."""
+        out: dict[str, float] = {}
+        for head in self.heads.values():
+            head: Head
+            if all(k in outputs for k in head.output_keys) and all(
+                getattr(targets, f) is not None for f in head.target_fields
+            ):
+                out.update(head.metrics(outputs, targets))
+        return out
+
+
+def build_student(cfg: StudentConfig) -> Student:
+    """A freshly initialised student for ``cfg``."""
+    if not isinstance(cfg, StudentConfig):
+        raise TypeError(f"build_student expects a StudentConfig, got {type(cfg).__name__}")
+    return Student(cfg)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,446 @@
+"""Rerun recordings (``.rrd``) of one route, for interactive inspection: ``rerun route.rrd``.
+
+    frames = [RerunFrame(time_s=..., images=..., camera_names=..., risk_teacher=..., ...), ...]
+    log_route_rrd("r0.rrd", frames, grid=BevGrid.preset("tiny"), route_id="r0")
+    log_dataset_rrd("data/val", "r0", "data/val/labels/risk", "r0.rrd")   # a recorded route
+    record_closed_loop_rrd(spec, ExpertDriver, "r0.rrd")                  # drive a suite route
+    record_run_route_rrd("runs/eval_rsd", "r0", "r0.rrd")                 # an evaluated route, again
+
+Entity paths (timeline ``sim_time``, seconds; also ``frame``, the step index):
+
+=============================== =====================================================================
+``cameras/<CAMERA>``            the camera image (JPEG-encoded)
+``topdown``                     top-down view of the simulated scene (closed loop only)
+``bev/map``                     the annotation BEV (recorded routes), on the risk-map panel
+``bev/risk/teacher``            the teacher's risk map as a heat image over the BEV panel
+``bev/risk/predicted``          the student's predicted risk map, same panel
+``bev/trajectory/planned``      the planned waypoints (green), BEV panel pixels
+``bev/trajectory/expert``       the expert's future trajectory (orange), BEV panel pixels
+``risk_values/teacher|predicted`` the raw risk maps ``[H_bev, W_bev]`` float32 (hover to read values)
+``teacher/reasons``             the teacher's per-object risks and reasons (Markdown)
+``events``                      infractions and route messages (text log)
+``ego/speed_mps``, ``risk/frame_max`` scalars over time
+``route``                       static Markdown: route id, scenario, grid, result
+=============================== =====================================================================
+
+BEV panel pixels: forward up, left left, ``PANEL_PX`` pixels tall, the same layout as
+:func:`riskdistill.viz.risk.render_risk_panel`. No viewer is spawned: everything goes to the file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from riskdistill.geometry import BevGrid
+from riskdistill.io import atomic_path
+from riskdistill.viz.risk import (
+    PANEL_BG,
+    as_risk_map,
+    ego_to_px,
+    grid_matches_frame_view,
+    panel_size,
+    risk_to_rgba,
+)
+from riskdistill.viz.topdown import FUTURE_COLOR, PLAN_COLOR
+
+APPLICATION_ID = "riskdistill"
+TIMELINE = "sim_time"
+PANEL_PX = 384
+JPEG_QUALITY = 85
+
+
+@dataclass
+class RerunFrame:
+    """What one time step shows; every field but ``time_s`` is optional.
+
+    Trajectories are ego-frame ``[N, 2]`` metres (the origin is prepended when drawn); risk maps are
+    ``[H_bev, W_bev]`` (or ``[1, H, W]``) on the recording's grid; ``reasons`` are Markdown lines.
+    """
+
+    time_s: float
+    step: int | None = None
+    images: np.ndarray | None = None  # [N_cam, H, W, 3] uint8
+    camera_names: Sequence[str] = ()
+    topdown: np.ndarray | None = None  # [H, W, 3] uint8
+    annotation: dict[str, np.ndarray] | None = None  # for the BEV map background
+    risk_teacher: Any = None
+    risk_predicted: Any = None
+    planned_xy: Any = None
+    expert_xy: Any = None
+    reasons: Sequence[str] = ()
+    events: Sequence[str] = ()
+    scalars: dict[str, float] = field(default_factory=dict)
+
+
+def _path_part(name: str) -> str:
+    import rerun as rr
+
+    return rr.escape_entity_path_part(str(name))
+
+
+def _strip(grid: BevGrid, xy: Any, size: tuple[int, int]) -> np.ndarray | None:
+    if xy is None:
+        return None
+    p = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    p = p[np.isfinite(p).all(axis=1)]
+    if not len(p):
+        return None
+    return ego_to_px(grid, np.concatenate([np.zeros((1, 2)), p]), size).astype(np.float32)
+
+
+def _bev_background(annotation: dict[str, np.ndarray], grid: BevGrid, size: tuple[int, int]) -> np.ndarray:
+    from riskdistill.viz.frame import render_bev
+
+    if grid_matches_frame_view(grid) and size[0] == size[1]:
+        return render_bev(annotation, size_px=size[1], extent_m=grid.x_max_m - grid.x_min_m)
+    return np.full((size[1], size[0], 3), PANEL_BG, dtype=np.uint8)
+
+
+def _log_frame(rec: Any, f: RerunFrame, grid: BevGrid | None, size: tuple[int, int]) -> None:
+    import rerun as rr
+
+    rec.set_time(TIMELINE, duration=float(f.time_s))
+    if f.step is not None:
+        rec.set_time("frame", sequence=int(f.step))
+    if f.images is not None:
+        imgs = np.asarray(f.images)
+        names = list(f.camera_names) or [f"cam{i}" for i in range(len(imgs))]
+        for name, img in zip(names, imgs, strict=True):
+            rec.log(f"cameras/{_path_part(name)}", rr.Image(np.ascontiguousarray(img)).compress(JPEG_QUALITY))
+    if f.topdown is not None:
+        rec.log("topdown", rr.Image(np.ascontiguousarray(f.topdown)).compress(JPEG_QUALITY))
+    if grid is not None:
+        if f.annotation is not None:
+            rec.log("bev/map", rr.Image(_bev_background(f.annotation, grid, size), draw_order=-10.0))
+        for key, risk in (("teacher", f.risk_teacher), ("predicted", f.risk_predicted)):
+            if risk is None:
+                continue
+            m = as_risk_map(risk, grid, f"{key} risk map")
+            heat = Image.fromarray(risk_to_rgba(m), "RGBA").resize(size, Image.Resampling.NEAREST)
+            rec.log(
+                f"bev/risk/{key}", rr.Image(np.asarray(heat), draw_order=0.0 if key == "teacher" else 1.0)
+            )
+            rec.log(f"risk_values/{key}", rr.Image(m.astype(np.float32), color_model="L"))
+            rec.log(f"risk/{key}_max", rr.Scalars(float(np.max(m))))
+        for key, xy, color in (("planned", f.planned_xy, PLAN_COLOR), ("expert", f.expert_xy, FUTURE_COLOR)):
+            strip = _strip(grid, xy, size)
+            if strip is not None:
+                rec.log(
+                    f"bev/trajectory/{key}",
+                    rr.LineStrips2D([strip], colors=[color], radii=1.5, labels=[key], draw_order=5.0),
+                )
+                rec.log(f"bev/trajectory/{key}_points", rr.Points2D(strip[1:], colors=[color], radii=3.0))
+    if f.reasons:
+        rec.log("teacher/reasons", rr.TextDocument("\n".join(f.reasons), media_type=rr.MediaType.MARKDOWN))
+    for msg in f.events:
+        rec.log("events", rr.TextLog(str(msg), level=rr.TextLogLevel.WARN))
+    for name, value in f.scalars.items():
+        if value is not None and math.isfinite(float(value)):
+            rec.log(f"ego/{_path_part(name)}", rr.Scalars(float(value)))
+
+
+def log_route_rrd(
+    path: str | Path,
+    frames: Iterable[RerunFrame],
+    grid: BevGrid | None = None,
+    route_id: str = "",
+    info: dict[str, Any] | None = None,
+    panel_px: int = PANEL_PX,
+) -> Path:
+    """Write the frames of one route to ``path`` (an ``.rrd`` file, atomically); returns ``path``.
+
+    ``grid`` is the BEV grid of the risk maps and trajectories (without it, BEV entities are skipped);
+    ``info`` goes into the static ``route`` Markdown document.
+    """
+    import rerun as rr
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = panel_size(grid, panel_px) if grid is not None else (panel_px, panel_px)
+    n = 0
+    with atomic_path(path) as tmp:
+        rec = rr.RecordingStream(APPLICATION_ID, recording_id=f"{route_id or path.stem}")
+        rec.save(tmp)
+        try:
+            lines = [f"# route {route_id or path.stem}"]
+            for k, v in (info or {}).items():
+                lines.append(f"- **{k}**: {v}")
+            if grid is not None:
+                lines.append(f"- **BEV grid**: {grid.to_dict()} (panels {size[0]}x{size[1]} px, forward up)")
+            rec.log("route", rr.TextDocument("\n".join(lines), media_type=rr.MediaType.MARKDOWN), static=True)
+            for f in frames:
+                _log_frame(rec, f, grid, size)
+                n += 1
+            rec.log("route_frames", rr.TextDocument(f"{n} frames"), static=True)
+            rec.flush()
+        finally:
+            rec.disconnect()
+    return path
+
+
+# ------------------------------------------------------------------------------------------ recorded routes
+def _reason_lines(record: dict[str, Any] | None) -> list[str]:
+    if not record:
+        return []
+    lines = [f"**frame risk {float(record.get('frame_risk', 0.0)):.2f}**: {record.get('summary', '')}", ""]
+    for o in sorted(record.get("objects", []), key=lambda o: o.get("rank", 0)):
+        lines.append(
+            f"{o.get('rank')}. `{o.get('cls')}` #{o.get('object_id')} risk {float(o.get('risk', 0.0)):.2f}: "
+            f"{o.get('reason', '')}"
+        )
+    return lines
+
+
+def dataset_route_frames(
+    data_root: str | Path,
+    route_id: str,
+    label_dir: str | Path | None = None,
+    predictor: Callable[[Any], tuple[Any, Any]] | None = None,
+    grid: BevGrid | None = None,
+) -> tuple[list[RerunFrame], BevGrid]:
+    """The frames of a recorded route as :class:`RerunFrame` objects, and the grid of their risk maps.
+
+    Teacher maps come from ``label_dir/maps/<frame_id>.npy`` and reasons from
+    ``label_dir/records/<frame_id>.json`` when present; ``predictor(frame) -> (plan_xy, risk)`` adds a
+    student's outputs (maps off the grid are dropped). ``grid`` defaults to the label folder's grid, else
+    the ``tiny`` preset. Raises ``KeyError`` naming the valid route ids for an unknown route.
+    """
+    from riskdistill.data.storage import RecordedDataset
+    from riskdistill.viz.report_figures import _load_teacher_map, label_grid, load_label_record
+
+    ds = RecordedDataset(data_root)
+    route_ids = ds.table.column("route_id").to_pylist()
+    idx = [i for i, r in enumerate(route_ids) if r == route_id]
+    if not idx:
+        raise KeyError(f"no route {route_id!r} in {ds.root}; routes: {sorted(set(route_ids))}")
+    labels = Path(label_dir) if label_dir is not None else None
+    grid = grid or label_grid(labels) or BevGrid.preset("tiny")
+    frames = []
+    for i in sorted(idx, key=lambda i: ds.frame(i).step):
+        rec = ds.frame(i)
+        ann = rec.annotation
+        teacher = _load_teacher_map(labels, rec.frame_id)
+        plan, pred = predictor(rec) if predictor is not None else (None, None)
+        if pred is not None and np.asarray(pred).shape[-2:] != grid.shape:
+            pred = None
+        valid = np.asarray(ann["future_valid"], dtype=bool)
+        frames.append(
+            RerunFrame(
+                time_s=rec.timestamp_s,
+                step=rec.step,
+                images=rec.images,
+                camera_names=rec.camera_names,
+                annotation=ann,
+                risk_teacher=teacher if teacher is not None and teacher.shape[-2:] == grid.shape else None,
+                risk_predicted=pred,
+                planned_xy=plan,
+                expert_xy=np.asarray(ann["future_xy"], dtype=np.float64)[valid],
+                reasons=_reason_lines(load_label_record(labels, rec.frame_id)),
+                scalars={"speed_mps": rec.ego.speed_mps},
+            )
+        )
+    return frames, grid
+
+
+def log_dataset_rrd(
+    data_root: str | Path,
+    route_id: str,
+    label_dir: str | Path | None,
+    path: str | Path,
+    predictor: Callable[[Any], tuple[Any, Any]] | None = None,
+    grid: BevGrid | None = None,
+) -> Path:
+    """A recorded route (cameras, annotation BEV, expert trajectory, teacher risk maps and reasons when the
+    label folder has them, and a student's outputs with ``predictor``) as an ``.rrd`` file."""
+    frames, grid = dataset_route_frames(data_root, route_id, label_dir, predictor, grid)
+    scenario = ""
+    if frames:
+        from riskdistill.data.storage import RecordedDataset
+
+        ds = RecordedDataset(data_root)
+        scenario = ds.frame(ds.table.column("route_id").to_pylist().index(route_id)).scenario
+    info = {
+        "data set": str(data_root),
+        "scenario": scenario,
+        "labels": str(label_dir) if label_dir else "none",
+    }
+    return log_route_rrd(path, frames, grid=grid, route_id=route_id, info=info)
+
+
+# ------------------------------------------------------------------------------------------ closed loop
+class ClosedLoopRecorder:
+    """A ``run_route`` step hook that collects :class:`RerunFrame` objects while a driver drives.
+
+    Per step it takes the driver's camera images (when the rig renders any), a top-down view of the
+    scene with the driver's last risk map (``driver.last_outputs["risk"]``, if it has one) and plan, and
+    the infractions raised since the previous step. Use::
+
+        rec = ClosedLoopRecorder(grid, every=2)
+        log = run_route(instance, driver, env=env, on_step=rec.hook(driver))
+        rec.finish(env)
+        log_route_rrd(path, rec.frames, grid=grid, route_id=...)
+    """
+
+    def __init__(self, grid: BevGrid | None = None, every: int = 1, topdown_px: int = 320):
+        self.grid = grid
+        self.every = max(1, int(every))
+        self.topdown_px = topdown_px
+        self.frames: list[RerunFrame] = []
+        self._step = 0
+        self._n_events = 0
+
+    def finish(self, env: Any) -> None:
+        """Log the infractions of the route's last step (the hook runs before each step only)."""
+        if env.log is not None and len(env.log.events) > self._n_events:
+            events = [f"{e.kind}: {e.message}" for e in env.log.events[self._n_events :]]
+            self._n_events = len(env.log.events)
+            self.frames.append(RerunFrame(time_s=float(env.world.time_s), step=self._step, events=events))
+
+    def hook(self, driver: Any = None) -> Callable[[Any, Any], None]:
+        def on_step(env: Any, agent_input: Any) -> None:
+            self.step(env, agent_input, driver)
+
+        return on_step
+
+    def step(self, env: Any, agent_input: Any, driver: Any = None) -> None:
+        from riskdistill.viz.topdown import ego_view, render_topdown
+
+        step = self._step
+        self._step += 1
+        events = []
+        if env.log is not None and len(env.log.events) > self._n_events:
+            events = [f"{e.kind}: {e.message}" for e in env.log.events[self._n_events :]]
+            self._n_events = len(env.log.events)
+        if step % self.every and not events:
+            return
+        outputs = getattr(driver, "last_outputs", None) or {}
+        risk = outputs.get("risk")
+        plan = outputs.get("waypoints")
+        risk_map = None
+        if risk is not None and self.grid is not None:
+            try:
+                risk_map = as_risk_map(risk, self.grid, "predicted risk map")
+            except ValueError:
+                risk_map = None
+        plan_world = None
+        if plan is not None:
+            p = np.asarray(plan, dtype=np.float64).reshape(-1, 2)
+            ego = env.world.ego
+            c, s = math.cos(ego.yaw_rad), math.sin(ego.yaw_rad)
+            plan_world = np.stack(
+                [ego.x_m + c * p[:, 0] - s * p[:, 1], ego.y_m + s * p[:, 0] + c * p[:, 1]], 1
+            )
+        view = ego_view(env.world, extent_m=60.0, size_px=self.topdown_px)
+        top = render_topdown(
+            env.world,
+            view,
+            route=env.instance.route,
+            plan_world=plan_world,
+            risk_map=risk_map,
+            risk_extent=self.grid if risk_map is not None else None,
+        )
+        images = getattr(agent_input, "images", None)
+        self.frames.append(
+            RerunFrame(
+                time_s=float(env.world.time_s),
+                step=step,
+                images=None if images is None or len(images) == 0 else np.asarray(images),
+                camera_names=tuple(getattr(agent_input, "camera_names", ()) or ()),
+                topdown=top,
+                risk_predicted=risk_map,
+                planned_xy=None if plan is None else np.asarray(plan).reshape(-1, 2),
+                events=events,
+                scalars={"speed_mps": float(agent_input.ego.speed_mps), "progress_m": float(env.progress_m)},
+            )
+        )
+
+
+def _driver_grid(driver: Any) -> BevGrid | None:
+    student = getattr(driver, "student", None)
+    cfg = getattr(student, "cfg", None)
+    return cfg.bev_grid() if cfg is not None and hasattr(cfg, "bev_grid") else None
+
+
+def record_closed_loop_rrd(
+    spec: Any,
+    driver_factory: Callable[[Any], Any],
+    path: str | Path,
+    grid: BevGrid | None = None,
+    every: int = 1,
+    observer: Any = None,
+) -> Path:
+    """Drive one suite route (a :class:`~riskdistill.sim.suites.RouteSpec`) with ``driver_factory`` (a
+    driver or a factory taking the env, as :func:`riskdistill.sim.rollout.run_route`) and write its
+    ``.rrd``. ``observer`` (e.g. ``evaluation.closed_loop.RigObserver``) renders the cameras the driver
+    asks for: its ``configure(driver.sensors)`` is called once the driver exists. ``grid`` defaults to
+    the student's BEV grid for a student driver."""
+    from riskdistill.sim.env import DrivingEnv
+    from riskdistill.sim.rollout import run_route
+    from riskdistill.sim.scenarios import build_scenario
+
+    instance = build_scenario(spec.scenario, spec.seed, spec.layout or None)
+    env = DrivingEnv(observe=observer) if observer is not None else DrivingEnv()
+    holder: dict[str, Any] = {}
+    recorder = ClosedLoopRecorder(grid, every=every)
+
+    def factory(e: Any) -> Any:
+        is_factory = isinstance(driver_factory, type) or not hasattr(driver_factory, "act")
+        d = driver_factory(e) if is_factory else driver_factory
+        if observer is not None and hasattr(observer, "configure"):
+            observer.configure(getattr(d, "sensors", None))
+        if recorder.grid is None:
+            recorder.grid = _driver_grid(d)
+        holder["driver"] = d
+        return d
+
+    def on_step(e: Any, agent_input: Any) -> None:
+        recorder.step(e, agent_input, holder.get("driver"))
+
+    log = run_route(instance, factory, env=env, on_step=on_step)
+    recorder.finish(env)
+    info = {
+        "scenario": spec.scenario,
+        "seed": spec.seed,
+        "layout": spec.layout,
+        "end": str(log.end),
+        "route completion %": f"{log.route_completion_pct:.1f}",
+        "infractions": "; ".join(f"{e.kind} at {e.time_s:.1f} s" for e in log.events) or "none",
+    }
+    return log_route_rrd(path, recorder.frames, grid=recorder.grid, route_id=spec.route_id, info=info)
+
+
+def record_run_route_rrd(run_dir: str | Path, route_id: str, path: str | Path, every: int = 1) -> Path:
+    """Drive one route of a closed-loop result folder again, with the folder's driver and variant
+    (``eval_config.json``: driver spec, rig shift) on the same scenario instance (``(type, seed)`` and the
+    layout from the route file or the suite of ``run.json``), and record it. The simulator and the drivers
+    are deterministic, so the recording shows the evaluated drive."""
+    from riskdistill.evaluation.closed_loop import EVAL_CONFIG, EvalVariant, RigObserver, make_driver_factory
+    from riskdistill.io import load_json
+    from riskdistill.sim.suites import RouteSpec
+    from riskdistill.viz.report_data import load_closed_loop_run
+    from riskdistill.viz.report_figures import resolve_layout
+
+    run_dir = Path(run_dir)
+    run = load_closed_loop_run(run_dir)
+    by_id = {o.route_id: o for o in run.routes}
+    if route_id not in by_id:
+        raise KeyError(f"no route {route_id!r} in {run_dir}; routes: {sorted(by_id)}")
+    cfg_path = run_dir / EVAL_CONFIG
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{cfg_path}: missing; cannot tell which driver evaluated {run_dir}")
+    cfg = load_json(cfg_path)
+    variant = EvalVariant(**(cfg.get("variant") or {}))
+    o = by_id[route_id]
+    spec = RouteSpec(
+        route_id=o.route_id, scenario=o.scenario, seed=int(o.seed or 0), layout=resolve_layout(o) or {}
+    )
+    observer = RigObserver(variant.rig_shift, variant.jpeg_quality)
+    factory = make_driver_factory(str(cfg["driver"]), variant.rig)
+    return record_closed_loop_rrd(spec, factory, path, every=every, observer=observer)

@@ -1,0 +1,87 @@
+"""An untrained tiny student checkpoint through closed loop (one short route, low resolution), open loop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from riskdistill.evaluation.closed_loop import EvalVariant, evaluate_suite  # noqa: E402
+from riskdistill.evaluation.leaderboard import load_checkpoint_json  # noqa: E402
+from riskdistill.sim.suites import RouteSpec, Suite  # noqa: E402
+
+SHORT = RouteSpec(route_id="short_accident", scenario="Accident", seed=3, layout={"family": "straight"})
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from riskdistill.models import build_student, save_student, student_config
+
+    torch.manual_seed(0)
+    cfg = student_config("tiny", image_hw=(32, 88), cameras=["CAM_FRONT", "CAM_FRONT_LEFT", "CAM_BACK"])
+    return save_student(build_student(cfg), tmp_path_factory.mktemp("ckpt") / "student")
+
+
+def test_student_closed_loop_on_a_short_route(checkpoint: Path, tmp_path: Path) -> None:
+    variant = EvalVariant(rig_shift="drop-CAM_BACK", route_timeout_s=2.0)
+    results, summary = evaluate_suite(
+        Suite(name="one", routes=[SHORT]), str(checkpoint), tmp_path, show_progress=False, variant=variant
+    )
+    doc = json.loads((tmp_path / "routes" / "short_accident.json").read_text())
+    assert doc["error"] is None, doc.get("traceback")
+    assert doc["status"] == "Failed - Agent timed out" and results[0].duration_game_s == pytest.approx(2.0)
+    assert load_checkpoint_json(tmp_path / "results.json")[0]["route_id"] == "short_accident"
+    assert len(doc["plans"]["time_s"]) == 4 and np.asarray(doc["plans"]["xy_world"]).shape == (4, 6, 2)
+    risk = np.asarray(doc["path_risk"]["risk"])
+    assert len(risk) == 20 and ((risk >= 0.0) & (risk <= 1.0)).all()
+    assert (
+        summary["driver"] == str(checkpoint.resolve()) and summary["variant"]["rig_shift"] == "drop-CAM_BACK"
+    )
+    outcome = json.loads((tmp_path / "risk_outcome.json").read_text())
+    assert outcome["n_routes_with_risk"] == 1
+
+
+def test_student_open_loop_on_the_tiny_dataset(checkpoint: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from riskdistill.cli.main import app
+    from riskdistill.data.storage import RecordedDataset
+    from riskdistill.models import load_student
+
+    grid = load_student(checkpoint).cfg.bev_grid()
+    labels = tmp_path / "labels"
+    records = RecordedDataset(tiny_dataset)
+    rng = np.random.default_rng(0)
+    for fid in records.table.column("frame_id").to_pylist()[:6]:
+        path = labels / "maps" / f"{fid}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, rng.random(grid.shape).astype(np.float16))
+    out = tmp_path / "ol.json"
+    args = ["eval", "open-loop", "--checkpoint", str(checkpoint), "--data", str(tiny_dataset)]
+    args += ["--labels", str(labels), "--limit", "6", "--batch-size", "3", "--out", str(out)]
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    m = doc["metrics"]
+    assert m["n_samples"] == 6 and len(doc["per_sample"]) == 6
+    assert 0.0 <= m["l2_1s"] <= m["l2_3s"] + 5.0 and m["l2_avg"] > 0.0
+    for key in ("collision_rate_pct_1s", "collision_rate_pct_3s"):
+        assert m[key] is None or 0.0 <= m[key] <= 100.0
+    assert 0.0 <= m["risk_l1"] <= 1.0 and m["risk_kl"] >= 0.0 and -1.0 <= m["risk_pearson"] <= 1.0
+    assert m["iou_vehicle"] is None or 0.0 <= m["iou_vehicle"] <= 1.0
+    assert doc["future_boxes_recorded_share"] > 0.5  # recorded every 5 steps: most future frames exist
+
+
+def test_a_checkpoint_that_does_not_load_fails_up_front(checkpoint: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(checkpoint, broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="cannot be loaded"):
+        evaluate_suite(Suite(name="one", routes=[SHORT]), str(broken), tmp_path / "out", show_progress=False)
+    assert not list((tmp_path / "out" / "routes").glob("*.json"))
