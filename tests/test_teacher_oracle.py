@@ -247,3 +247,31 @@ def test_inputs_that_break_the_construction_are_validated_and_rejected() -> None
         [[np.nan, 0.0], [10.0, 0.0]], [[1, 1], [4, 2]], [0, 0], [[0, 0], [0, 0]], [1.0, 0.5], GRID
     )
     assert m.max() == pytest.approx(0.5)  # the non-finite object draws nothing, the other one is there
+
+
+def test_boundary_risk_marks_the_road_edge_and_fades_outside() -> None:
+    from riskdistill.teacher.rasterise import boundary_risk_map
+
+    grid = BevGrid(x_min_m=-10.0, x_max_m=10.0, y_min_m=-10.0, y_max_m=10.0, resolution_m=1.0)
+    road = np.zeros(grid.shape, dtype=np.float32)
+    road[:, 8:12] = 1.0  # a 4 m wide road along x through the middle
+    m = boundary_risk_map(road, grid, risk=0.6, width_m=1.5)
+    assert np.all(m[:, 8:12] == 0.0)  # nothing on the road
+    assert np.allclose(m[:, 7], 0.6) and np.allclose(m[:, 12], 0.6)  # touching the edge
+    row = m[5, :8][::-1]  # moving away from the left edge
+    assert np.all(np.diff(row) < 0) and row[-1] < 0.01
+    assert not boundary_risk_map(np.zeros(grid.shape), grid, 0.6, 1.5).any()  # no road seen: no claim
+
+
+def test_rasterise_label_with_boundary_risk_on_a_recorded_frame(tiny_dataset) -> None:
+    from riskdistill.data.targets import BevOccupancyTarget
+    from riskdistill.teacher.rasterise import RasterConfig, rasterise_label
+
+    grid = BevGrid.preset("tiny")
+    frame = RecordedDataset(tiny_dataset)[3]
+    plain, _ = rasterise_label({}, frame.annotation, grid)
+    edged, _ = rasterise_label({}, frame.annotation, grid, RasterConfig(boundary_risk=0.5))
+    drivable = BevOccupancyTarget().build(frame, grid)["bev_occupancy"][3] > 0.5
+    assert not plain.any()  # no objects: no risk
+    assert drivable.any() and (~drivable).any()
+    assert np.all(edged[drivable] == 0.0) and edged.max() == np.float32(0.5)

@@ -115,6 +115,9 @@ def label(
         None, "--detector-model", help="OWLv2 folder for --grounding detector."
     ),
     grid: str = typer.Option("tiny", "--grid", help="BEV grid preset (tiny | base) or a JSON file."),
+    boundary_risk: float = typer.Option(
+        0.0, "--boundary-risk", min=0.0, max=1.0, help="Risk just outside the drivable area (0: off)."
+    ),
     shard: str = typer.Option("0/1", "--shard", help="This job's shard i/n (disjoint, covering)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes (oracle teacher)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Frames per task / per VLM batch."),
@@ -140,6 +143,7 @@ def label(
     from riskdistill.config import ConfigError
     from riskdistill.data.storage import DatasetError, RecordedDataset
     from riskdistill.geometry import BEV_GRID_PRESETS, BevGrid
+    from riskdistill.teacher.rasterise import RasterConfig
     from riskdistill.teacher.runner import default_out_dir, label_dataset, parse_shard, teacher_config_hash
 
     if teacher not in TEACHERS:
@@ -211,6 +215,7 @@ def label(
                 limit=limit,
                 show_progress=progress,
                 fatal=fatal,
+                raster=RasterConfig(boundary_risk=boundary_risk),
                 executor=ray_executor(factory, actors, 1.0, gpus_per_actor, ray_address, init),
             )
         else:
@@ -225,6 +230,7 @@ def label(
                 limit=limit,
                 show_progress=progress,
                 fatal=fatal,
+                raster=RasterConfig(boundary_risk=boundary_risk),
             )
     except fatal as exc:
         fail(f"configuration error, labelling stopped: {exc}")

@@ -121,6 +121,27 @@ def _polyline_px(grid: BevGrid, pts: np.ndarray) -> list[float]:
     return rc[:, ::-1].ravel().tolist()
 
 
+def drivable_mask(
+    grid: BevGrid, lane_left_boundary: np.ndarray, lane_right_boundary: np.ndarray, lane_n_points: np.ndarray
+) -> np.ndarray:
+    """``[H, W]`` float32 in {0, 1}: every lane piece of the annotation (``[L, P, 2]`` left and right edges in
+    the ego frame, ``[L]`` valid points each) filled between its edges, on the grid."""
+    n_rows, n_cols = grid.shape
+    drivable = Image.new("L", (n_cols, n_rows), 0)
+    draw = ImageDraw.Draw(drivable)
+    left = np.asarray(lane_left_boundary, dtype=np.float64)
+    right = np.asarray(lane_right_boundary, dtype=np.float64)
+    for lb, rb, n in zip(left, right, np.asarray(lane_n_points), strict=True):
+        n = int(n)
+        if n < 2:
+            continue
+        poly = np.concatenate([lb[:n], rb[:n][::-1]])
+        poly = poly[np.all(np.isfinite(poly), axis=1)]
+        if len(poly) >= 3:
+            draw.polygon(_polyline_px(grid, poly), fill=1, outline=1)
+    return np.asarray(drivable, dtype=np.float32)
+
+
 class BevOccupancyTarget:
     """``bev_occupancy [5, H_bev, W_bev]`` float32 in {0, 1} on the ``BevGrid`` (row 0 = front, col 0 =
     left). Channels (``batch.BEV_CHANNELS``):
@@ -154,20 +175,12 @@ class BevOccupancyTarget:
                 if sel.any():
                     occ[g] = masks[sel].any(axis=0)
 
-        drivable = Image.new("L", (n_cols, n_rows), 0)
-        draw = ImageDraw.Draw(drivable)
-        left = np.asarray(ann_field(frame, "lane_left_boundary", self.name), dtype=np.float64)
-        right = np.asarray(ann_field(frame, "lane_right_boundary", self.name), dtype=np.float64)
-        n_pts = np.asarray(ann_field(frame, "lane_n_points", self.name))
-        for lb, rb, n in zip(left, right, n_pts, strict=True):
-            n = int(n)
-            if n < 2:
-                continue
-            poly = np.concatenate([lb[:n], rb[:n][::-1]])
-            poly = poly[np.all(np.isfinite(poly), axis=1)]
-            if len(poly) >= 3:
-                draw.polygon(_polyline_px(grid, poly), fill=1, outline=1)
-        occ[3] = np.asarray(drivable, dtype=np.float32)
+        occ[3] = drivable_mask(
+            grid,
+            ann_field(frame, "lane_left_boundary", self.name),
+            ann_field(frame, "lane_right_boundary", self.name),
+            ann_field(frame, "lane_n_points", self.name),
+        )
 
         marks = Image.new("L", (n_cols, n_rows), 0)
         draw = ImageDraw.Draw(marks)

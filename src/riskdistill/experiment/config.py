@@ -32,6 +32,7 @@ class DataPlan(StrictConfig):
     rig: str = "bench2drive"
     image_hw: tuple[int, int] = (64, 176)
     every_n_steps: int = Field(2, ge=1)
+    bench_every_n_steps: int | None = Field(4, ge=1)  # bench frames for open loop (None: every_n_steps)
     train_routes: int = Field(24, ge=1)
     bench_routes_per_type: int = Field(1, ge=1)
     bench_max_routes: int | None = Field(None, ge=1)  # spread that many over the bench subset (None: all)
@@ -50,7 +51,7 @@ class TrainPlan(StrictConfig):
     """Student training; every variant gets exactly the same budget, data order and seed."""
 
     preset: Literal["tiny", "base"] = "tiny"
-    max_steps: int = Field(600, ge=1)
+    max_steps: int = Field(500, ge=1)
     batch_size: int = Field(8, ge=1)
     num_workers: int = Field(1, ge=0)
     control_targets: Literal["shuffled", "footprint"] = "shuffled"
@@ -59,11 +60,15 @@ class TrainPlan(StrictConfig):
 
 class EvalPlan(StrictConfig):
     """Evaluation: open loop on the recorded bench frames; closed loop on ``closed_loop_routes`` bench routes
-    (spread over the scenario types) with the nominal rig and each of ``rig_shifts``."""
+    (spread over the scenario types) with the nominal rig and each of ``rig_shifts``. With ``rerun`` the
+    nominal-rig runs also write a Rerun recording per route (``closed_loop-nominal/rerun/<route_id>.rrd``,
+    every ``rerun_every``-th simulator step)."""
 
-    closed_loop_routes: int = Field(12, ge=1)
+    closed_loop_routes: int = Field(10, ge=1)
     rig_shifts: list[str] = Field(default_factory=lambda: ["pitch-3deg"])
     max_route_steps: int | None = Field(None, ge=10)
+    rerun: bool = True
+    rerun_every: int = Field(2, ge=1)
 
 
 class ExperimentConfig(StrictConfig):
@@ -106,7 +111,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "name": "full",
         "seeds": [0, 1, 2],
         "variants": ["baseline", "rsd", "control"],
-        "data": {"train_routes": 184, "bench_routes_per_type": 5, "every_n_steps": 1},
+        "data": {
+            "train_routes": 184,
+            "bench_routes_per_type": 5,
+            "every_n_steps": 1,
+            "bench_every_n_steps": 2,
+        },
         "train": {"max_steps": 20000, "batch_size": 16, "num_workers": 2},
         "eval": {
             "closed_loop_routes": 120,

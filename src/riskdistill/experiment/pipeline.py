@@ -109,7 +109,7 @@ class Pipeline:
             d.rig,
             out,
             image_hw=d.image_hw,
-            every_n_steps=d.every_n_steps,
+            every_n_steps=d.every_n_steps if split == "train" else d.bench_every_n_steps or d.every_n_steps,
             workers=self.cfg.workers,
             max_steps=d.max_steps,
             show_progress=self.show_progress,
@@ -228,6 +228,8 @@ class Pipeline:
             workers=self.cfg.workers,
             show_progress=self.show_progress,
             variant=variant,
+            # a Rerun recording per route of the nominal rig (OUT/rerun/<route_id>.rrd), for inspection
+            rerun_every=e.rerun_every if e.rerun and rig_shift is None else None,
         )
         return {"path": str(out), "summary": summary}
 

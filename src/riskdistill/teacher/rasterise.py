@@ -181,6 +181,10 @@ class RasterConfig(StrictConfig):
     horizon_s: float = Field(default=2.0, ge=0.0)
     spread_m: float = Field(default=1.0, gt=0.0)
     min_speed_mps: float = Field(default=0.2, ge=0.0)
+    #: Boundary risk ("the road ends here"): cells outside the drivable area get
+    #: ``boundary_risk * exp(-d / boundary_width_m)``, d = distance to the nearest drivable cell (0 = off).
+    boundary_risk: float = Field(default=0.0, ge=0.0, le=1.0)
+    boundary_width_m: float = Field(default=1.5, gt=0.0)
 
 
 def rasterise_label(
@@ -211,7 +215,32 @@ def rasterise_label(
     yaw = np.asarray(annotation["actor_yaw_ego"], dtype=np.float64).reshape(-1)[keep]
     vel = np.asarray(annotation["actor_velocity_ego"], dtype=np.float64).reshape(-1, 2)[keep]
     m = rasterise_risk(center, size, yaw, vel, risk[keep], grid, c.horizon_s, c.spread_m, c.min_speed_mps)
+    if c.boundary_risk > 0.0:
+        from riskdistill.data.targets import drivable_mask
+
+        drivable = drivable_mask(
+            grid,
+            annotation["lane_left_boundary"],
+            annotation["lane_right_boundary"],
+            annotation["lane_n_points"],
+        )
+        np.maximum(m, boundary_risk_map(drivable, grid, c.boundary_risk, c.boundary_width_m), out=m)
     return m, sorted(unlinked)
+
+
+def boundary_risk_map(drivable: np.ndarray, grid: BevGrid, risk: float, width_m: float) -> np.ndarray:
+    """``[H, W]`` float32: 0 on drivable cells, ``risk * exp(-d / width_m)`` outside, with ``d`` the distance
+    (m) from a cell centre to the nearest drivable cell centre minus one cell (so cells touching the road get
+    ``risk``). Without any drivable cell in view the map is 0 (nothing is known about the road)."""
+    from scipy.ndimage import distance_transform_edt
+
+    road = np.asarray(drivable) > 0.5
+    if not road.any():
+        return np.zeros(grid.shape, dtype=np.float32)
+    d = distance_transform_edt(~road) * grid.resolution_m
+    out = risk * np.exp(-np.maximum(d - grid.resolution_m, 0.0) / width_m)
+    out[road] = 0.0
+    return out.astype(np.float32)
 
 
 def save_risk_map(label_dir: str | Path, frame_id: str, risk_map: np.ndarray, grid: BevGrid) -> Path:

@@ -380,7 +380,15 @@ def student_predictor(checkpoint: Path, rig: str) -> tuple[str, Any, Any]:
             None if risk is None else np.asarray(risk, dtype=np.float32).squeeze(),
         )
 
-    return checkpoint.name, predict, cfg.bev_grid()
+    return checkpoint_name(checkpoint), predict, cfg.bev_grid()
+
+
+def checkpoint_name(checkpoint: Path) -> str:
+    """A readable name: the training run's folder for ``RUN/checkpoints/{final,step_N}``, else the folder."""
+    ckpt = Path(checkpoint)
+    if ckpt.parent.name == "checkpoints" and (ckpt.name == "final" or ckpt.name.startswith("step_")):
+        return ckpt.parent.parent.name + ("" if ckpt.name == "final" else f"@{ckpt.name}")
+    return ckpt.name
 
 
 def label_grid(labels: Path | None) -> Any:

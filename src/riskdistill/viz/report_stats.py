@@ -29,17 +29,15 @@ ABILITY_NAMES: tuple[str, ...] = tuple(str(a) for a in Ability)
 
 
 def mean_ci(values: Sequence[float | None], confidence: float = 0.95) -> tuple[float, float] | None:
-    """``(mean, half_width)`` of a Student-t interval over the non-missing values (half width 0 for one
-    value); None when there is none."""
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
-    if len(v) == 0:
-        return None
-    if len(v) == 1:
-        return float(v[0]), 0.0
-    from scipy.stats import t
+    """``(mean, half_width)`` of the Student-t interval of ``evaluation.compare.t_confidence_interval`` over
+    the finite values (half width 0 for one value); None when there is none."""
+    from riskdistill.evaluation.compare import t_confidence_interval
 
-    half = float(t.ppf(0.5 + confidence / 2.0, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-    return float(v.mean()), half
+    ci = t_confidence_interval([x for x in values if x is not None and math.isfinite(x)], confidence)
+    if ci["mean"] is None:
+        return None
+    half = 0.0 if ci["ci_high"] is None else float(ci["ci_high"]) - float(ci["mean"])
+    return float(ci["mean"]), half
 
 
 def summary_value(summary: dict[str, Any], key: str) -> float | None:
