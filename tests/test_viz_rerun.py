@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from riskdistill.agent import Action, AgentInput, SensorRequest
 from riskdistill.data import RecordedDataset
 from riskdistill.geometry import BevGrid
 from riskdistill.io import atomic_write_json, atomic_write_text
+from riskdistill.sim.env import DrivingEnv
 from riskdistill.sim.suites import RouteSpec
 from riskdistill.viz.rerun_log import (
     RerunFrame,
@@ -217,3 +219,210 @@ def test_rerun_evaluated_route(tmp_path: Path) -> None:
     assert n == pytest.approx(duration * 10 / 20, abs=2)
     res = runner.invoke(app, ["rerun-route", str(run), "--route", "zz", "--out", str(out)])
     assert res.exit_code == 2 and "no route 'zz'" in res.output
+
+
+# ------------------------------------------------------------------------------------------ while evaluating
+SHORT = RouteSpec(route_id="short_accident", scenario="Accident", seed=3, layout={"family": "straight"})
+GRID = BevGrid(x_min_m=-8.0, x_max_m=24.0, y_min_m=-16.0, y_max_m=16.0, resolution_m=1.0)
+VOLATILE = {
+    "duration_system_s",
+    "rerun",
+    "warnings",
+}  # what may differ between a run with and without recording
+
+
+class CameraDriver:
+    """Asks for the bench2drive rig at 32x88, steers at the target point and predicts a constant risk map."""
+
+    sensors = SensorRequest("bench2drive", (32, 88))
+    grid = GRID
+
+    def reset(self) -> None:
+        self.last_outputs: dict[str, np.ndarray] = {}
+
+    def act(self, agent_input: AgentInput) -> Action:
+        tp = agent_input.target_point_ego / np.linalg.norm(agent_input.target_point_ego)
+        risk = np.zeros(GRID.shape, dtype=np.float32)
+        risk[10:14, :] = 0.7
+        self.last_outputs = {"risk": risk}
+        return Action(waypoints_ego=np.outer(np.arange(1, 7) * 3.0, tp))
+
+
+def make_camera_driver(env: DrivingEnv) -> CameraDriver:
+    return CameraDriver()
+
+
+def _times_s(chunks: list) -> list[float]:
+    """The ``sim_time`` values (seconds) of the rows of ``chunks``."""
+    import pyarrow as pa
+
+    out: list[float] = []
+    for c in chunks:
+        col = c.to_record_batch().column("sim_time")
+        out += [ns / 1e9 for ns in col.cast(pa.int64()).to_pylist()]
+    return sorted(out)
+
+
+def _doc(out: Path) -> dict:
+    from riskdistill.io import load_json
+
+    return load_json(out / "routes" / f"{SHORT.route_id}.json")
+
+
+def _stable(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if k not in VOLATILE}
+
+
+def test_evaluate_suite_records_each_route_without_changing_results(tmp_path: Path) -> None:
+    """The expert on one short route with and without ``rerun_every``: same results; the recording has the
+    top-down view every 5th step, the route ahead, the expert's notes and the outcome; a resume neither
+    re-records nor minds the option."""
+    from riskdistill.evaluation.closed_loop import evaluate_suite
+    from riskdistill.io import load_json
+    from riskdistill.sim.suites import Suite
+
+    one = Suite(name="one", routes=[SHORT])
+    plain_results, plain_summary = evaluate_suite(one, "expert", tmp_path / "plain", show_progress=False)
+    results, summary = evaluate_suite(one, "expert", tmp_path / "rec", show_progress=False, rerun_every=5)
+    assert results[0].route_end == plain_results[0].route_end and results[0].events == plain_results[0].events
+    plain, doc = _doc(tmp_path / "plain"), _doc(tmp_path / "rec")
+    assert "rerun" not in plain and not (tmp_path / "plain" / "rerun").exists()
+    assert _stable(doc) == _stable(plain)  # trajectory, events, scores: identical
+    assert summary == plain_summary
+    assert load_json(tmp_path / "rec" / "eval_config.json") == load_json(
+        tmp_path / "plain" / "eval_config.json"
+    )
+
+    path = tmp_path / "rec" / "rerun" / f"{SHORT.route_id}.rrd"
+    assert doc["rerun"]["path"] == f"rerun/{SHORT.route_id}.rrd" and doc["rerun"]["every"] == 5
+    assert "warnings" not in doc and path.stat().st_size > 10_000
+    assert not list(path.parent.glob(".*tmp"))
+    chunks = _chunks(path)
+    for entity in (
+        "/topdown",
+        "/bev/background",
+        "/bev/trajectory/route",
+        "/driver/notes",
+        "/ego/speed_mps",
+        "/ego/progress_m",
+        "/route",
+    ):
+        assert entity in chunks, f"{entity} missing; have {sorted(chunks)}"
+    assert not any(e.startswith("/cameras/") for e in chunks)  # the expert sees no cameras
+    assert "/bev/risk/predicted" not in chunks and "/bev/trajectory/planned" not in chunks  # nor plans
+    # one top-down frame on every 5th driver step: steps 0, 5, 10, ... of a drive of duration / 0.1 s steps
+    n_steps = round(doc["duration_game_s"] / 0.1)
+    times = _times_s(chunks["/topdown"])
+    assert len(times) == -(-n_steps // 5) == doc["rerun"]["frames"]
+    assert np.allclose(times, 0.5 * np.arange(len(times)), atol=1e-6)
+    info = str(chunks["/route"][0].to_record_batch().to_pydict())
+    assert doc["status"] in info and "Accident" in info and "straight" in info
+
+    # a resume runs nothing, so nothing is recorded again; rerun_every is not part of the resume key
+    mtime = path.stat().st_mtime_ns
+    evaluate_suite(one, "expert", tmp_path / "rec", show_progress=False, rerun_every=2)
+    evaluate_suite(one, "expert", tmp_path / "rec", show_progress=False)
+    assert path.stat().st_mtime_ns == mtime and _doc(tmp_path / "rec") == doc
+    with pytest.raises(ValueError, match="rerun_every"):
+        evaluate_suite(one, "expert", tmp_path / "rec", show_progress=False, rerun_every=0)
+
+
+def test_camera_driver_recording_has_its_cameras_risk_and_plan(tmp_path: Path) -> None:
+    """A driver with cameras and a risk head: camera frames exactly on every 4th of its steps, on the same
+    ``sim_time`` as its path-risk series; its predicted risk map on its own grid; its plan."""
+    from riskdistill.evaluation.closed_loop import EvalVariant, evaluate_suite
+    from riskdistill.sim.suites import Suite
+
+    variant = EvalVariant(route_timeout_s=2.5, rig_shift="drop-CAM_BACK")
+    evaluate_suite(
+        Suite(name="one", routes=[SHORT]),
+        f"{__name__}:make_camera_driver",
+        tmp_path,
+        show_progress=False,
+        variant=variant,
+        rerun_every=4,
+    )
+    doc = _doc(tmp_path)
+    steps_t = doc["path_risk"]["time_s"]  # one entry per driver step
+    assert len(steps_t) >= 20
+    chunks = _chunks(tmp_path / "rerun" / f"{SHORT.route_id}.rrd")
+    cams = sorted(e for e in chunks if e.startswith("/cameras/"))
+    assert len(cams) == 6 and "/cameras/CAM_BACK" in cams  # the dropped camera is logged black, as seen
+    for cam in cams:
+        assert _rows(chunks[cam]) == -(-len(steps_t) // 4)
+        assert np.allclose(_times_s(chunks[cam]), steps_t[::4], atol=1e-6)
+    for entity in ("/bev/risk/predicted", "/risk_values/predicted", "/bev/trajectory/planned", "/topdown"):
+        assert _rows(chunks[entity]) == -(-len(steps_t) // 4), entity
+    info = str(chunks["/route"][0].to_record_batch().to_pydict())
+    assert "'resolution_m': 1.0" in info  # the driver's own grid (not the tiny preset's)
+
+
+def test_a_failing_recording_keeps_the_route_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from riskdistill.evaluation.closed_loop import EvalVariant, evaluate_suite
+    from riskdistill.sim.suites import Suite
+    from riskdistill.viz import rerun_log
+
+    one, variant = Suite(name="one", routes=[SHORT]), EvalVariant(route_timeout_s=2.0)
+    evaluate_suite(one, "expert", tmp_path / "plain", show_progress=False, variant=variant)
+    calls = {"n": 0}
+
+    def broken_step(self: object, *args: object, **kwargs: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("disk full")
+
+    monkeypatch.setattr(rerun_log.ClosedLoopRecorder, "step", broken_step)
+    evaluate_suite(one, "expert", tmp_path / "rec", show_progress=False, variant=variant, rerun_every=1)
+    doc = _doc(tmp_path / "rec")
+    assert calls["n"] == 3  # dropped after the failure: no further calls
+    assert _stable(doc) == _stable(_doc(tmp_path / "plain"))
+    assert doc["rerun"] is None and len(doc["warnings"]) == 1
+    assert "recording a step" in doc["warnings"][0] and "disk full" in doc["warnings"][0]
+    assert list((tmp_path / "rec" / "rerun").iterdir()) == []  # no half-written file, no temporary file
+
+
+def test_cli_closed_loop_rerun(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from riskdistill.cli.evaluate import app
+    from riskdistill.sim.suites import Suite
+
+    suite_file = tmp_path / "suite.json"
+    atomic_write_text(suite_file, Suite(name="one", routes=[SHORT]).model_dump_json())
+    out = tmp_path / "eval"
+    args = ["closed-loop", "--suite", str(suite_file), "--out", str(out), "--workers", "1"]
+    res = CliRunner().invoke(app, [*args, "--route-timeout", "2", "--rerun", "--rerun-every", "10"])
+    assert res.exit_code == 0, res.output
+    path = out / "rerun" / f"{SHORT.route_id}.rrd"
+    assert "rerun recordings" in res.output and path.is_file()
+    n_steps = round(_doc(out)["duration_game_s"] / 0.1)  # ~2 s until the capped timeout
+    assert _rows(_chunks(path)["/topdown"]) == -(-n_steps // 10) >= 2  # steps 0, 10, ...
+
+
+def test_experiment_records_the_nominal_rig_only(tmp_path: Path) -> None:
+    """``EvalPlan.rerun`` (on by default, every 2nd step): the pipeline's nominal closed-loop runs write
+    recordings, the shifted-rig runs do not."""
+    from rich.console import Console
+
+    from riskdistill.experiment.config import EvalPlan, experiment_config
+    from riskdistill.experiment.pipeline import Pipeline
+    from riskdistill.io import load_json
+
+    assert EvalPlan().rerun is True and EvalPlan().rerun_every == 2
+    cfg = experiment_config("quick", eval={"closed_loop_routes": 1, "max_route_steps": 10}, workers=1)
+    pipe = Pipeline(cfg, tmp_path, Console(quiet=True), show_progress=False)
+    nominal = Path(pipe.closed_loop("rsd-s0", "expert", None)["path"])
+    shifted = Path(pipe.closed_loop("rsd-s0", "expert", "pitch-3deg")["path"])
+    (rrd,) = list((nominal / "rerun").glob("*.rrd"))
+    n_steps = round(load_json(nominal / "routes" / f"{rrd.stem}.json")["duration_game_s"] / 0.1)
+    assert _rows(_chunks(rrd)["/topdown"]) == -(-n_steps // 2) >= 5  # ~10 steps, every 2nd
+    assert not (shifted / "rerun").exists()
+    off = experiment_config(
+        "quick", eval={"closed_loop_routes": 1, "max_route_steps": 10, "rerun": False}, workers=1
+    )
+    off_dir = Path(
+        Pipeline(off, tmp_path / "off", Console(quiet=True), False).closed_loop("rsd-s0", "expert", None)[
+            "path"
+        ]
+    )
+    assert not (off_dir / "rerun").exists()

@@ -53,8 +53,18 @@ def closed_loop(
     ),
     label: str | None = typer.Option(None, "--label", help="Label for `eval compare` (baseline, rsd, ...)."),
     seed: int | None = typer.Option(None, "--seed", help="Training seed of the driver, for `eval compare`."),
+    rerun: bool = typer.Option(
+        False, "--rerun", help="Also write a Rerun recording OUT/rerun/<route_id>.rrd of every route it runs."
+    ),
+    rerun_every: int | None = typer.Option(
+        None,
+        "--rerun-every",
+        min=1,
+        help="Record every N-th simulator step (10 Hz; implies --rerun; default 2).",
+    ),
 ) -> None:
     """Run a driver over a route suite and score it the Bench2Drive way."""
+    record_every = (rerun_every or 2) if rerun or rerun_every is not None else None
     from riskdistill.config import ConfigError
     from riskdistill.evaluation.closed_loop import EvalVariant, evaluate_suite
     from riskdistill.evaluation.generalisation import RIG_SHIFTS
@@ -88,6 +98,7 @@ def closed_loop(
         "variant": variant.to_dict(),
         "label": label,
         "seed": seed,
+        "rerun_every": record_every,
     }
     try:
         from riskdistill.evaluation.closed_loop import make_driver_factory
@@ -97,7 +108,15 @@ def closed_loop(
         parse_rig_shift(rig_shift)
         select_routes(s, scenarios)
         create_run_dir(out, "eval closed-loop", config, seeds={"driver": seed} if seed is not None else None)
-        _, summary = evaluate_suite(s, driver, out, workers=workers, limit=limit, variant=variant)
+        _, summary = evaluate_suite(
+            s,
+            driver,
+            out,
+            workers=workers,
+            limit=limit,
+            variant=variant,
+            rerun_every=record_every,
+        )
     except ValueError as exc:
         fail(str(exc))
     title = f"{Path(driver).name} on {s.name}"
@@ -107,6 +126,8 @@ def closed_loop(
     console.print(
         f"results: {out / 'results.json'}  summary: {out / 'summary.json'}  routes: {out / 'routes'}"
     )
+    if record_every is not None:
+        console.print(f"rerun recordings: {out / 'rerun'}  (open one with: rerun {out / 'rerun'}/ROUTE.rrd)")
 
 
 @app.command("open-loop")

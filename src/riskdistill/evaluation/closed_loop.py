@@ -17,10 +17,18 @@ Both score 0 and never abort the suite. At the end ``OUT/results.json`` holds th
 checkpoint file, ``OUT/summary.json`` the DS / SR / Efficiency / Comfortness / ability table and the
 variant, and ``OUT/risk_outcome.json`` the risk-vs-outcome analysis when the driver predicted risk.
 File layouts: ``docs/metrics.md``.
+
+With ``rerun_every=N`` each route evaluated in this call is also recorded, from inside its worker, to
+``OUT/rerun/<route_id>.rrd`` (a Rerun recording: the cameras the driver saw, a top-down view, the predicted
+risk map, the plan, the route, infractions; every N-th step; ``riskdistill.viz.rerun_log``). Recording is an
+observer only: it changes neither the drive nor the results, it is not part of the resume key, routes
+resumed from their files are not recorded again, and a recording that fails is dropped with a warning in the
+route file (``warnings``) while the route keeps its result.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import re
 import time
@@ -29,7 +37,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -57,6 +65,7 @@ DriverFactory = Callable[[DrivingEnv], Driver]
 # student drivers therefore always run in spawned workers, which inherit it.
 
 ARTEFACT_DT_S = 0.5  # ego trajectory and plans are stored every 0.5 s
+RERUN_DIR = "rerun"  # OUT/rerun/<route_id>.rrd with evaluate_suite(rerun_every=N)
 DEFAULT_STUDENT_RIG = "bench2drive"
 EVAL_CONFIG = "eval_config.json"
 ROUTE_RESULT_FIELDS = tuple(f.name for f in fields(RouteResult))
@@ -236,7 +245,7 @@ class RigObserver:
 
 
 # ------------------------------------------------------------------------------------------ recording
-def _driver_grid(driver: Any) -> Any:
+def driver_bev_grid(driver: Any) -> Any:
     """The BEV grid of a driver's risk map: ``driver.grid`` / ``driver.bev_grid`` or its student's config."""
     for name in ("grid", "bev_grid"):
         g = getattr(driver, name, None)
@@ -249,13 +258,21 @@ def _driver_grid(driver: Any) -> Any:
 
 class _RecordingDriver:
     """Wraps a driver: remembers its exception, the plans (world frame, every 0.5 s) and the predicted risk
-    on the planned path at every step. The evaluator (not the driver) reads the ego pose from the env."""
+    on the planned path at every step. The evaluator (not the driver) reads the ego pose from the env.
+    ``after_act(agent_input, action)`` (an observer such as the Rerun recorder) runs after each step."""
 
-    def __init__(self, driver: Driver, env: DrivingEnv, camera_valid: np.ndarray | None):
+    def __init__(
+        self,
+        driver: Driver,
+        env: DrivingEnv,
+        camera_valid: np.ndarray | None,
+        after_act: Callable[[AgentInput, Action], None] | None = None,
+    ):
         self.driver = driver
         self.env = env
         self.sensors = driver.sensors
         self.camera_valid = camera_valid
+        self.after_act = after_act
         self.error: str | None = None
         self.plans_t: list[float] = []
         self.plans_xy: list[list[list[float]]] = []
@@ -289,6 +306,8 @@ class _RecordingDriver:
         except Exception as exc:  # a malformed output (e.g. risk map of the wrong shape) is the agent's fault
             self._fail(exc)
             raise
+        if self.after_act is not None:
+            self.after_act(agent_input, action)  # never raises (_SafeRecorder)
         return action
 
     def _record(self, t: float, action: Action) -> None:
@@ -308,12 +327,80 @@ class _RecordingDriver:
         outputs = getattr(self.driver, "last_outputs", None)
         if isinstance(outputs, dict) and outputs.get("risk") is not None:
             if self._grid is None:
-                self._grid = _driver_grid(self.driver)
+                self._grid = driver_bev_grid(self.driver)
             if self._grid is not None:
                 risk = np.asarray(outputs["risk"], dtype=np.float64)
                 risk = risk.reshape(risk.shape[-2:])
                 self.risk_t.append(round(float(t), 3))
                 self.risk.append(round(compute_path_risk(risk, self._grid, wp), 5))
+
+
+class RouteRecorder(Protocol):
+    """Something that records a route next to the driver (e.g. ``viz.rerun_log.RouteRrdRecorder``)."""
+
+    @property
+    def n_frames(self) -> int: ...
+
+    def start(self, env: DrivingEnv, driver: Driver) -> None: ...
+
+    def after_act(self, env: DrivingEnv, agent_input: AgentInput, action: Action) -> None: ...
+
+    def finish(self, env: DrivingEnv, info: dict[str, Any]) -> Path: ...
+
+    def abort(self) -> None: ...
+
+
+def _rerun_recorder(rerun_dir: str, route_id: str, every: int) -> RouteRecorder:
+    # viz sits above evaluation in the layering (it draws what evaluation produces), so this module never
+    # imports it at module level; the recorder is imported here, inside the worker process, and only when a
+    # recording was asked for. (A recorder factory passed in from above would have to survive pickling into
+    # spawned workers; a folder and a step count do so trivially.)
+    from riskdistill.viz.rerun_log import RouteRrdRecorder
+
+    return RouteRrdRecorder(Path(rerun_dir) / f"{route_id}.rrd", route_id, every=every)
+
+
+class _SafeRecorder:
+    """Runs a :class:`RouteRecorder` so that its failure never touches the route: the first exception aborts
+    the recording (no file is left) and becomes :attr:`warning`; later calls do nothing."""
+
+    def __init__(self, make: Callable[[], RouteRecorder]):
+        self.warning: str | None = None
+        self.path: Path | None = None
+        self._rec: RouteRecorder | None = None
+        self._rec = self._call("being created", make)
+
+    @property
+    def n_frames(self) -> int:
+        return int(getattr(self._rec, "n_frames", 0) or 0)
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        if self.warning is not None:
+            return None
+        try:
+            return fn()
+        except Exception as exc:
+            self.warning = f"rerun recording failed while {what} and was dropped: {exc!r}"
+            if self._rec is not None:
+                with contextlib.suppress(Exception):  # the warning already says what went wrong
+                    self._rec.abort()
+            return None
+
+    def start(self, env: DrivingEnv, driver: Driver) -> None:
+        rec = self._rec
+        if rec is not None:
+            self._call("starting", lambda: rec.start(env, driver))
+
+    def after_act(self, env: DrivingEnv, agent_input: AgentInput, action: Action) -> None:
+        rec = self._rec
+        if rec is not None:
+            self._call("recording a step", lambda: rec.after_act(env, agent_input, action))
+
+    def finish(self, env: DrivingEnv, info: dict[str, Any]) -> Path | None:
+        rec = self._rec
+        if rec is not None:
+            self.path = self._call("being written", lambda: rec.finish(env, info))
+        return self.path
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -423,10 +510,44 @@ def _route_doc(
     return doc
 
 
-def run_one_route(
-    spec: RouteSpec, index: int, driver_spec: str, variant: dict[str, Any] | None = None
+def _finish_recording(
+    doc: dict[str, Any], recorder: _SafeRecorder | None, env: DrivingEnv, spec: RouteSpec, every: int
 ) -> dict[str, Any]:
-    """Build, drive and score one route. Never raises: failures become crashed results (score 0)."""
+    """Close the route's recording (its ``route`` document gets the outcome) and note it in the route file."""
+    if recorder is None:
+        return doc
+    events = doc.get("events") or []
+    info = {
+        "scenario": spec.scenario,
+        "seed": spec.seed,
+        "layout": spec.layout,
+        "status": doc["status"],
+        "driving score": f"{doc['scores']['score_composed']:.1f}",
+        "route completion %": f"{doc['route_completion_pct']:.1f}",
+        "infractions": "; ".join(f"{e['kind']} at {e['time_s']:.1f} s" for e in events) or "none",
+        "error": doc.get("error") or "none",
+    }
+    path = recorder.finish(env, info)
+    doc["rerun"] = (
+        {"path": f"{RERUN_DIR}/{path.name}", "every": every, "frames": recorder.n_frames} if path else None
+    )
+    if recorder.warning:
+        doc["warnings"] = [*doc.get("warnings", []), recorder.warning]
+    return doc
+
+
+def run_one_route(
+    spec: RouteSpec,
+    index: int,
+    driver_spec: str,
+    variant: dict[str, Any] | None = None,
+    rerun_dir: str | None = None,
+    rerun_every: int | None = None,
+) -> dict[str, Any]:
+    """Build, drive and score one route. Never raises: failures become crashed results (score 0).
+
+    With ``rerun_dir`` and ``rerun_every`` the drive is also recorded to ``rerun_dir/<route_id>.rrd``
+    (every ``rerun_every``-th step); a failing recording becomes a warning, never a failed route."""
     from riskdistill.sim.rollout import run_route
     from riskdistill.sim.scenarios import build_scenario
 
@@ -450,16 +571,24 @@ def run_one_route(
         observer.configure(driver.sensors)
     except Exception as exc:  # the driver could not be built, or asked for a rig that does not exist
         return crashed(RouteEnd.AGENT_CRASHED, exc)
-    rec = _RecordingDriver(driver, env, observer.camera_valid)
+    recorder = None
+    every = max(1, int(rerun_every or 1))
+    if rerun_dir is not None and rerun_every:
+        recorder = _SafeRecorder(lambda: _rerun_recorder(rerun_dir, spec.route_id, every))
+        recorder.start(env, driver)
+    after_act = None if recorder is None else (lambda ai, a: recorder.after_act(env, ai, a))
+    rec = _RecordingDriver(driver, env, observer.camera_valid, after_act=after_act)
     try:
         log = run_route(instance, rec, env=env)
     except Exception as exc:
         r = crashed_result(spec, index, RouteEnd.SIM_CRASHED, time.perf_counter() - t0)
-        return _route_doc(r, env.log, rec, error=repr(exc), tb=traceback.format_exc(limit=8))
+        doc = _route_doc(r, env.log, rec, error=repr(exc), tb=traceback.format_exc(limit=8))
+        return _finish_recording(doc, recorder, env, spec, every)
     if rec.error is not None and log.end == RouteEnd.RUNNING:
         env.abort(RouteEnd.AGENT_CRASHED)
     r = result_from_log(spec, index, log, time.perf_counter() - t0)
-    return _route_doc(r, log, rec, error=rec.error, tb=getattr(rec, "traceback", None))
+    doc = _route_doc(r, log, rec, error=rec.error, tb=getattr(rec, "traceback", None))
+    return _finish_recording(doc, recorder, env, spec, every)
 
 
 def _check_eval_config(out_dir: Path, config: dict[str, Any]) -> None:
@@ -487,9 +616,15 @@ def evaluate_suite(
     limit: int | None = None,
     show_progress: bool = True,
     variant: EvalVariant | None = None,
+    rerun_every: int | None = None,
 ) -> tuple[list[RouteResult], dict[str, Any]]:
     """Run ``driver_spec`` over ``suite`` (its ``variant.scenarios`` selection, then the first ``limit``
-    routes); resumable. Returns results and summary (which records the variant)."""
+    routes); resumable. Returns results and summary (which records the variant).
+
+    ``rerun_every=N`` also records every route run by this call to ``out_dir/rerun/<route_id>.rrd``, every
+    N-th step (see the module docstring); it changes no result and is not part of the resume key."""
+    if rerun_every is not None and int(rerun_every) < 1:
+        raise ValueError(f"rerun_every must be a positive number of steps or None, got {rerun_every}")
     variant = variant or EvalVariant()
     factory = make_driver_factory(driver_spec, variant.rig)  # fail fast on an unknown driver
     parse_rig_shift(variant.rig_shift)  # ... and on a bad rig shift
@@ -522,6 +657,7 @@ def evaluate_suite(
         disable=not show_progress,
     )
     vdict = variant.to_dict()
+    rerun_dir = str(out_dir / RERUN_DIR) if rerun_every else None
     with progress:
         task = progress.add_task(Path(driver_spec).name, total=len(routes), completed=len(results))
 
@@ -535,11 +671,14 @@ def evaluate_suite(
 
         if workers <= 1 and not is_checkpoint_dir(driver_spec):
             for i, spec in todo:
-                done(run_one_route(spec, i, driver_spec, vdict))
+                done(run_one_route(spec, i, driver_spec, vdict, rerun_dir, rerun_every))
         else:
             n = max(1, min(workers, len(todo)))
             with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
-                futs = [pool.submit(run_one_route, spec, i, driver_spec, vdict) for i, spec in todo]
+                futs = [
+                    pool.submit(run_one_route, spec, i, driver_spec, vdict, rerun_dir, rerun_every)
+                    for i, spec in todo
+                ]
                 for fut in as_completed(futs):
                     done(fut.result())
 

@@ -64,7 +64,7 @@ class EvalPlan(StrictConfig):
     nominal-rig runs also write a Rerun recording per route (``closed_loop-nominal/rerun/<route_id>.rrd``,
     every ``rerun_every``-th simulator step)."""
 
-    closed_loop_routes: int = Field(10, ge=1)
+    closed_loop_routes: int = Field(8, ge=1)
     rig_shifts: list[str] = Field(default_factory=lambda: ["pitch-3deg"])
     max_route_steps: int | None = Field(None, ge=10)
     rerun: bool = True

@@ -5,6 +5,11 @@
     log_dataset_rrd("data/val", "r0", "data/val/labels/risk", "r0.rrd")   # a recorded route
     record_closed_loop_rrd(spec, ExpertDriver, "r0.rrd")                  # drive a suite route
     record_run_route_rrd("runs/eval_rsd", "r0", "r0.rrd")                 # an evaluated route, again
+    evaluate_suite(suite, driver, out, rerun_every=2)     # OUT/rerun/<route_id>.rrd while evaluating
+
+``RrdWriter`` streams frames into the file as they come (a drive is never held in memory);
+``RouteRrdRecorder`` is the recorder the closed-loop evaluator runs next to the driver
+(:mod:`riskdistill.evaluation.closed_loop`, ``rerun_every``).
 
 Entity paths (timeline ``sim_time``, seconds; also ``frame``, the step index):
 
@@ -16,9 +21,12 @@ Entity paths (timeline ``sim_time``, seconds; also ``frame``, the step index):
 ``bev/risk/predicted``          the student's predicted risk map, same panel
 ``bev/trajectory/planned``      the planned waypoints (green), BEV panel pixels
 ``bev/trajectory/expert``       the expert's future trajectory (orange), BEV panel pixels
+``bev/trajectory/route``        the route's reference path ahead of the ego (blue; closed loop)
+``bev/background``              the empty BEV panel (static; when there is no annotation BEV)
 ``risk_values/teacher|predicted`` the raw risk maps ``[H_bev, W_bev]`` float32 (hover to read values)
 ``teacher/reasons``             the teacher's per-object risks and reasons (Markdown)
 ``events``                      infractions and route messages (text log)
+``driver/notes``                what the driver says it reacts to (the expert's reason), when it changes
 ``ego/speed_mps``, ``risk/frame_max`` scalars over time
 ``route``                       static Markdown: route id, scenario, grid, result
 =============================== =====================================================================
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,12 +57,13 @@ from riskdistill.viz.risk import (
     panel_size,
     risk_to_rgba,
 )
-from riskdistill.viz.topdown import FUTURE_COLOR, PLAN_COLOR
+from riskdistill.viz.topdown import FUTURE_COLOR, PLAN_COLOR, ROUTE_COLOR
 
 APPLICATION_ID = "riskdistill"
 TIMELINE = "sim_time"
 PANEL_PX = 384
 JPEG_QUALITY = 85
+ROUTE_AHEAD_M = 40.0  # how much of the route ahead the BEV panel shows (closed loop)
 
 
 @dataclass
@@ -74,8 +84,10 @@ class RerunFrame:
     risk_predicted: Any = None
     planned_xy: Any = None
     expert_xy: Any = None
+    route_xy: Any = None
     reasons: Sequence[str] = ()
     events: Sequence[str] = ()
+    notes: Sequence[str] = ()
     scalars: dict[str, float] = field(default_factory=dict)
 
 
@@ -129,7 +141,12 @@ def _log_frame(rec: Any, f: RerunFrame, grid: BevGrid | None, size: tuple[int, i
             )
             rec.log(f"risk_values/{key}", rr.Image(m.astype(np.float32), color_model="L"))
             rec.log(f"risk/{key}_max", rr.Scalars(float(np.max(m))))
-        for key, xy, color in (("planned", f.planned_xy, PLAN_COLOR), ("expert", f.expert_xy, FUTURE_COLOR)):
+        trajectories = (
+            ("route", f.route_xy, ROUTE_COLOR),
+            ("planned", f.planned_xy, PLAN_COLOR),
+            ("expert", f.expert_xy, FUTURE_COLOR),
+        )
+        for key, xy, color in trajectories:
             strip = _strip(grid, xy, size)
             if strip is not None:
                 rec.log(
@@ -141,9 +158,95 @@ def _log_frame(rec: Any, f: RerunFrame, grid: BevGrid | None, size: tuple[int, i
         rec.log("teacher/reasons", rr.TextDocument("\n".join(f.reasons), media_type=rr.MediaType.MARKDOWN))
     for msg in f.events:
         rec.log("events", rr.TextLog(str(msg), level=rr.TextLogLevel.WARN))
+    for msg in f.notes:
+        rec.log("driver/notes", rr.TextLog(str(msg), level=rr.TextLogLevel.INFO))
     for name, value in f.scalars.items():
         if value is not None and math.isfinite(float(value)):
             rec.log(f"ego/{_path_part(name)}", rr.Scalars(float(value)))
+
+
+class RrdWriter:
+    """Streams :class:`RerunFrame` objects into one ``.rrd`` file as they come, so a long drive is never held
+    in memory. The file appears (atomically) on :meth:`close`; :meth:`abort` leaves nothing behind.
+
+    ``grid`` is the BEV grid of the risk maps and trajectories (without it, BEV entities are skipped);
+    the static ``route`` Markdown document (``info``, the grid) is written on :meth:`close`, when the outcome
+    of a drive is known.
+    """
+
+    def __init__(
+        self, path: str | Path, grid: BevGrid | None = None, route_id: str = "", panel_px: int = PANEL_PX
+    ):
+        import rerun as rr
+
+        self.path = Path(path)
+        self.grid = grid
+        self.route_id = route_id or self.path.stem
+        self.size = panel_size(grid, panel_px) if grid is not None else (panel_px, panel_px)
+        self.n_frames = 0
+        self._stack = ExitStack()
+        tmp = self._stack.enter_context(atomic_path(self.path))
+        try:
+            self._rec = rr.RecordingStream(APPLICATION_ID, recording_id=self.route_id)
+            self._rec.save(tmp)
+            if grid is not None:
+                bg = np.full((self.size[1], self.size[0], 3), PANEL_BG, dtype=np.uint8)
+                self._rec.log("bev/background", rr.Image(bg, draw_order=-20.0), static=True)
+        except BaseException as exc:
+            self._stack.__exit__(type(exc), exc, exc.__traceback__)  # atomic_path removes the temporary file
+            raise
+        self._open = True
+
+    def log(self, frame: RerunFrame) -> None:
+        if not self._open:
+            raise RuntimeError(f"{self.path}: the recording is closed")
+        _log_frame(self._rec, frame, self.grid, self.size)
+        self.n_frames += 1
+
+    def close(self, info: dict[str, Any] | None = None) -> Path:
+        """Write the static ``route`` document (``info``) and move the file into place; returns its path."""
+        import rerun as rr
+
+        if not self._open:
+            raise RuntimeError(f"{self.path}: the recording is closed")
+        try:
+            lines = [f"# route {self.route_id}"]
+            for k, v in (info or {}).items():
+                lines.append(f"- **{k}**: {v}")
+            if self.grid is not None:
+                w, h = self.size
+                lines.append(f"- **BEV grid**: {self.grid.to_dict()} (panels {w}x{h} px, forward up)")
+            md = rr.MediaType.MARKDOWN
+            self._rec.log("route", rr.TextDocument("\n".join(lines), media_type=md), static=True)
+            self._rec.log("route_frames", rr.TextDocument(f"{self.n_frames} frames"), static=True)
+            self._rec.flush()
+        except BaseException:
+            self.abort()
+            raise
+        self._open = False
+        self._rec.disconnect()
+        self._stack.close()  # atomic_path: rename the temporary file onto self.path
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the recording: the temporary file is removed and ``path`` is left untouched."""
+        if not self._open:
+            return
+        self._open = False
+        try:
+            self._rec.disconnect()
+        finally:
+            exc = RuntimeError("recording aborted")
+            self._stack.__exit__(type(exc), exc, None)  # atomic_path removes the temporary file
+
+    def __enter__(self) -> RrdWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif self._open:
+            self.close()
 
 
 def log_route_rrd(
@@ -159,30 +262,14 @@ def log_route_rrd(
     ``grid`` is the BEV grid of the risk maps and trajectories (without it, BEV entities are skipped);
     ``info`` goes into the static ``route`` Markdown document.
     """
-    import rerun as rr
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    size = panel_size(grid, panel_px) if grid is not None else (panel_px, panel_px)
-    n = 0
-    with atomic_path(path) as tmp:
-        rec = rr.RecordingStream(APPLICATION_ID, recording_id=f"{route_id or path.stem}")
-        rec.save(tmp)
-        try:
-            lines = [f"# route {route_id or path.stem}"]
-            for k, v in (info or {}).items():
-                lines.append(f"- **{k}**: {v}")
-            if grid is not None:
-                lines.append(f"- **BEV grid**: {grid.to_dict()} (panels {size[0]}x{size[1]} px, forward up)")
-            rec.log("route", rr.TextDocument("\n".join(lines), media_type=rr.MediaType.MARKDOWN), static=True)
-            for f in frames:
-                _log_frame(rec, f, grid, size)
-                n += 1
-            rec.log("route_frames", rr.TextDocument(f"{n} frames"), static=True)
-            rec.flush()
-        finally:
-            rec.disconnect()
-    return path
+    writer = RrdWriter(path, grid=grid, route_id=route_id, panel_px=panel_px)
+    try:
+        for f in frames:
+            writer.log(f)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close(info)
 
 
 # ------------------------------------------------------------------------------------------ recorded routes
@@ -275,12 +362,33 @@ def log_dataset_rrd(
 
 
 # ------------------------------------------------------------------------------------------ closed loop
-class ClosedLoopRecorder:
-    """A ``run_route`` step hook that collects :class:`RerunFrame` objects while a driver drives.
+def _route_ahead_ego(env: Any, ahead_m: float = ROUTE_AHEAD_M, step_m: float = 2.0) -> np.ndarray | None:
+    """The route's reference path from the ego's progress ``ahead_m`` on, ego frame ``[N, 2]`` metres."""
+    route = env.instance.route
+    s0 = float(env.progress_m)
+    s = np.arange(s0, min(s0 + ahead_m, route.length_m) + 1e-9, step_m)
+    if len(s) < 2:
+        return None
+    pts = np.asarray(route.path.point_at(s), dtype=np.float64).reshape(-1, 2)
+    ego = env.world.ego
+    c, sn = math.cos(ego.yaw_rad), math.sin(ego.yaw_rad)
+    dx, dy = pts[:, 0] - ego.x_m, pts[:, 1] - ego.y_m
+    return np.stack([c * dx + sn * dy, -sn * dx + c * dy], axis=1)
 
-    Per step it takes the driver's camera images (when the rig renders any), a top-down view of the
-    scene with the driver's last risk map (``driver.last_outputs["risk"]``, if it has one) and plan, and
-    the infractions raised since the previous step. Use::
+
+class ClosedLoopRecorder:
+    """Turns a drive into :class:`RerunFrame` objects, every ``every``-th driver step.
+
+    A recorded step holds the camera images the driver saw (when its rig renders any), a top-down view of
+    the scene with the driver's risk map (``driver.last_outputs["risk"]``, if it has one) and plan, the plan
+    and the route ahead in the ego frame, the driver's note (``driver.last_reason``, when it changed) and the
+    infractions raised since the previous step. An infraction on a step in between gets a frame that holds
+    only the events, so images are logged exactly on steps ``0, every, 2 * every, ...``. Frames go to
+    ``sink`` (e.g. :meth:`RrdWriter.log`), else to ``self.frames``.
+
+    Call :meth:`step` with the ``action`` after the driver acted (observation, outputs and plan then belong
+    to the same step; the evaluator does this), or use :meth:`hook` as a ``run_route`` step hook (it runs
+    before the driver acts, so the outputs shown are the previous step's); then :meth:`finish`::
 
         rec = ClosedLoopRecorder(grid, every=2)
         log = run_route(instance, driver, env=env, on_step=rec.hook(driver))
@@ -288,20 +396,42 @@ class ClosedLoopRecorder:
         log_route_rrd(path, rec.frames, grid=grid, route_id=...)
     """
 
-    def __init__(self, grid: BevGrid | None = None, every: int = 1, topdown_px: int = 320):
+    def __init__(
+        self,
+        grid: BevGrid | None = None,
+        every: int = 1,
+        topdown_px: int = 320,
+        sink: Callable[[RerunFrame], None] | None = None,
+    ):
         self.grid = grid
         self.every = max(1, int(every))
         self.topdown_px = topdown_px
+        self.sink = sink
         self.frames: list[RerunFrame] = []
+        self.n_frames = 0
         self._step = 0
         self._n_events = 0
+        self._note = ""
+
+    def _emit(self, frame: RerunFrame) -> None:
+        self.n_frames += 1
+        if self.sink is not None:
+            self.sink(frame)
+        else:
+            self.frames.append(frame)
+
+    def _new_events(self, env: Any) -> list[str]:
+        if env.log is None or len(env.log.events) <= self._n_events:
+            return []
+        events = [f"{e.kind}: {e.message}" for e in env.log.events[self._n_events :]]
+        self._n_events = len(env.log.events)
+        return events
 
     def finish(self, env: Any) -> None:
-        """Log the infractions of the route's last step (the hook runs before each step only)."""
-        if env.log is not None and len(env.log.events) > self._n_events:
-            events = [f"{e.kind}: {e.message}" for e in env.log.events[self._n_events :]]
-            self._n_events = len(env.log.events)
-            self.frames.append(RerunFrame(time_s=float(env.world.time_s), step=self._step, events=events))
+        """Log the infractions of the route's last step (the steps are recorded before ``env.step``)."""
+        events = self._new_events(env)
+        if events and env.world is not None:
+            self._emit(RerunFrame(time_s=float(env.world.time_s), step=self._step, events=events))
 
     def hook(self, driver: Any = None) -> Callable[[Any, Any], None]:
         def on_step(env: Any, agent_input: Any) -> None:
@@ -309,31 +439,36 @@ class ClosedLoopRecorder:
 
         return on_step
 
-    def step(self, env: Any, agent_input: Any, driver: Any = None) -> None:
+    def step(self, env: Any, agent_input: Any, driver: Any = None, action: Any = None) -> None:
+        """Record the current step; ``action`` (the driver's answer to ``agent_input``) gives the plan,
+        else ``driver.last_outputs["waypoints"]``."""
         from riskdistill.viz.topdown import ego_view, render_topdown
 
         step = self._step
         self._step += 1
-        events = []
-        if env.log is not None and len(env.log.events) > self._n_events:
-            events = [f"{e.kind}: {e.message}" for e in env.log.events[self._n_events :]]
-            self._n_events = len(env.log.events)
-        if step % self.every and not events:
+        events = self._new_events(env)
+        time_s = float(env.world.time_s)
+        if step % self.every:
+            if events:
+                self._emit(RerunFrame(time_s=time_s, step=step, events=events))
             return
         outputs = getattr(driver, "last_outputs", None) or {}
         risk = outputs.get("risk")
-        plan = outputs.get("waypoints")
+        plan = getattr(action, "waypoints_ego", None)
+        if plan is None:
+            plan = outputs.get("waypoints")
         risk_map = None
         if risk is not None and self.grid is not None:
             try:
                 risk_map = as_risk_map(risk, self.grid, "predicted risk map")
             except ValueError:
                 risk_map = None
+        plan_ego = None if plan is None else np.asarray(plan, dtype=np.float64).reshape(-1, 2)
         plan_world = None
-        if plan is not None:
-            p = np.asarray(plan, dtype=np.float64).reshape(-1, 2)
+        if plan_ego is not None:
             ego = env.world.ego
             c, s = math.cos(ego.yaw_rad), math.sin(ego.yaw_rad)
+            p = plan_ego
             plan_world = np.stack(
                 [ego.x_m + c * p[:, 0] - s * p[:, 1], ego.y_m + s * p[:, 0] + c * p[:, 1]], 1
             )
@@ -346,26 +481,103 @@ class ClosedLoopRecorder:
             risk_map=risk_map,
             risk_extent=self.grid if risk_map is not None else None,
         )
+        note = getattr(driver, "last_reason", None)
+        notes: list[str] = []
+        if isinstance(note, str) and note and note != self._note:
+            notes, self._note = [note], note
         images = getattr(agent_input, "images", None)
-        self.frames.append(
+        self._emit(
             RerunFrame(
-                time_s=float(env.world.time_s),
+                time_s=time_s,
                 step=step,
                 images=None if images is None or len(images) == 0 else np.asarray(images),
                 camera_names=tuple(getattr(agent_input, "camera_names", ()) or ()),
                 topdown=top,
                 risk_predicted=risk_map,
-                planned_xy=None if plan is None else np.asarray(plan).reshape(-1, 2),
+                planned_xy=plan_ego,
+                route_xy=_route_ahead_ego(env),
                 events=events,
+                notes=notes,
                 scalars={"speed_mps": float(agent_input.ego.speed_mps), "progress_m": float(env.progress_m)},
             )
         )
 
 
-def _driver_grid(driver: Any) -> BevGrid | None:
-    student = getattr(driver, "student", None)
-    cfg = getattr(student, "cfg", None)
-    return cfg.bev_grid() if cfg is not None and hasattr(cfg, "bev_grid") else None
+class RouteRrdRecorder:
+    """Records one route into ``path`` while it is driven, streaming (:class:`RrdWriter`): the recorder the
+    closed-loop evaluator runs next to the driver (``evaluate_suite(..., rerun_every=N)``), also used by
+    :func:`record_closed_loop_rrd`::
+
+        r = RouteRrdRecorder(path, "r0", every=2)
+        r.start(env, driver)                    # once the driver exists: picks the BEV grid, opens the file
+        r.after_act(env, agent_input, action)   # after every driver step
+        r.finish(env, info)                     # -> path (or r.abort(): nothing is left behind)
+
+    The BEV grid is ``grid``, else the driver's (``driver.grid`` or a student's risk-map grid), else the
+    ``tiny`` preset (the panel then shows the plan and the route).
+    """
+
+    def __init__(self, path: str | Path, route_id: str = "", every: int = 1, grid: BevGrid | None = None):
+        self.path = Path(path)
+        self.route_id = route_id or self.path.stem
+        self.every = max(1, int(every))
+        self.grid = grid
+        self.driver: Any = None
+        self.writer: RrdWriter | None = None
+        self.recorder: ClosedLoopRecorder | None = None
+
+    @property
+    def n_frames(self) -> int:
+        return self.writer.n_frames if self.writer is not None else 0
+
+    def start(self, env: Any, driver: Any) -> None:
+        from riskdistill.evaluation.closed_loop import driver_bev_grid
+
+        grid = self.grid or driver_bev_grid(driver) or BevGrid.preset("tiny")
+        self.grid, self.driver = grid, driver
+        self.writer = RrdWriter(self.path, grid=grid, route_id=self.route_id)
+        self.recorder = ClosedLoopRecorder(grid, every=self.every, sink=self.writer.log)
+
+    def after_act(self, env: Any, agent_input: Any, action: Any = None) -> None:
+        if self.recorder is None:
+            raise RuntimeError("RouteRrdRecorder.after_act before start")
+        self.recorder.step(env, agent_input, self.driver, action)
+
+    def finish(self, env: Any, info: dict[str, Any] | None = None) -> Path:
+        if self.recorder is None or self.writer is None:
+            raise RuntimeError("RouteRrdRecorder.finish before start")
+        try:
+            self.recorder.finish(env)
+        except BaseException:
+            self.writer.abort()
+            raise
+        return self.writer.close(info)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+
+
+class _AfterAct:
+    """Drives ``driver`` and calls ``fn(agent_input, action)`` after each of its steps."""
+
+    def __init__(self, driver: Any, fn: Callable[[Any, Any], None]):
+        self.driver = driver
+        self.sensors = getattr(driver, "sensors", None)
+        self.fn = fn
+        self.error: BaseException | None = None
+
+    def reset(self) -> None:
+        self.driver.reset()
+
+    def act(self, agent_input: Any) -> Any:
+        action = self.driver.act(agent_input)
+        try:
+            self.fn(agent_input, action)
+        except Exception as exc:
+            self.error = exc
+            raise
+        return action
 
 
 def record_closed_loop_rrd(
@@ -380,31 +592,34 @@ def record_closed_loop_rrd(
     driver or a factory taking the env, as :func:`riskdistill.sim.rollout.run_route`) and write its
     ``.rrd``. ``observer`` (e.g. ``evaluation.closed_loop.RigObserver``) renders the cameras the driver
     asks for: its ``configure(driver.sensors)`` is called once the driver exists. ``grid`` defaults to
-    the student's BEV grid for a student driver."""
+    the student's BEV grid for a student driver (see :class:`RouteRrdRecorder`)."""
     from riskdistill.sim.env import DrivingEnv
     from riskdistill.sim.rollout import run_route
     from riskdistill.sim.scenarios import build_scenario
 
     instance = build_scenario(spec.scenario, spec.seed, spec.layout or None)
     env = DrivingEnv(observe=observer) if observer is not None else DrivingEnv()
-    holder: dict[str, Any] = {}
-    recorder = ClosedLoopRecorder(grid, every=every)
+    recorder = RouteRrdRecorder(path, spec.route_id, every=every, grid=grid)
+    holder: dict[str, _AfterAct] = {}
 
     def factory(e: Any) -> Any:
         is_factory = isinstance(driver_factory, type) or not hasattr(driver_factory, "act")
         d = driver_factory(e) if is_factory else driver_factory
         if observer is not None and hasattr(observer, "configure"):
             observer.configure(getattr(d, "sensors", None))
-        if recorder.grid is None:
-            recorder.grid = _driver_grid(d)
-        holder["driver"] = d
-        return d
+        recorder.start(e, d)
+        holder["driver"] = _AfterAct(
+            d, lambda agent_input, action: recorder.after_act(e, agent_input, action)
+        )
+        return holder["driver"]
 
-    def on_step(e: Any, agent_input: Any) -> None:
-        recorder.step(e, agent_input, holder.get("driver"))
-
-    log = run_route(instance, factory, env=env, on_step=on_step)
-    recorder.finish(env)
+    try:
+        log = run_route(instance, factory, env=env)
+        if "driver" in holder and holder["driver"].error is not None:
+            raise holder["driver"].error  # the recording failed (run_route took it for an agent crash)
+    except BaseException:
+        recorder.abort()
+        raise
     info = {
         "scenario": spec.scenario,
         "seed": spec.seed,
@@ -413,7 +628,7 @@ def record_closed_loop_rrd(
         "route completion %": f"{log.route_completion_pct:.1f}",
         "infractions": "; ".join(f"{e.kind} at {e.time_s:.1f} s" for e in log.events) or "none",
     }
-    return log_route_rrd(path, recorder.frames, grid=recorder.grid, route_id=spec.route_id, info=info)
+    return recorder.finish(env, info)
 
 
 def record_run_route_rrd(run_dir: str | Path, route_id: str, path: str | Path, every: int = 1) -> Path:
