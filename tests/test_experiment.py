@@ -109,3 +109,16 @@ def test_demo_quick_end_to_end_and_resume(tmp_path: Path) -> None:
         app, ["experiment", "--preset", "quick", "--out", str(out), "--set", "train.max_steps=7"]
     )
     assert res.exit_code == 2 and "another configuration" in res.output
+
+
+def test_resume_check_accepts_an_older_config_file_and_refuses_a_different_one(tmp_path: Path) -> None:
+    from riskdistill.experiment.pipeline import check_resume
+
+    cfg = experiment_config("quick")
+    check_resume(cfg, tmp_path)  # writes experiment.json
+    old = json.loads((tmp_path / "experiment.json").read_text())
+    del old["eval"]["rerun"]  # written before the key existed: the default fills it in
+    (tmp_path / "experiment.json").write_text(json.dumps(old))
+    check_resume(cfg, tmp_path)
+    with pytest.raises(ValueError, match=r"another configuration \(differs in \['train'\]\)"):
+        check_resume(experiment_config("quick", train={"max_steps": 9}), tmp_path)

@@ -68,7 +68,10 @@ def check_resume(cfg: ExperimentConfig, out_dir: Path) -> None:
     path = out_dir / "experiment.json"
     want = cfg.to_dict()
     if path.exists():
-        have = load_json_object(path, ValueError, "an experiment configuration")
+        # resolved through the current defaults, so a folder written before a key was added still resumes
+        have = ExperimentConfig.from_dict(
+            load_json_object(path, ValueError, "an experiment configuration"), source=str(path)
+        ).to_dict()
         if have != want:
             diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
             raise ValueError(
