@@ -13,7 +13,7 @@ from riskdistill.data.targets import RiskMapTarget
 from riskdistill.data.torch_dataset import DrivingDataset, collate_batch
 from riskdistill.geometry import BevGrid
 from riskdistill.models import StudentDriver, build_student, student_config
-from riskdistill.teacher import OracleTeacher, rasterise_risk, save_risk_map
+from riskdistill.teacher import OracleTeacher, rasterise_label, save_risk_map
 
 torch.set_num_threads(1)
 
@@ -25,15 +25,7 @@ def _write_oracle_risk(root, label_dir, grid: BevGrid) -> None:
     for i in range(len(ds)):
         frame = ds[i]
         risk = {o.object_id: o.risk for o in teacher.label(frame).objects}
-        ann = frame.annotation
-        m = rasterise_risk(
-            ann["actor_center_ego"][:, :2],
-            ann["actor_size_lwh"][:, :2],
-            ann["actor_yaw_ego"],
-            ann["actor_velocity_ego"],
-            np.array([risk[int(a)] for a in ann["actor_id"]]),
-            grid,
-        )
+        m, _ = rasterise_label(risk, frame.annotation, grid)
         save_risk_map(label_dir, frame.frame_id, m, grid)
 
 

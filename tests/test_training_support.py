@@ -13,7 +13,7 @@ import pytest
 from riskdistill.data.storage import RecordedDataset
 from riskdistill.data.targets import RiskMapTarget
 from riskdistill.geometry import BevGrid
-from riskdistill.teacher import OracleTeacher, rasterise_risk, save_risk_map
+from riskdistill.teacher import OracleTeacher, rasterise_label, save_risk_map
 from riskdistill.training import TrainConfig, load_train_config
 from riskdistill.training.config import deep_merge
 
@@ -37,16 +37,7 @@ MICRO: dict[str, Any] = {
 
 def oracle_risk_map(frame, teacher: OracleTeacher, grid: BevGrid = GRID) -> np.ndarray:
     label = teacher.label(frame)
-    ann = frame.annotation
-    risk = {o.object_id: o.risk for o in label.objects}
-    return rasterise_risk(
-        ann["actor_center_ego"][:, :2],
-        ann["actor_size_lwh"][:, :2],
-        ann["actor_yaw_ego"],
-        ann["actor_velocity_ego"],
-        np.array([risk[int(a)] for a in ann["actor_id"]]),
-        grid,
-    )
+    return rasterise_label({o.object_id: o.risk for o in label.objects}, frame.annotation, grid)[0]
 
 
 def write_oracle_labels(root: Path, grid: BevGrid = GRID) -> Path:

@@ -13,6 +13,7 @@ Only ``manifest.json`` and the metadata table ``frames.parquet`` are read up fro
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -427,3 +428,26 @@ def _check_image(path: Path, rel: str, hw: tuple[int, ...]) -> list[str]:
     except Exception as exc:
         return [f"{rel}: unreadable image ({type(exc).__name__}: {exc})"]
     return []
+
+
+def annotation_fields(frame: FrameRecord, keys: Sequence[str], user: str = "") -> dict[str, np.ndarray]:
+    """``{key: frame.annotation[key]}`` for ``keys``, or a :class:`DataError` naming the annotation file, the
+    missing field(s) and who needed them (``user``)."""
+    path = frame.root / frame.annotation_path
+    try:
+        ann = frame.annotation
+    except Exception as exc:
+        raise DataError(
+            f"{path}: unreadable annotation file of frame {frame.frame_id!r} ({type(exc).__name__}: {exc})"
+        ) from exc
+    missing = [k for k in keys if k not in ann]
+    if missing:
+        who = f" (needed by {user})" if user else ""
+        fields_ = repr(missing[0]) if len(missing) == 1 else str(missing)
+        raise DataError(f"{path}: missing annotation field {fields_}{who} in frame {frame.frame_id!r}")
+    return {k: ann[k] for k in keys}
+
+
+def ann_field(frame: FrameRecord, key: str, user: str = "") -> np.ndarray:
+    """``frame.annotation[key]``, or a :class:`DataError` naming the file and the field."""
+    return annotation_fields(frame, (key,), user)[key]

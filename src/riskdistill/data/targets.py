@@ -26,24 +26,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from riskdistill.data.batch import BEV_CHANNELS
-from riskdistill.data.storage import DataError, FrameRecord
+from riskdistill.data.storage import DataError, FrameRecord, ann_field
 from riskdistill.geometry import BevGrid
 from riskdistill.types import ActorClass
-
-
-def ann_field(frame: FrameRecord, key: str, user: str = "") -> np.ndarray:
-    """``frame.annotation[key]``, or a :class:`DataError` naming the file and the field."""
-    path = frame.root / frame.annotation_path
-    try:
-        ann = frame.annotation
-    except Exception as exc:
-        raise DataError(
-            f"{path}: unreadable annotation file of frame {frame.frame_id!r} ({type(exc).__name__}: {exc})"
-        ) from exc
-    if key not in ann:
-        who = f" (needed by {user})" if user else ""
-        raise DataError(f"{path}: missing annotation field {key!r}{who} in frame {frame.frame_id!r}")
-    return ann[key]
 
 
 class TargetBuilder(Protocol):

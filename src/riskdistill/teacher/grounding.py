@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from riskdistill.data.storage import DataError, FrameRecord
+from riskdistill.data.storage import FrameRecord, annotation_fields
 from riskdistill.geometry import box3d_corners, project_box_to_image, project_points
 from riskdistill.teacher.objects import GroundedObject
 from riskdistill.types import ActorClass
@@ -52,21 +52,8 @@ def class_name(actor_class: int) -> str:
 
 
 def frame_annotation(frame: FrameRecord, keys: Sequence[str], user: str) -> dict[str, np.ndarray]:
-    """``{key: frame.annotation[key]}``, or a :class:`DataError` naming the file, the field and ``user``
-    (like ``data.targets.ann_field``, without importing the PyTorch side)."""
-    path = frame.root / frame.annotation_path
-    try:
-        ann = frame.annotation
-    except Exception as exc:
-        raise DataError(
-            f"{path}: unreadable annotation file of frame {frame.frame_id!r} ({type(exc).__name__}: {exc})"
-        ) from exc
-    missing = [k for k in keys if k not in ann]
-    if missing:
-        raise DataError(
-            f"{path}: missing annotation field(s) {missing} (needed by {user}) in frame {frame.frame_id!r}"
-        )
-    return {k: ann[k] for k in keys}
+    """``{key: frame.annotation[key]}``, or a :class:`DataError` naming the file, the field and ``user``."""
+    return annotation_fields(frame, keys, user)
 
 
 def _annotation(frame: FrameRecord | Mapping[str, np.ndarray], keys: Sequence[str]) -> dict[str, np.ndarray]:
