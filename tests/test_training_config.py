@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from riskdistill.config import ConfigError
+from riskdistill.config import ConfigError, parse_override
 from riskdistill.models import StudentConfig
 from riskdistill.training import RESUME_ALLOWED, TrainConfig, apply_overrides, load_train_config
 from riskdistill.training.checkpoint import capture_rng, load_state, restore_rng, save_state
-from riskdistill.training.config import config_drift, parse_override
+from riskdistill.training.config import config_drift
 from riskdistill.training.engine import lr_factor
 
 DATA = {"data": {"root": "/some/data"}}

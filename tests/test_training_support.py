@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from riskdistill.config import deep_merge
 from riskdistill.data.storage import RecordedDataset
 from riskdistill.data.targets import RiskMapTarget
 from riskdistill.geometry import BevGrid
 from riskdistill.teacher import OracleTeacher, rasterise_label, save_risk_map
 from riskdistill.training import TrainConfig, load_train_config
-from riskdistill.training.config import deep_merge
 
 GRID = BevGrid.preset("tiny")
 

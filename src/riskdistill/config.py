@@ -7,6 +7,9 @@ typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import copy
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -48,3 +51,47 @@ class StrictConfig(BaseModel):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+# ------------------------------------------------------------------------------------------ merging
+def deep_merge(base: dict[str, Any], update: dict[str, Any], replace: Sequence[str] = ()) -> dict[str, Any]:
+    """A copy of ``base`` with ``update`` merged in: dicts recursively, except under the keys ``replace``
+    (replaced whole, e.g. a grid given in full); other values replaced."""
+    out = copy.deepcopy(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in replace:
+            out[k] = deep_merge(out[k], v, replace)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"model.heads.risk.weight=2.0"`` -> ``(["model", "heads", "risk", "weight"], 2.0)``. The value is
+    JSON when it parses as JSON (numbers, true/false/null, lists, quoted strings), else a plain string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    parts = key.split(".")
+    if not sep or not key or any(not p for p in parts):
+        raise ConfigError(f"bad override {text!r}: expected key.sub.key=value (e.g. optimizer.lr=1e-3)")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``data`` with every ``key.sub=value`` override applied (see :func:`parse_override`)."""
+    out = copy.deepcopy(data)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = out
+        for i, p in enumerate(parts[:-1]):
+            nxt = node.setdefault(p, {})
+            if not isinstance(nxt, dict):
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"bad override {text!r}: {where!r} is a value ({nxt!r}), not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return out

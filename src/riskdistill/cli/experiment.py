@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,20 +45,18 @@ def results_table(result: Any) -> Table:
 def _run(
     preset: str, config: Path | None, out: Path | None, overrides: dict[str, Any], sets: list[str]
 ) -> None:
-    from riskdistill.config import ConfigError, StrictConfig
+    from riskdistill.config import ConfigError, apply_overrides, deep_merge
     from riskdistill.experiment import ExperimentConfig, experiment_config, run_experiment
-    from riskdistill.training.config import apply_overrides
 
     try:
         if config is not None:
             base = ExperimentConfig.load(config).to_dict()
         else:
             base = experiment_config(preset).to_dict()
-        merged = apply_overrides(_deep(base, overrides), sets)
+        merged = apply_overrides(deep_merge(base, overrides), sets)
         cfg = ExperimentConfig.from_dict(merged, source=str(config or f"preset {preset!r}"))
     except (ConfigError, ValueError) as exc:
         fail(str(exc))
-    assert isinstance(cfg, StrictConfig)
     out = out or Path("runs") / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
     console.print(f"[bold]riskdistill {cfg.name}[/] -> {out}")
     try:
@@ -70,13 +67,6 @@ def _run(
     console.print(result.stages.timing_table())
     console.print(f"report: {result.report}")
     console.print(f"outputs: {out}")
-
-
-def _deep(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = json.loads(json.dumps(base))
-    for k, v in over.items():
-        out[k] = _deep(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def demo(

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from riskdistill.cli.common import fail
+from riskdistill.teacher.build import make_oracle_teacher, make_vlm_teacher
 
 console = Console()
 
@@ -72,25 +73,6 @@ def vlm_config_dict(
     if prompt is not None:
         cfg["prompt"] = prompt
     return cfg
-
-
-def make_vlm_teacher(config: dict[str, Any], detector: dict[str, Any] | None = None) -> Any:
-    """A VLM teacher (module level, so Ray can ship it as a factory): ground-truth grounding, or an
-    open-vocabulary detector matched to the 3D objects when ``detector`` (a ``DetectorConfig`` dict)."""
-    from riskdistill.teacher.vlm import VLMTeacher, VLMTeacherConfig
-
-    grounder = None
-    if detector is not None:
-        from riskdistill.teacher.detector import DetectorConfig, OpenVocabDetector
-
-        grounder = OpenVocabDetector(DetectorConfig.from_dict(detector, source="--detector"))
-    return VLMTeacher(VLMTeacherConfig.from_dict(config, source="VLM teacher config"), grounder=grounder)
-
-
-def make_oracle_teacher(config: dict[str, Any]) -> Any:
-    from riskdistill.teacher.oracle import OracleConfig, OracleTeacher
-
-    return OracleTeacher(OracleConfig.from_dict(config, source="oracle teacher config"))
 
 
 def label(

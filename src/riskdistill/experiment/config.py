@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from riskdistill.config import StrictConfig
+from riskdistill.config import StrictConfig, deep_merge
 
 Variant = Literal["baseline", "rsd", "control"]
 RISK_TARGETS: dict[str, str] = {"baseline": "off", "rsd": "teacher"}
@@ -130,12 +130,5 @@ def experiment_config(preset: str, **overrides: Any) -> ExperimentConfig:
     """A preset (``demo``, ``quick``, ``full``) with nested overrides."""
     if preset not in PRESETS:
         raise ValueError(f"unknown experiment preset {preset!r}; valid presets: {sorted(PRESETS)}")
-    merged = _merge(PRESETS[preset], overrides)
+    merged = deep_merge(PRESETS[preset], overrides)
     return ExperimentConfig.from_dict(merged, source=f"preset {preset!r}")
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out

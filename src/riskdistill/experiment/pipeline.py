@@ -9,7 +9,8 @@
     out_dir/data/*/labels/risk              teacher labels: records/, maps/, label_card.{json,md}
     out_dir/train/<variant>-s<seed>/        training runs (checkpoints/final is evaluated)
     out_dir/eval/<variant>-s<seed>/open_loop.json
-    out_dir/eval/<variant>-s<seed>/closed_loop-<rig>/   Bench2Drive-style results per rig
+    out_dir/eval/<variant>-s<seed>/closed_loop-<rig>/   Bench2Drive-style results per rig, with
+                                            risk_outcome.json when the student predicts risk
     out_dir/compare/                        comparison table with confidence intervals and paired tests
     out_dir/report/index.html               the self-contained HTML report
 
@@ -124,12 +125,13 @@ class Pipeline:
         return {"path": str(out), "frames": res.n_frames, "routes": len(res.recorded)}
 
     def label(self, split: str) -> dict[str, Any]:
+        from riskdistill.teacher.build import make_teacher
         from riskdistill.teacher.runner import default_out_dir, label_dataset
 
         data = self.data_dir / split
         out = default_out_dir(data)
         t = self.cfg.teacher
-        teacher = self._teacher()
+        teacher = make_teacher(t.kind, t.options)
         res = label_dataset(
             data,
             out,
@@ -145,16 +147,6 @@ class Pipeline:
             f"({res.frames_per_s:.0f} frames/s, {res.n_errors} errors) -> {out}"
         )
         return {"path": str(out), **{k: v for k, v in res.to_dict().items() if k != "out_dir"}, "card": card}
-
-    def _teacher(self) -> Any:
-        t = self.cfg.teacher
-        if t.kind == "oracle":
-            from riskdistill.teacher.oracle import OracleConfig, OracleTeacher
-
-            return OracleTeacher(OracleConfig.from_dict(t.options, source="teacher.options"))
-        from riskdistill.teacher.vlm import VLMTeacher, VLMTeacherConfig
-
-        return VLMTeacher(VLMTeacherConfig.from_dict(t.options, source="teacher.options"))
 
     @staticmethod
     def _label_card(data: Path, labels: Path) -> str:
@@ -210,7 +202,9 @@ class Pipeline:
         atomic_write_json(path, res)
         return {"path": str(path), "metrics": res["metrics"]}
 
-    def closed_loop(self, name: str, checkpoint: str, rig_shift: str | None) -> dict[str, Any]:
+    def closed_loop(
+        self, variant_name: str, seed: int, checkpoint: str, rig_shift: str | None
+    ) -> dict[str, Any]:
         from riskdistill.evaluation.closed_loop import EvalVariant, evaluate_suite
         from riskdistill.runs import write_run_json
 
@@ -220,9 +214,8 @@ class Pipeline:
             rig_shift=rig_shift,
             route_timeout_s=None if e.max_route_steps is None else e.max_route_steps * 0.1,
         )
-        out = self.out / "eval" / name / f"closed_loop-{rig_shift or NOMINAL}"
-        variant_name, seed = name.rsplit("-s", 1)
-        config = {"label": variant_name, "seed": int(seed), "driver": checkpoint, "suite": suite.name}
+        out = self.out / "eval" / run_name(variant_name, seed) / f"closed_loop-{rig_shift or NOMINAL}"
+        config = {"label": variant_name, "seed": seed, "driver": checkpoint, "suite": suite.name}
         write_run_json(out, "experiment closed-loop", {**config, "rig_shift": rig_shift})
         _, summary = evaluate_suite(
             suite,
@@ -244,18 +237,6 @@ class Pipeline:
         reference = "baseline" if "baseline" in self.cfg.variants else None
         write_comparison(run_dirs, out, reference=reference)
         return {"path": str(out / "comparison.json")}
-
-    def risk_outcome(self, name: str, closed_loop_dir: str) -> dict[str, Any]:
-        from riskdistill.evaluation.risk_outcome import summarise_risk_outcome
-
-        routes = [
-            load_json_object(p, ValueError, "a route result")
-            for p in sorted((Path(closed_loop_dir) / "routes").glob("*.json"))
-        ]
-        res = summarise_risk_outcome(routes)
-        path = self.out / "eval" / name / "risk_outcome.json"
-        atomic_write_json(path, res)
-        return {"path": str(path), "n_events": res["n_events"], "detection_rate": res["detection_rate"]}
 
     def report(
         self, closed: list[str], open_loop: list[str], compare: str | None, checkpoints: list[str]
@@ -283,40 +264,38 @@ class Pipeline:
         for split in ("train", "bench"):
             s.run(f"label {split}", lambda split=split: self.label(split))
 
-        ckpts: dict[str, str] = {}
-        for seed in self.cfg.seeds:
-            for variant in self.cfg.variants:
-                name = run_name(variant, seed)
-                ckpts[name] = s.run(f"train {name}", lambda v=variant, sd=seed: self.train(v, sd))[
-                    "checkpoint"
-                ]
+        runs = [(variant, seed) for seed in self.cfg.seeds for variant in self.cfg.variants]
+        ckpts: dict[tuple[str, int], str] = {}
+        for variant, seed in runs:
+            ckpts[variant, seed] = s.run(
+                f"train {run_name(variant, seed)}", lambda v=variant, sd=seed: self.train(v, sd)
+            )["checkpoint"]
 
         open_loop: dict[str, dict[str, Any]] = {}
         summaries: dict[str, dict[str, Any]] = {}
         closed_specs: list[str] = []
-        nominal_runs: dict[str, str] = {}
+        nominal_runs: list[str] = []
         open_specs: list[str] = []
-        for name, ckpt in ckpts.items():
-            variant = name.rsplit("-s", 1)[0]
+        for variant, seed in runs:
+            name, ckpt = run_name(variant, seed), ckpts[variant, seed]
             ol = s.run(f"open loop {name}", lambda n=name, c=ckpt: self.open_loop(n, c))
             open_loop[name] = ol["metrics"]
             open_specs.append(f"{name}={ol['path']}")
             for shift in [None, *self.cfg.eval.rig_shifts]:
                 cond = shift or NOMINAL
                 cl = s.run(
-                    f"closed loop {name} {cond}", lambda n=name, c=ckpt, sh=shift: self.closed_loop(n, c, sh)
+                    f"closed loop {name} {cond}",
+                    lambda v=variant, sd=seed, c=ckpt, sh=shift: self.closed_loop(v, sd, c, sh),
                 )
                 summaries[f"{name}/{cond}"] = cl["summary"]
                 closed_specs.append(f"{variant}:{cond}={cl['path']}")
                 if shift is None:
-                    nominal_runs[name] = cl["path"]
-                    if variant != "baseline":
-                        s.run(f"risk vs outcome {name}", lambda n=name, p=cl["path"]: self.risk_outcome(n, p))
+                    nominal_runs.append(cl["path"])
 
         compare = None
         if len(self.cfg.variants) > 1:
-            compare = s.run("compare", lambda: self.compare(list(nominal_runs.values())))["path"]
-        report_ckpts = [ckpts[run_name(v, self.cfg.seeds[0])] for v in self.cfg.variants]
+            compare = s.run("compare", lambda: self.compare(nominal_runs))["path"]
+        report_ckpts = [ckpts[v, self.cfg.seeds[0]] for v in self.cfg.variants]
         report = s.run("report", lambda: self.report(closed_specs, open_specs, compare, report_ckpts))["path"]
         return ExperimentResult(self.out, s, summaries, open_loop, Path(report))
 

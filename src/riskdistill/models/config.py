@@ -10,12 +10,11 @@ valid keys.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from pydantic import Field, model_validator
 
-from riskdistill.config import StrictConfig
+from riskdistill.config import StrictConfig, deep_merge
 from riskdistill.geometry import BEV_GRID_PRESETS, BevGrid
 from riskdistill.models.backbone import BackboneConfig
 from riskdistill.models.bev_encoder import BevEncoderConfig, TemporalConfig
@@ -145,18 +144,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "grid":
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
 def student_config(preset: str = "tiny", **overrides: Any) -> StudentConfig:
     """A preset (``tiny`` or ``base``) with nested-dict ``overrides`` merged in, validated."""
     if preset not in PRESETS:
         raise ValueError(f"unknown student preset {preset!r}; valid presets: {sorted(PRESETS)}")
-    return StudentConfig.from_dict(_merge(PRESETS[preset], overrides), source=f"student_config({preset!r})")
+    return StudentConfig.from_dict(
+        deep_merge(PRESETS[preset], overrides, replace=("grid",)), source=f"student_config({preset!r})"
+    )

@@ -11,14 +11,13 @@ Every resolved config is complete and validated; ``TrainConfig.from_dict(cfg.to_
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from riskdistill.config import ConfigError, StrictConfig
+from riskdistill.config import ConfigError, StrictConfig, apply_overrides, deep_merge
 from riskdistill.data.torch_dataset import AugmentConfig
 from riskdistill.io import load_json_object
 from riskdistill.models import PRESETS, StudentConfig, student_config
@@ -160,48 +159,6 @@ class TrainConfig(StrictConfig):
 
 
 # ------------------------------------------------------------------------------------------ overrides
-def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``base`` with ``update`` merged in (dicts recursively; other values replaced)."""
-    out = copy.deepcopy(base)
-    for k, v in update.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"model.heads.risk.weight=2.0"`` -> ``(["model", "heads", "risk", "weight"], 2.0)``. The value is
-    JSON when it parses as JSON (numbers, true/false/null, lists, quoted strings), else a plain string."""
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    parts = key.split(".")
-    if not sep or not key or any(not p for p in parts):
-        raise ConfigError(f"bad override {text!r}: expected key.sub.key=value (e.g. optimizer.lr=1e-3)")
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return parts, value
-
-
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """A copy of ``data`` with every ``key.sub=value`` override applied (see :func:`parse_override`)."""
-    out = copy.deepcopy(data)
-    for text in overrides:
-        parts, value = parse_override(text)
-        node = out
-        for i, p in enumerate(parts[:-1]):
-            nxt = node.setdefault(p, {})
-            if not isinstance(nxt, dict):
-                where = ".".join(parts[: i + 1])
-                raise ConfigError(f"bad override {text!r}: {where!r} is a value ({nxt!r}), not a section")
-            node = nxt
-        node[parts[-1]] = value
-    return out
-
-
 def load_train_config(
     path: str | Path | None = None,
     overrides: Sequence[str] = (),
