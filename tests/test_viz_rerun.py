@@ -411,8 +411,8 @@ def test_experiment_records_the_nominal_rig_only(tmp_path: Path) -> None:
     assert EvalPlan().rerun is True and EvalPlan().rerun_every == 2
     cfg = experiment_config("quick", eval={"closed_loop_routes": 1, "max_route_steps": 10}, workers=1)
     pipe = Pipeline(cfg, tmp_path, Console(quiet=True), show_progress=False)
-    nominal = Path(pipe.closed_loop("rsd-s0", "expert", None)["path"])
-    shifted = Path(pipe.closed_loop("rsd-s0", "expert", "pitch-3deg")["path"])
+    nominal = Path(pipe.closed_loop("rsd", 0, "expert", None)["path"])
+    shifted = Path(pipe.closed_loop("rsd", 0, "expert", "pitch-3deg")["path"])
     (rrd,) = list((nominal / "rerun").glob("*.rrd"))
     n_steps = round(load_json(nominal / "routes" / f"{rrd.stem}.json")["duration_game_s"] / 0.1)
     assert _rows(_chunks(rrd)["/topdown"]) == -(-n_steps // 2) >= 5  # ~10 steps, every 2nd
@@ -421,7 +421,7 @@ def test_experiment_records_the_nominal_rig_only(tmp_path: Path) -> None:
         "quick", eval={"closed_loop_routes": 1, "max_route_steps": 10, "rerun": False}, workers=1
     )
     off_dir = Path(
-        Pipeline(off, tmp_path / "off", Console(quiet=True), False).closed_loop("rsd-s0", "expert", None)[
+        Pipeline(off, tmp_path / "off", Console(quiet=True), False).closed_loop("rsd", 0, "expert", None)[
             "path"
         ]
     )
