@@ -19,9 +19,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from riskdistill.data.batch import Observation, Targets
+from riskdistill.contracts.batch import Observation, Targets
+from riskdistill.contracts.rig import load_rig, resize_rig
 from riskdistill.models import build_student, count_parameters, student_config
-from riskdistill.sim.sensors.rig import load_rig, resize_rig
 
 
 def make_obs(b: int, hw: tuple[int, int], device: str = "cpu") -> Observation:

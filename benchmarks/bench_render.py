@@ -28,7 +28,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from riskdistill.agent import Controls
+from riskdistill.contracts.agent import Controls
 from riskdistill.sim.scenarios.background import build_busy_world
 from riskdistill.sim.sensors import CameraRenderer, load_rig, resize_rig
 from riskdistill.sim.sensors.oracle import render_numpy

@@ -14,7 +14,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 from rich.console import Console
 from rich.table import Table
 
-from riskdistill.agent import Controls
+from riskdistill.contracts.agent import Controls
 from riskdistill.sim.scenarios.background import build_busy_world
 
 

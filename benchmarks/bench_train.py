@@ -26,8 +26,8 @@ def _synthetic_batch(cfg, batch: int):
     import numpy as np
     import torch
 
-    from riskdistill.data.batch import BEV_CHANNELS, Batch, Observation, Targets
-    from riskdistill.sim.sensors.rig import load_rig, resize_rig
+    from riskdistill.contracts.batch import BEV_CHANNELS, Batch, Observation, Targets
+    from riskdistill.contracts.rig import load_rig, resize_rig
 
     h, w = cfg.image_hw
     rig = resize_rig(load_rig("bench2drive"), h, w)

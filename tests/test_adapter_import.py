@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_HW
+from riskdistill.contracts.rig import load_rig, resize_rig
 from riskdistill.data import RecordedDataset, validate_dataset
 from riskdistill.data.adapters import DataError, export_bench2drive_clip, export_nuscenes_scene
 from riskdistill.data.adapters.import_bench2drive import import_bench2drive
@@ -25,7 +26,6 @@ from riskdistill.data.adapters.importer import (
 )
 from riskdistill.data.torch_dataset import DrivingDataset
 from riskdistill.geometry import BevGrid, wrap_angle
-from riskdistill.sim.sensors.rig import load_rig, resize_rig
 from riskdistill.types import Command
 
 H, W = TINY_HW

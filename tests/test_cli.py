@@ -36,7 +36,7 @@ def test_preview_writes_an_animation(tmp_path: Path) -> None:
 def test_preview_unknown_scenario_is_a_clear_error(tmp_path: Path) -> None:
     res = runner.invoke(app, ["sim", "preview", "--scenario", "Nope", "--out", str(tmp_path / "x.gif")])
     assert res.exit_code == 2
-    assert "valid types" in res.output and "PedestrianCrossing" in res.output
+    assert "valid scenario types" in res.output and "PedestrianCrossing" in res.output
 
 
 def test_closed_loop_eval_writes_leaderboard_json_and_resumes(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from conftest import TINY_HW
-from riskdistill.data.batch import BEV_CHANNELS, Batch
+from riskdistill.contracts.batch import BEV_CHANNELS, Batch
 from riskdistill.data.storage import RecordedDataset
 from riskdistill.data.targets import DataError, RiskMapTarget, box_footprint_mask, make_target
 from riskdistill.data.torch_dataset import AugmentConfig, DrivingDataset, collate_batch, split_routes

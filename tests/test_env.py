@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from riskdistill.agent import Action, Controls
+from riskdistill.contracts.agent import Action, Controls
 from riskdistill.sim.env import DrivingEnv
 from riskdistill.sim.events import RouteEnd
 from riskdistill.sim.expert import ExpertDriver
@@ -191,8 +191,8 @@ def test_rollout_is_bit_identical() -> None:
 
 
 def test_camera_observer_fills_agent_input() -> None:
+    from riskdistill.contracts.rig import load_rig, resize_rig
     from riskdistill.sim.sensors.observe import CameraObserver
-    from riskdistill.sim.sensors.rig import load_rig, resize_rig
 
     rig = resize_rig(load_rig("bench2drive"), 64, 176)
     env = DrivingEnv(observe=CameraObserver(rig))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from riskdistill.agent import Action, AgentInput, SensorRequest
+from riskdistill.contracts.agent import Action, AgentInput, SensorRequest
 from riskdistill.evaluation.closed_loop import (
     EvalVariant,
     StudentDriverFactory,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from riskdistill.contracts.rig import RigPerturbation, load_rig, perturb_rig
 from riskdistill.evaluation.generalisation import (
     RIG_SHIFTS,
     parse_rig_shift,
@@ -12,7 +13,6 @@ from riskdistill.evaluation.generalisation import (
     split_perturbation,
 )
 from riskdistill.evaluation.risk_outcome import compute_lead_time, summarise_risk_outcome
-from riskdistill.sim.sensors.rig import RigPerturbation, load_rig, perturb_rig
 from riskdistill.sim.suites import HELD_OUT_FAMILIES, HELD_OUT_SCENARIOS, load_suite
 
 

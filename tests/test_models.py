@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from riskdistill.config import ConfigError
-from riskdistill.data.batch import BEV_CHANNELS, Observation, Targets
+from riskdistill.contracts.batch import BEV_CHANNELS, Observation, Targets
+from riskdistill.contracts.rig import RigPerturbation, load_rig, perturb_rig, resize_rig
 from riskdistill.geometry import BevGrid
 from riskdistill.models import (
     RiskHeadConfig,
@@ -26,7 +27,6 @@ from riskdistill.models import (
     student_config,
 )
 from riskdistill.models.heads.risk import RiskLossConfig, risk_schedule_factor
-from riskdistill.sim.sensors.rig import RigPerturbation, load_rig, perturb_rig, resize_rig
 
 torch.set_num_threads(1)
 HW = (64, 176)

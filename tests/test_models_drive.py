@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from riskdistill.agent import AgentInput
+from riskdistill.contracts.agent import AgentInput
 from riskdistill.data.storage import RecordedDataset
 from riskdistill.data.targets import RiskMapTarget
 from riskdistill.data.torch_dataset import DrivingDataset, collate_batch
@@ -76,10 +76,10 @@ def test_recorded_frames_with_teacher_risk_and_driver_observation(tiny_dataset, 
 
 # ------------------------------------------------------------------------------------------ simulator
 def test_student_driver_drives_in_the_simulator() -> None:
+    from riskdistill.contracts.rig import load_rig, resize_rig
     from riskdistill.sim.env import DrivingEnv
     from riskdistill.sim.scenarios import build_scenario
     from riskdistill.sim.sensors.observe import CameraObserver
-    from riskdistill.sim.sensors.rig import load_rig, resize_rig
 
     torch.manual_seed(0)
     student = build_student(student_config("tiny", temporal={"enabled": True}))

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from riskdistill.agent import Action, AgentInput, SensorRequest
+from riskdistill.contracts.agent import Action, AgentInput, SensorRequest
 from riskdistill.sim.env import DrivingEnv
 from riskdistill.sim.rollout import run_route
 from riskdistill.sim.scenarios import REGISTRY, ScenarioError, ScenarioInstance, build_scenario

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import riskdistill.sim.scenarios  # noqa: F401  (registers every type)
-from riskdistill.agent import Action, Controls
+from riskdistill.contracts.agent import Action, Controls
 from riskdistill.sim.actors import Behavior
 from riskdistill.sim.rollout import run_route
 from riskdistill.sim.scenarios import REGISTRY, ScenarioError, ScenarioInstance, build_scenario

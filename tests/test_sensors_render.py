@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from riskdistill.contracts.rig import Rig, RigPerturbation, perturb_rig
 from riskdistill.geometry import box3d_corners, project_box_to_image, project_points
 from riskdistill.sim.layouts import LayoutParams, build_layout
 from riskdistill.sim.roadmap import Lane, LaneKind, LaneMarking, MarkingKind, RoadMap, TrafficLight
@@ -15,7 +16,6 @@ from riskdistill.sim.sensors import CameraRenderer, Material, jpeg_roundtrip, lo
 from riskdistill.sim.sensors.ground import bake_ground
 from riskdistill.sim.sensors.oracle import render_numpy
 from riskdistill.sim.sensors.raycast import render_numba
-from riskdistill.sim.sensors.rig import Rig, RigPerturbation, perturb_rig
 from riskdistill.sim.world import World
 from riskdistill.types import ActorClass, LightState
 

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from riskdistill.config import ConfigError
-from riskdistill.geometry import project_points
-from riskdistill.sim.actors import EGO_REAR_AXLE_TO_CENTER_M
-from riskdistill.sim.sensors.rig import (
+from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M
+from riskdistill.contracts.rig import (
     CameraSpec,
     Rig,
     RigPerturbation,
@@ -21,6 +20,7 @@ from riskdistill.sim.sensors.rig import (
     perturb_rig,
     resize_rig,
 )
+from riskdistill.geometry import project_points
 
 SIX = ["CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT"]
 

@@ -75,7 +75,7 @@ def test_malformed_suite_files_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_unknown_scenario_type_and_bad_layout_are_reported() -> None:
-    with pytest.raises(ScenarioError, match="valid types"):
+    with pytest.raises(ScenarioError, match="valid scenario types"):
         build_scenario("NoSuchScenario", 0)
     name = sorted(REGISTRY)[0]
     with pytest.raises(ScenarioError, match="valid families"):

@@ -37,7 +37,7 @@ def test_cli_errors_are_clean(tmp_path: Path) -> None:
     code, out = _run("--data", tmp_path, "--out", tmp_path / "r", "--set", "optimizer.lr")
     assert code == 2 and "bad override 'optimizer.lr'" in out and "Traceback" not in out
     code, out = _run("--data", tmp_path, "--out", tmp_path / "r", "--risk", "vlm")
-    assert code == 2 and "--risk must be one of teacher, off, shuffled, footprint" in out
+    assert code == 2 and "--risk must be one of teacher, off, shuffled" in out
     code, out = _run("--data", tmp_path, "--out", tmp_path / "r", "--set", "optimzer.lr=1")
     assert code == 2 and "optimzer" in out and "optimizer" in out
     code, out = _run("--data", tmp_path / "nope", "--out", tmp_path / "r")
@@ -64,14 +64,14 @@ def test_cli_trains_resumes_and_refuses_drift(labelled_dataset: Path, tmp_path: 
     )
     run = tmp_path / "run"
     code, out = _run(
-        "--data", labelled_dataset, "--out", run, "--config", config, "--max-steps", 2, "--risk", "footprint",
-        "--seed", 3, "--set", "footprint_score=0.8",
+        "--data", labelled_dataset, "--out", run, "--config", config, "--max-steps", 2, "--risk", "shuffled",
+        "--seed", 3, "--set", "shuffle_seed=8",
     )  # fmt: skip
     assert code == 0, out
     assert "2 / 2" in out and "samples/s" in out
     ck = load_checkpoint(run / "checkpoints" / "final")
-    assert ck.config["risk_targets"] == "footprint" and ck.config["seed"] == 3
-    assert ck.config["footprint_score"] == 0.8 and ck.config["data"]["root"] == str(labelled_dataset)
+    assert ck.config["risk_targets"] == "shuffled" and ck.config["seed"] == 3
+    assert ck.config["shuffle_seed"] == 8 and ck.config["data"]["root"] == str(labelled_dataset)
 
     # --resume alone takes the run's config from its checkpoint; a longer run is an allowed change
     code, out = _run("--out", run, "--resume", "--max-steps", 3)

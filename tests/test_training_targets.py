@@ -1,4 +1,5 @@
-"""The control runs' risk targets carry no risk information and have the teacher maps' layout."""
+"""The control runs' risk targets carry no risk information and have the teacher maps' layout (the
+footprint control's labels: tests/test_teacher_controls.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ import pytest
 import torch
 
 from riskdistill.data.storage import RecordedDataset
-from riskdistill.data.targets import RiskMapTarget, box_footprint_mask
+from riskdistill.data.targets import RiskMapTarget
 from riskdistill.data.torch_dataset import DrivingDataset, collate_batch
 from riskdistill.training import (
-    FootprintRiskTarget,
     ShuffledRiskTarget,
     build_risk_target,
     shuffled_assignment,
@@ -58,33 +58,11 @@ def test_shuffled_maps_are_a_permutation_of_the_teacher_maps(labelled_dataset: P
     assert differs > len(real) // 2
 
 
-def test_footprint_maps_are_constant_on_the_object_footprints(labelled_dataset: Path) -> None:
-    ds = RecordedDataset(labelled_dataset)
-    target = FootprintRiskTarget(score=0.7)
-    n_hot = 0
-    for i in range(0, len(ds), 7):
-        f = ds[i]
-        m = target.build(f, GRID)["risk_map"]
-        assert m.shape == (1, *GRID.shape) and m.dtype == np.float32
-        assert set(np.unique(m).tolist()) <= {0.0, np.float32(0.7)}  # one score, no ranking
-        ann = f.annotation
-        boxes = box_footprint_mask(
-            GRID, ann["actor_center_ego"][:, :2], ann["actor_size_lwh"][:, :2], ann["actor_yaw_ego"]
-        ).any(axis=0)
-        hot = m[0] > 0
-        assert (hot != boxes).sum() <= max(2, boxes.sum() // 50)  # the footprints (up to boundary cells)
-        n_hot += int(hot.sum())
-        # the same map whatever the teacher said: it never reads the labels
-    assert n_hot > 0
-    with pytest.raises(ValueError, match="footprint score"):
-        FootprintRiskTarget(score=0.0)
-
-
 def test_control_targets_batch_like_the_teacher(labelled_dataset: Path) -> None:
     label_dir = labelled_dataset / "labels" / "risk"
     ids = RecordedDataset(labelled_dataset).table.column("frame_id").to_pylist()
-    for mode in ("teacher", "shuffled", "footprint"):
-        builder = build_risk_target(mode, label_dir, ids, seed=0, footprint_score=0.5)
+    for mode in ("teacher", "shuffled"):
+        builder = build_risk_target(mode, label_dir, ids, seed=0)
         assert builder.name == "risk_map"
         ds = DrivingDataset(labelled_dataset, GRID, ["future_trajectory", builder], cameras=["CAM_FRONT"])
         batch = collate_batch([ds[0], ds[1], ds[2]])

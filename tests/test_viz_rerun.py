@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from riskdistill.agent import Action, AgentInput, SensorRequest
+from riskdistill.contracts.agent import Action, AgentInput, SensorRequest
 from riskdistill.data import RecordedDataset
 from riskdistill.geometry import BevGrid
 from riskdistill.io import atomic_write_json, atomic_write_text

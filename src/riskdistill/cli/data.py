@@ -111,9 +111,9 @@ def record(
 ) -> None:
     """Record the expert driving a route suite: camera images, annotations, frames.parquet, manifest.json."""
     from riskdistill.config import ConfigError
+    from riskdistill.contracts.rig import load_rig
     from riskdistill.data.format import BENCH2DRIVE_JPEG_QUALITY
     from riskdistill.data.record import record_suite
-    from riskdistill.sim.sensors.rig import load_rig
     from riskdistill.sim.suites import load_suite
 
     try:

@@ -13,7 +13,6 @@ from rich.console import Console
 from riskdistill.cli.common import fail
 
 console = Console()
-SOURCES = ("bench2drive", "nuscenes")
 
 
 def import_data(
@@ -44,10 +43,11 @@ def import_data(
     Fields real data lacks are computed (ego future from the poses, 2D boxes by projecting the 3D boxes) or
     approximated (nuScenes command and target point); see docs/adapters.md, "Importing real data"."""
     from riskdistill.config import ConfigError
+    from riskdistill.data.adapters import IMPORTERS, ImportRequest
     from riskdistill.data.storage import DataError
 
-    if source not in SOURCES:
-        fail(f"unknown source {source!r}; valid sources: {list(SOURCES)}")
+    if source not in IMPORTERS:
+        fail(f"unknown source {source!r}; valid sources: {IMPORTERS.names()}")
     if not path.exists():
         fail(f"{path}: does not exist")
     if every < 1:
@@ -56,35 +56,16 @@ def import_data(
         fail(f"--jpeg-quality must be in 1..100, got {jpeg_quality}")
     if image_hw is not None and min(image_hw) < 1:
         fail(f"--image-hw must be positive, got {list(image_hw)}")
-    if source == "nuscenes" and every != 1:
-        fail("--every applies to bench2drive only (nuScenes key frames are already 2 Hz)")
-    if source == "bench2drive" and scenes:
-        fail("--scene applies to nuscenes only")
-    hw = tuple(image_hw) if image_hw is not None else None
+    request = ImportRequest(
+        image_hw=tuple(image_hw) if image_hw is not None else None,
+        cameras=tuple(cameras) or None,
+        every_n_steps=every,
+        jpeg_quality=jpeg_quality,
+        scenes=tuple(scenes) or None,
+        version=version,
+    )
     try:
-        if source == "bench2drive":
-            from riskdistill.data.adapters.import_bench2drive import import_bench2drive
-
-            res = import_bench2drive(
-                path,
-                out,
-                image_hw=hw,
-                cameras=cameras or None,
-                every_n_steps=every,
-                jpeg_quality=jpeg_quality,
-            )
-        else:
-            from riskdistill.data.adapters.import_nuscenes import import_nuscenes
-
-            res = import_nuscenes(
-                path,
-                version,
-                out,
-                scenes or None,
-                image_hw=hw,
-                cameras=cameras or None,
-                jpeg_quality=jpeg_quality,
-            )
+        res = IMPORTERS.get(source)(path, out, request)
     except ImportError as exc:
         fail(str(exc))
     except (DataError, ValueError, ConfigError) as exc:

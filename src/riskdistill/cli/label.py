@@ -15,12 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from riskdistill.cli.common import fail
-from riskdistill.teacher.build import make_oracle_teacher, make_vlm_teacher
 
 console = Console()
 
-TEACHERS = ("oracle", "vlm")
-BACKENDS = ("local", "openai", "vllm")
 GROUNDINGS = ("gt", "detector")
 
 
@@ -80,7 +77,9 @@ def label(
     out: Path | None = typer.Option(
         None, "--out", help="Label folder (default: <data>/labels/risk, what the risk_map target reads)."
     ),
-    teacher: str = typer.Option("oracle", "--teacher", help="oracle | vlm."),
+    teacher: str = typer.Option(
+        "oracle", "--teacher", help="oracle | vlm | footprint (a control: every object at one score)."
+    ),
     teacher_config: Path | None = typer.Option(
         None, "--teacher-config", help="JSON file: OracleConfig or VLMTeacherConfig fields."
     ),
@@ -122,98 +121,145 @@ def label(
     Sharded (--shard i/n), resumable (rerun the same command; finished frames are never recomputed) and
     parallel (--workers for the oracle, --ray for actor pools, GPU actors for VLMs).
     """
-    from riskdistill.config import ConfigError
     from riskdistill.data.storage import DatasetError, RecordedDataset
-    from riskdistill.geometry import BEV_GRID_PRESETS, BevGrid
     from riskdistill.teacher.rasterise import RasterConfig
-    from riskdistill.teacher.runner import default_out_dir, label_dataset, parse_shard, teacher_config_hash
+    from riskdistill.teacher.runner import default_out_dir, parse_shard
 
-    if teacher not in TEACHERS:
-        fail(f"unknown --teacher {teacher!r}; valid: {', '.join(TEACHERS)}")
-    if backend is not None and backend not in BACKENDS:
-        fail(f"unknown --backend {backend!r}; valid: {', '.join(BACKENDS)}")
-    if grounding not in GROUNDINGS:
-        fail(f"unknown --grounding {grounding!r}; valid: {', '.join(GROUNDINGS)}")
-    if teacher == "oracle" and (backend or model or model_name or server_url or grounding != "gt"):
-        fail("--backend, --model, --model-name, --server-url and --grounding apply to --teacher vlm only")
+    _check_choices(teacher, backend, grounding, model, model_name, server_url)
     try:
         sh = parse_shard(shard)
     except ValueError as exc:
         fail(str(exc))
-    if grid in BEV_GRID_PRESETS:
-        g = BevGrid.preset(grid)
-    elif Path(grid).is_file():
-        d = _load_json(Path(grid), "grid")
-        try:
-            g = BevGrid.from_dict(d.get("grid", d))
-        except (KeyError, TypeError, ValueError) as exc:
-            fail(f"{grid}: not a BevGrid ({exc})")
-    else:
-        fail(f"unknown --grid {grid!r}; presets: {sorted(BEV_GRID_PRESETS)}, or a JSON file")
+    g = _resolve_grid(grid)
     try:
         RecordedDataset(data)
     except DatasetError as exc:
         fail(str(exc))
     base = _load_json(teacher_config, "--teacher-config") if teacher_config else {}
-
-    fatal: tuple[type[BaseException], ...] = ()
-    try:
-        if teacher == "oracle":
-            factory = functools.partial(make_oracle_teacher, base)
-        else:
-            try:
-                from riskdistill.teacher.vlm import CameraConfigError
-            except ImportError as exc:
-                fail(f"the VLM teacher is not available in this installation ({exc})")
-            fatal = (CameraConfigError,)
-            cfg = vlm_config_dict(base, backend, model, model_name, server_url, cameras, prompt)
-            det = None
-            if grounding == "detector":
-                if detector_model is None:
-                    fail("--grounding detector needs --detector-model DIR (an OWLv2 folder)")
-                det = {"model_dir": str(detector_model)}
-            factory = functools.partial(make_vlm_teacher, cfg, det)
-        the_teacher = factory()
-        teacher_config_hash(the_teacher)  # builds a VLM backend now: a missing model fails here, cleanly
-    except (ConfigError, ValueError, OSError, ImportError) as exc:
-        fail(f"cannot build the {teacher} teacher: {exc}")
+    vlm = (backend, model, model_name, server_url, cameras, prompt, grounding, detector_model)
+    factory, fatal = _teacher_factory(teacher, base, *vlm)
+    the_teacher = _build_teacher(teacher, factory)
 
     out_dir = out if out is not None else default_out_dir(data)
     console.print(
         f"labelling [bold]{data}[/] -> [bold]{out_dir}[/] with the {teacher} teacher, shard {shard}"
     )
-    try:
-        if ray:
-            from riskdistill.teacher.distributed import ray_executor
+    run = {
+        "batch_size": batch_size,
+        "limit": limit,
+        "show_progress": progress,
+        "fatal": fatal,
+        "raster": RasterConfig(boundary_risk=boundary_risk),
+    }
+    if ray:
+        from riskdistill.teacher.distributed import ray_executor
 
-            init = {} if ray_address else {"num_cpus": max(actors, 1)}
-            res = label_dataset(
-                data,
-                out_dir,
-                the_teacher,
-                g,
-                sh,
-                batch_size=batch_size,
-                limit=limit,
-                show_progress=progress,
-                fatal=fatal,
-                raster=RasterConfig(boundary_risk=boundary_risk),
-                executor=ray_executor(factory, actors, 1.0, gpus_per_actor, ray_address, init),
-            )
-        else:
-            res = label_dataset(
-                data,
-                out_dir,
-                the_teacher,
-                g,
-                sh,
-                workers=workers,
-                batch_size=batch_size,
-                limit=limit,
-                show_progress=progress,
-                fatal=fatal,
-                raster=RasterConfig(boundary_risk=boundary_risk),
-            )
+        init = {} if ray_address else {"num_cpus": max(actors, 1)}
+        run["executor"] = ray_executor(factory, actors, 1.0, gpus_per_actor, ray_address, init)
+    else:
+        run["workers"] = workers
+    res = _run_labelling(data, out_dir, the_teacher, g, sh, run, fatal)
+    _print_result(res, sh)
+    if card:
+        _write_card(res.out_dir, data, compare, samples)
+    if res.n_errors:
+        console.print(
+            f"[yellow]{res.n_errors} frame(s) failed; see {res.out_dir / 'errors'} (rerun to retry)"
+        )
+        raise typer.Exit(1)
+
+
+def _check_choices(
+    teacher: str,
+    backend: str | None,
+    grounding: str,
+    model: Path | None,
+    model_name: str | None,
+    server_url: str | None,
+) -> None:
+    from riskdistill.teacher.build import TEACHERS
+
+    if teacher not in TEACHERS:
+        fail(f"unknown --teacher {teacher!r}; valid: {', '.join(TEACHERS.names())}")
+    if backend is not None and backend not in ("local", "openai", "vllm"):
+        fail(f"unknown --backend {backend!r}; valid: local, openai, vllm")
+    if grounding not in GROUNDINGS:
+        fail(f"unknown --grounding {grounding!r}; valid: {', '.join(GROUNDINGS)}")
+    if teacher != "vlm" and (backend or model or model_name or server_url or grounding != "gt"):
+        fail("--backend, --model, --model-name, --server-url and --grounding apply to --teacher vlm only")
+
+
+def _resolve_grid(grid: str) -> Any:
+    """A ``BevGrid`` from a preset name or a JSON file (``{"grid": {...}}`` or the grid's fields)."""
+    from riskdistill.geometry import BEV_GRID_PRESETS, BevGrid
+
+    if grid in BEV_GRID_PRESETS:
+        return BevGrid.preset(grid)
+    if Path(grid).is_file():
+        d = _load_json(Path(grid), "grid")
+        try:
+            return BevGrid.from_dict(d.get("grid", d))
+        except (KeyError, TypeError, ValueError) as exc:
+            fail(f"{grid}: not a BevGrid ({exc})")
+    fail(f"unknown --grid {grid!r}; presets: {sorted(BEV_GRID_PRESETS)}, or a JSON file")
+
+
+def _teacher_factory(
+    teacher: str,
+    base: dict[str, Any],
+    backend: str | None,
+    model: Path | None,
+    model_name: str | None,
+    server_url: str | None,
+    cameras: str | None,
+    prompt: str | None,
+    grounding: str,
+    detector_model: Path | None,
+) -> tuple[Any, tuple[type[BaseException], ...]]:
+    """A picklable teacher factory (Ray actors rebuild the teacher from it) and the exception types that
+    stop the run instead of becoming per-frame error records."""
+    from riskdistill.teacher.build import TEACHERS
+
+    if teacher != "vlm":
+        return functools.partial(TEACHERS.get(teacher), base), ()
+    try:
+        from riskdistill.teacher.vlm import CameraConfigError
+    except ImportError as exc:
+        fail(f"the VLM teacher is not available in this installation ({exc})")
+    cfg = vlm_config_dict(base, backend, model, model_name, server_url, cameras, prompt)
+    det = None
+    if grounding == "detector":
+        if detector_model is None:
+            fail("--grounding detector needs --detector-model DIR (an OWLv2 folder)")
+        det = {"model_dir": str(detector_model)}
+    return functools.partial(TEACHERS.get("vlm"), cfg, det), (CameraConfigError,)
+
+
+def _build_teacher(teacher: str, factory: Any) -> Any:
+    from riskdistill.config import ConfigError
+    from riskdistill.teacher.runner import teacher_config_hash
+
+    try:
+        the_teacher = factory()
+        teacher_config_hash(the_teacher)  # builds a VLM backend now: a missing model fails here, cleanly
+    except (ConfigError, ValueError, OSError, ImportError) as exc:
+        fail(f"cannot build the {teacher} teacher: {exc}")
+    return the_teacher
+
+
+def _run_labelling(
+    data: Path,
+    out_dir: Path,
+    the_teacher: Any,
+    grid: Any,
+    shard: tuple[int, int],
+    run: dict[str, Any],
+    fatal: tuple[type[BaseException], ...],
+) -> Any:
+    from riskdistill.teacher.runner import label_dataset
+
+    try:
+        return label_dataset(data, out_dir, the_teacher, grid, shard, **run)
     except fatal as exc:
         fail(f"configuration error, labelling stopped: {exc}")
     finally:
@@ -221,6 +267,8 @@ def label(
         if callable(close):
             close()
 
+
+def _print_result(res: Any, sh: tuple[int, int]) -> None:
     table = Table(title=f"labelling {res.out_dir} (shard {sh[0]}/{sh[1]})")
     table.add_column("item")
     table.add_column("value", justify="right")
@@ -231,17 +279,14 @@ def label(
     table.add_row("failed", ", ".join(f"{k} {v}" for k, v in res.errors.items()) or "0")
     table.add_row("frames/s", f"{res.frames_per_s:.1f}")
     console.print(table)
-    if card:
-        from riskdistill.teacher.card import CARD_MD, build_label_card
 
-        c = build_label_card(res.out_dir, data_root=data, other_label_dir=compare, sample_dirs=samples or ())
-        cov, temporal = c["coverage"], c["diff_risk"]["temporal"]["diff_risk"]
-        console.print(
-            f"label card: {res.out_dir / CARD_MD} (coverage {cov['frames_labelled']}/{cov['frames_total']}, "
-            f"Diff_Risk temporal {'n/a' if temporal is None else f'{temporal:.3f}'})"
-        )
-    if res.n_errors:
-        console.print(
-            f"[yellow]{res.n_errors} frame(s) failed; see {res.out_dir / 'errors'} (rerun to retry)"
-        )
-        raise typer.Exit(1)
+
+def _write_card(out_dir: Path, data: Path, compare: Path | None, samples: list[Path] | None) -> None:
+    from riskdistill.teacher.card import CARD_MD, build_label_card
+
+    c = build_label_card(out_dir, data_root=data, other_label_dir=compare, sample_dirs=samples or ())
+    cov, temporal = c["coverage"], c["diff_risk"]["temporal"]["diff_risk"]
+    console.print(
+        f"label card: {out_dir / CARD_MD} (coverage {cov['frames_labelled']}/{cov['frames_total']}, "
+        f"Diff_Risk temporal {'n/a' if temporal is None else f'{temporal:.3f}'})"
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from riskdistill.cli.common import fail
+from riskdistill.contracts.labels import find_label_dir
 
 
 def report(
@@ -37,8 +38,8 @@ def report(
     from riskdistill.viz.report import build_report
     from riskdistill.viz.report_data import ReportInputError, ReportInputs
 
-    if labels is None and data is not None and (data / "labels" / "risk" / "maps").is_dir():
-        labels = data / "labels" / "risk"
+    if labels is None:
+        labels = find_label_dir(data)
     if not (closed_loop or open_loop or compare or data):
         fail("nothing to report: give --closed-loop, --open-loop, --compare or --data")
     try:
@@ -75,8 +76,8 @@ def rerun(
     from riskdistill.data.storage import DatasetError, RecordedDataset
     from riskdistill.viz.rerun_log import log_dataset_rrd
 
-    if labels is None and (directory / "labels" / "risk" / "maps").is_dir():
-        labels = directory / "labels" / "risk"
+    if labels is None:
+        labels = find_label_dir(directory)
     predictor, grid = None, None
     try:
         if checkpoint is not None:

@@ -31,7 +31,8 @@ def train(
     risk: str | None = typer.Option(
         None,
         "--risk",
-        help="Risk targets: teacher (RSD, default) | off (baseline) | shuffled | footprint (controls).",
+        help="Risk targets: teacher (RSD, or a control teacher's --labels; default) | off (baseline) | "
+        "shuffled (control).",
     ),
     labels: Path | None = typer.Option(
         None, "--labels", help="Risk label folder (default <data>/labels/risk)."

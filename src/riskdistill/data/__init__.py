@@ -4,9 +4,9 @@
 - :mod:`riskdistill.data.annotate`: per-frame ground-truth annotations in the ego frame;
 - :mod:`riskdistill.data.record`: ``record_suite`` (parallel, resumable expert recording);
 - :mod:`riskdistill.data.storage`: ``RecordedDataset`` (lazy frame access) and ``validate_dataset``;
-- :mod:`riskdistill.data.torch_dataset`, :mod:`~riskdistill.data.batch`, :mod:`~riskdistill.data.targets`:
-  the PyTorch side (``DrivingDataset``, ``collate_batch``, typed ``Batch``, target builders). They import
-  torch, so they are not re-exported here.
+- :mod:`riskdistill.data.torch_dataset`, :mod:`~riskdistill.data.targets` (with the contracts of
+  :mod:`riskdistill.contracts.batch`): the PyTorch side (``DrivingDataset``, ``collate_batch``, typed
+  ``Batch``, target builders). They import torch, so they are not re-exported here.
 
 See ``docs/data-format.md``.
 """

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M
 from riskdistill.data.format import LANE_KIND_CODES, MARKING_KIND_CODES, NO_ID, NO_STATE
 from riskdistill.geometry import wrap_angle
-from riskdistill.sim.actors import EGO_REAR_AXLE_TO_CENTER_M
 from riskdistill.sim.roadmap import LANE_SAMPLE_SPACING_M, RoadMap, resample_polyline
 from riskdistill.sim.route import Route
 from riskdistill.sim.world import DESPAWN_XY_M, World

@@ -38,11 +38,11 @@ import pyarrow.parquet as pq
 from pydantic import Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from riskdistill.agent import PLAN_DT_S, PLAN_HORIZON, Action, AgentInput
 from riskdistill.config import StrictConfig
+from riskdistill.contracts.agent import PLAN_DT_S, PLAN_HORIZON, Action, AgentInput
+from riskdistill.contracts.rig import Rig, load_rig, resize_rig
 from riskdistill.data import format as fmt
 from riskdistill.io import atomic_path, atomic_write_json, load_json
-from riskdistill.sim.sensors.rig import Rig, load_rig, resize_rig
 from riskdistill.sim.suites import RouteSpec, Suite, load_suite
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -640,7 +640,7 @@ def write_index(
     finished routes, in data set order. Each marker's ``route`` holds ``route_id``, ``scenario``, ``seed``.
     ``extra``: more manifest fields (they may replace ``sim``). Shared by the recorder and the importers
     (``data/adapters/importer.py``). Returns the manifest."""
-    from riskdistill.sim.actors import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M
+    from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M
     from riskdistill.sim.world import SIM_DT_S
 
     tables: list[pa.Table] = []

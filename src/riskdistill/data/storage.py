@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from riskdistill.agent import AgentInput, EgoState
+from riskdistill.contracts.agent import AgentInput, EgoState
 from riskdistill.data import format as fmt
 from riskdistill.io import load_json_object
 from riskdistill.types import Command
@@ -324,7 +324,7 @@ def validate_dataset(root: str | Path, *, check_hashes: bool = True, deep: bool 
 
     # the rig as stored in the manifest
     try:
-        from riskdistill.sim.sensors.rig import Rig
+        from riskdistill.contracts.rig import Rig
 
         rig = Rig.from_dict(manifest["rig"], source=f"{root / fmt.MANIFEST}: rig")
         if rig.camera_names != cam_names:

@@ -1,7 +1,7 @@
 """Target builders: ground truth for the losses, computed from a frame's annotation (never model inputs).
 
 Each builder is a small object with a ``name`` and ``build(frame, grid) -> dict[str, np.ndarray]``; the
-keys of the dict are field names of :class:`riskdistill.data.batch.Targets`. Builders are looked up by
+keys of the dict are field names of :class:`riskdistill.contracts.batch.Targets`. Builders are looked up by
 name in :data:`TARGET_BUILDERS` (:func:`make_target`); an unknown name raises an error listing the valid
 ones.
 
@@ -25,9 +25,11 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 from PIL import Image, ImageDraw
 
-from riskdistill.data.batch import BEV_CHANNELS
+from riskdistill.contracts import labels
+from riskdistill.contracts.batch import BEV_CHANNELS
 from riskdistill.data.storage import DataError, FrameRecord, ann_field
 from riskdistill.geometry import BevGrid
+from riskdistill.registry import Registry
 from riskdistill.types import ActorClass
 
 
@@ -38,6 +40,10 @@ class TargetBuilder(Protocol):
 
 
 # ------------------------------------------------------------------------------------------ trajectory
+#: Target builder classes by name (``name`` attribute = the ``Targets`` field family they fill).
+TARGET_BUILDERS: Registry[type] = Registry("target")
+
+
 class FutureTrajectoryTarget:
     """The expert's future rear-axle waypoints (``future_xy``, ``future_yaw``, ``future_valid``)."""
 
@@ -184,8 +190,8 @@ class BevOccupancyTarget:
 class RiskMapTarget:
     """The teacher's per-frame risk map: the interface the teacher issue fills.
 
-    Layout of ``label_dir`` (written by the teacher's labelling job, next to the data set by default:
-    ``<dataset>/labels/risk``)::
+    Layout of ``label_dir`` (:mod:`riskdistill.contracts.labels`; written by the teacher's labelling job,
+    next to the data set by default: ``<dataset>/labels/risk``)::
 
         label_dir/meta.json                    optional: {"grid": {x_min_m, x_max_m, y_min_m, y_max_m,
                                                resolution_m}}; checked against the data set's grid
@@ -205,12 +211,13 @@ class RiskMapTarget:
 
     def check(self, grid: BevGrid) -> None:
         """Raise :class:`DataError` when the label folder is missing or was made for another grid."""
-        if not (self.label_dir / "maps").is_dir():
+        if not labels.has_risk_maps(self.label_dir):
             raise DataError(
-                f"{self.label_dir / 'maps'}: missing; the 'risk_map' target needs the teacher's risk labels "
+                f"{self.label_dir / labels.MAPS}: missing; the 'risk_map' target needs the teacher's risk "
+                "labels "
                 f"(label_dir/maps/<frame_id>.npy, see riskdistill.data.targets.RiskMapTarget)"
             )
-        meta_path = self.label_dir / "meta.json"
+        meta_path = self.label_dir / labels.META_JSON
         if meta_path.is_file():
             meta = json.loads(meta_path.read_text())
             g = meta.get("grid")
@@ -225,7 +232,7 @@ class RiskMapTarget:
     def build(self, frame: FrameRecord, grid: BevGrid) -> dict[str, np.ndarray]:
         if self._meta_checked_for != grid:
             self.check(grid)
-        path = self.label_dir / "maps" / f"{frame.frame_id}.npy"
+        path = labels.risk_map_path(self.label_dir, frame.frame_id)
         if not path.is_file():
             raise DataError(f"{path}: missing risk map of frame {frame.frame_id!r} (target 'risk_map')")
         try:
@@ -245,20 +252,15 @@ class RiskMapTarget:
 
 
 # ------------------------------------------------------------------------------------------ registry
-TARGET_BUILDERS: dict[str, type] = {
-    FutureTrajectoryTarget.name: FutureTrajectoryTarget,
-    BevOccupancyTarget.name: BevOccupancyTarget,
-    RiskMapTarget.name: RiskMapTarget,
-}
+TARGET_BUILDERS.register(FutureTrajectoryTarget)
+TARGET_BUILDERS.register(BevOccupancyTarget)
+TARGET_BUILDERS.register(RiskMapTarget)
 
 
 def make_target(name: str, **kwargs: Any) -> TargetBuilder:
-    """A target builder by name (``RiskMapTarget`` needs ``label_dir``)."""
-    try:
-        cls = TARGET_BUILDERS[name]
-    except KeyError:
-        raise ValueError(f"unknown target {name!r}; valid targets: {sorted(TARGET_BUILDERS)}") from None
-    return cls(**kwargs)
+    """A target builder by name (``RiskMapTarget`` needs ``label_dir``); an unknown name lists the valid
+    ones."""
+    return TARGET_BUILDERS.get(name)(**kwargs)
 
 
 # ------------------------------------------------------------------------------------------ rotation

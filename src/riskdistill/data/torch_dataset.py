@@ -3,7 +3,7 @@
     grid = BevGrid.centered(64.0, 64.0, 0.5, x_offset_m=16.0)
     ds = DrivingDataset("data/train", grid, targets=["future_trajectory", "bev_occupancy"], split="train")
     loader = DataLoader(ds, batch_size=8, num_workers=2, collate_fn=collate_batch, pin_memory=True)
-    for batch in loader:                   # riskdistill.data.batch.Batch
+    for batch in loader:                   # riskdistill.contracts.batch.Batch
         out = model(batch.observation)     # images, calibration, ego state, command, target point
         loss = criterion(out, batch.targets)
 
@@ -38,7 +38,10 @@ from pydantic import Field
 from torch.utils.data import Dataset
 
 from riskdistill.config import StrictConfig
-from riskdistill.data.batch import Batch, Observation, Sample, Targets
+from riskdistill.contracts.agent import AgentInput
+from riskdistill.contracts.batch import Batch, Observation, Sample, Targets
+from riskdistill.contracts.labels import default_label_dir
+from riskdistill.contracts.observation import observation_from_agent_input, resize_images
 from riskdistill.data.storage import FrameRecord, RecordedDataset
 from riskdistill.data.targets import (
     TARGET_BUILDERS,
@@ -144,7 +147,10 @@ def read_image(root: Path, rel: str, frame_id: str, camera: str, hw: tuple[int, 
 
 class ObservationBuilder:
     """Builds the model input from the driver-visible part of a frame only: images, calibration
-    (``OBS_ANNOTATION_KEYS``) and ego state / command / target point. It never reads ground truth."""
+    (``OBS_ANNOTATION_KEYS``) and ego state / command / target point, as an
+    :class:`~riskdistill.contracts.agent.AgentInput` turned into an ``Observation`` by the one conversion
+    :func:`~riskdistill.contracts.observation.observation_from_agent_input` (the driver uses the same). It
+    never reads ground truth."""
 
     OBS_ANNOTATION_KEYS = ("K", "T_ego_from_cam")
 
@@ -166,41 +172,44 @@ class ObservationBuilder:
         self.stored_hw = (int(stored_hw[0]), int(stored_hw[1]))
         self.out_hw = self.stored_hw if image_hw is None else (int(image_hw[0]), int(image_hw[1]))
 
-    def images(self, frame: FrameRecord) -> np.ndarray:
-        """``[N_cam, H_out, W_out, 3]`` uint8 of the selected cameras, resized when asked."""
-        from PIL import Image
-
-        out = []
-        for i in self.cam_idx:
-            arr = read_image(
-                frame.root, frame.image_paths[i], frame.frame_id, frame.camera_names[i], self.stored_hw
-            )
-            if self.out_hw != self.stored_hw:
-                arr = np.asarray(
-                    Image.fromarray(arr).resize((self.out_hw[1], self.out_hw[0]), Image.Resampling.BILINEAR)
+    def stored_images(self, frame: FrameRecord) -> np.ndarray:
+        """``[N_cam, H_stored, W_stored, 3]`` uint8 of the selected cameras, as recorded."""
+        return np.stack(
+            [
+                read_image(
+                    frame.root, frame.image_paths[i], frame.frame_id, frame.camera_names[i], self.stored_hw
                 )
-            out.append(arr)
-        return np.stack(out)
+                for i in self.cam_idx
+            ]
+        )
 
-    def calibration(self, frame: FrameRecord) -> tuple[np.ndarray, np.ndarray]:
-        """``K [N_cam, 3, 3]`` (scaled to the output size) and ``T_ego_from_cam [N_cam, 4, 4]``, float32."""
-        K = np.asarray(ann_field(frame, "K", "the observation"), dtype=np.float64)[self.cam_idx].copy()
+    def images(self, frame: FrameRecord) -> np.ndarray:
+        """``[N_cam, H_out, W_out, 3]`` uint8 of the selected cameras, resized like the observation."""
+        return resize_images(self.stored_images(frame), self.out_hw)
+
+    def agent_input(self, frame: FrameRecord) -> AgentInput:
+        """What a driver would have received at this frame (selected cameras at the stored size)."""
+        K = np.asarray(ann_field(frame, "K", "the observation"), dtype=np.float64)[self.cam_idx]
         T = np.asarray(ann_field(frame, "T_ego_from_cam", "the observation"), dtype=np.float64)[self.cam_idx]
-        sy = self.out_hw[0] / self.stored_hw[0]
-        sx = self.out_hw[1] / self.stored_hw[1]
-        K[:, 0, :] *= sx  # pixel u covers [u, u + 1): scaling the pixel grid scales u exactly
-        K[:, 1, :] *= sy
-        return K.astype(np.float32), T.astype(np.float32)
+        return AgentInput(
+            timestamp_s=frame.timestamp_s,
+            ego=frame.ego,
+            command=frame.command,
+            target_point_ego=np.asarray(frame.target_point_ego, dtype=np.float64),
+            images=self.stored_images(frame),
+            K=K,
+            T_ego_from_cam=T,
+            camera_names=tuple(self.cameras),
+        )
 
-    @staticmethod
-    def ego_state(frame: FrameRecord) -> np.ndarray:
-        e = frame.ego
-        return np.array([e.speed_mps, e.accel_mps2, e.yaw_rate_radps, e.steer], dtype=np.float32)
+    def observation(self, frame: FrameRecord) -> Observation:
+        """The unbatched observation of ``frame`` (uint8 images ``[N_cam, 3, H_out, W_out]``)."""
+        return observation_from_agent_input(self.agent_input(frame), None, self.out_hw)
 
 
 # ------------------------------------------------------------------------------------------ dataset
 class DrivingDataset(Dataset):
-    """A recorded data set as a map-style torch ``Dataset`` of :class:`~riskdistill.data.batch.Sample`.
+    """A recorded data set as a map-style torch ``Dataset`` of :class:`~riskdistill.contracts.batch.Sample`.
 
     - ``root``: a folder written by ``riskdistill sim record``;
     - ``grid``: the BEV grid of the map targets;
@@ -252,7 +261,7 @@ class DrivingDataset(Dataset):
             if isinstance(t, str):
                 if t not in TARGET_BUILDERS:
                     raise ValueError(f"unknown target {t!r}; valid targets: {sorted(TARGET_BUILDERS)}")
-                b = RiskMapTarget(self.root / "labels" / "risk") if t == "risk_map" else make_target(t)
+                b = RiskMapTarget(default_label_dir(self.root)) if t == "risk_map" else make_target(t)
             else:
                 b = t
             if isinstance(b, RiskMapTarget):
@@ -351,14 +360,15 @@ class DrivingDataset(Dataset):
             theta = math.radians(float(rng.uniform(-aug.rotation_max_deg, aug.rotation_max_deg)))
             frame = _rotated_frame(frame, theta)
 
-        imgs = [self.obs.images(frame)]
+        obs = self.obs.observation(frame)
+        imgs = [obs.images.permute(0, 2, 3, 1).numpy()]  # [N, H, W, 3] uint8
         prev_valid = None
         if self.prev_frames:
             prev_idx, prev_valid = self._prev_indices(idx)
             imgs = [self.obs.images(self.records.frame(j)) for j in prev_idx] + imgs
         stack = np.stack(imgs)  # [T + 1, N, H, W, 3] uint8
 
-        camera_valid = np.ones(n_cam, dtype=bool)
+        camera_valid = obs.camera_valid.numpy().copy()
         if aug is not None:
             if aug.brightness or aug.contrast or aug.saturation:
                 amp = np.array([aug.brightness, aug.contrast, aug.saturation])
@@ -373,15 +383,10 @@ class DrivingDataset(Dataset):
 
         t = torch.from_numpy(np.ascontiguousarray(stack)).permute(0, 1, 4, 2, 3)  # [T + 1, N, 3, H, W]
         t = t.contiguous() if self.image_dtype == "uint8" else t.to(torch.float32).mul_(1.0 / 255.0)
-        K, T = self.obs.calibration(frame)
-        observation = Observation(
+        observation = dataclasses.replace(
+            obs,
             images=t[-1],
             camera_valid=torch.from_numpy(camera_valid),
-            K=torch.from_numpy(K),
-            T_ego_from_cam=torch.from_numpy(T),
-            ego_state=torch.from_numpy(self.obs.ego_state(frame)),
-            command=torch.tensor(int(frame.command), dtype=torch.int64),
-            target_point=torch.from_numpy(np.asarray(frame.target_point_ego, dtype=np.float32)),
             prev_images=t[:-1] if self.prev_frames else None,
             prev_valid=torch.tensor(prev_valid, dtype=torch.bool) if self.prev_frames else None,
         )

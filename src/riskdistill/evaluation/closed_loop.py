@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from riskdistill.agent import Action, AgentInput, Driver, SensorRequest
+from riskdistill.contracts.agent import Action, AgentInput, Driver, SensorRequest
 from riskdistill.evaluation.comfort import compute_comfort, compute_efficiency
 from riskdistill.evaluation.driving_score import (
     RouteResult,
@@ -117,7 +117,7 @@ class StudentDriverFactory:
         data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
         rig = cfg.get("rig") or data.get("rig")
         if not rig and data.get("root"):  # the training data's manifest names its rig
-            from riskdistill.sim.sensors.rig import BUILTIN_RIGS
+            from riskdistill.contracts.rig import BUILTIN_RIGS
 
             manifest = Path(data["root"]) / "manifest.json"
             name = (load_json(manifest).get("rig") or {}).get("name") if manifest.is_file() else None
@@ -205,8 +205,8 @@ class RigObserver:
     def configure(self, sensors: SensorRequest) -> None:
         if sensors is None or sensors.rig is None:
             return
+        from riskdistill.contracts.rig import RigPerturbation, load_rig, perturb_rig, resize_rig
         from riskdistill.sim.sensors.observe import CameraObserver
-        from riskdistill.sim.sensors.rig import RigPerturbation, load_rig, perturb_rig, resize_rig
 
         rig = load_rig(sensors.rig)
         if sensors.image_hw is not None:

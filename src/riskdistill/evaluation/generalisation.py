@@ -1,6 +1,6 @@
 """The generalisation protocol: the same suite under a changed camera rig, or on held-out scenarios.
 
-Rig shifts are named strings parsed into a :class:`~riskdistill.sim.sensors.rig.RigPerturbation`; several
+Rig shifts are named strings parsed into a :class:`~riskdistill.contracts.rig.RigPerturbation`; several
 shifts combine with commas (``"height+0.3,pitch-3deg"``). Grammar (one term each):
 
 ========================  ========================================================================
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from riskdistill.sim.sensors.rig import RigPerturbation
+from riskdistill.contracts.rig import RigPerturbation
 from riskdistill.sim.suites import HELD_OUT_FAMILIES, HELD_OUT_SCENARIOS, Suite
 
 #: The named shifts of the protocol (name -> what it means).

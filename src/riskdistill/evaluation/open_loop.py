@@ -27,7 +27,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from riskdistill.agent import PLAN_DT_S
+from riskdistill.contracts.agent import PLAN_DT_S
+from riskdistill.contracts.labels import find_label_dir
 from riskdistill.evaluation.risk_metrics import (
     AUC_THRESHOLD,
     KL_TEMPERATURE,
@@ -453,7 +454,7 @@ def evaluate_open_loop(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from torch.utils.data import DataLoader, Subset
 
-    from riskdistill.data.batch import BEV_CHANNELS
+    from riskdistill.contracts.batch import BEV_CHANNELS
     from riskdistill.data.targets import RiskMapTarget
     from riskdistill.data.torch_dataset import DrivingDataset, collate_batch
     from riskdistill.models import load_student
@@ -462,8 +463,8 @@ def evaluate_open_loop(
     student = load_student(checkpoint, map_location=device).eval()
     cfg = student.cfg
     grid = cfg.bev_grid()
-    if labels_dir is None and (data_dir / "labels" / "risk" / "maps").is_dir():
-        labels_dir = data_dir / "labels" / "risk"
+    if labels_dir is None:
+        labels_dir = find_label_dir(data_dir)
     risk_on = bool(getattr(student, "has_risk_head", False)) and labels_dir is not None
     targets: list[Any] = ["future_trajectory"]
     if _occupancy_enabled(cfg):

@@ -7,9 +7,10 @@ or a JSON file. Variants:
 
 - ``baseline``: the student without RiskHead (planning + perception heads only);
 - ``rsd``: the same student with the RiskHead trained on the teacher's risk maps;
-- ``control``: the same RiskHead trained on maps that carry no risk information (the teacher's maps shuffled
-  across frames, or object footprints with a constant score: ``control_targets``), which tells whether a gain
-  comes from the teacher or from any extra supervision.
+- ``control``: the same RiskHead trained on maps that carry no risk information (``control_targets``:
+  the teacher's maps shuffled across frames, or the labels of a control teacher such as ``footprint``,
+  object footprints at one score, written to ``data/train/labels/control-<name>``), which tells whether a
+  gain comes from the teacher or from any extra supervision.
 """
 
 from __future__ import annotations

@@ -124,14 +124,26 @@ class Pipeline:
         self.console.print(f"recorded {res.n_frames} frames of {len(res.recorded)} {split} routes -> {out}")
         return {"path": str(out), "frames": res.n_frames, "routes": len(res.recorded)}
 
-    def label(self, split: str) -> dict[str, Any]:
+    def control_label_dir(self) -> Path | None:
+        """The label folder of a control teacher's maps (``control_targets`` other than ``shuffled``)."""
+        tp = self.cfg.train
+        if "control" not in self.cfg.variants or tp.control_targets == "shuffled":
+            return None
+        return self.data_dir / "train" / "labels" / f"control-{tp.control_targets}"
+
+    def label(self, split: str, control: bool = False) -> dict[str, Any]:
+        """Label ``split`` with the study's teacher, or with the control teacher (``control``)."""
+        from riskdistill.contracts.labels import default_label_dir
         from riskdistill.teacher.build import make_teacher
-        from riskdistill.teacher.runner import default_out_dir, label_dataset
+        from riskdistill.teacher.runner import label_dataset
 
         data = self.data_dir / split
-        out = default_out_dir(data)
         t = self.cfg.teacher
-        teacher = make_teacher(t.kind, t.options)
+        kind, options = t.kind, t.options
+        out = default_label_dir(data)
+        if control:
+            kind, options, out = self.cfg.train.control_targets, {}, self.control_label_dir()
+        teacher = make_teacher(kind, options)
         res = label_dataset(
             data,
             out,
@@ -143,7 +155,7 @@ class Pipeline:
         )
         card = self._label_card(data, out)
         self.console.print(
-            f"labelled {res.labelled} frames of {split} with the {t.kind} teacher "
+            f"labelled {res.labelled} frames of {split} with the {kind} teacher "
             f"({res.frames_per_s:.0f} frames/s, {res.n_errors} errors) -> {out}"
         )
         return {"path": str(out), **{k: v for k, v in res.to_dict().items() if k != "out_dir"}, "card": card}
@@ -161,10 +173,12 @@ class Pipeline:
         from riskdistill.training.engine import launch
 
         tp = self.cfg.train
-        mode = RISK_TARGETS.get(variant, tp.control_targets)
+        control_labels = self.control_label_dir() if variant == "control" else None
+        mode = RISK_TARGETS.get(variant, "teacher" if control_labels else tp.control_targets)
         base = {
             "data": {
                 "root": str(self.data_dir / "train"),
+                **({"labels": str(control_labels)} if control_labels else {}),
                 "batch_size": tp.batch_size,
                 "num_workers": tp.num_workers,
                 "image_hw": list(self.cfg.data.image_hw),
@@ -241,6 +255,7 @@ class Pipeline:
     def report(
         self, closed: list[str], open_loop: list[str], compare: str | None, checkpoints: list[str]
     ) -> dict:
+        from riskdistill.contracts.labels import default_label_dir
         from riskdistill.viz.report import build_report
         from riskdistill.viz.report_data import ReportInputs
 
@@ -249,7 +264,7 @@ class Pipeline:
             open_loop=open_loop,
             compare=compare,
             data=self.data_dir / "bench",
-            labels=self.data_dir / "bench" / "labels" / "risk",
+            labels=default_label_dir(self.data_dir / "bench"),
             checkpoints=checkpoints,
             title=f"riskdistill experiment {self.cfg.name!r}",
         )
@@ -263,6 +278,8 @@ class Pipeline:
             s.run(f"record {split}", lambda split=split: self.record(split))
         for split in ("train", "bench"):
             s.run(f"label {split}", lambda split=split: self.label(split))
+        if self.control_label_dir() is not None:
+            s.run("label train control", lambda: self.label("train", control=True))
 
         runs = [(variant, seed) for seed in self.cfg.seeds for variant in self.cfg.variants]
         ckpts: dict[tuple[str, int], str] = {}

@@ -12,28 +12,57 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, RootModel, SerializeAsAny, model_validator
 
 from riskdistill.config import StrictConfig, deep_merge
 from riskdistill.geometry import BEV_GRID_PRESETS, BevGrid
 from riskdistill.models.backbone import BackboneConfig
 from riskdistill.models.bev_encoder import BevEncoderConfig, TemporalConfig
-from riskdistill.models.heads import OccupancyHeadConfig, PlanningHeadConfig, RiskHeadConfig
+from riskdistill.models.heads import HeadConfig, get_head
 from riskdistill.models.view_transforms import ViewTransformConfig
 
+#: Heads every student config holds (enabled or not); other registered heads are added by name.
+DEFAULT_HEADS: tuple[str, ...] = ("planning", "occupancy", "risk")
 
-class HeadsConfig(StrictConfig):
-    """One field per registered head (field name = registry name = file stem in ``models/heads``)."""
 
-    planning: PlanningHeadConfig = Field(default_factory=PlanningHeadConfig)
-    occupancy: OccupancyHeadConfig = Field(default_factory=OccupancyHeadConfig)
-    risk: RiskHeadConfig = Field(default_factory=RiskHeadConfig)
+class HeadsConfig(RootModel[dict[str, SerializeAsAny[HeadConfig]]]):
+    """Head name (registry name = file stem in ``models/heads``) -> that head's config. Always holds
+    :data:`DEFAULT_HEADS`; any other registered head joins by name (``model.heads.<name>={}``); an unknown
+    name is an error listing the registered heads. ``cfg.heads.risk`` reads one entry."""
+
+    model_config = ConfigDict(frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _build(cls, data: Any) -> Any:
+        if isinstance(data, HeadsConfig):
+            return data.root
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ValueError(f"heads must be a mapping of head name -> config, got {type(data).__name__}")
+        out: dict[str, HeadConfig] = {}
+        for name in [*DEFAULT_HEADS, *(n for n in data if n not in DEFAULT_HEADS)]:
+            config_cls = get_head(name).config_cls
+            value = data.get(name, {})
+            out[name] = value if isinstance(value, config_cls) else config_cls.model_validate(value)
+        return out
 
     @model_validator(mode="after")
     def _planning_on(self) -> HeadsConfig:
-        if not self.planning.enabled:
+        if not self.root["planning"].enabled:
             raise ValueError("heads.planning.enabled must be True: the student always plans")
         return self
+
+    def __getattr__(self, name: str) -> Any:
+        root = self.__dict__.get("root")
+        if root is not None and name in root:
+            return root[name]
+        return super().__getattr__(name)
+
+    def enabled(self) -> list[str]:
+        """Names of the enabled heads, in config order."""
+        return [n for n, c in self.root.items() if c.enabled]
 
 
 class StudentConfig(StrictConfig):
@@ -83,12 +112,9 @@ class StudentConfig(StrictConfig):
     @property
     def target_names(self) -> list[str]:
         """``data.targets`` builder names the enabled heads' losses need."""
-        from riskdistill.models.heads import get_head
-
         names: list[str] = []
-        for head in HeadsConfig.model_fields:
-            if getattr(self.heads, head).enabled:
-                names += [t for t in get_head(head).target_names if t not in names]
+        for head in self.heads.enabled():
+            names += [t for t in get_head(head).target_names if t not in names]
         return names
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from riskdistill.data.batch import Observation
+from riskdistill.contracts.batch import Observation
 from riskdistill.io import atomic_path
 from riskdistill.models.student import Student
 

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from riskdistill.data.batch import Observation, Targets
+from riskdistill.contracts.batch import Observation, Targets
 from riskdistill.models.backbone import ImageBackbone
 from riskdistill.models.bev_encoder import BevEncoder, TemporalFusion
-from riskdistill.models.config import HeadsConfig, StudentConfig
+from riskdistill.models.config import StudentConfig
 from riskdistill.models.heads import Head, get_head
 from riskdistill.models.view_transforms import build_view_transform
 
@@ -36,11 +36,9 @@ class Student(nn.Module):
         self.temporal = TemporalFusion(c) if cfg.temporal.enabled else None
         self.bev_encoder = BevEncoder(cfg.bev_encoder, c)
         bev_hw = tuple(cfg.view.bev_hw)
-        self.heads = nn.ModuleDict()
-        for name in HeadsConfig.model_fields:
-            hcfg = getattr(cfg.heads, name)
-            if hcfg.enabled:
-                self.heads[name] = get_head(name)(hcfg, c, bev_hw, self.grid)
+        self.heads = nn.ModuleDict(
+            {name: get_head(name)(cfg.heads.root[name], c, bev_hw, self.grid) for name in cfg.heads.enabled()}
+        )
         self.risk_gate = None
         if cfg.risk_gated_features:
             self.risk_gate = nn.Conv2d(1, c, 1)
@@ -89,18 +87,19 @@ class Student(nn.Module):
             raise ValueError("with_risk=True but this student has no RiskHead (heads.risk.enabled is False)")
         bev = self.encode_bev(obs)
         out: dict[str, torch.Tensor] = {"bev": bev}
-        risk = None
-        if with_risk or self.risk_gate is not None:
+        plan_bev = bev
+        if self.risk_gate is not None:  # the risk map is on the driving path: compute it first
             risk = self.heads["risk"](bev, obs)["risk"]
             if with_risk:
                 out["risk"] = risk
-        if "occupancy" in self.heads:
-            out.update(self.heads["occupancy"](bev, obs))
-        plan_bev = bev
-        if self.risk_gate is not None:
             r = F.adaptive_avg_pool2d(risk, bev.shape[-2:])  # [B, 1, Hb, Wb]
             plan_bev = bev * (1.0 + self.risk_gate(r))
-        out.update(self.heads["planning"](plan_bev, obs))
+        for name, head in self.heads.items():
+            if (name == "risk" and self.risk_gate is not None) or (
+                head.optional_at_inference and not with_risk
+            ):
+                continue
+            out.update(head(plan_bev if name == "planning" else bev, obs))
         return out
 
     # ---------------------------------------------------------------------------------- training

@@ -40,10 +40,6 @@ CLASS_SIZE_M: dict[ActorClass, tuple[float, float, float]] = {
     ActorClass.EMERGENCY_VEHICLE: (5.5, 2.1, 2.3),
 }
 
-EGO_SIZE_M = (4.6, 1.9, 1.5)  # about the ego of Bench2Drive (Lincoln MKZ)
-EGO_WHEELBASE_M = 2.9
-EGO_REAR_AXLE_TO_CENTER_M = 1.45  # the ego frame origin sits below the rear axle
-
 
 @dataclass
 class ActorTable:

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from riskdistill.agent import Action, AgentInput, EgoState
+from riskdistill.contracts.agent import Action, AgentInput, EgoState
+from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M
 from riskdistill.geometry import box_corners_2d, boxes_overlap_matrix
-from riskdistill.sim.actors import EGO_REAR_AXLE_TO_CENTER_M, Behavior
+from riskdistill.sim.actors import Behavior
 from riskdistill.sim.events import InfractionEvent, RouteEnd
 from riskdistill.sim.scenarios.base import ScenarioInstance
 from riskdistill.sim.vehicle import WaypointController

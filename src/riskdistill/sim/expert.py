@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from riskdistill.agent import Action, AgentInput, Controls, SensorRequest
+from riskdistill.contracts.agent import Action, AgentInput, Controls, SensorRequest
+from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M
 from riskdistill.geometry import box_corners_2d
-from riskdistill.sim.actors import EGO_REAR_AXLE_TO_CENTER_M, Behavior
+from riskdistill.sim.actors import Behavior
 from riskdistill.sim.env import DrivingEnv
 from riskdistill.sim.route import smoothstep
 from riskdistill.types import ActorClass, LightState

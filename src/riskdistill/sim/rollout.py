@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from riskdistill.agent import AgentInput, Driver
+from riskdistill.contracts.agent import AgentInput, Driver
 from riskdistill.sim.env import DrivingEnv, RouteLog
 from riskdistill.sim.events import RouteEnd
 from riskdistill.sim.scenarios.base import ScenarioInstance

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from riskdistill.agent import PLAN_DT_S, Controls
+from riskdistill.contracts.agent import PLAN_DT_S, Controls
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from riskdistill.agent import Controls
-from riskdistill.sim.actors import (
-    EGO_REAR_AXLE_TO_CENTER_M,
-    EGO_SIZE_M,
-    ActorTable,
-    Behavior,
-)
+from riskdistill.contracts.agent import Controls
+from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M
+from riskdistill.sim.actors import ActorTable, Behavior
 from riskdistill.sim.roadmap import JunctionControl, RoadMap
 from riskdistill.sim.route import Path
 from riskdistill.sim.traffic import NO_GAP, PathBank, compute_path_gaps, idm_accel

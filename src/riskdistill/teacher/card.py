@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from riskdistill.contracts import labels
 from riskdistill.io import atomic_path, atomic_write_json, atomic_write_text
 from riskdistill.teacher.quality import agreement_between, compute_diff_risk, load_labels
 
@@ -53,7 +54,7 @@ def _fmt(x: Any, nd: int = 3) -> str:
 
 def _total_frames(label_dir: Path, data_root: Path | None) -> tuple[int | None, Path | None]:
     if data_root is None:
-        p = label_dir / "labelling.json"
+        p = label_dir / labels.LABELLING_JSON
         if p.is_file():
             root = json.loads(p.read_text()).get("data_root")
             data_root = Path(root) if root else None

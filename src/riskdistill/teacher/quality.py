@@ -35,13 +35,14 @@ from typing import Any
 
 import numpy as np
 
+from riskdistill.contracts import labels
 from riskdistill.teacher.schema import FrameLabel
 
 
 # ------------------------------------------------------------------------------------------ loading
 def load_labels(label_dir: str | Path) -> dict[str, FrameLabel]:
     """``{frame_id: FrameLabel}`` of every readable record of a label folder (``records/**.json``)."""
-    root = Path(label_dir) / "records"
+    root = Path(label_dir) / labels.RECORDS
     out: dict[str, FrameLabel] = {}
     for p in sorted(root.rglob("*.json")):
         try:
@@ -277,7 +278,7 @@ def load_maps(label_dir: str | Path, frame_ids: Iterable[str]) -> dict[str, np.n
     """``{frame_id: map}`` for the frames of ``frame_ids`` that have a map in ``label_dir/maps``."""
     out = {}
     for fid in frame_ids:
-        p = Path(label_dir) / "maps" / f"{fid}.npy"
+        p = labels.risk_map_path(label_dir, fid)
         if p.is_file():
             out[fid] = np.load(p, allow_pickle=False).astype(np.float32)
     return out

@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import Field
 
 from riskdistill.config import StrictConfig
+from riskdistill.contracts import labels
 from riskdistill.geometry import BevGrid
 from riskdistill.io import atomic_path, atomic_write_bytes
 
@@ -255,10 +256,10 @@ def save_risk_map(label_dir: str | Path, frame_id: str, risk_map: np.ndarray, gr
     if ".." in Path(frame_id).parts or Path(frame_id).is_absolute():
         raise ValueError(f"frame id {frame_id!r} cannot be a relative path")
     meta = json.dumps({"grid": grid.to_dict()}, indent=2, sort_keys=True).encode()
-    meta_path = label_dir / "meta.json"
+    meta_path = label_dir / labels.META_JSON
     if not meta_path.is_file() or meta_path.read_bytes() != meta:
         atomic_write_bytes(meta_path, meta)
-    path = label_dir / "maps" / f"{frame_id}.npy"
+    path = labels.risk_map_path(label_dir, frame_id)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, np.clip(arr, 0.0, 1.0).astype(np.float16))
     return path

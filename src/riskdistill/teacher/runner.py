@@ -3,7 +3,7 @@
     result = label_dataset("data/train", teacher=OracleTeacher(), grid="tiny")   # -> data/train/labels/risk
 
 Layout of the label folder (``out_dir``, by default ``<data>/labels/risk``: what
-``data.targets.RiskMapTarget`` reads)::
+``data.targets.RiskMapTarget`` reads; owned by :mod:`riskdistill.contracts.labels`)::
 
     labelling.json                 folder settings: data root, grid, raster parameters, teacher
     meta.json                      {"grid": ...} (written by save_risk_map)
@@ -44,6 +44,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from riskdistill.contracts.labels import (
+    INDEX,
+    LABELLING_JSON,
+    RECORDS,
+    default_label_dir,
+    error_path,
+    record_path,
+    risk_map_path,
+)
 from riskdistill.data.storage import FrameRecord, RecordedDataset, resolve_inside
 from riskdistill.geometry import BevGrid
 from riskdistill.io import atomic_path, atomic_write_json
@@ -51,12 +60,6 @@ from riskdistill.teacher.rasterise import RasterConfig, rasterise_label, save_ri
 from riskdistill.teacher.schema import FrameLabel
 
 log = logging.getLogger(__name__)
-
-LABELLING_JSON = "labelling.json"
-RECORDS = "records"
-ERRORS = "errors"
-INDEX = "index"
-MAPS = "maps"
 
 
 class Teacher(Protocol):
@@ -84,7 +87,11 @@ def teacher_config_hash(teacher: Any) -> str:
 
 
 def teacher_kind(teacher: Any) -> str:
-    """``"oracle"``, ``"vlm"`` or the class name (recorded in ``labelling.json``)."""
+    """The teacher's ``kind`` attribute, else ``"oracle"``, ``"vlm"`` or the class name (recorded in
+    ``labelling.json``)."""
+    kind = getattr(teacher, "kind", None)
+    if isinstance(kind, str) and kind:
+        return kind
     name = type(teacher).__name__
     for kind in ("oracle", "vlm"):
         if kind in name.lower():
@@ -126,16 +133,7 @@ def cache_key(frame_id: str, teacher_hash: str, mkey: str) -> str:
     return hashlib.sha256(f"{frame_id}\0{teacher_hash}\0{mkey}".encode()).hexdigest()[:16]
 
 
-def record_path(out_dir: Path, frame_id: str) -> Path:
-    return out_dir / RECORDS / f"{frame_id}.json"
-
-
-def error_path(out_dir: Path, frame_id: str) -> Path:
-    return out_dir / ERRORS / f"{frame_id}.json"
-
-
-def map_path(out_dir: Path, frame_id: str) -> Path:
-    return out_dir / MAPS / f"{frame_id}.npy"
+map_path = risk_map_path
 
 
 def load_record(out_dir: Path, frame_id: str) -> FrameLabel | None:
@@ -474,7 +472,7 @@ class LabelRunResult:
 
 
 def default_out_dir(data_root: str | Path) -> Path:
-    return Path(data_root) / "labels" / "risk"
+    return default_label_dir(data_root)
 
 
 def plan_frames(
@@ -564,6 +562,8 @@ def label_dataset(
     teacher = teacher if teacher is not None else OracleTeacher()
     g = resolve_grid(grid)
     rc = raster or RasterConfig()
+    if getattr(teacher, "raster_overrides", None):  # e.g. the footprint control: no motion spread
+        rc = RasterConfig.from_dict({**rc.to_dict(), **teacher.raster_overrides}, source="teacher raster")
     sh = parse_shard(shard) if isinstance(shard, str) else (int(shard[0]), int(shard[1]))
     if sh[1] < 1 or not 0 <= sh[0] < sh[1]:
         raise ValueError(f"shard {sh}: need n >= 1 and 0 <= i < n")

@@ -32,7 +32,7 @@ class _Strict(BaseModel):
 class Provenance(_Strict):
     """Where a label comes from: enough to reproduce it."""
 
-    teacher: Literal["oracle", "vlm"]
+    teacher: Literal["oracle", "vlm", "control"]
     model_id: str = ""
     model_revision: str = ""
     prompt_template_id: str = ""

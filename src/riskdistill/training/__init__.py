@@ -17,7 +17,6 @@ from riskdistill.training.engine import ConfigDriftError, TrainingProcessError, 
 from riskdistill.training.logger import read_metrics
 from riskdistill.training.targets import (
     RISK_TARGET_MODES,
-    FootprintRiskTarget,
     ShuffledRiskTarget,
     build_risk_target,
     shuffled_assignment,
@@ -29,7 +28,6 @@ __all__ = [
     "CheckpointError",
     "ConfigDriftError",
     "DataConfig",
-    "FootprintRiskTarget",
     "OptimizerConfig",
     "ScheduleConfig",
     "ShuffledRiskTarget",

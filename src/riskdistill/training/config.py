@@ -18,12 +18,13 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from riskdistill.config import ConfigError, StrictConfig, apply_overrides, deep_merge
+from riskdistill.contracts.labels import default_label_dir
 from riskdistill.data.torch_dataset import AugmentConfig
 from riskdistill.io import load_json_object
 from riskdistill.models import PRESETS, StudentConfig, student_config
 from riskdistill.training.targets import RISK_TARGET_MODES
 
-RiskTargets = Literal["teacher", "off", "shuffled", "footprint"]
+RiskTargets = Literal["teacher", "off", "shuffled"]
 assert set(RiskTargets.__args__) == set(RISK_TARGET_MODES)  # type: ignore[attr-defined]
 
 
@@ -52,7 +53,7 @@ class DataConfig(StrictConfig):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     def label_dir(self) -> Path:
-        return Path(self.labels) if self.labels is not None else Path(self.root) / "labels" / "risk"
+        return Path(self.labels) if self.labels is not None else default_label_dir(self.root)
 
 
 class OptimizerConfig(StrictConfig):
@@ -77,16 +78,15 @@ class TrainConfig(StrictConfig):
     """One training run (see ``docs/training.md``). ``risk_targets`` picks the run type:
 
     - ``off``: the baseline, RiskHead disabled, no risk targets;
-    - ``teacher``: RSD, the RiskHead learns the teacher's maps from ``data.labels``;
-    - ``shuffled``: control, every frame gets another frame's teacher map (seeded by ``shuffle_seed``);
-    - ``footprint``: control, object footprints at the constant ``footprint_score``.
+    - ``teacher``: the RiskHead learns the maps of ``data.labels`` (RSD with the teacher's labels, or a
+      control with a control teacher's labels, e.g. ``riskdistill label --teacher footprint``);
+    - ``shuffled``: control, every frame gets another frame's teacher map (seeded by ``shuffle_seed``).
     """
 
     data: DataConfig
     model: StudentConfig = Field(default_factory=lambda: student_config("tiny"))
     risk_targets: RiskTargets = "teacher"
     shuffle_seed: int = 0
-    footprint_score: float = Field(default=0.5, gt=0.0, le=1.0)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     max_steps: int | None = Field(default=None, ge=1, description="optimizer steps; wins over epochs")

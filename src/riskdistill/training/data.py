@@ -30,9 +30,7 @@ def target_builders(
         frame_ids: list[str] = []
         if cfg.risk_targets == "shuffled":
             frame_ids = RecordedDataset(cfg.data.root).table.column("frame_id").to_pylist()
-        builder = build_risk_target(
-            cfg.risk_targets, cfg.data.label_dir(), frame_ids, cfg.shuffle_seed, cfg.footprint_score
-        )
+        builder = build_risk_target(cfg.risk_targets, cfg.data.label_dir(), frame_ids, cfg.shuffle_seed)
         check = getattr(builder, "check", None)
         if check is not None:
             check(grid)  # a missing label folder fails here, not in a worker
@@ -108,7 +106,7 @@ def make_loader(
     pin_memory: bool = False,
     persistent: bool = True,
 ) -> DataLoader:
-    """A DataLoader of :class:`~riskdistill.data.batch.Batch` with ``spawn`` workers. It has its own
+    """A DataLoader of :class:`~riskdistill.contracts.batch.Batch` with ``spawn`` workers. It has its own
     generator, so creating an iterator never draws from the global torch RNG (resume equivalence)."""
     return DataLoader(
         dataset,

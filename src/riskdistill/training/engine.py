@@ -44,7 +44,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from riskdistill.data.batch import Batch, Observation
+from riskdistill.contracts.batch import Batch, Observation
 from riskdistill.io import atomic_write_json
 from riskdistill.models import build_student, save_student
 from riskdistill.runs import create_run_dir

@@ -1,17 +1,14 @@
-"""Risk-map targets of the control runs: the same RiskHead trained on targets that carry no risk information.
+"""Risk-map targets of a training run, read from a label folder on disk (training never runs a teacher).
 
-Both builders implement :class:`riskdistill.data.targets.TargetBuilder` under the name ``"risk_map"``, so a
-control run swaps one builder and changes nothing else (model, seed, data order):
+- ``"teacher"``: :class:`~riskdistill.data.targets.RiskMapTarget`, the maps of ``data.labels`` as they are
+  (RSD with the teacher's labels; a control when ``data.labels`` holds a control teacher's labels, e.g.
+  ``riskdistill label --teacher footprint``);
+- ``"shuffled"``: :class:`ShuffledRiskTarget`, every frame gets *another* frame's teacher map through a
+  fixed seeded derangement of the data set's frames. The maps keep the teacher's statistics (how much of
+  the grid is hot, how hot) but no longer match the scene.
 
-- :class:`ShuffledRiskTarget` (``risk_targets="shuffled"``): every frame gets *another* frame's teacher map,
-  through a fixed seeded derangement of the data set's frames. The maps keep the teacher's statistics (how
-  much of the grid is hot, how hot) but no longer match the scene.
-- :class:`FootprintRiskTarget` (``risk_targets="footprint"``): every object's footprint rasterised with one
-  constant score by :func:`riskdistill.teacher.rasterise.rasterise_risk` (no motion spread, no ranking): the
-  extra supervision of "where the objects are" without the teacher's judgement.
-
-:func:`build_risk_target` turns a ``risk_targets`` mode into the builder (``"teacher"`` is
-:class:`~riskdistill.data.targets.RiskMapTarget` itself).
+Both implement :class:`riskdistill.data.targets.TargetBuilder` under the name ``"risk_map"``, so a control
+run swaps one builder and changes nothing else (model, seed, data order).
 """
 
 from __future__ import annotations
@@ -23,11 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from riskdistill.data.storage import DataError, FrameRecord
-from riskdistill.data.targets import RiskMapTarget, TargetBuilder, ann_field
+from riskdistill.data.targets import RiskMapTarget, TargetBuilder
 from riskdistill.geometry import BevGrid
-from riskdistill.teacher.rasterise import rasterise_risk
 
-RISK_TARGET_MODES = ("teacher", "off", "shuffled", "footprint")
+RISK_TARGET_MODES = ("teacher", "off", "shuffled")
 
 
 def shuffled_assignment(frame_ids: Sequence[str], seed: int) -> dict[str, str]:
@@ -76,40 +72,8 @@ class ShuffledRiskTarget:
         return self.teacher.build(dataclasses.replace(frame, frame_id=src), grid)
 
 
-class FootprintRiskTarget:
-    """``risk_map [1, H_bev, W_bev]``: every actor's oriented footprint at the constant ``score`` (no
-    motion spread, no per-object risk), rasterised on the grid by
-    :func:`~riskdistill.teacher.rasterise.rasterise_risk`."""
-
-    name = "risk_map"
-
-    def __init__(self, score: float = 0.5):
-        if not 0.0 < score <= 1.0:
-            raise ValueError(f"footprint score must be in (0, 1], got {score}")
-        self.score = float(score)
-
-    def build(self, frame: FrameRecord, grid: BevGrid) -> dict[str, np.ndarray]:
-        center = np.asarray(ann_field(frame, "actor_center_ego", "the footprint control"), dtype=np.float64)
-        size = np.asarray(ann_field(frame, "actor_size_lwh", "the footprint control"), dtype=np.float64)
-        yaw = np.asarray(ann_field(frame, "actor_yaw_ego", "the footprint control"), dtype=np.float64)
-        n = len(center)
-        m = rasterise_risk(
-            center.reshape(n, -1)[:, :2],
-            size.reshape(n, -1)[:, :2],
-            yaw.reshape(n),
-            np.zeros((n, 2)),  # standing still: footprint only
-            np.full(n, self.score),
-            grid,
-        )
-        return {"risk_map": m[None]}
-
-
 def build_risk_target(
-    mode: str,
-    label_dir: str | Path,
-    frame_ids: Sequence[str] = (),
-    seed: int = 0,
-    footprint_score: float = 0.5,
+    mode: str, label_dir: str | Path, frame_ids: Sequence[str] = (), seed: int = 0
 ) -> TargetBuilder | None:
     """The ``"risk_map"`` builder of a ``risk_targets`` mode (None for ``"off"``)."""
     if mode == "teacher":
@@ -118,6 +82,4 @@ def build_risk_target(
         return None
     if mode == "shuffled":
         return ShuffledRiskTarget(label_dir, frame_ids, seed)
-    if mode == "footprint":
-        return FootprintRiskTarget(footprint_score)
     raise ValueError(f"unknown risk_targets mode {mode!r}; valid modes: {list(RISK_TARGET_MODES)}")

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from riskdistill.contracts import labels as label_layout
 from riskdistill.viz.report_data import RouteOutcome
 from riskdistill.viz.report_stats import ABILITY_NAMES, RunGroup
 from riskdistill.viz.topdown import (
@@ -227,7 +228,7 @@ class FramePanel:
 def _load_teacher_map(labels: Path | None, frame_id: str) -> np.ndarray | None:
     if labels is None:
         return None
-    p = labels / "maps" / f"{frame_id}.npy"
+    p = label_layout.risk_map_path(labels, frame_id)
     if not p.is_file():
         return None
     return np.load(p, allow_pickle=False).astype(np.float32)
@@ -237,7 +238,7 @@ def load_label_record(labels: Path | None, frame_id: str) -> dict[str, Any] | No
     """The teacher's label record ``labels/records/<frame_id>.json`` (a ``FrameLabel``), if present."""
     if labels is None:
         return None
-    p = labels / "records" / f"{frame_id}.json"
+    p = label_layout.record_path(labels, frame_id)
     if not p.is_file():
         return None
     from riskdistill.io import load_json
@@ -261,7 +262,7 @@ def pick_sample_frames(dataset: Any, labels: Path | None, n: int) -> list[int]:
         return []
     frame_ids = dataset.table.column("frame_id").to_pylist()
     route_ids = dataset.table.column("route_id").to_pylist()
-    if labels is not None and (labels / "maps").is_dir():
+    if label_layout.has_risk_maps(labels):
         scored = []
         for i, fid in enumerate(frame_ids):
             m = _load_teacher_map(labels, fid)
@@ -393,10 +394,10 @@ def checkpoint_name(checkpoint: Path) -> str:
 
 def label_grid(labels: Path | None) -> Any:
     """The BevGrid of a label folder (``meta.json``), or None."""
-    if labels is None or not (labels / "meta.json").is_file():
+    if labels is None or not (labels / label_layout.META_JSON).is_file():
         return None
     from riskdistill.geometry import BevGrid
     from riskdistill.io import load_json
 
-    g = load_json(labels / "meta.json").get("grid")
+    g = load_json(labels / label_layout.META_JSON).get("grid")
     return BevGrid.from_dict(g) if isinstance(g, dict) else None

@@ -59,11 +59,11 @@ from typing import Any
 
 import numpy as np
 
-from riskdistill.agent import EgoState
+from riskdistill.contracts.agent import EgoState
+from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M
 from riskdistill.data.storage import DataError, RecordedDataset
 from riskdistill.geometry import rotation_z, wrap_angle
 from riskdistill.io import atomic_write_bytes
-from riskdistill.sim.actors import EGO_REAR_AXLE_TO_CENTER_M
 from riskdistill.types import ActorClass, Command
 
 SIM_HZ = 10.0

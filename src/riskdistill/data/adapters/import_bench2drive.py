@@ -21,10 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M
 from riskdistill.data import format as fmt
 from riskdistill.data.adapters.bench2drive import Bench2DriveClipReader
 from riskdistill.data.adapters.importer import (
+    IMPORTERS,
     WEATHER_KEYS,
+    ImportRequest,
     ImportResult,
     ImportSettings,
     SourceFrame,
@@ -36,7 +39,6 @@ from riskdistill.data.adapters.importer import (
 )
 from riskdistill.data.storage import DataError
 from riskdistill.geometry import wrap_angle
-from riskdistill.sim.actors import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M
 
 __all__ = ["find_bench2drive_clips", "import_bench2drive"]
 
@@ -195,4 +197,19 @@ def import_bench2drive(
     info = {"kind": "bench2drive", "clips": [str(c.resolve()) for c in clips]}
     return run_import(
         "bench2drive", routes(), Path(out_dir), settings, info, len(clips), APPROXIMATIONS, show_progress
+    )
+
+
+@IMPORTERS.register("bench2drive")
+def import_bench2drive_request(path: Path, out_dir: Path, request: ImportRequest) -> ImportResult:
+    """``riskdistill data import bench2drive``: :func:`import_bench2drive` with the user's options."""
+    if request.scenes:
+        raise ValueError("--scene applies to nuscenes only")
+    return import_bench2drive(
+        path,
+        out_dir,
+        image_hw=request.image_hw,
+        cameras=request.cameras,
+        every_n_steps=request.every_n_steps,
+        jpeg_quality=request.jpeg_quality,
     )

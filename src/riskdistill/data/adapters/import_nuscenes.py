@@ -19,9 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from riskdistill.agent import EgoState
+from riskdistill.contracts.agent import EgoState
+from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M
 from riskdistill.data import format as fmt
 from riskdistill.data.adapters.importer import (
+    IMPORTERS,
+    ImportRequest,
     ImportResult,
     ImportSettings,
     SourceFrame,
@@ -34,7 +37,6 @@ from riskdistill.data.adapters.importer import (
 )
 from riskdistill.data.adapters.nuscenes import NuScenesReader, matrix_from_quat
 from riskdistill.data.storage import DataError
-from riskdistill.sim.actors import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M
 
 __all__ = ["import_nuscenes"]
 
@@ -169,4 +171,20 @@ def import_nuscenes(
     info = {"kind": "nuscenes", "dataroot": root, "version": version, "scenes": names}
     return run_import(
         "nuscenes", routes(), Path(out_dir), settings, info, len(names), APPROXIMATIONS, show_progress
+    )
+
+
+@IMPORTERS.register("nuscenes")
+def import_nuscenes_request(path: Path, out_dir: Path, request: ImportRequest) -> ImportResult:
+    """``riskdistill data import nuscenes``: :func:`import_nuscenes` with the user's options."""
+    if request.every_n_steps != 1:
+        raise ValueError("--every applies to bench2drive only (nuScenes key frames are already 2 Hz)")
+    return import_nuscenes(
+        path,
+        request.version or "v1.0-mini",
+        out_dir,
+        request.scenes,
+        image_hw=request.image_hw,
+        cameras=request.cameras,
+        jpeg_quality=request.jpeg_quality,
     )

@@ -46,7 +46,7 @@ What real data lacks is computed or approximated (also listed in the manifest, `
   annotation; the manifest's rig is the nearest square-pixel, centred-principal-point pinhole rig of the
   first frame (``Rig`` cannot hold more).
 
-``image_hw`` resizes like :func:`riskdistill.sim.sensors.rig.resize_rig`: scale by ``W_new / W`` keeping the
+``image_hw`` resizes like :func:`riskdistill.contracts.rig.resize_rig`: scale by ``W_new / W`` keeping the
 aspect ratio, then centre-crop or pad (black) rows to ``H_new``; ``K`` follows. Without it, JPEGs of the
 data set's image size are copied unchanged; any other image is re-encoded.
 """
@@ -62,15 +62,17 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from pydantic import Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from riskdistill.agent import PLAN_DT_S, PLAN_HORIZON, EgoState
 from riskdistill.config import StrictConfig
+from riskdistill.contracts.agent import PLAN_DT_S, PLAN_HORIZON, EgoState
+from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M
+from riskdistill.contracts.rig import Rig
 from riskdistill.data import format as fmt
 from riskdistill.data.record import (
     encode_jpeg,
@@ -90,8 +92,8 @@ from riskdistill.geometry import (
     wrap_angle,
 )
 from riskdistill.io import load_json
-from riskdistill.sim.actors import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M, Behavior
-from riskdistill.sim.sensors.rig import Rig
+from riskdistill.registry import Registry
+from riskdistill.sim.actors import Behavior
 from riskdistill.types import ActorClass, Command
 
 __all__ = [
@@ -122,7 +124,7 @@ class ImportSettings(StrictConfig):
 
     A resumed import (same ``out_dir``) must use the same settings."""
 
-    source: Literal["bench2drive", "nuscenes"]
+    source: str  # a name in IMPORTERS
     image_h: int = Field(gt=0)
     image_w: int = Field(gt=0)
     cameras: list[str] = Field(min_length=1)
@@ -136,6 +138,23 @@ class ImportSettings(StrictConfig):
     rear_axle_to_center_m: float = EGO_REAR_AXLE_TO_CENTER_M
     ego_size_lwh: list[float] = Field(default_factory=lambda: list(EGO_SIZE_M), min_length=3, max_length=3)
     version: str = ""  # nuScenes table version
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    """What the user asked of an import (``riskdistill data import SOURCE PATH --out OUT ...``); a source
+    that cannot honour an option raises ValueError naming it."""
+
+    image_hw: tuple[int, int] | None = None  # resize, keeping the horizontal field of view
+    cameras: tuple[str, ...] | None = None  # subset and order
+    every_n_steps: int = 1  # keep every N-th 10 Hz frame (sources with 10 Hz data)
+    jpeg_quality: int = fmt.DEFAULT_JPEG_QUALITY
+    scenes: tuple[str, ...] | None = None  # named scenes (sources with scene tables)
+    version: str = ""  # table version (sources with versioned tables)
+
+
+#: Real-data importers by source name: ``(path, out_dir, ImportRequest) -> ImportResult``.
+IMPORTERS: Registry[Callable[[Path, Path, ImportRequest], ImportResult]] = Registry("data source")
 
 
 @dataclass
@@ -347,7 +366,7 @@ def _deg(rad: float) -> float:
 
 
 def resize_matrix(src_hw: Sequence[int], dst_hw: Sequence[int]) -> tuple[np.ndarray, int, int]:
-    """How an image of ``src_hw`` becomes ``dst_hw`` (as :func:`riskdistill.sim.sensors.rig.resize_rig`):
+    """How an image of ``src_hw`` becomes ``dst_hw`` (as :func:`riskdistill.contracts.rig.resize_rig`):
     scaled to width ``W_new`` keeping the aspect ratio (height ``H_s``), then rows centre-cropped or padded.
     Returns ``A [3, 3]`` with ``K_new = A @ K``, ``H_s`` and the row offset (>0: padding on top, <0: crop)."""
     (h, w), (h2, w2) = (int(v) for v in src_hw), (int(v) for v in dst_hw)

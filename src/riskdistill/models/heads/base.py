@@ -1,12 +1,14 @@
 """What every head is: a config, a module, a loss and metrics, registered by name.
 
 A head reads the shared BEV features ``[B, C, Hb, Wb]`` (and the driver-visible observation, e.g. the route
-command for planning) and returns named outputs. Its loss reads only :class:`~riskdistill.data.batch.Targets`
-fields that its ``target_names`` builders produce; a missing target is a clear error.
+command for planning) and returns named outputs. Its loss reads only
+:class:`~riskdistill.contracts.batch.Targets` fields that its ``target_names`` builders produce; a missing
+target is a clear error.
 
-Adding a head (see ``docs/models.md``): write ``heads/<name>.py`` with ``<Name>HeadConfig(HeadConfig)`` and a
-``Head`` subclass decorated with ``@register_head``, then add a ``<name>`` field to
-:class:`riskdistill.models.config.HeadsConfig`.
+Adding a head (see ``docs/howto.md``): copy ``heads/occupancy.py`` to ``heads/<name>.py`` with a
+``<Name>HeadConfig(HeadConfig)`` and a ``Head`` subclass decorated with ``@register_head``, import it in
+``heads/__init__.py``, and turn it on in a student config (``model.heads.<name>={}``). The student runs every
+enabled head and adds its weighted loss.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pydantic import Field
 from torch import nn
 
 from riskdistill.config import StrictConfig
-from riskdistill.data.batch import Observation, Targets
+from riskdistill.contracts.batch import Observation, Targets
+from riskdistill.registry import Registry
 
 
 class HeadConfig(StrictConfig):
@@ -35,7 +38,9 @@ class Head(nn.Module):
     - ``config_cls``: its ``HeadConfig`` subclass;
     - ``target_names``: ``data.targets`` builder names its loss needs;
     - ``target_fields``: the ``Targets`` fields those builders fill and the loss reads;
-    - ``output_keys``: keys its ``forward`` adds to the student's outputs.
+    - ``output_keys``: keys its ``forward`` adds to the student's outputs;
+    - ``optional_at_inference``: the student may skip it at inference (``Student.forward(with_risk=False)``
+      skips the RiskHead), so driving never depends on it.
     """
 
     name: ClassVar[str]
@@ -43,6 +48,7 @@ class Head(nn.Module):
     target_names: ClassVar[tuple[str, ...]]
     target_fields: ClassVar[tuple[str, ...]]
     output_keys: ClassVar[tuple[str, ...]]
+    optional_at_inference: ClassVar[bool] = False
 
     def forward(self, bev: torch.Tensor, obs: Observation) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -72,24 +78,7 @@ class Head(nn.Module):
                 )
 
 
-HEADS: dict[str, type[Head]] = {}
-
-
-def register_head(cls: type[Head]) -> type[Head]:
-    """Class decorator: make a head available by its ``name``."""
-    if cls.name in HEADS and HEADS[cls.name] is not cls:
-        raise ValueError(f"head {cls.name!r} is already registered ({HEADS[cls.name].__qualname__})")
-    HEADS[cls.name] = cls
-    return cls
-
-
-def get_head(name: str) -> type[Head]:
-    """A registered head class by name; an unknown name lists the valid ones."""
-    try:
-        return HEADS[name]
-    except KeyError:
-        raise ValueError(f"unknown head {name!r}; valid heads: {sorted(HEADS)}") from None
-
-
-def list_heads() -> list[str]:
-    return sorted(HEADS)
+HEADS: Registry[type[Head]] = Registry("head")
+register_head = HEADS.register  # class decorator: @register_head makes a head available by its ``name``
+get_head = HEADS.get  # a registered head class by name; an unknown name lists the valid ones
+list_heads = HEADS.names

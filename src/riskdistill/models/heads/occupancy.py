@@ -14,7 +14,7 @@ import torch.nn.functional as F  # noqa: N812
 from pydantic import Field
 from torch import nn
 
-from riskdistill.data.batch import BEV_CHANNELS, Observation, Targets
+from riskdistill.contracts.batch import BEV_CHANNELS, Observation, Targets
 from riskdistill.geometry import BevGrid
 from riskdistill.models.heads.base import Head, HeadConfig, register_head
 from riskdistill.models.layers import ConvBlock

@@ -16,8 +16,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from riskdistill.agent import PLAN_HORIZON
-from riskdistill.data.batch import Observation, Targets
+from riskdistill.contracts.agent import PLAN_HORIZON
+from riskdistill.contracts.batch import Observation, Targets
 from riskdistill.geometry import BevGrid
 from riskdistill.models.heads.base import Head, HeadConfig, register_head
 from riskdistill.models.layers import mlp, sinusoidal_pos_2d

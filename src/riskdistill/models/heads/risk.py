@@ -40,7 +40,7 @@ from pydantic import Field
 from torch import nn
 
 from riskdistill.config import StrictConfig
-from riskdistill.data.batch import Observation, Targets
+from riskdistill.contracts.batch import Observation, Targets
 from riskdistill.geometry import BevGrid
 from riskdistill.models.heads.base import Head, HeadConfig, register_head
 from riskdistill.models.layers import ConvBlock, deformable_sample, mlp, norm2d, softmax_last
@@ -216,6 +216,7 @@ class RiskHead(Head):
     target_names: ClassVar[tuple[str, ...]] = ("risk_map",)
     target_fields: ClassVar[tuple[str, ...]] = ("risk_map",)
     output_keys: ClassVar[tuple[str, ...]] = ("risk",)
+    optional_at_inference: ClassVar[bool] = True
 
     def __init__(self, cfg: RiskHeadConfig, bev_channels: int, bev_hw: tuple[int, int], grid: BevGrid):
         super().__init__()

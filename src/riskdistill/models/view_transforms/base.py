@@ -9,19 +9,24 @@ Dropped cameras (``camera_valid`` False) contribute nothing.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from riskdistill.config import StrictConfig
+from riskdistill.registry import Registry
 
 MIN_DEPTH_M = 0.1
 
 
+VIEW_TRANSFORMS: Registry[type[ViewTransform]] = Registry("view transform")
+
+
 class ViewTransformConfig(StrictConfig):
-    """``type``: ``deformable`` (BEVFormer-style spatial cross-attention, default) or ``lss`` (lift-splat).
+    """``type``: a registered view transform, ``deformable`` (BEVFormer-style spatial cross-attention,
+    default) or ``lss`` (lift-splat).
 
     ``bev_hw``: the BEV feature map (it covers the whole grid; heads upsample to the grid shape).
     ``deformable``: ``heights_m`` (pillar of reference heights above the ground), ``n_heads``,
@@ -29,7 +34,7 @@ class ViewTransformConfig(StrictConfig):
     ``lss``: ``depth_min_m``, ``depth_max_m``, ``depth_bins``, ``z_min_m``/``z_max_m`` (kept heights).
     """
 
-    type: Literal["deformable", "lss"] = "deformable"
+    type: str = "deformable"  # a name in VIEW_TRANSFORMS
     bev_hw: tuple[int, int] = (32, 32)
     heights_m: list[float] = Field(default_factory=lambda: [0.0, 1.0, 2.0, 3.0], min_length=1)
     n_heads: int = Field(default=4, ge=1)
@@ -42,6 +47,12 @@ class ViewTransformConfig(StrictConfig):
     depth_bins: int = Field(default=24, ge=1)
     z_min_m: float = -2.0
     z_max_m: float = 4.0
+
+    @field_validator("type")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        VIEW_TRANSFORMS.get(v)  # an unknown name lists the registered view transforms
+        return v
 
 
 def apply_matrix(M: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -84,7 +95,10 @@ def project_to_images(
 
 
 class ViewTransform(nn.Module):
-    """Interface: ``forward(feats, K, T_ego_from_cam, camera_valid, image_hw) -> [B, C, Hb, Wb]``."""
+    """Interface: ``forward(feats, K, T_ego_from_cam, camera_valid, image_hw) -> [B, C, Hb, Wb]``; built as
+    ``cls(cfg: ViewTransformConfig, channels, grid)``; registered by ``name`` in :data:`VIEW_TRANSFORMS`."""
+
+    name: ClassVar[str]
 
     def forward(
         self,

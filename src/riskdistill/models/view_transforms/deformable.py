@@ -15,12 +15,19 @@ sampling shrinks about 3x. The result equals the dense computation (tested); ONN
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from riskdistill.geometry import BevGrid
 from riskdistill.models.layers import bev_cell_centers, deformable_sample, mlp, softmax_last
-from riskdistill.models.view_transforms.base import ViewTransform, ViewTransformConfig, project_to_images
+from riskdistill.models.view_transforms.base import (
+    VIEW_TRANSFORMS,
+    ViewTransform,
+    ViewTransformConfig,
+    project_to_images,
+)
 
 
 class SpatialCrossAttention(nn.Module):
@@ -86,7 +93,12 @@ class SpatialCrossAttention(nn.Module):
         return self.norm2(q + self.ffn(q))
 
 
+@VIEW_TRANSFORMS.register
 class DeformableViewTransform(ViewTransform):
+    """BEVFormer-style spatial cross-attention from learned BEV queries (plain PyTorch ``grid_sample``)."""
+
+    name: ClassVar[str] = "deformable"
+
     def __init__(self, cfg: ViewTransformConfig, channels: int, grid: BevGrid):
         super().__init__()
         self.bev_hw = tuple(cfg.bev_hw)

@@ -8,14 +8,26 @@ inside the BEV map and between ``z_min_m`` and ``z_max_m`` is summed into its BE
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from riskdistill.geometry import BevGrid
-from riskdistill.models.view_transforms.base import ViewTransform, ViewTransformConfig, apply_matrix
+from riskdistill.models.view_transforms.base import (
+    VIEW_TRANSFORMS,
+    ViewTransform,
+    ViewTransformConfig,
+    apply_matrix,
+)
 
 
+@VIEW_TRANSFORMS.register
 class LiftSplatViewTransform(ViewTransform):
+    """Lift-splat: per-pixel depth distribution, features splatted into BEV pillars."""
+
+    name: ClassVar[str] = "lss"
+
     def __init__(self, cfg: ViewTransformConfig, channels: int, grid: BevGrid):
         super().__init__()
         if cfg.depth_max_m <= cfg.depth_min_m:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from riskdistill.registry import Registry
 from riskdistill.sim.layouts import Layout, LayoutParams, build_layout
 from riskdistill.sim.roadmap import Lane
 from riskdistill.sim.route import Path, Route, plan_route
@@ -342,20 +343,15 @@ class ScenarioType(ABC):
         """Set the route, place the scenario actors and triggers, and background traffic."""
 
 
-REGISTRY: dict[str, type[ScenarioType]] = {}
-
-
-def register_scenario(cls: type[ScenarioType]) -> type[ScenarioType]:
-    if cls.name in REGISTRY:
-        raise ValueError(f"scenario {cls.name!r} registered twice")
-    REGISTRY[cls.name] = cls
-    return cls
+REGISTRY: Registry[type[ScenarioType]] = Registry("scenario type", error=ScenarioError)
+register_scenario = (
+    REGISTRY.register
+)  # class decorator: @register_scenario makes a type available by ``name``
 
 
 def get_scenario_type(name: str) -> ScenarioType:
-    if name not in REGISTRY:
-        raise ScenarioError(f"unknown scenario type {name!r}; valid types: {sorted(REGISTRY)}")
-    return REGISTRY[name]()
+    """A fresh instance of the scenario type ``name``; an unknown name lists the valid ones."""
+    return REGISTRY.get(name)()
 
 
 def build_scenario(

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from riskdistill.sim.actors import EGO_SIZE_M, Behavior
+from riskdistill.contracts.ego import EGO_SIZE_M
+from riskdistill.sim.actors import Behavior
 from riskdistill.sim.layouts import PARKING_WIDTH_M, RoadHandle
 from riskdistill.sim.roadmap import Lane, offset_polyline
 from riskdistill.sim.route import Path, Route

@@ -16,7 +16,8 @@ import math
 
 import numpy as np
 
-from riskdistill.sim.actors import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M, Behavior
+from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M
+from riskdistill.sim.actors import Behavior
 from riskdistill.sim.roadmap import Lane
 from riskdistill.sim.route import Path, smoothstep
 from riskdistill.sim.scenarios.base import (

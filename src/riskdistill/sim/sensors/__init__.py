@@ -1,11 +1,9 @@
 """Camera sensors: rigs (where the cameras are) and a CPU ray-casting renderer (what they see).
 
-See :mod:`riskdistill.sim.sensors.rig` and :mod:`riskdistill.sim.sensors.render`.
+See :mod:`riskdistill.contracts.rig` and :mod:`riskdistill.sim.sensors.render`.
 """
 
-from riskdistill.sim.sensors.ground import GroundRaster, Material, bake_ground
-from riskdistill.sim.sensors.render import CameraRenderer, RenderedFrame, jpeg_roundtrip
-from riskdistill.sim.sensors.rig import (
+from riskdistill.contracts.rig import (
     CameraSpec,
     Rig,
     RigPerturbation,
@@ -13,6 +11,8 @@ from riskdistill.sim.sensors.rig import (
     perturb_rig,
     resize_rig,
 )
+from riskdistill.sim.sensors.ground import GroundRaster, Material, bake_ground
+from riskdistill.sim.sensors.render import CameraRenderer, RenderedFrame, jpeg_roundtrip
 
 __all__ = [
     "CameraRenderer",

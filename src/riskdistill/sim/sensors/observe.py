@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from riskdistill.contracts.rig import Rig
 from riskdistill.sim.scenarios.base import ScenarioInstance
 from riskdistill.sim.sensors.render import CameraRenderer, jpeg_roundtrip
-from riskdistill.sim.sensors.rig import Rig
 from riskdistill.sim.world import World
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from riskdistill.contracts.rig import Rig
 from riskdistill.sim.roadmap import RoadMap
 from riskdistill.sim.sensors.ground import (
     DEFAULT_RESOLUTION_M,
@@ -48,7 +49,6 @@ from riskdistill.sim.sensors.raycast import (
     screen_rects,
     weather_layers,
 )
-from riskdistill.sim.sensors.rig import Rig
 from riskdistill.types import ActorClass, LightState
 
 if TYPE_CHECKING:

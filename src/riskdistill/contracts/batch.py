@@ -74,6 +74,10 @@ class Observation(_TensorDataclass):
     def images_uint8(self) -> bool:
         return self.images.dtype == torch.uint8
 
+    def batched(self) -> Observation:
+        """This single sample as a batch of one (a leading ``B = 1`` on every tensor)."""
+        return _map_tensors(self, lambda t: t[None])
+
 
 @dataclass
 class Targets(_TensorDataclass):
