@@ -18,7 +18,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from riskdistill.evaluation.closed_loop import EvalVariant, evaluate_suite
+from riskdistill.evaluation.closed_loop import evaluate_suite
+from riskdistill.evaluation.generalisation import EvalVariant
 from riskdistill.sim.suites import load_suite
 
 

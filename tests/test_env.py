@@ -9,7 +9,8 @@ from riskdistill.contracts.agent import Action, Controls
 from riskdistill.sim.env import DrivingEnv
 from riskdistill.sim.events import RouteEnd
 from riskdistill.sim.expert import ExpertDriver
-from riskdistill.sim.layouts import LayoutParams, build_layout
+from riskdistill.sim.layouts import LayoutParams
+from riskdistill.sim.road_layouts import build_layout
 from riskdistill.sim.rollout import run_route
 from riskdistill.sim.scenarios.base import BuildContext, instance_from_context
 from riskdistill.types import ActorClass, Infraction, LightState

@@ -10,12 +10,9 @@ import numpy as np
 import pytest
 
 from riskdistill.contracts.agent import Action, AgentInput, SensorRequest
-from riskdistill.evaluation.closed_loop import (
-    EvalVariant,
-    StudentDriverFactory,
-    evaluate_suite,
-    make_driver_factory,
-)
+from riskdistill.evaluation.closed_loop import evaluate_suite
+from riskdistill.evaluation.drivers import StudentDriverFactory, make_driver_factory
+from riskdistill.evaluation.generalisation import EvalVariant
 from riskdistill.evaluation.leaderboard import INFRACTION_KEYS, load_checkpoint_json
 from riskdistill.geometry import BevGrid
 from riskdistill.sim.env import DrivingEnv
@@ -48,15 +45,19 @@ class RaisingDriver:
         return Action(waypoints_ego=np.array([[2.0 * (k + 1), 0.0] for k in range(6)]))
 
 
-def make_raising_driver(env: DrivingEnv) -> RaisingDriver:
+def make_raising_driver() -> RaisingDriver:
     return RaisingDriver(after_steps=20)
 
 
-def make_unbuildable_driver(env: DrivingEnv) -> RaisingDriver:
+def make_unbuildable_driver() -> RaisingDriver:
     raise OSError("checkpoint file is corrupt")
 
 
 class EnvBreakingDriver(RaisingDriver):
+    """A privileged driver (it opts in to being handed the environment) that breaks the simulation."""
+
+    privileged = True
+
     def __init__(self, env: DrivingEnv):
         super().__init__(after_steps=10**6)
         self.env = env
@@ -100,7 +101,7 @@ class CameraDriver:
         return Action(waypoints_ego=np.outer(np.arange(1, 7) * 3.0, tp))
 
 
-def make_camera_driver(env: DrivingEnv) -> CameraDriver:
+def make_camera_driver() -> CameraDriver:
     return CameraDriver()
 
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from riskdistill.evaluation.closed_loop import result_to_dict
 from riskdistill.evaluation.compare import (
     bootstrap_confidence_interval,
     compare_runs,
@@ -22,6 +21,7 @@ from riskdistill.evaluation.compare import (
 from riskdistill.evaluation.driving_score import RouteResult, compute_summary
 from riskdistill.evaluation.generalisation import compare_to_nominal
 from riskdistill.evaluation.leaderboard import save_checkpoint_json
+from riskdistill.evaluation.results import result_to_dict
 from riskdistill.io import atomic_write_json
 from riskdistill.sim.events import InfractionEvent, RouteEnd
 from riskdistill.types import Infraction

@@ -10,7 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from riskdistill.evaluation.closed_loop import EvalVariant, evaluate_suite  # noqa: E402
+from riskdistill.evaluation.closed_loop import evaluate_suite  # noqa: E402
+from riskdistill.evaluation.generalisation import EvalVariant  # noqa: E402
 from riskdistill.evaluation.leaderboard import load_checkpoint_json  # noqa: E402
 from riskdistill.sim.suites import RouteSpec, Suite  # noqa: E402
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from riskdistill.sim.layouts import Layout, LayoutParams, build_layout
+from riskdistill.sim.layouts import Layout, LayoutParams
+from riskdistill.sim.road_layouts import build_layout
 from riskdistill.sim.roadmap import LaneKind, RoadMap
 from riskdistill.sim.route import plan_route
 from riskdistill.types import Command

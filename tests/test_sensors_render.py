@@ -9,7 +9,8 @@ import pytest
 
 from riskdistill.contracts.rig import Rig, RigPerturbation, perturb_rig
 from riskdistill.geometry import box3d_corners, project_box_to_image, project_points
-from riskdistill.sim.layouts import LayoutParams, build_layout
+from riskdistill.sim.layouts import LayoutParams
+from riskdistill.sim.road_layouts import build_layout
 from riskdistill.sim.roadmap import Lane, LaneKind, LaneMarking, MarkingKind, RoadMap, TrafficLight
 from riskdistill.sim.scenarios.base import Weather
 from riskdistill.sim.sensors import CameraRenderer, Material, jpeg_roundtrip, load_rig, resize_rig

@@ -45,7 +45,7 @@ def test_footprint_teacher_paints_every_object_at_one_score(data_copy: Path, tmp
     assert n_hot > 0
     with pytest.raises(ValueError, match="score"):
         make_teacher("footprint", {"score": 0.0})
-    with pytest.raises(ValueError, match="unknown teacher 'nope'; valid teachers: .*footprint"):
+    with pytest.raises(ValueError, match=r"unknown teacher 'nope'; valid teachers: .*footprint"):
         make_teacher("nope", {})
 
 

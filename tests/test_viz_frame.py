@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 
 from conftest import TINY_HW
+from riskdistill.cli.report import frame
 from riskdistill.data import RecordedDataset
 from riskdistill.viz.frame import (
     BEV_AHEAD_FRACTION,
     BEV_EXTENT_M,
     bev_panel_box,
-    frame_command,
     render_frame,
     save_frame_png,
 )
@@ -72,7 +72,7 @@ def test_frame_command(dataset: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     app = typer.Typer()
-    app.command("frame")(frame_command)
+    app.command("frame")(frame)
     app.command("other")(lambda: None)
     runner = CliRunner()
     out = tmp_path / "f.png"

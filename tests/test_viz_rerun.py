@@ -12,10 +12,10 @@ from riskdistill.contracts.agent import Action, AgentInput, SensorRequest
 from riskdistill.data import RecordedDataset
 from riskdistill.geometry import BevGrid
 from riskdistill.io import atomic_write_json, atomic_write_text
-from riskdistill.sim.env import DrivingEnv
 from riskdistill.sim.suites import RouteSpec
 from riskdistill.viz.rerun_log import (
     RerunFrame,
+    RerunRecording,
     log_dataset_rrd,
     log_route_rrd,
     record_closed_loop_rrd,
@@ -248,7 +248,7 @@ class CameraDriver:
         return Action(waypoints_ego=np.outer(np.arange(1, 7) * 3.0, tp))
 
 
-def make_camera_driver(env: DrivingEnv) -> CameraDriver:
+def make_camera_driver() -> CameraDriver:
     return CameraDriver()
 
 
@@ -283,7 +283,9 @@ def test_evaluate_suite_records_each_route_without_changing_results(tmp_path: Pa
 
     one = Suite(name="one", routes=[SHORT])
     plain_results, plain_summary = evaluate_suite(one, "expert", tmp_path / "plain", show_progress=False)
-    results, summary = evaluate_suite(one, "expert", tmp_path / "rec", show_progress=False, rerun_every=5)
+    results, summary = evaluate_suite(
+        one, "expert", tmp_path / "rec", show_progress=False, recorders=[RerunRecording(every=5)]
+    )
     assert results[0].route_end == plain_results[0].route_end and results[0].events == plain_results[0].events
     plain, doc = _doc(tmp_path / "plain"), _doc(tmp_path / "rec")
     assert "rerun" not in plain and not (tmp_path / "plain" / "rerun").exists()
@@ -318,19 +320,20 @@ def test_evaluate_suite_records_each_route_without_changing_results(tmp_path: Pa
     info = str(chunks["/route"][0].to_record_batch().to_pydict())
     assert doc["status"] in info and "Accident" in info and "straight" in info
 
-    # a resume runs nothing, so nothing is recorded again; rerun_every is not part of the resume key
+    # a resume runs nothing, so nothing is recorded again; recorders are not part of the resume key
     mtime = path.stat().st_mtime_ns
-    evaluate_suite(one, "expert", tmp_path / "rec", show_progress=False, rerun_every=2)
+    evaluate_suite(one, "expert", tmp_path / "rec", show_progress=False, recorders=[RerunRecording(every=2)])
     evaluate_suite(one, "expert", tmp_path / "rec", show_progress=False)
     assert path.stat().st_mtime_ns == mtime and _doc(tmp_path / "rec") == doc
-    with pytest.raises(ValueError, match="rerun_every"):
-        evaluate_suite(one, "expert", tmp_path / "rec", show_progress=False, rerun_every=0)
+    with pytest.raises(ValueError, match="every must be a positive number"):
+        RerunRecording(every=0)
 
 
 def test_camera_driver_recording_has_its_cameras_risk_and_plan(tmp_path: Path) -> None:
     """A driver with cameras and a risk head: camera frames exactly on every 4th of its steps, on the same
     ``sim_time`` as its path-risk series; its predicted risk map on its own grid; its plan."""
-    from riskdistill.evaluation.closed_loop import EvalVariant, evaluate_suite
+    from riskdistill.evaluation.closed_loop import evaluate_suite
+    from riskdistill.evaluation.generalisation import EvalVariant
     from riskdistill.sim.suites import Suite
 
     variant = EvalVariant(route_timeout_s=2.5, rig_shift="drop-CAM_BACK")
@@ -340,7 +343,7 @@ def test_camera_driver_recording_has_its_cameras_risk_and_plan(tmp_path: Path) -
         tmp_path,
         show_progress=False,
         variant=variant,
-        rerun_every=4,
+        recorders=[RerunRecording(every=4)],
     )
     doc = _doc(tmp_path)
     steps_t = doc["path_risk"]["time_s"]  # one entry per driver step
@@ -358,7 +361,8 @@ def test_camera_driver_recording_has_its_cameras_risk_and_plan(tmp_path: Path) -
 
 
 def test_a_failing_recording_keeps_the_route_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from riskdistill.evaluation.closed_loop import EvalVariant, evaluate_suite
+    from riskdistill.evaluation.closed_loop import evaluate_suite
+    from riskdistill.evaluation.generalisation import EvalVariant
     from riskdistill.sim.suites import Suite
     from riskdistill.viz import rerun_log
 
@@ -372,7 +376,9 @@ def test_a_failing_recording_keeps_the_route_result(tmp_path: Path, monkeypatch:
             raise RuntimeError("disk full")
 
     monkeypatch.setattr(rerun_log.ClosedLoopRecorder, "step", broken_step)
-    evaluate_suite(one, "expert", tmp_path / "rec", show_progress=False, variant=variant, rerun_every=1)
+    evaluate_suite(
+        one, "expert", tmp_path / "rec", show_progress=False, variant=variant, recorders=[RerunRecording(1)]
+    )
     doc = _doc(tmp_path / "rec")
     assert calls["n"] == 3  # dropped after the failure: no further calls
     assert _stable(doc) == _stable(_doc(tmp_path / "plain"))

@@ -10,7 +10,8 @@ from PIL import Image
 
 from riskdistill.geometry import BevGrid, box_corners_2d
 from riskdistill.sim.actors import Behavior
-from riskdistill.sim.layouts import Layout, LayoutParams, build_layout
+from riskdistill.sim.layouts import Layout, LayoutParams
+from riskdistill.sim.road_layouts import build_layout
 from riskdistill.sim.route import plan_route
 from riskdistill.sim.world import EGO_COLOR, World
 from riskdistill.types import ActorClass, LightState

@@ -1,12 +1,18 @@
 """riskdistill: Risk Semantic Distillation for end-to-end autonomous driving.
 
-Layers (dependencies flow downwards only; see docs/architecture.md):
+Layers (dependencies flow downwards only; see docs/architecture.md; checked by ``lint-imports``):
 
-    cli, viz
-    training, evaluation
-    models
-    sim, data, teacher
-    geometry, types, config, io
+    cli
+    experiment
+    viz
+    evaluation | training
+    models                  (contracts only: no sim, data or teacher)
+    teacher
+    data
+    sim
+    contracts | runs
+    config | geometry | types | registry
+    io
 """
 
 import os

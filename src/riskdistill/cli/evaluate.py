@@ -66,8 +66,8 @@ def closed_loop(
     """Run a driver over a route suite and score it the Bench2Drive way."""
     record_every = (rerun_every or 2) if rerun or rerun_every is not None else None
     from riskdistill.config import ConfigError
-    from riskdistill.evaluation.closed_loop import EvalVariant, evaluate_suite
-    from riskdistill.evaluation.generalisation import RIG_SHIFTS
+    from riskdistill.evaluation.closed_loop import evaluate_suite
+    from riskdistill.evaluation.generalisation import RIG_SHIFTS, EvalVariant
     from riskdistill.runs import create_run_dir
     from riskdistill.sim.suites import load_suite
 
@@ -101,8 +101,9 @@ def closed_loop(
         "rerun_every": record_every,
     }
     try:
-        from riskdistill.evaluation.closed_loop import make_driver_factory
+        from riskdistill.evaluation.drivers import make_driver_factory
         from riskdistill.evaluation.generalisation import parse_rig_shift, select_routes
+        from riskdistill.viz.rerun_log import RerunRecording
 
         make_driver_factory(driver, rig)
         parse_rig_shift(rig_shift)
@@ -115,7 +116,7 @@ def closed_loop(
             workers=workers,
             limit=limit,
             variant=variant,
-            rerun_every=record_every,
+            recorders=[RerunRecording(every=record_every)] if record_every is not None else (),
         )
     except ValueError as exc:
         fail(str(exc))
@@ -240,7 +241,7 @@ def risk_outcome(
     out: Path | None = typer.Option(None, "--out", help="JSON file (default RUN/risk_outcome.json)."),
 ) -> None:
     """Does the predicted risk on the ego's path rise before infractions, and how early?"""
-    from riskdistill.evaluation.closed_loop import load_route_docs
+    from riskdistill.evaluation.results import load_route_docs
     from riskdistill.evaluation.risk_outcome import summarise_risk_outcome
     from riskdistill.io import atomic_write_json
 

@@ -7,8 +7,7 @@ import typer
 from riskdistill.cli import data, data_import, evaluate, experiment, sim
 from riskdistill.cli import label as label_cli
 from riskdistill.cli import train as train_cli
-from riskdistill.cli.report import report, rerun, rerun_route
-from riskdistill.viz.frame import frame_command
+from riskdistill.cli.report import frame, report, rerun, rerun_route
 
 app = typer.Typer(
     name="riskdistill",
@@ -23,7 +22,7 @@ sim.app.command("record")(data.record)
 data.app.command("import")(data_import.import_data)
 
 viz_app = typer.Typer(help="Pictures of recorded data.", no_args_is_help=True)
-viz_app.command("frame")(frame_command)
+viz_app.command("frame")(frame)
 viz_app.command("rerun")(rerun)
 viz_app.command("rerun-route")(rerun_route)
 app.add_typer(viz_app, name="viz")

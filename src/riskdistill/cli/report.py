@@ -113,3 +113,18 @@ def rerun_route(
     except (ReportInputError, KeyError, FileNotFoundError, ValueError) as exc:
         fail(str(exc).strip("'\""))
     print(f"wrote {path}  (open with: rerun {path})")
+
+
+def frame(directory: Path, index: int = 0, out: Path = Path("frame.png")) -> None:
+    """Draw one recorded frame: the six cameras beside a bird's-eye view of its annotation.
+
+    Registered as ``riskdistill viz frame DIR --index N --out FILE.png``.
+    """
+    from riskdistill.data.storage import DatasetError
+    from riskdistill.viz.frame import save_frame_png
+
+    try:
+        path = save_frame_png(directory, index, out)
+    except (DatasetError, IndexError) as exc:
+        fail(str(exc))
+    print(f"wrote {path}")

@@ -198,25 +198,6 @@ def read_done(out_dir: Path, route_id: str) -> dict[str, Any] | None:
 
 
 # ------------------------------------------------------------------------------------------ one route
-class _RecordingDriver:
-    """Wraps the expert and keeps the action (and its reason) of every step."""
-
-    def __init__(self, inner: Any):
-        self.inner = inner
-        self.sensors = inner.sensors
-        self.actions: list[Action] = []
-        self.reasons: list[str] = []
-
-    def reset(self) -> None:
-        self.inner.reset()
-
-    def act(self, agent_input: AgentInput) -> Action:
-        action = self.inner.act(agent_input)
-        self.actions.append(action)
-        self.reasons.append(str(getattr(self.inner, "last_reason", "") or ""))
-        return action
-
-
 def _route_log_summary(log: Any) -> dict[str, Any]:
     return {
         "route_end": str(log.end.value),
@@ -264,149 +245,175 @@ def record_route(spec: RouteSpec, out_dir: Path, rig: Rig, settings: RecordSetti
     }
 
 
-def _record_instance(
-    spec: RouteSpec, instance: Any, out_dir: Path, rig: Rig, settings: RecordSettings, t0: float
-) -> dict[str, Any]:
-    from riskdistill.data.annotate import FrameAnnotator, future_in_ego
-    from riskdistill.sim.expert import ExpertDriver
-    from riskdistill.sim.rollout import run_route
-    from riskdistill.sim.sensors.render import CameraRenderer
+class _RouteRecorder:
+    """The route observer that records: at every ``every_n_steps``-th step it renders the rig, writes the
+    JPEGs at once and buffers the annotation and the frame's row; :meth:`finish` adds the ego futures (they
+    need the whole rollout), writes the annotations, the route's frames table and its ``_DONE.json``."""
 
-    world = instance.world
-    renderer = CameraRenderer(world.map, rig, instance.weather)
-    annotator = FrameAnnotator(
-        world.map,
-        instance.route,
-        actor_range_m=settings.actor_range_m,
-        map_range_m=settings.map_range_m,
-        map_point_spacing_m=settings.map_point_spacing_m,
-    )
-    names = rig.camera_names
-    calib = {
-        "camera_names": np.array(names, dtype=f"<U{max(len(n) for n in names)}"),
-        "image_hw": np.array([settings.image_h, settings.image_w], dtype=np.int64),
-        "K": rig.K(),
-        "T_ego_from_cam": rig.T_ego_from_cam(),
-    }
-    weather = instance.weather.to_dict()
-    family = str(instance.params.get("layout", {}).get("family", spec.layout.get("family", "")))
-    every = settings.every_n_steps
-    rdir = out_dir / fmt.route_rel(spec.route_id)
-    for sub in (*names, fmt.ANN_DIR):
-        (rdir / sub).mkdir(parents=True, exist_ok=True)
-    files: dict[str, str] = {}
-    n_bytes = 0
-    poses: list[tuple[float, float, float]] = []
-    world_steps: list[int] = []
-    frames: list[tuple[int, dict[str, Any], dict[str, np.ndarray]]] = []
-    holder: dict[str, _RecordingDriver] = {}
-    timing = dict.fromkeys(("render_s", "jpeg_s", "annotate_s", "write_s"), 0.0)
+    def __init__(self, spec: RouteSpec, instance: Any, out_dir: Path, rig: Rig, settings: RecordSettings):
+        from riskdistill.data.annotate import FrameAnnotator
+        from riskdistill.sim.sensors.render import CameraRenderer
 
-    def put(rel: str, data: bytes) -> None:
-        nonlocal n_bytes
+        self.spec, self.instance, self.out_dir, self.settings = spec, instance, out_dir, settings
+        world = instance.world
+        self.renderer = CameraRenderer(world.map, rig, instance.weather)
+        self.annotator = FrameAnnotator(
+            world.map,
+            instance.route,
+            actor_range_m=settings.actor_range_m,
+            map_range_m=settings.map_range_m,
+            map_point_spacing_m=settings.map_point_spacing_m,
+        )
+        self.names = rig.camera_names
+        self.calib = {
+            "camera_names": np.array(self.names, dtype=f"<U{max(len(n) for n in self.names)}"),
+            "image_hw": np.array([settings.image_h, settings.image_w], dtype=np.int64),
+            "K": rig.K(),
+            "T_ego_from_cam": rig.T_ego_from_cam(),
+        }
+        self.weather = instance.weather.to_dict()
+        self.family = str(instance.params.get("layout", {}).get("family", spec.layout.get("family", "")))
+        rdir = out_dir / fmt.route_rel(spec.route_id)
+        for sub in (*self.names, fmt.ANN_DIR):
+            (rdir / sub).mkdir(parents=True, exist_ok=True)
+        self.files: dict[str, str] = {}
+        self.n_bytes = 0
+        self.poses: list[tuple[float, float, float]] = []
+        self.world_steps: list[int] = []
+        self.frames: list[tuple[int, dict[str, Any], dict[str, np.ndarray]]] = []
+        self.actions: list[Action] = []
+        self.reasons: list[str] = []
+        self.driver: Any = None
+        self.timing = dict.fromkeys(("render_s", "jpeg_s", "annotate_s", "write_s"), 0.0)
+
+    def put(self, rel: str, data: bytes) -> None:
         tw = time.perf_counter()
-        write_file(out_dir / rel, data)
-        files[rel] = sha256_bytes(data)
-        n_bytes += len(data)
-        timing["write_s"] += time.perf_counter() - tw
+        write_file(self.out_dir / rel, data)
+        self.files[rel] = sha256_bytes(data)
+        self.n_bytes += len(data)
+        self.timing["write_s"] += time.perf_counter() - tw
 
-    def factory(env: Any) -> _RecordingDriver:
-        holder["driver"] = _RecordingDriver(ExpertDriver(env))
-        return holder["driver"]
+    def on_start(self, env: Any, driver: Any) -> None:
+        self.driver = driver
 
-    def on_step(env: Any, inp: AgentInput) -> None:
-        k = len(poses)
+    def on_step(self, env: Any, inp: AgentInput, action: Action) -> None:
+        self.actions.append(action)
+        self.reasons.append(str(getattr(self.driver, "last_reason", "") or ""))
+        k = len(self.poses)
         e = env.world.ego
-        poses.append((float(e.x_m), float(e.y_m), float(e.yaw_rad)))
-        world_steps.append(env.world.step_count)
-        if k % every:
+        self.poses.append((float(e.x_m), float(e.y_m), float(e.yaw_rad)))
+        self.world_steps.append(env.world.step_count)
+        if k % self.settings.every_n_steps:
             return
         t1 = time.perf_counter()
-        frame = renderer.render(env.world)
-        t2 = time.perf_counter()
-        timing["render_s"] += t2 - t1
+        frame = self.renderer.render(env.world)
+        self.timing["render_s"] += time.perf_counter() - t1
         image_paths = []
-        for ci, cam in enumerate(names):
-            rel = fmt.image_rel(spec.route_id, cam, k)
+        for ci, cam in enumerate(self.names):
+            rel = fmt.image_rel(self.spec.route_id, cam, k)
             t3 = time.perf_counter()
-            data = encode_jpeg(frame.rgb[ci], settings.jpeg_quality)
-            timing["jpeg_s"] += time.perf_counter() - t3
-            put(rel, data)
+            data = encode_jpeg(frame.rgb[ci], self.settings.jpeg_quality)
+            self.timing["jpeg_s"] += time.perf_counter() - t3
+            self.put(rel, data)
             image_paths.append(rel)
         t4 = time.perf_counter()
-        ann = annotator.annotate(env.world, env.progress_m, frame.instance)
-        timing["annotate_s"] += time.perf_counter() - t4
-        row = {
+        ann = self.annotator.annotate(env.world, env.progress_m, frame.instance)
+        self.timing["annotate_s"] += time.perf_counter() - t4
+        self.frames.append((k, self._row(env, inp, k, ann, image_paths), ann))
+
+    def _row(
+        self, env: Any, inp: AgentInput, k: int, ann: dict[str, np.ndarray], image_paths: list[str]
+    ) -> dict[str, Any]:
+        spec = self.spec
+        return {
             "frame_id": fmt.frame_id(spec.route_id, k),
             "route_id": spec.route_id,
             "scenario": spec.scenario,
             "seed": spec.seed,
-            "layout_family": family,
+            "layout_family": self.family,
             "step": k,
             "timestamp_s": float(inp.timestamp_s),
             "ego_speed_mps": float(inp.ego.speed_mps),
             "ego_accel_mps2": float(inp.ego.accel_mps2),
             "ego_yaw_rate_radps": float(inp.ego.yaw_rate_radps),
             "ego_steer": float(inp.ego.steer),
-            "ego_x_m": poses[-1][0],
-            "ego_y_m": poses[-1][1],
-            "ego_yaw_rad": poses[-1][2],
+            "ego_x_m": self.poses[-1][0],
+            "ego_y_m": self.poses[-1][1],
+            "ego_yaw_rad": self.poses[-1][2],
             "command": int(inp.command),
             "target_point_ego_x": float(inp.target_point_ego[0]),
             "target_point_ego_y": float(inp.target_point_ego[1]),
-            "route_progress_m": float(env.progress_m - instance.start_s_m),
-            **{f"weather_{k_}": float(v) for k_, v in weather.items()},
+            "route_progress_m": float(env.progress_m - self.instance.start_s_m),
+            **{f"weather_{k_}": float(v) for k_, v in self.weather.items()},
             "n_actors": len(ann["actor_id"]),
             "n_visible_actors": int((ann["actor_visible_px"].sum(axis=1) > 0).sum()),
             "image_paths": image_paths,
             "annotation_path": fmt.ann_rel(spec.route_id, k),
         }
-        frames.append((k, row, ann))
 
+    def finish(self, log: Any, t0: float) -> dict[str, Any]:
+        """Write the buffered annotations (with the ego futures), the frames table and the marker."""
+        from riskdistill.data.annotate import future_in_ego
+
+        world, settings = self.instance.world, self.settings
+        poses = self.poses
+        if world.step_count != (
+            self.world_steps[-1] if self.world_steps else -1
+        ):  # the state after the last step
+            poses.append((float(world.ego.x_m), float(world.ego.y_m), float(world.ego.yaw_rad)))
+        pose_arr = np.asarray(poses, dtype=np.float64)
+        stride = max(1, round(settings.future_dt_s / world.dt_s))
+        rows = []
+        for k, row, ann in self.frames:
+            fxy, fyaw, fvalid = future_in_ego(pose_arr, k, settings.future_waypoints, stride)
+            arrays = {"frame_id": np.array(row["frame_id"]), **self.calib, **ann}
+            arrays.update(future_xy=fxy, future_yaw=fyaw, future_valid=fvalid)
+            t5 = time.perf_counter()
+            data = encode_npz(arrays)
+            self.timing["annotate_s"] += time.perf_counter() - t5
+            self.put(row["annotation_path"], data)
+            act = self.actions[k] if k < len(self.actions) else None
+            ctl = act.controls.clipped() if act is not None and act.controls is not None else None
+            row["action_throttle"] = float(ctl.throttle) if ctl else float("nan")
+            row["action_steer"] = float(ctl.steer) if ctl else float("nan")
+            row["action_brake"] = float(ctl.brake) if ctl else float("nan")
+            row["expert_reason"] = self.reasons[k] if k < len(self.reasons) else ""
+            rows.append(row)
+        self.frames.clear()
+        rid = self.spec.route_id
+        self.put(fmt.route_frames_rel(rid), table_bytes(pa.Table.from_pylist(rows, schema=fmt.FRAME_SCHEMA)))
+        t6 = time.perf_counter()
+        os.sync()  # everything above reaches the disk before the marker says the route is complete
+        self.timing["write_s"] += time.perf_counter() - t6
+        done = {
+            "format_version": fmt.FORMAT_VERSION,
+            "route": self.spec.to_dict(),
+            "n_frames": len(rows),
+            "sim_steps": len(poses) - 1,
+            "route_log": _route_log_summary(log),
+            "weather": self.weather,
+            "layout_family": self.family,
+            "bytes": self.n_bytes,
+            "wall_s": round(time.perf_counter() - t0, 3),
+            "files": dict(sorted(self.files.items())),
+        }
+        write_json(self.out_dir / fmt.done_rel(rid), done)
+        return done
+
+
+def _record_instance(
+    spec: RouteSpec, instance: Any, out_dir: Path, rig: Rig, settings: RecordSettings, t0: float
+) -> dict[str, Any]:
+    from riskdistill.sim.expert import ExpertDriver
+    from riskdistill.sim.rollout import run_route
+
+    recorder = _RouteRecorder(spec, instance, out_dir, rig, settings)
     t_run = time.perf_counter()
-    log = run_route(instance, factory, on_step=on_step, max_steps=settings.max_steps)
+    log = run_route(instance, ExpertDriver, observers=[recorder], max_steps=settings.max_steps)
     t_end = time.perf_counter()
+    timing = recorder.timing
     timing["sim_expert_s"] = (t_end - t_run) - sum(timing.values())
-    if world.step_count != (world_steps[-1] if world_steps else -1):  # the state after the last step
-        poses.append((float(world.ego.x_m), float(world.ego.y_m), float(world.ego.yaw_rad)))
-    pose_arr = np.asarray(poses, dtype=np.float64)
-    stride = max(1, round(settings.future_dt_s / world.dt_s))
-    driver = holder.get("driver")
-    actions = driver.actions if driver is not None else []
-    reasons = driver.reasons if driver is not None else []
-    rows = []
-    for k, row, ann in frames:
-        fxy, fyaw, fvalid = future_in_ego(pose_arr, k, settings.future_waypoints, stride)
-        arrays = {"frame_id": np.array(row["frame_id"]), **calib, **ann}
-        arrays.update(future_xy=fxy, future_yaw=fyaw, future_valid=fvalid)
-        t5 = time.perf_counter()
-        data = encode_npz(arrays)
-        timing["annotate_s"] += time.perf_counter() - t5
-        put(row["annotation_path"], data)
-        ctl = actions[k].controls.clipped() if k < len(actions) and actions[k].controls is not None else None
-        row["action_throttle"] = float(ctl.throttle) if ctl else float("nan")
-        row["action_steer"] = float(ctl.steer) if ctl else float("nan")
-        row["action_brake"] = float(ctl.brake) if ctl else float("nan")
-        row["expert_reason"] = reasons[k] if k < len(reasons) else ""
-        rows.append(row)
-    frames.clear()
-    put(fmt.route_frames_rel(spec.route_id), table_bytes(pa.Table.from_pylist(rows, schema=fmt.FRAME_SCHEMA)))
-    t6 = time.perf_counter()
-    os.sync()  # everything above reaches the disk before the marker says the route is complete
-    timing["write_s"] += time.perf_counter() - t6
-    done = {
-        "format_version": fmt.FORMAT_VERSION,
-        "route": spec.to_dict(),
-        "n_frames": len(rows),
-        "sim_steps": len(poses) - 1,
-        "route_log": _route_log_summary(log),
-        "weather": weather,
-        "layout_family": family,
-        "bytes": n_bytes,
-        "wall_s": round(time.perf_counter() - t0, 3),
-        "files": dict(sorted(files.items())),
-    }
-    write_json(out_dir / fmt.done_rel(spec.route_id), done)
+    done = recorder.finish(log, t0)
     timing["setup_s"] = t_run - t0
     return {**done, "timing": timing}
 

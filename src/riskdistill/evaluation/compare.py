@@ -77,9 +77,9 @@ def _label_from_name(name: str) -> tuple[str, int | None]:
 def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
     """Read a closed-loop output folder. The label defaults to ``run.json``'s ``config.label``, else the
     folder name without a ``_seedN`` / ``-sN`` suffix (which gives the seed)."""
-    from riskdistill.evaluation.closed_loop import result_from_dict
     from riskdistill.evaluation.driving_score import compute_route_scores, compute_summary, is_success
     from riskdistill.evaluation.leaderboard import load_checkpoint_json
+    from riskdistill.evaluation.results import result_from_dict
 
     run_dir = Path(run_dir)
     records = load_checkpoint_json(run_dir / "results.json")

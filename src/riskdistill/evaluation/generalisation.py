@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,24 @@ _TERM = re.compile(
 _UNITS = {"height": ("", "m"), "pitch": ("", "deg"), "yaw": ("", "deg"), "fov": ("", "pct", "%")}
 
 SCENARIO_SELECTIONS = ("all", "heldout", "heldout-layout", "heldout-scenario", "seen")
+
+
+@dataclass(frozen=True)
+class EvalVariant:
+    """What the evaluation changed relative to the nominal setting: a rig shift (``None`` = nominal), the
+    scenario selection (``all``, ``heldout``, ...), the JPEG quality the observations pass through (``None``:
+    raw renders), an optional rig override for students and an optional cap on every route's timeout
+    (``route_timeout_s``; the scenario's own is 60 s + route length / 2 m/s), for smoke tests and benchmarks:
+    a route still running then ends "Failed - Agent timed out"."""
+
+    rig_shift: str | None = None
+    scenarios: str = "all"
+    jpeg_quality: int | None = None
+    rig: str | None = None
+    route_timeout_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def parse_rig_shift(spec: str | None) -> RigPerturbation:

@@ -219,8 +219,10 @@ class Pipeline:
     def closed_loop(
         self, variant_name: str, seed: int, checkpoint: str, rig_shift: str | None
     ) -> dict[str, Any]:
-        from riskdistill.evaluation.closed_loop import EvalVariant, evaluate_suite
+        from riskdistill.evaluation.closed_loop import evaluate_suite
+        from riskdistill.evaluation.generalisation import EvalVariant
         from riskdistill.runs import write_run_json
+        from riskdistill.viz.rerun_log import RerunRecording
 
         e = self.cfg.eval
         suite = self.bench_suite().spread(e.closed_loop_routes)
@@ -239,7 +241,7 @@ class Pipeline:
             show_progress=self.show_progress,
             variant=variant,
             # a Rerun recording per route of the nominal rig (OUT/rerun/<route_id>.rrd), for inspection
-            rerun_every=e.rerun_every if e.rerun and rig_shift is None else None,
+            recorders=[RerunRecording(every=e.rerun_every)] if e.rerun and rig_shift is None else (),
         )
         return {"path": str(out), "summary": summary}
 

@@ -146,6 +146,7 @@ class DrivingEnv:
             inp.K = obs.get("K")
             inp.T_ego_from_cam = obs.get("T_ego_from_cam")
             inp.camera_names = tuple(obs.get("camera_names", ()))
+            inp.extras.update(obs.get("extras") or {})  # e.g. camera_valid under a dropped camera
         return inp
 
     def route_log(self) -> RouteLog:

@@ -68,9 +68,11 @@ def _plan_offset(plan: _Avoidance, s: np.ndarray) -> np.ndarray:
 
 
 class ExpertDriver:
-    """Privileged rule-based driver. Construct it with the environment it drives in."""
+    """Privileged rule-based driver. Construct it with the environment it drives in: the class is its own
+    ``privileged`` factory (:func:`riskdistill.sim.rollout.build_driver` hands it the environment)."""
 
     sensors = SensorRequest()
+    privileged = True
 
     def __init__(self, env: DrivingEnv, config: ExpertConfig | None = None):
         self.env = env

@@ -20,6 +20,7 @@ Conventions
   ``highway``: one-way main road from ``(-L/2, 0)`` to ``(L/2, 0)`` and an on-ramp from the right whose
   acceleration lane ends before the middle of the road.
 * Junctions: see :mod:`riskdistill.sim.layouts_junction` (arm angles, stop lines, crosswalks).
+* :func:`riskdistill.sim.road_layouts.build_layout` builds any family (it imports both modules).
 * ``rotation_rad`` rotates the finished layout about the origin (every point and every yaw).
 * Options that do not apply are ignored: ``two_way`` outside straight/curve (junction arms are two-way,
   the highway one-way), ``parking`` and ``crosswalk`` on the highway, the curve and junction fields elsewhere.
@@ -434,7 +435,7 @@ def _curve_reference(p: LayoutParams) -> np.ndarray:
     return np.stack([x, y], axis=1)
 
 
-def _build_single_road(b: _Builder) -> dict[str, RoadHandle]:
+def build_single_road(b: _Builder) -> dict[str, RoadHandle]:
     p = b.p
     length = p.road_length_m
     straight = p.family == "straight"
@@ -451,7 +452,7 @@ def _build_single_road(b: _Builder) -> dict[str, RoadHandle]:
     return {"main": main}
 
 
-def _build_highway(b: _Builder) -> dict[str, RoadHandle]:
+def build_highway(b: _Builder) -> dict[str, RoadHandle]:
     """One-way main road plus an on-ramp from the right: approach lane -> acceleration lane (dead end)."""
     p = b.p
     n, w, length = p.lanes_per_direction, p.lane_width_m, p.road_length_m
@@ -518,7 +519,7 @@ def _build_highway(b: _Builder) -> dict[str, RoadHandle]:
 # Rotation, validation, entry point
 
 
-def _rotate(layout: Layout, angle: float) -> None:
+def rotate_layout(layout: Layout, angle: float) -> None:
     """Rotate every coordinate and yaw of ``layout`` about the origin by ``angle`` (in place)."""
     c, s = math.cos(angle), math.sin(angle)
     rot = np.array([[c, -s], [s, c]])
@@ -581,29 +582,6 @@ def validate_road_map(road_map: RoadMap) -> None:
         raise ValueError("inconsistent road map:\n  " + "\n  ".join(errors))
 
 
-def build_layout(params: LayoutParams) -> Layout:
-    """Build the road map of ``params`` (deterministic: equal params give equal arrays)."""
-    b = _Builder(params)
-    junction_id: int | None = None
-    connectors: dict[tuple[str, int, str, int], int] = {}
-    if params.family in ("straight", "curve"):
-        roads = _build_single_road(b)
-    elif params.family == "highway":
-        roads = _build_highway(b)
-    else:
-        # Imported here: layouts_junction imports this module.
-        from riskdistill.sim.layouts_junction import build_junction
-
-        roads, junction_id, connectors = build_junction(b)
-    layout = Layout(
-        road_map=b.road_map(), params=params, roads=roads, junction_id=junction_id, connectors=connectors
-    )
-    if params.rotation_rad != 0.0:
-        _rotate(layout, params.rotation_rad)
-    validate_road_map(layout.road_map)
-    return layout
-
-
 __all__ = [
     "CROSSWALK_WIDTH_M",
     "PARKING_WIDTH_M",
@@ -611,6 +589,5 @@ __all__ = [
     "LayoutFamily",
     "LayoutParams",
     "RoadHandle",
-    "build_layout",
     "validate_road_map",
 ]

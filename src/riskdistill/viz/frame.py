@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from riskdistill.data.format import MARKING_KIND_CODES
-from riskdistill.data.storage import DatasetError, RecordedDataset
+from riskdistill.data.storage import RecordedDataset
 from riskdistill.geometry import box_corners_2d
 from riskdistill.types import ActorClass, LightState
 from riskdistill.viz.cameras import render_camera_mosaic
@@ -202,17 +202,3 @@ def save_frame_png(dataset_dir: str | Path, index: int, out: str | Path) -> Path
     out.parent.mkdir(parents=True, exist_ok=True)
     save_png(img, out)
     return out
-
-
-def frame_command(directory: Path, index: int = 0, out: Path = Path("frame.png")) -> None:
-    """Draw one recorded frame: the six cameras beside a bird's-eye view of its annotation.
-
-    Registered as ``riskdistill viz frame DIR --index N --out FILE.png``.
-    """
-    from riskdistill.cli.common import fail
-
-    try:
-        path = save_frame_png(directory, index, out)
-    except (DatasetError, IndexError) as exc:
-        fail(str(exc))
-    print(f"wrote {path}")

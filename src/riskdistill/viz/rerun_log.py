@@ -5,11 +5,12 @@
     log_dataset_rrd("data/val", "r0", "data/val/labels/risk", "r0.rrd")   # a recorded route
     record_closed_loop_rrd(spec, ExpertDriver, "r0.rrd")                  # drive a suite route
     record_run_route_rrd("runs/eval_rsd", "r0", "r0.rrd")                 # an evaluated route, again
-    evaluate_suite(suite, driver, out, rerun_every=2)     # OUT/rerun/<route_id>.rrd while evaluating
+    evaluate_suite(suite, driver, out, recorders=[RerunRecording(every=2)])  # OUT/rerun/<route_id>.rrd
 
 ``RrdWriter`` streams frames into the file as they come (a drive is never held in memory);
-``RouteRrdRecorder`` is the recorder the closed-loop evaluator runs next to the driver
-(:mod:`riskdistill.evaluation.closed_loop`, ``rerun_every``).
+``RouteRrdRecorder`` is the recorder the closed-loop evaluator runs next to the driver, made in each worker
+by the :class:`RerunRecording` factory passed to :func:`riskdistill.evaluation.closed_loop.evaluate_suite`
+(evaluation never imports this module).
 
 Entity paths (timeline ``sim_time``, seconds; also ``frame``, the step index):
 
@@ -42,7 +43,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
@@ -387,13 +388,7 @@ class ClosedLoopRecorder:
     ``sink`` (e.g. :meth:`RrdWriter.log`), else to ``self.frames``.
 
     Call :meth:`step` with the ``action`` after the driver acted (observation, outputs and plan then belong
-    to the same step; the evaluator does this), or use :meth:`hook` as a ``run_route`` step hook (it runs
-    before the driver acts, so the outputs shown are the previous step's); then :meth:`finish`::
-
-        rec = ClosedLoopRecorder(grid, every=2)
-        log = run_route(instance, driver, env=env, on_step=rec.hook(driver))
-        rec.finish(env)
-        log_route_rrd(path, rec.frames, grid=grid, route_id=...)
+    to the same step), then :meth:`finish`; :class:`RouteRrdRecorder` does so as a route observer.
     """
 
     def __init__(
@@ -432,12 +427,6 @@ class ClosedLoopRecorder:
         events = self._new_events(env)
         if events and env.world is not None:
             self._emit(RerunFrame(time_s=float(env.world.time_s), step=self._step, events=events))
-
-    def hook(self, driver: Any = None) -> Callable[[Any, Any], None]:
-        def on_step(env: Any, agent_input: Any) -> None:
-            self.step(env, agent_input, driver)
-
-        return on_step
 
     def step(self, env: Any, agent_input: Any, driver: Any = None, action: Any = None) -> None:
         """Record the current step; ``action`` (the driver's answer to ``agent_input``) gives the plan,
@@ -503,9 +492,12 @@ class ClosedLoopRecorder:
         )
 
 
+RERUN_DIR = "rerun"  # <out>/rerun/<route_id>.rrd
+
+
 class RouteRrdRecorder:
     """Records one route into ``path`` while it is driven, streaming (:class:`RrdWriter`): the recorder the
-    closed-loop evaluator runs next to the driver (``evaluate_suite(..., rerun_every=N)``), also used by
+    closed-loop evaluator runs next to the driver (made by :class:`RerunRecording`), also used by
     :func:`record_closed_loop_rrd`::
 
         r = RouteRrdRecorder(path, "r0", every=2)
@@ -531,7 +523,7 @@ class RouteRrdRecorder:
         return self.writer.n_frames if self.writer is not None else 0
 
     def start(self, env: Any, driver: Any) -> None:
-        from riskdistill.evaluation.closed_loop import driver_bev_grid
+        from riskdistill.evaluation.drivers import driver_bev_grid
 
         grid = self.grid or driver_bev_grid(driver) or BevGrid.preset("tiny")
         self.grid, self.driver = grid, driver
@@ -558,65 +550,67 @@ class RouteRrdRecorder:
             self.writer.abort()
 
 
-class _AfterAct:
-    """Drives ``driver`` and calls ``fn(agent_input, action)`` after each of its steps."""
+class RouteRrdObserver:
+    """A :class:`RouteRrdRecorder` as a route observer (:func:`riskdistill.sim.rollout.run_route`)."""
 
-    def __init__(self, driver: Any, fn: Callable[[Any, Any], None]):
-        self.driver = driver
-        self.sensors = getattr(driver, "sensors", None)
-        self.fn = fn
-        self.error: BaseException | None = None
+    def __init__(self, recorder: RouteRrdRecorder):
+        self.recorder = recorder
 
-    def reset(self) -> None:
-        self.driver.reset()
+    def on_start(self, env: Any, driver: Any) -> None:
+        self.recorder.start(env, driver)
 
-    def act(self, agent_input: Any) -> Any:
-        action = self.driver.act(agent_input)
-        try:
-            self.fn(agent_input, action)
-        except Exception as exc:
-            self.error = exc
-            raise
-        return action
+    def on_step(self, env: Any, agent_input: Any, action: Any) -> None:
+        self.recorder.after_act(env, agent_input, action)
+
+
+@dataclass(frozen=True)
+class RerunRecording:
+    """The recorder factory for closed-loop evaluation (``evaluate_suite(..., recorders=[...])``): a
+    :class:`RouteRrdRecorder` per route into ``<out>/rerun/<route_id>.rrd`` (or ``path``, for a single
+    route), every ``every``-th simulator step. Picklable, so worker processes make their own recorders."""
+
+    every: int = 2
+    path: str | None = None
+    key: ClassVar[str] = "rerun"  # the route file's entry: {"path", "every", "frames"}
+
+    def __post_init__(self) -> None:
+        if int(self.every) < 1:
+            raise ValueError(f"rerun recording: every must be a positive number of steps, got {self.every}")
+
+    def __call__(self, out_dir: Path, route_id: str) -> RouteRrdRecorder:
+        path = Path(self.path) if self.path else Path(out_dir) / RERUN_DIR / f"{route_id}.rrd"
+        return RouteRrdRecorder(path, route_id, every=self.every)
+
+    def describe(self) -> dict[str, Any]:
+        return {"every": int(self.every)}
 
 
 def record_closed_loop_rrd(
     spec: Any,
-    driver_factory: Callable[[Any], Any],
+    driver_factory: Any,
     path: str | Path,
     grid: BevGrid | None = None,
     every: int = 1,
     observer: Any = None,
 ) -> Path:
     """Drive one suite route (a :class:`~riskdistill.sim.suites.RouteSpec`) with ``driver_factory`` (a
-    driver or a factory taking the env, as :func:`riskdistill.sim.rollout.run_route`) and write its
-    ``.rrd``. ``observer`` (e.g. ``evaluation.closed_loop.RigObserver``) renders the cameras the driver
-    asks for: its ``configure(driver.sensors)`` is called once the driver exists. ``grid`` defaults to
-    the student's BEV grid for a student driver (see :class:`RouteRrdRecorder`)."""
+    driver or a factory, as :func:`riskdistill.sim.rollout.run_route` takes) and write its ``.rrd``.
+    ``observer`` (e.g. ``evaluation.rig_observer.RigObserver``) renders the cameras the driver asks for:
+    its ``configure(driver.sensors)`` is called once the driver exists. ``grid`` defaults to the student's
+    BEV grid for a student driver (see :class:`RouteRrdRecorder`). A failing recording raises (and leaves
+    no file)."""
     from riskdistill.sim.env import DrivingEnv
-    from riskdistill.sim.rollout import run_route
+    from riskdistill.sim.rollout import build_driver, run_route
     from riskdistill.sim.scenarios import build_scenario
 
     instance = build_scenario(spec.scenario, spec.seed, spec.layout or None)
     env = DrivingEnv(observe=observer) if observer is not None else DrivingEnv()
+    driver = build_driver(driver_factory, env)
+    if observer is not None and hasattr(observer, "configure"):
+        observer.configure(getattr(driver, "sensors", None))
     recorder = RouteRrdRecorder(path, spec.route_id, every=every, grid=grid)
-    holder: dict[str, _AfterAct] = {}
-
-    def factory(e: Any) -> Any:
-        is_factory = isinstance(driver_factory, type) or not hasattr(driver_factory, "act")
-        d = driver_factory(e) if is_factory else driver_factory
-        if observer is not None and hasattr(observer, "configure"):
-            observer.configure(getattr(d, "sensors", None))
-        recorder.start(e, d)
-        holder["driver"] = _AfterAct(
-            d, lambda agent_input, action: recorder.after_act(e, agent_input, action)
-        )
-        return holder["driver"]
-
     try:
-        log = run_route(instance, factory, env=env)
-        if "driver" in holder and holder["driver"].error is not None:
-            raise holder["driver"].error  # the recording failed (run_route took it for an agent crash)
+        log = run_route(instance, driver, env=env, observers=[RouteRrdObserver(recorder)])
     except BaseException:
         recorder.abort()
         raise
@@ -634,9 +628,11 @@ def record_closed_loop_rrd(
 def record_run_route_rrd(run_dir: str | Path, route_id: str, path: str | Path, every: int = 1) -> Path:
     """Drive one route of a closed-loop result folder again, with the folder's driver and variant
     (``eval_config.json``: driver spec, rig shift) on the same scenario instance (``(type, seed)`` and the
-    layout from the route file or the suite of ``run.json``), and record it. The simulator and the drivers
-    are deterministic, so the recording shows the evaluated drive."""
-    from riskdistill.evaluation.closed_loop import EVAL_CONFIG, EvalVariant, RigObserver, make_driver_factory
+    layout from the route file or the suite of ``run.json``), through the evaluator's own route runner, and
+    record it. The simulator and the drivers are deterministic, so the recording shows the evaluated
+    drive."""
+    from riskdistill.evaluation.results import EVAL_CONFIG
+    from riskdistill.evaluation.route_runner import run_one_route
     from riskdistill.io import load_json
     from riskdistill.sim.suites import RouteSpec
     from riskdistill.viz.report_data import load_closed_loop_run
@@ -651,11 +647,13 @@ def record_run_route_rrd(run_dir: str | Path, route_id: str, path: str | Path, e
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{cfg_path}: missing; cannot tell which driver evaluated {run_dir}")
     cfg = load_json(cfg_path)
-    variant = EvalVariant(**(cfg.get("variant") or {}))
     o = by_id[route_id]
     spec = RouteSpec(
         route_id=o.route_id, scenario=o.scenario, seed=int(o.seed or 0), layout=resolve_layout(o) or {}
     )
-    observer = RigObserver(variant.rig_shift, variant.jpeg_quality)
-    factory = make_driver_factory(str(cfg["driver"]), variant.rig)
-    return record_closed_loop_rrd(spec, factory, path, every=every, observer=observer)
+    path = Path(path).resolve()
+    recording = RerunRecording(every=every, path=str(path))
+    doc = run_one_route(spec, 0, str(cfg["driver"]), cfg.get("variant"), path.parent, [recording])
+    if doc.get("rerun") is None:
+        raise RuntimeError(f"recording route {route_id!r} failed: {doc.get('warnings') or doc.get('error')}")
+    return path

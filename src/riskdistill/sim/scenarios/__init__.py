@@ -6,9 +6,9 @@ from riskdistill.sim.scenarios.base import (
     ScenarioError,
     ScenarioInstance,
     ScenarioType,
-    build_scenario,
     get_scenario_type,
 )
+from riskdistill.sim.scenarios.build import build_scenario
 
 __all__ = [
     "REGISTRY",

@@ -93,7 +93,8 @@ def _add_sidewalk_pedestrians(ctx: BuildContext, count: int) -> None:
 
 def build_busy_world(family: str, n_actors: int, seed: int = 0) -> BuildContext:
     """A layout, the ego on a route, and background traffic up to about ``n_actors`` actors (benchmarks)."""
-    from riskdistill.sim.layouts import LayoutParams, build_layout
+    from riskdistill.sim.layouts import LayoutParams
+    from riskdistill.sim.road_layouts import build_layout
 
     layout = build_layout(LayoutParams(family=family, lanes_per_direction=2, seed=seed))
     ctx = BuildContext(layout, np.random.default_rng(seed))

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from riskdistill.registry import Registry
-from riskdistill.sim.layouts import Layout, LayoutParams, build_layout
+from riskdistill.sim.layouts import Layout
 from riskdistill.sim.roadmap import Lane
 from riskdistill.sim.route import Path, Route, plan_route
 from riskdistill.sim.world import World
@@ -354,44 +354,6 @@ def get_scenario_type(name: str) -> ScenarioType:
     return REGISTRY.get(name)()
 
 
-def build_scenario(
-    scenario_type: str, seed: int, layout_overrides: dict[str, Any] | None = None
-) -> ScenarioInstance:
-    """Instantiate ``scenario_type`` for ``seed``. Raises :class:`ScenarioError` naming what is wrong."""
-    sc = get_scenario_type(scenario_type)
-    rng = np.random.default_rng([seed, _stable_hash(scenario_type)])
-    overrides = dict(layout_overrides or {})
-    family = overrides.get("family", sc.families[0])
-    if family not in sc.families:
-        raise ScenarioError(
-            f"scenario {scenario_type!r} cannot use layout family {family!r}; "
-            f"valid families: {list(sc.families)}"
-        )
-    params = sc.layout_params(rng, family)
-    params.update(overrides)
-    try:
-        layout = build_layout(LayoutParams(**params))
-    except Exception as exc:
-        raise ScenarioError(
-            f"scenario {scenario_type!r} seed {seed}: invalid layout parameters: {exc}"
-        ) from exc
-    ctx = BuildContext(layout, rng)
-    try:
-        sc.populate(ctx)
-    except ScenarioError:
-        raise
-    except Exception as exc:
-        raise ScenarioError(
-            f"scenario {scenario_type!r} seed {seed} could not be instantiated: {exc!r}"
-        ) from exc
-    if ctx.route is None:
-        raise ScenarioError(f"scenario {scenario_type!r} seed {seed}: populate() set no route")
-    from riskdistill.sim.scenarios.background import add_background_traffic
-
-    add_background_traffic(ctx, density=sc.background_density * float(rng.uniform(0.5, 1.5)))
-    return instance_from_context(ctx, scenario_type, seed, sc.abilities)
-
-
 def instance_from_context(
     ctx: BuildContext, scenario_type: str = "custom", seed: int = 0, abilities: tuple[Ability, ...] = ()
 ) -> ScenarioInstance:
@@ -420,11 +382,3 @@ def instance_from_context(
         abilities=abilities,
         params={"layout": layout.params.model_dump(mode="json"), **ctx.params},
     )
-
-
-def _stable_hash(text: str) -> int:
-    """A process-independent hash (Python's ``hash`` of a str is salted per process)."""
-    h = 2166136261
-    for ch in text.encode():
-        h = ((h ^ ch) * 16777619) & 0xFFFFFFFF
-    return h
