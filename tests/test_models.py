@@ -87,7 +87,7 @@ def test_presets_registry_and_strict_overrides() -> None:
         student_config("tiny", heads={"risk": {"enabled": False}}, risk_gated_features=True)
     with pytest.raises(ValueError, match="valid heads"):
         get_head("detection")
-    assert list_heads() == ["occupancy", "planning", "risk"]
+    assert {"occupancy", "planning", "risk"} <= set(list_heads())  # registry-wide: test_registries.py
     with pytest.raises(ConfigError, match="view"):
         student_config("tiny", view={"type": "ipm"})
 

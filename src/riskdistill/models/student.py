@@ -94,13 +94,22 @@ class Student(nn.Module):
                 out["risk"] = risk
             r = F.adaptive_avg_pool2d(risk, bev.shape[-2:])  # [B, 1, Hb, Wb]
             plan_bev = bev * (1.0 + self.risk_gate(r))
-        for name, head in self.heads.items():
+        for name, head in self._run_order:
             if (name == "risk" and self.risk_gate is not None) or (
                 head.optional_at_inference and not with_risk
             ):
                 continue
             out.update(head(plan_bev if name == "planning" else bev, obs))
         return out
+
+    @property
+    def _run_order(self) -> list[tuple[str, Head]]:
+        """Heads in the order they run: the ones driving can do without (the RiskHead) first, then
+        perception, the planner last (it reads the features the others shape). A fixed order also fixes
+        the order in which their gradients add up in the shared BEV features."""
+        return sorted(
+            self.heads.items(), key=lambda kv: (not kv[1].optional_at_inference, kv[0] == "planning")
+        )
 
     # ---------------------------------------------------------------------------------- training
     def losses(
