@@ -226,165 +226,198 @@ def export_nuscenes_scene(
     table_dir = out / version
     if table_dir.exists() and any(table_dir.glob("*.json")):
         raise DataError(f"{table_dir}: already holds nuScenes tables; export each route to a new out_root")
-    cams = ds.camera_names
-    h, w = (int(v) for v in ds.manifest["image_hw"])
-    log_name = f"riskdistill-{route_id}"
-    log_token, scene_token, map_token = _token(route_id, "log"), _token(route_id, "scene"), _token("map")
-
-    category = [
-        {"token": _token("category", n), "name": n, "description": n, "index": i}
-        for i, n in enumerate(_CATEGORIES)
-    ]
-    cat_token = {c["name"]: c["token"] for c in category}
-    attribute = [{"token": _token("attribute", n), "name": n, "description": n} for n in _ATTRIBUTES]
-    attr_token = {a["name"]: a["token"] for a in attribute}
-    visibility = [
-        {"token": t, "level": lv, "description": f"visibility of whole object is {lv}"}
-        for t, lv in _VISIBILITY
-    ]
-    sensor = [{"token": _token("sensor", c), "channel": c, "modality": "camera"} for c in cams]
-
-    calibrated: dict[str, dict[str, Any]] = {}
-    ego_pose, samples, sample_data, annotations = [], [], [], []
-    per_cam: dict[str, list[dict[str, Any]]] = {c: [] for c in cams}
-    per_inst: dict[int, list[dict[str, Any]]] = {}
-    inst_class: dict[int, int] = {}
-    for c in cams:
-        (out / "samples" / c).mkdir(parents=True, exist_ok=True)
+    scene = _SceneExport(ds, route_id, out)
     for i in idx:
-        rec = ds.frame(i)
-        a = rec.annotation
-        ts = EPOCH_US + round(rec.timestamp_s * 1e6)
-        x, y, yaw = (float(v) for v in rec.ego_pose_world)
-        sample_token = _token(route_id, rec.step, "sample")
-        samples.append({"token": sample_token, "timestamp": ts, "scene_token": scene_token})
-        pose_token = _token(route_id, rec.step, "ego_pose")
-        ego_pose.append(
-            {"token": pose_token, "timestamp": ts, "translation": [x, y, 0.0], "rotation": _quat_yaw(yaw)}
-        )
-        for ci, cam in enumerate(cams):
-            T, K = np.asarray(a["T_ego_from_cam"][ci], float), np.asarray(a["K"][ci], float)
-            cs = {
-                "sensor_token": _token("sensor", cam),
-                "translation": [float(v) for v in T[:3, 3]],
-                "rotation": quat_from_matrix(T[:3, :3]),
-                "camera_intrinsic": K.tolist(),
-            }
-            cs_token = _token(route_id, "calibrated_sensor", json.dumps(cs, sort_keys=True))
-            calibrated.setdefault(cs_token, {"token": cs_token, **cs})
-            filename = f"samples/{cam}/{log_name}__{cam}__{ts}.jpg"
-            shutil.copyfile(ds.root / rec.image_paths[ci], out / filename)
-            per_cam[cam].append(
-                {
-                    "token": _token(route_id, rec.step, cam, "sample_data"),
-                    "sample_token": sample_token,
-                    "ego_pose_token": pose_token,
-                    "calibrated_sensor_token": cs_token,
-                    "timestamp": ts,
-                    "fileformat": "jpg",
-                    "is_key_frame": True,
-                    "height": h,
-                    "width": w,
-                    "filename": filename,
-                }
-            )
-        c_ego = np.asarray(a["actor_center_ego"], np.float64)
-        cy, sy = math.cos(yaw), math.sin(yaw)
-        for k, aid in enumerate(a["actor_id"].tolist()):
-            cls = ActorClass(int(a["actor_class"][k]))
-            inst_class[aid] = int(cls)
-            cx, cyy, cz = c_ego[k]
-            l_, w_, h_ = (float(v) for v in a["actor_size_lwh"][k])
-            speed = float(np.hypot(*a["actor_velocity_ego"][k]))
-            if cls.is_vehicle:
-                attrs = ["vehicle.moving" if speed > _MOVING_MPS else "vehicle.stopped"]
-            elif cls == ActorClass.PEDESTRIAN:
-                attrs = ["pedestrian.moving" if speed > _MOVING_MPS else "pedestrian.standing"]
-            elif cls == ActorClass.CYCLIST:
-                attrs = ["cycle.with_rider"]
-            else:
-                attrs = []
-            visible = bool(np.any(a["actor_visible_px"][k] > 0))
-            ann = {
-                "token": _token(route_id, rec.step, aid, "sample_annotation"),
-                "sample_token": sample_token,
-                "instance_token": _token(route_id, aid, "instance"),
-                "visibility_token": "4" if visible else "1",
-                "attribute_tokens": [attr_token[n] for n in attrs],
-                "translation": [x + cy * cx - sy * cyy, y + sy * cx + cy * cyy, float(cz)],
-                "size": [w_, l_, h_],
-                "rotation": _quat_yaw(yaw + float(a["actor_yaw_ego"][k])),
-                "num_lidar_pts": 0,
-                "num_radar_pts": 0,
-            }
-            annotations.append(ann)
-            per_inst.setdefault(aid, []).append(ann)
-
-    _link(samples)
-    for recs in per_cam.values():
-        _link(recs)
-        sample_data += recs
-    instance = []
-    for aid, anns in per_inst.items():
-        _link(anns)
-        instance.append(
-            {
-                "token": _token(route_id, aid, "instance"),
-                "category_token": cat_token[CATEGORY_OF[ActorClass(inst_class[aid])]],
-                "nbr_annotations": len(anns),
-                "first_annotation_token": anns[0]["token"],
-                "last_annotation_token": anns[-1]["token"],
-                "riskdistill_class": inst_class[aid],
-                "riskdistill_actor_id": aid,
-            }
-        )
-    route = next((r for r in ds.manifest.get("routes", []) if r["route_id"] == route_id), {})
-    scene = [
-        {
-            "token": scene_token,
-            "log_token": log_token,
-            "nbr_samples": len(samples),
-            "first_sample_token": samples[0]["token"],
-            "last_sample_token": samples[-1]["token"],
-            "name": route_id,
-            "description": f"riskdistill route {route_id}: {route.get('scenario', '')}",
-        }
-    ]
-    log = [
-        {
-            "token": log_token,
-            "logfile": log_name,
-            "vehicle": "riskdistill-ego",
-            "date_captured": "2020-09-13",
-            "location": str(route.get("layout_family", "riskdistill-sim")),
-        }
-    ]
-    (out / "maps").mkdir(parents=True, exist_ok=True)
-    map_file = f"maps/{map_token}.png"
-    _write_placeholder_png(out / map_file)
-    maps = [
-        {"token": map_token, "log_tokens": [log_token], "category": "semantic_prior", "filename": map_file}
-    ]
-
-    tables = {
-        "category": category,
-        "attribute": attribute,
-        "visibility": visibility,
-        "instance": instance,
-        "sensor": sensor,
-        "calibrated_sensor": list(calibrated.values()),
-        "ego_pose": ego_pose,
-        "log": log,
-        "scene": scene,
-        "sample": samples,
-        "sample_data": sample_data,
-        "sample_annotation": annotations,
-        "map": maps,
-    }
+        scene.add_frame(ds.frame(i))
+    tables = scene.tables()
     table_dir.mkdir(parents=True, exist_ok=True)
     for name in TABLES:
         (table_dir / f"{name}.json").write_text(json.dumps(tables[name], indent=0))
     return out
+
+
+class _SceneExport:
+    """The nuScenes tables of one route, built frame by frame (images are copied as frames are added)."""
+
+    def __init__(self, ds: RecordedDataset, route_id: str, out: Path):
+        self.ds, self.route_id, self.out = ds, route_id, out
+        self.cams = ds.camera_names
+        self.hw = tuple(int(v) for v in ds.manifest["image_hw"])
+        self.log_name = f"riskdistill-{route_id}"
+        self.log_token, self.scene_token = _token(route_id, "log"), _token(route_id, "scene")
+        self.attr_token = {n: _token("attribute", n) for n in _ATTRIBUTES}
+        self.calibrated: dict[str, dict[str, Any]] = {}
+        self.ego_pose: list[dict[str, Any]] = []
+        self.samples: list[dict[str, Any]] = []
+        self.annotations: list[dict[str, Any]] = []
+        self.per_cam: dict[str, list[dict[str, Any]]] = {c: [] for c in self.cams}
+        self.per_inst: dict[int, list[dict[str, Any]]] = {}
+        self.inst_class: dict[int, int] = {}
+        for c in self.cams:
+            (out / "samples" / c).mkdir(parents=True, exist_ok=True)
+
+    def add_frame(self, rec: Any) -> None:
+        a = rec.annotation
+        ts = EPOCH_US + round(rec.timestamp_s * 1e6)
+        x, y, yaw = (float(v) for v in rec.ego_pose_world)
+        sample_token = _token(self.route_id, rec.step, "sample")
+        self.samples.append({"token": sample_token, "timestamp": ts, "scene_token": self.scene_token})
+        pose_token = _token(self.route_id, rec.step, "ego_pose")
+        self.ego_pose.append(
+            {"token": pose_token, "timestamp": ts, "translation": [x, y, 0.0], "rotation": _quat_yaw(yaw)}
+        )
+        for ci, cam in enumerate(self.cams):
+            self._add_sample_data(rec, a, ci, cam, ts, sample_token, pose_token)
+        c_ego = np.asarray(a["actor_center_ego"], np.float64)
+        for k, aid in enumerate(a["actor_id"].tolist()):
+            ann = self._annotation(rec, a, k, aid, c_ego[k], (x, y, yaw), sample_token)
+            self.annotations.append(ann)
+            self.per_inst.setdefault(aid, []).append(ann)
+
+    def _add_sample_data(
+        self, rec: Any, a: Any, ci: int, cam: str, ts: int, sample_token: str, pose_token: str
+    ) -> None:
+        T, K = np.asarray(a["T_ego_from_cam"][ci], float), np.asarray(a["K"][ci], float)
+        cs = {
+            "sensor_token": _token("sensor", cam),
+            "translation": [float(v) for v in T[:3, 3]],
+            "rotation": quat_from_matrix(T[:3, :3]),
+            "camera_intrinsic": K.tolist(),
+        }
+        cs_token = _token(self.route_id, "calibrated_sensor", json.dumps(cs, sort_keys=True))
+        self.calibrated.setdefault(cs_token, {"token": cs_token, **cs})
+        filename = f"samples/{cam}/{self.log_name}__{cam}__{ts}.jpg"
+        shutil.copyfile(self.ds.root / rec.image_paths[ci], self.out / filename)
+        self.per_cam[cam].append(
+            {
+                "token": _token(self.route_id, rec.step, cam, "sample_data"),
+                "sample_token": sample_token,
+                "ego_pose_token": pose_token,
+                "calibrated_sensor_token": cs_token,
+                "timestamp": ts,
+                "fileformat": "jpg",
+                "is_key_frame": True,
+                "height": self.hw[0],
+                "width": self.hw[1],
+                "filename": filename,
+            }
+        )
+
+    def _annotation(
+        self,
+        rec: Any,
+        a: Any,
+        k: int,
+        aid: int,
+        c: np.ndarray,
+        ego: tuple[float, float, float],
+        sample_token: str,
+    ) -> dict[str, Any]:
+        """Actor ``k`` of the frame as a sample_annotation in the world frame."""
+        x, y, yaw = ego
+        cls = ActorClass(int(a["actor_class"][k]))
+        self.inst_class[aid] = int(cls)
+        cx, cyy, cz = c
+        cy, sy = math.cos(yaw), math.sin(yaw)
+        l_, w_, h_ = (float(v) for v in a["actor_size_lwh"][k])
+        speed = float(np.hypot(*a["actor_velocity_ego"][k]))
+        if cls.is_vehicle:
+            attrs = ["vehicle.moving" if speed > _MOVING_MPS else "vehicle.stopped"]
+        elif cls == ActorClass.PEDESTRIAN:
+            attrs = ["pedestrian.moving" if speed > _MOVING_MPS else "pedestrian.standing"]
+        elif cls == ActorClass.CYCLIST:
+            attrs = ["cycle.with_rider"]
+        else:
+            attrs = []
+        visible = bool(np.any(a["actor_visible_px"][k] > 0))
+        return {
+            "token": _token(self.route_id, rec.step, aid, "sample_annotation"),
+            "sample_token": sample_token,
+            "instance_token": _token(self.route_id, aid, "instance"),
+            "visibility_token": "4" if visible else "1",
+            "attribute_tokens": [self.attr_token[n] for n in attrs],
+            "translation": [x + cy * cx - sy * cyy, y + sy * cx + cy * cyy, float(cz)],
+            "size": [w_, l_, h_],
+            "rotation": _quat_yaw(yaw + float(a["actor_yaw_ego"][k])),
+            "num_lidar_pts": 0,
+            "num_radar_pts": 0,
+        }
+
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        """Every table, with the prev/next links of samples, sample data and annotations filled in."""
+        route_id, out = self.route_id, self.out
+        category = [
+            {"token": _token("category", n), "name": n, "description": n, "index": i}
+            for i, n in enumerate(_CATEGORIES)
+        ]
+        cat_token = {c["name"]: c["token"] for c in category}
+        _link(self.samples)
+        sample_data: list[dict[str, Any]] = []
+        for recs in self.per_cam.values():
+            _link(recs)
+            sample_data += recs
+        instance = []
+        for aid, anns in self.per_inst.items():
+            _link(anns)
+            instance.append(
+                {
+                    "token": _token(route_id, aid, "instance"),
+                    "category_token": cat_token[CATEGORY_OF[ActorClass(self.inst_class[aid])]],
+                    "nbr_annotations": len(anns),
+                    "first_annotation_token": anns[0]["token"],
+                    "last_annotation_token": anns[-1]["token"],
+                    "riskdistill_class": self.inst_class[aid],
+                    "riskdistill_actor_id": aid,
+                }
+            )
+        route = next((r for r in self.ds.manifest.get("routes", []) if r["route_id"] == route_id), {})
+        map_token = _token("map")
+        (out / "maps").mkdir(parents=True, exist_ok=True)
+        map_file = f"maps/{map_token}.png"
+        _write_placeholder_png(out / map_file)
+        return {
+            "category": category,
+            "attribute": [{"token": t, "name": n, "description": n} for n, t in self.attr_token.items()],
+            "visibility": [
+                {"token": t, "level": lv, "description": f"visibility of whole object is {lv}"}
+                for t, lv in _VISIBILITY
+            ],
+            "instance": instance,
+            "sensor": [{"token": _token("sensor", c), "channel": c, "modality": "camera"} for c in self.cams],
+            "calibrated_sensor": list(self.calibrated.values()),
+            "ego_pose": self.ego_pose,
+            "log": [
+                {
+                    "token": self.log_token,
+                    "logfile": self.log_name,
+                    "vehicle": "riskdistill-ego",
+                    "date_captured": "2020-09-13",
+                    "location": str(route.get("layout_family", "riskdistill-sim")),
+                }
+            ],
+            "scene": [
+                {
+                    "token": self.scene_token,
+                    "log_token": self.log_token,
+                    "nbr_samples": len(self.samples),
+                    "first_sample_token": self.samples[0]["token"],
+                    "last_sample_token": self.samples[-1]["token"],
+                    "name": route_id,
+                    "description": f"riskdistill route {route_id}: {route.get('scenario', '')}",
+                }
+            ],
+            "sample": self.samples,
+            "sample_data": sample_data,
+            "sample_annotation": self.annotations,
+            "map": [
+                {
+                    "token": map_token,
+                    "log_tokens": [self.log_token],
+                    "category": "semantic_prior",
+                    "filename": map_file,
+                }
+            ],
+        }
 
 
 def _write_placeholder_png(path: Path) -> None:
