@@ -134,10 +134,12 @@ def test_blind_driver_meets_the_hazard(name: str, monkeypatch: pytest.MonkeyPatc
         decel = []
         speed = inst.params["reference_speed_mps"]
 
-        def watch(env: DrivingEnv, _: AgentInput, ids: list[int] = ids, decel: list[float] = decel) -> None:
-            decel.append(float(-env.world.actors.accel[ids[0]]))
+        class Watch:  # a route observer: the hazard's deceleration at every step
+            def on_step(self, env: DrivingEnv, _: AgentInput, __: object, ids=ids, decel=decel) -> None:
+                decel.append(float(-env.world.actors.accel[ids[0]]))
 
-        log = run_route(inst, lambda env, v=speed: BlindDriver(env, v), on_step=watch)
+        env = DrivingEnv()
+        log = run_route(inst, BlindDriver(env, speed), env=env, observers=[Watch()])
         hits = [e.actor_id for e in log.events if e.kind.value.startswith("collisions")]
         assert set(hits) & set(ids), (seed, hits, ids)
         if name == "HardBreakRoute":

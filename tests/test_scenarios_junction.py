@@ -12,6 +12,7 @@ import pytest
 import riskdistill.sim.scenarios  # noqa: F401  (registers every type)
 from riskdistill.contracts.agent import Action, Controls
 from riskdistill.sim.actors import Behavior
+from riskdistill.sim.env import DrivingEnv
 from riskdistill.sim.rollout import run_route
 from riskdistill.sim.scenarios import REGISTRY, ScenarioError, ScenarioInstance, build_scenario
 from riskdistill.sim.scenarios.base import Trigger
@@ -203,7 +204,8 @@ def test_violator_hits_a_driver_who_keeps_going(name: str) -> None:
             if i != violator and a.behavior[i] != Behavior.STATIC:
                 a.behavior[i], a.x[i], a.y[i] = Behavior.STATIC, 2e5 + 10.0 * i, 2e5
         speed = inst.params["ego_start_speed_mps"]
-        log = run_route(inst, lambda env, v=speed: BlindDriver(env, v), max_steps=400)
+        env = DrivingEnv()
+        log = run_route(inst, BlindDriver(env, speed), env=env, max_steps=400)
         hits = [e for e in log.events if e.kind == Infraction.COLLISION_VEHICLE and e.actor_id == violator]
         assert hits, f"{name} seed {seed}: the violator missed a constant-speed ego"
 

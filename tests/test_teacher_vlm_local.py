@@ -202,7 +202,7 @@ def test_vllm_backend_without_vllm_says_how_to_install(tiny_vlm_dir: Path):
         pass
     with pytest.raises(VLLMNotInstalledError, match="pip install vllm"):
         build_backend({"type": "vllm", "model_dir": str(tiny_vlm_dir)})
-    with pytest.raises(ValueError, match="available"):
+    with pytest.raises(ValueError, match="valid VLM backends"):
         build_backend({"type": "nope"})
 
 

@@ -71,6 +71,9 @@ class Registry(Generic[T]):
     def items(self) -> list[tuple[str, T]]:
         return sorted(self._items.items())
 
+    def values(self) -> list[T]:
+        return [v for _, v in self.items()]
+
     def __contains__(self, name: object) -> bool:
         return name in self._items
 

@@ -21,13 +21,14 @@ def render_preview(
     frames: list[np.ndarray] = []
     step = [0]
 
-    def grab(env: DrivingEnv, _: object) -> None:
-        if step[0] % every == 0:
-            view = ego_view(env.world, extent_m=60.0, size_px=size_px)
-            frames.append(render_topdown(env.world, view, route=env.instance.route))
-        step[0] += 1
+    class Grab:  # a route observer: a top-down frame every ``every``-th step
+        def on_step(self, env: DrivingEnv, agent_input: object, action: object) -> None:
+            if step[0] % every == 0:
+                view = ego_view(env.world, extent_m=60.0, size_px=size_px)
+                frames.append(render_topdown(env.world, view, route=env.instance.route))
+            step[0] += 1
 
-    log = run_route(instance, ExpertDriver, on_step=grab)
+    log = run_route(instance, ExpertDriver, observers=[Grab()])
     if out.suffix.lower() == ".png":
         # The most interesting single frame: the moment of minimum speed after the scenario trigger.
         k = int(np.argmin(np.asarray(log.speed_mps)[::every][: len(frames)])) if frames else 0
