@@ -75,9 +75,14 @@ def test_presets_registry_and_strict_overrides() -> None:
     assert cfg.heads.risk.enabled is False and cfg.heads.planning.enabled
     assert cfg.bev_grid() == BevGrid.preset("tiny")
     assert student_config("base").bev_grid() == BevGrid.preset("base")
-    assert cfg.target_names == ["future_trajectory", "bev_occupancy"]
-    assert student_config("tiny").target_names == ["future_trajectory", "bev_occupancy", "risk_map"]
-    with pytest.raises(ValueError, match=r"valid presets: \['base', 'tiny'\]"):
+    assert cfg.target_names == ["future_trajectory", "expert_plan", "bev_occupancy"]
+    assert student_config("tiny").target_names == [
+        "future_trajectory",
+        "expert_plan",
+        "bev_occupancy",
+        "risk_map",
+    ]
+    with pytest.raises(ValueError, match=r"valid presets: \['base', 'cpu', 'tiny'\]"):
         student_config("huge")
     with pytest.raises(ConfigError, match="enabeld"):
         student_config("tiny", heads={"risk": {"enabeld": False}})

@@ -108,6 +108,13 @@ def record(
         False, "--bench2drive-jpeg", help="JPEG quality 20, as Bench2Drive stores its images."
     ),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Cut every rollout after N steps."),
+    steer_noise: float = typer.Option(
+        0.0,
+        "--steer-noise",
+        min=0.0,
+        max=1.0,
+        help="Recovery data: bursts of steering noise up to this size; labels stay the expert's plan.",
+    ),
 ) -> None:
     """Record the expert driving a route suite: camera images, annotations, frames.parquet, manifest.json."""
     from riskdistill.config import ConfigError
@@ -144,6 +151,7 @@ def record(
             limit=limit,
             jpeg_quality=jpeg_quality,
             max_steps=max_steps,
+            steer_noise=steer_noise,
         )
     except (ValueError, ConfigError) as exc:
         fail(str(exc))

@@ -176,6 +176,14 @@ def open_loop(
         if not isinstance(value, dict):
             table.add_row(key, _fmt(value))
     console.print(table)
+    m = res["metrics"]
+    plans = Table(title="planning L2 (m): the student next to plans that need no learning")
+    for col in ("plan", "L2@1s", "L2@2s", "L2@3s"):
+        plans.add_column(col, justify="right" if col != "plan" else "left")
+    rows = {"student waypoints": m, "student driven plan": m.get("driven_plan", {}), **m.get("baselines", {})}
+    for name, r in rows.items():
+        plans.add_row(name, *(_fmt(r.get(k)) for k in ("l2_1s", "l2_2s", "l2_3s")))
+    console.print(plans)
     console.print(f"metrics: {out}")
 
 

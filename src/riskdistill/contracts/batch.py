@@ -91,7 +91,11 @@ class Targets(_TensorDataclass):
       (vehicle, vulnerable = pedestrian/cyclist, static_obstacle, drivable, lane_marking), on the
       ``BevGrid`` layout (row 0 = front, col 0 = left);
     - ``risk_map``: ``[B, 1, H_bev, W_bev]`` float32, the teacher's risk labels (see
-      ``targets.RiskMapTarget``).
+      ``targets.RiskMapTarget``);
+    - ``plan_path``: ``[B, P, 2]`` float32, the expert's intended rear-axle path, a point every metre
+      ahead (ego frame);
+    - ``plan_speed_mps``: ``[B, 1]`` float32, the expert's target speed;
+    - ``plan_valid``: ``[B, 1]`` bool, False where the data set holds no expert plan (then both are zeros).
     """
 
     future_waypoints: torch.Tensor | None = None
@@ -99,6 +103,9 @@ class Targets(_TensorDataclass):
     future_valid: torch.Tensor | None = None
     bev_occupancy: torch.Tensor | None = None
     risk_map: torch.Tensor | None = None
+    plan_path: torch.Tensor | None = None
+    plan_speed_mps: torch.Tensor | None = None
+    plan_valid: torch.Tensor | None = None
 
 
 @dataclass

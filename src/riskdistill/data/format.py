@@ -206,3 +206,21 @@ ANNOTATION_KEYS: tuple[AnnKey, ...] = (
     ),
 )
 ANNOTATION_KEY_NAMES = tuple(k.name for k in ANNOTATION_KEYS)
+
+# Optional, privileged annotation keys: ground truth the simulator knows and real data usually does not
+# (data sets recorded before they existed, and imported ones, lack them and still load). Only teachers,
+# target builders and metrics read them; drivers and students never see them.
+OPTIONAL_ANNOTATION_KEYS: tuple[AnnKey, ...] = (
+    # the expert's own plan at this frame (the labels of recovery data: see data/record.py)
+    AnnKey(
+        "expert_path_ego",
+        "float32",
+        "[P, 2]",
+        "the expert's intended path (rear axle), every 1 m from 1 m ahead, in the ego frame",
+    ),
+    AnnKey("expert_speed_mps", "float32", "[]", "the expert's target speed (where it accelerates to in 1 s)"),
+    AnnKey(
+        "expert_noise_steer", "float32", "[]", "recovery noise added to the expert's steering now (0: none)"
+    ),
+)
+OPTIONAL_ANNOTATION_KEY_NAMES = tuple(k.name for k in OPTIONAL_ANNOTATION_KEYS)

@@ -65,6 +65,10 @@ class RecordSettings(StrictConfig):
     map_point_spacing_m: float = Field(default=1.0, gt=0.0)
     future_waypoints: int = Field(default=PLAN_HORIZON, ge=1)
     future_dt_s: float = Field(default=PLAN_DT_S, gt=0.0)
+    steer_noise: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="recovery data: largest steering offset of a noise burst"
+    )
+    noise_interval_s: float = Field(default=8.0, gt=0.0, description="mean time between noise bursts")
 
 
 @dataclass
@@ -283,6 +287,7 @@ class _RouteRecorder:
         self.frames: list[tuple[int, dict[str, Any], dict[str, np.ndarray]]] = []
         self.actions: list[Action] = []
         self.reasons: list[str] = []
+        self.noise: list[float] = []  # steering noise applied at each step (recovery data)
         self.driver: Any = None
         self.timing = dict.fromkeys(("render_s", "jpeg_s", "annotate_s", "write_s"), 0.0)
 
@@ -299,6 +304,7 @@ class _RouteRecorder:
     def on_step(self, env: Any, inp: AgentInput, action: Action) -> None:
         self.actions.append(action)
         self.reasons.append(str(getattr(self.driver, "last_reason", "") or ""))
+        self.noise.append(float(getattr(self.driver, "noise_steer", 0.0)))
         k = len(self.poses)
         e = env.world.ego
         self.poses.append((float(e.x_m), float(e.y_m), float(e.yaw_rad)))
@@ -318,8 +324,25 @@ class _RouteRecorder:
             image_paths.append(rel)
         t4 = time.perf_counter()
         ann = self.annotator.annotate(env.world, env.progress_m, frame.instance)
+        ann.update(self._expert_plan(env))
         self.timing["annotate_s"] += time.perf_counter() - t4
         self.frames.append((k, self._row(env, inp, k, ann, image_paths), ann))
+
+    def _expert_plan(self, env: Any) -> dict[str, np.ndarray]:
+        """The expert's own plan at this step, in the ego frame (the labels of recovery data): its path
+        ``[P, 2]`` every metre ahead of the rear axle, its target speed and the steering noise applied now."""
+        path_world = getattr(self.driver, "last_plan_path_world", None)
+        if path_world is None:
+            return {}
+        e = env.world.ego
+        c, s = np.cos(e.yaw_rad), np.sin(e.yaw_rad)
+        d = np.asarray(path_world, dtype=np.float64) - np.array([e.x_m, e.y_m])
+        path = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], axis=1)
+        return {
+            "expert_path_ego": path.astype(np.float32),
+            "expert_speed_mps": np.array(self.driver.last_plan_speed_mps, dtype=np.float32),
+            "expert_noise_steer": np.array(self.noise[-1] if self.noise else 0.0, dtype=np.float32),
+        }
 
     def _row(
         self, env: Any, inp: AgentInput, k: int, ann: dict[str, np.ndarray], image_paths: list[str]
@@ -364,8 +387,13 @@ class _RouteRecorder:
         pose_arr = np.asarray(poses, dtype=np.float64)
         stride = max(1, round(settings.future_dt_s / world.dt_s))
         rows = []
+        noisy = np.asarray([*self.noise, 0.0], dtype=np.float64) != 0.0
         for k, row, ann in self.frames:
             fxy, fyaw, fvalid = future_in_ego(pose_arr, k, settings.future_waypoints, stride)
+            if noisy.any():  # a driven future that noise bent is not the expert's plan: not a label
+                fvalid = fvalid & np.array(
+                    [not noisy[k : k + stride * (j + 1)].any() for j in range(len(fvalid))], dtype=bool
+                )
             arrays = {"frame_id": np.array(row["frame_id"]), **self.calib, **ann}
             arrays.update(future_xy=fxy, future_yaw=fyaw, future_valid=fvalid)
             t5 = time.perf_counter()
@@ -404,12 +432,20 @@ class _RouteRecorder:
 def _record_instance(
     spec: RouteSpec, instance: Any, out_dir: Path, rig: Rig, settings: RecordSettings, t0: float
 ) -> dict[str, Any]:
-    from riskdistill.sim.expert import ExpertDriver
+    from riskdistill.sim.expert import ExpertConfig, ExpertDriver
     from riskdistill.sim.rollout import run_route
 
     recorder = _RouteRecorder(spec, instance, out_dir, rig, settings)
+    expert = ExpertDriver
+    if settings.steer_noise > 0.0:
+        seed = int.from_bytes(hashlib.sha256(spec.route_id.encode()).digest()[:4], "big")
+        expert = ExpertDriver.with_config(
+            ExpertConfig(
+                steer_noise=settings.steer_noise, noise_interval_s=settings.noise_interval_s, noise_seed=seed
+            )
+        )
     t_run = time.perf_counter()
-    log = run_route(instance, ExpertDriver, observers=[recorder], max_steps=settings.max_steps)
+    log = run_route(instance, expert, observers=[recorder], max_steps=settings.max_steps)
     t_end = time.perf_counter()
     timing = recorder.timing
     timing["sim_expert_s"] = (t_end - t_run) - sum(timing.values())
@@ -505,8 +541,14 @@ def record_suite(
     max_steps: int | None = None,
     show_progress: bool = True,
     on_route_done: ProgressFn | None = None,
+    steer_noise: float = 0.0,
+    noise_interval_s: float = 8.0,
 ) -> RecordResult:
     """Record the expert over the first ``limit`` routes of ``suite`` into ``out_dir`` (resumable).
+
+    ``steer_noise > 0`` records recovery data: bursts of steering noise (about every ``noise_interval_s``)
+    push the car off its line while the labels stay the expert's own plan (``expert_path_ego``,
+    ``expert_speed_mps``); driven futures that a burst bent are marked invalid (``future_valid``).
 
     ``suite``: a :class:`Suite`, a shipped suite name or a suite JSON path; ``rig``: a :class:`Rig`, a
     built-in rig name or a rig JSON path (resized to ``image_hw``). Raises ``ConfigError`` for an unknown
@@ -523,6 +565,8 @@ def record_suite(
         every_n_steps=every_n_steps,
         jpeg_quality=jpeg_quality,
         max_steps=max_steps,
+        steer_noise=steer_noise,
+        noise_interval_s=noise_interval_s,
     )
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")

@@ -64,6 +64,38 @@ class FutureTrajectoryTarget:
         return {"future_waypoints": xy, "future_yaw": yaw, "future_valid": valid}
 
 
+PLAN_PATH_POINTS = 20  # the expert's path label: points every metre ahead (data/record.py records 20)
+
+
+class ExpertPlanTarget:
+    """The expert's own plan at the frame, recorded as it drove: its path (``plan_path [P, 2]``, rear-axle
+    points every metre ahead in the ego frame) and its target speed (``plan_speed_mps``). Unlike the driven
+    future, it stays the expert's intention while recovery noise pushes the car off its line, and it says
+    where the route goes while the car stands still. Data sets recorded without it (older recordings,
+    imported real data) give ``plan_valid`` False and zeros."""
+
+    name = "expert_plan"
+
+    def build(self, frame: FrameRecord, grid: BevGrid) -> dict[str, np.ndarray]:
+        ann = frame.annotation
+        if "expert_path_ego" not in ann or "expert_speed_mps" not in ann:
+            return {
+                "plan_path": np.zeros((PLAN_PATH_POINTS, 2), dtype=np.float32),
+                "plan_speed_mps": np.zeros(1, dtype=np.float32),
+                "plan_valid": np.zeros(1, dtype=bool),
+            }
+        path = np.asarray(ann_field(frame, "expert_path_ego", self.name), dtype=np.float32)
+        speed = np.asarray(ann_field(frame, "expert_speed_mps", self.name), dtype=np.float32).reshape(1)
+        where = frame.root / frame.annotation_path
+        if path.shape != (PLAN_PATH_POINTS, 2):
+            raise DataError(
+                f"{where}: expert_path_ego has shape {path.shape}, expected ({PLAN_PATH_POINTS}, 2)"
+            )
+        if not (np.all(np.isfinite(path)) and np.all(np.isfinite(speed))):
+            raise DataError(f"{where}: expert_path_ego / expert_speed_mps contain NaN or inf")
+        return {"plan_path": path, "plan_speed_mps": speed, "plan_valid": np.ones(1, dtype=bool)}
+
+
 # ------------------------------------------------------------------------------------------ occupancy
 _CLASS_GROUP = {
     **{int(c): 0 for c in ActorClass if c.is_vehicle},
@@ -253,6 +285,7 @@ class RiskMapTarget:
 
 # ------------------------------------------------------------------------------------------ registry
 TARGET_BUILDERS.register(FutureTrajectoryTarget)
+TARGET_BUILDERS.register(ExpertPlanTarget)
 TARGET_BUILDERS.register(BevOccupancyTarget)
 TARGET_BUILDERS.register(RiskMapTarget)
 
@@ -281,6 +314,7 @@ _XY_KEYS = (
     "light_position_ego",
     "future_xy",
     "ego_center_ego",
+    "expert_path_ego",
 )
 _YAW_KEYS = ("actor_yaw_ego", "light_yaw_ego", "future_yaw")
 

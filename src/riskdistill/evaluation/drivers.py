@@ -99,6 +99,10 @@ def make_driver_factory(spec: str, rig: str | None = None) -> DriverFactory:
         from riskdistill.sim.expert import ExpertDriver
 
         return ExpertDriver
+    if spec == "expert-plan":  # the expert's plan through the student's controller: the controller's ceiling
+        from riskdistill.sim.expert import ExpertPlanDriver
+
+        return ExpertPlanDriver
     if is_checkpoint_dir(spec):
         return StudentDriverFactory(str(Path(spec).resolve()), rig)
     if _IMPORT_SPEC.match(spec) and not Path(spec).exists():
@@ -116,8 +120,8 @@ def make_driver_factory(spec: str, rig: str | None = None) -> DriverFactory:
     if Path(spec).is_dir():
         hint = " (the folder has no model.safetensors + config.json)"
     raise ValueError(
-        f"unknown driver {spec!r}{hint}; valid drivers: ['expert'], a student checkpoint folder "
-        "(model.safetensors + config.json, written by riskdistill.models.save_student) or "
+        f"unknown driver {spec!r}{hint}; valid drivers: ['expert', 'expert-plan'], a student checkpoint "
+        "folder (model.safetensors + config.json, written by riskdistill.models.save_student) or "
         "'package.module:factory' (a callable () -> Driver)"
     )
 

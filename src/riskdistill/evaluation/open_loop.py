@@ -41,6 +41,7 @@ from riskdistill.geometry import box_corners_2d, boxes_overlap_matrix
 HORIZONS_S: tuple[float, ...] = (1.0, 2.0, 3.0)
 MIN_HEADING_STEP_M = 0.1  # below this displacement a waypoint keeps the previous heading
 OCCUPANCY_THRESHOLD = 0.5  # a predicted cell is occupied when sigmoid(logit) > this
+BASELINES = ("constant_velocity", "kinematic_arc")  # plans without learning (compute_baseline_plans)
 
 
 # ------------------------------------------------------------------------------------------ planning L2
@@ -323,6 +324,37 @@ class OpenLoopAccumulator:
         return rows
 
 
+# ------------------------------------------------------------------------------------------ baselines
+def compute_baseline_plans(
+    ego_state: Any, target_point: Any, dt_s: float = PLAN_DT_S, n: int = 6
+) -> dict[str, np.ndarray]:
+    """Plans that need no learning, ``[B, n, 2]`` each, from what a driver sees (``ego_state [B, 4]``: speed,
+    acceleration, yaw rate, steer; ``target_point [B, 2]``):
+
+    - ``constant_velocity``: straight ahead at the current speed;
+    - ``kinematic_arc``: along the circular arc through the origin, tangent to the heading, that passes
+      through the route's target point, at the current speed and acceleration (never reversing).
+
+    A network that does not beat these has not learned to plan (``docs/metrics.md``)."""
+    ego = np.asarray(ego_state, dtype=np.float64).reshape(-1, 4)
+    tp = np.asarray(target_point, dtype=np.float64).reshape(-1, 2)
+    t = dt_s * np.arange(1, n + 1)[None, :]  # [1, n]
+    v, a = ego[:, :1], ego[:, 1:2]
+    stop_t = np.where(a < 0, -v / np.minimum(a, -1e-9), np.inf)
+    te = np.minimum(t, stop_t)
+    dist = np.maximum(v * te + 0.5 * a * te**2, 0.0)  # [B, n]
+    cv = np.stack([v * t, np.zeros_like(t * v)], axis=-1)
+    # curvature of the arc through (0, 0) with heading +x and through (tx, ty): k = 2 ty / (tx^2 + ty^2)
+    k = 2.0 * tp[:, 1:2] / np.maximum((tp**2).sum(-1, keepdims=True), 1e-6)
+    small = np.abs(k) < 1e-6
+    ks = np.where(small, 1.0, k)
+    arc = np.stack(
+        [np.where(small, dist, np.sin(ks * dist) / ks), np.where(small, 0.0, (1.0 - np.cos(ks * dist)) / ks)],
+        axis=-1,
+    )
+    return {"constant_velocity": cv, "kinematic_arc": arc}
+
+
 # ------------------------------------------------------------------------------------------ the data side
 def _actor_arrays(ann: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {
@@ -478,6 +510,8 @@ def evaluate_open_loop(
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_batch, num_workers=num_workers)
     index = FutureFrameIndex(ds.records)
     acc = OpenLoopAccumulator(convention=convention, occupancy_channels=BEV_CHANNELS)
+    driven = OpenLoopAccumulator(convention=convention)  # the plan the controller would track
+    baselines = {name: OpenLoopAccumulator(convention=convention) for name in BASELINES}
     recorded_steps = 0
     progress = Progress(
         TextColumn("[bold]open loop[/]"),
@@ -496,6 +530,11 @@ def evaluate_open_loop(
             gt = tg.future_waypoints.cpu().numpy()
             valid = tg.future_valid.cpu().numpy()
             acc.add_planning(batch.frame_ids, pred, gt, valid)
+            driven.add_planning(batch.frame_ids, student.plan(out).float().cpu().numpy(), gt, valid)
+            obs = batch.observation
+            plans = compute_baseline_plans(obs.ego_state.cpu().numpy(), obs.target_point.cpu().numpy())
+            for name, base in baselines.items():
+                base.add_planning(batch.frame_ids, plans[name], gt, valid)
             yaw = tg.future_yaw.cpu().numpy()
             pc, gc = [], []
             for b, fid in enumerate(batch.frame_ids):
@@ -510,6 +549,8 @@ def evaluate_open_loop(
                 acc.add_occupancy(out["occupancy"].float().cpu().numpy(), tg.bev_occupancy.cpu().numpy())
             progress.advance(task, len(batch))
     metrics = acc.result()
+    metrics["driven_plan"] = _l2_only(driven.result())
+    metrics["baselines"] = {name: _l2_only(base.result()) for name, base in baselines.items()}
     n_wp = len(acc.frame_ids) * pred.shape[1] if acc.frame_ids else 0
     return {
         "checkpoint": str(checkpoint),
@@ -520,6 +561,10 @@ def evaluate_open_loop(
         "future_boxes_recorded_share": (recorded_steps / n_wp) if n_wp else None,
         "per_sample": acc.per_sample(),
     }
+
+
+def _l2_only(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k.startswith("l2")}
 
 
 def _occupancy_enabled(cfg: Any) -> bool:

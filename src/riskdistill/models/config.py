@@ -118,7 +118,41 @@ class StudentConfig(StrictConfig):
         return names
 
 
+#: Target-speed classes of the ``cpu`` recipe's planner (m/s; 0 = stop).
+CPU_SPEED_BINS_MPS = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 14.0)
+
 PRESETS: dict[str, dict[str, Any]] = {
+    # The recipe that perceives and drives on 2 CPU cores (docs/models.md, "The cpu recipe"): 6 cameras at
+    # 64x176, MobileNetV3-small, Simple-BEV lifting to a 32x32 BEV of 64 channels, a planner that predicts a
+    # path and a target-speed class from the command, the target point and the speed only, occupancy with
+    # per-class weights and Dice (small, rare classes), 64x64 output grid (the teacher's "tiny" grid).
+    "cpu": {
+        "preset": "cpu",
+        "grid": dict(BEV_GRID_PRESETS["tiny"]),
+        "image_hw": (64, 176),
+        "channels": 64,
+        "backbone": {"name": "mobilenetv3_small_100", "out_indices": (2, 3)},
+        "view": {"type": "sample", "bev_hw": (32, 32), "heights_m": [0.0, 0.75, 1.5, 2.5]},
+        "bev_encoder": {"n_blocks": 3},
+        "heads": {
+            "planning": {
+                "n_layers": 2,
+                "n_heads": 4,
+                "ffn_dim": 128,
+                "ego_inputs": ["speed_mps"],
+                "path_points": 20,
+                "speed_bins_mps": list(CPU_SPEED_BINS_MPS),
+                "waypoint_weight": 0.5,
+            },
+            "occupancy": {
+                "hidden": 32,
+                "channel_pos_weight": [8.0, 30.0, 15.0, 1.0, 3.0],
+                "dice_weight": 1.0,
+                "weight": 2.0,
+            },
+            "risk": {"channels": 16, "n_layers": 1, "n_heads": 4, "n_points": 4, "attn_stride": 2},
+        },
+    },
     # 2 CPU cores: 6 cameras at 64x176, MobileNetV3-small, 32x32 BEV of 64 channels, 64x64 output grid
     "tiny": {
         "preset": "tiny",
@@ -171,7 +205,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def student_config(preset: str = "tiny", **overrides: Any) -> StudentConfig:
-    """A preset (``tiny`` or ``base``) with nested-dict ``overrides`` merged in, validated."""
+    """A preset (``cpu``, ``tiny`` or ``base``) with nested-dict ``overrides`` merged in, validated."""
     if preset not in PRESETS:
         raise ValueError(f"unknown student preset {preset!r}; valid presets: {sorted(PRESETS)}")
     return StudentConfig.from_dict(

@@ -72,8 +72,9 @@ class StudentDriver:
         device = next(self.student.parameters()).device
         with torch.inference_mode():
             out = self.student(obs.to(device), with_risk=self.with_risk)
+            out["plan"] = self.student.plan(out)  # path + speed -> waypoints, or the waypoints themselves
         self.last_outputs = {k: v[0].float().cpu().numpy() for k, v in out.items() if k != "bev"}
         if "risk" in self.last_outputs:
             self.last_outputs["risk"] = self.last_outputs["risk"][0]  # [1, H, W] -> [H, W]
-        wp = self.last_outputs["waypoints"].astype(np.float64)
+        wp = self.last_outputs["plan"].astype(np.float64)
         return Action(waypoints_ego=wp)

@@ -111,6 +111,10 @@ class Student(nn.Module):
             self.heads.items(), key=lambda kv: (not kv[1].optional_at_inference, kv[0] == "planning")
         )
 
+    def plan(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The ``[B, 6, 2]`` waypoints a driver hands the controller (the planning head's :meth:`plan`)."""
+        return self.heads["planning"].plan(outputs)
+
     # ---------------------------------------------------------------------------------- training
     def losses(
         self, outputs: dict[str, torch.Tensor], targets: Targets, *, step: int | None = None

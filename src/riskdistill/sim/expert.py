@@ -21,6 +21,7 @@ import numpy as np
 
 from riskdistill.contracts.agent import Action, AgentInput, Controls, SensorRequest
 from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M
+from riskdistill.contracts.plan import waypoints_from_path_speed
 from riskdistill.geometry import box_corners_2d
 from riskdistill.sim.actors import Behavior
 from riskdistill.sim.env import DrivingEnv
@@ -49,6 +50,17 @@ class ExpertConfig:
     ego_margin_lat_m: float = 0.45
     ego_margin_lon_m: float = 1.2
     avoid_margin_m: float = 0.7
+    # Recovery data (DART-style noise injection): bursts of steering offset on the executed controls while
+    # the expert's own plan (``last_plan_*``) stays the label. 0 = off.
+    steer_noise: float = 0.0  # largest steering offset of a burst ([-1, 1] steering units)
+    noise_interval_s: float = 8.0  # mean time between bursts
+    noise_duration_s: tuple[float, float] = (0.5, 1.5)
+    noise_seed: int = 0
+
+
+PLAN_PATH_POINTS = 20  # the expert's plan as a path: points every PLAN_PATH_SPACING_M ahead of the rear axle
+PLAN_PATH_SPACING_M = 1.0
+PLAN_SPEED_HORIZON_S = 1.0  # the plan's target speed: where its acceleration takes the speed in this time
 
 
 @dataclass
@@ -79,7 +91,18 @@ class ExpertDriver:
         self.cfg = config or ExpertConfig()
         self.reset()
 
+    @classmethod
+    def with_config(cls, config: ExpertConfig) -> ExpertFactory:
+        """A privileged factory for an expert with ``config`` (e.g. steering noise for recovery data)."""
+        return ExpertFactory(config)
+
     def reset(self) -> None:
+        self._rng = np.random.default_rng(self.cfg.noise_seed)
+        self._noise_left_s = 0.0
+        self._noise_steer = 0.0
+        self.noise_steer = 0.0  # the steering offset added to this step's controls (0: none)
+        self.last_plan_path_world: np.ndarray | None = None  # [PLAN_PATH_POINTS, 2]
+        self.last_plan_speed_mps = 0.0
         self._served_stops: set[int] = set()
         self._stop_timer = 0.0
         self._avoid: _Avoidance | None = None
@@ -124,7 +147,31 @@ class ExpertDriver:
         self._wait_s = self._wait_s + world.dt_s if v < 0.1 else 0.0
         controls = self._pedals(accel, v, v_target)
         steer = self._steer(rear, ego.yaw_rad, s_rear, v, s_grid, ref)
+        s_plan = s_rear + PLAN_PATH_SPACING_M * np.arange(1, PLAN_PATH_POINTS + 1)
+        self.last_plan_path_world = np.stack(
+            [np.interp(s_plan, s_grid, ref[:, 0]), np.interp(s_plan, s_grid, ref[:, 1])], axis=1
+        )
+        self.last_plan_speed_mps = float(
+            np.clip(v + accel * PLAN_SPEED_HORIZON_S, 0.0, max(v_target, 0.0) if accel >= 0 else v)
+        )
+        steer = float(np.clip(steer + self._noise(world.dt_s), -1.0, 1.0))
         return Action(controls=Controls(throttle=controls[0], steer=steer, brake=controls[1]))
+
+    def _noise(self, dt_s: float) -> float:
+        """The steering offset of a noise burst at this step (``cfg.steer_noise`` > 0; seeded)."""
+        cfg = self.cfg
+        if cfg.steer_noise <= 0.0:
+            return 0.0
+        if self._noise_left_s <= 0.0 and self._rng.random() < dt_s / max(cfg.noise_interval_s, dt_s):
+            self._noise_left_s = float(self._rng.uniform(*cfg.noise_duration_s))
+            sign = self._rng.choice([-1.0, 1.0])
+            self._noise_steer = float(self._rng.uniform(0.4, 1.0) * cfg.steer_noise * sign)
+        if self._noise_left_s > 0.0:
+            self._noise_left_s -= dt_s
+            self.noise_steer = self._noise_steer
+        else:
+            self.noise_steer = 0.0
+        return self.noise_steer
 
     # ------------------------------------------------------------------------------------------ path
     def _offset_at(self, s: np.ndarray) -> np.ndarray:
@@ -574,3 +621,44 @@ class ExpertDriver:
         dist = max(float(np.hypot(*d)), 1e-3)
         delta = np.arctan2(2.0 * p.wheelbase_m * np.sin(alpha), dist)
         return float(np.clip(delta / p.max_steer_rad, -1.0, 1.0))
+
+
+@dataclass(frozen=True)
+class ExpertFactory:
+    """A privileged factory of experts with a given config (see
+    :func:`riskdistill.sim.rollout.build_driver`)."""
+
+    config: ExpertConfig
+    privileged: bool = True
+
+    def __call__(self, env: DrivingEnv) -> ExpertDriver:
+        return ExpertDriver(env, self.config)
+
+
+class ExpertPlanDriver:
+    """The expert's own plan, tracked by the built-in controller: the expert decides (path and target speed,
+    exactly as when it drives itself) and the waypoint controller executes, as for a student that predicts
+    a path and a speed. Its Driving Score is the ceiling the controller allows a perfect planner
+    (``riskdistill eval closed-loop --driver expert-plan``)."""
+
+    sensors = SensorRequest()
+    privileged = True
+
+    def __init__(self, env: DrivingEnv, config: ExpertConfig | None = None):
+        self.env = env
+        self.expert = ExpertDriver(env, config)
+
+    @property
+    def last_reason(self) -> str:
+        return self.expert.last_reason
+
+    def reset(self) -> None:
+        self.expert.reset()
+
+    def act(self, agent_input: AgentInput) -> Action:
+        self.expert.act(agent_input)  # its controls are dropped: the plan is what counts
+        e = self.env.world.ego
+        c, s = np.cos(e.yaw_rad), np.sin(e.yaw_rad)
+        d = self.expert.last_plan_path_world - np.array([e.x_m, e.y_m])
+        path = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], axis=1)
+        return Action(waypoints_ego=waypoints_from_path_speed(path, self.expert.last_plan_speed_mps))

@@ -1,8 +1,10 @@
 """BEV occupancy head: per-cell logits of the 5 ``data.batch.BEV_CHANNELS`` on the shared ``BevGrid``.
 
 A conv block at the BEV feature resolution, bilinear upsampling to the grid, a conv block and a 1x1 conv.
-Loss: binary cross-entropy (``loss="bce"``, optional ``pos_weight``) or sigmoid focal loss
-(``loss="focal"``). Metric: IoU per channel at probability 0.5 and their mean.
+Loss: binary cross-entropy (``loss="bce"``, ``pos_weight`` for occupied cells, or one weight per channel in
+``channel_pos_weight``: small things like pedestrians need more) or sigmoid focal loss (``loss="focal"``),
+plus ``dice_weight`` times a soft Dice loss per channel (insensitive to how rare a class is). Metric: IoU per
+channel at probability 0.5 and their mean.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F  # noqa: N812
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from riskdistill.contracts.batch import BEV_CHANNELS, Observation, Targets
@@ -24,7 +26,18 @@ class OccupancyHeadConfig(HeadConfig):
     hidden: int = Field(default=32, ge=1)
     loss: Literal["bce", "focal"] = "bce"
     pos_weight: float = Field(default=2.0, gt=0.0, description="BCE weight of occupied cells")
+    channel_pos_weight: tuple[float, ...] | None = Field(
+        default=None, description="per-channel BCE weights of occupied cells (BEV_CHANNELS order); wins"
+    )
     focal_gamma: float = Field(default=2.0, ge=0.0)
+    dice_weight: float = Field(default=0.0, ge=0.0)
+
+    @field_validator("channel_pos_weight")
+    @classmethod
+    def _per_channel(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if v is not None and (len(v) != len(BEV_CHANNELS) or min(v) <= 0):
+            raise ValueError(f"channel_pos_weight needs {len(BEV_CHANNELS)} positive weights {BEV_CHANNELS}")
+        return v
 
 
 def sigmoid_focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -32,6 +45,14 @@ def sigmoid_focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float)
     p = torch.sigmoid(logits)
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     return (bce * (target - p).abs().pow(gamma)).mean()
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Mean over channels of ``1 - soft Dice`` (``[B, C, H, W]``), summed over the batch and the grid."""
+    p = torch.sigmoid(logits.float())
+    t = target.float()
+    inter = (p * t).sum(dim=(0, 2, 3))
+    return (1.0 - (2.0 * inter + eps) / (p.sum(dim=(0, 2, 3)) + t.sum(dim=(0, 2, 3)) + eps)).mean()
 
 
 @register_head
@@ -62,10 +83,16 @@ class OccupancyHead(Head):
     ) -> torch.Tensor:
         self.require(outputs, targets)
         logits, target = outputs["occupancy"], targets.bev_occupancy.to(outputs["occupancy"].dtype)
-        if self.cfg.loss == "focal":
-            return sigmoid_focal_loss(logits, target, self.cfg.focal_gamma)
-        pw = torch.tensor(self.cfg.pos_weight, device=logits.device, dtype=logits.dtype)
-        return F.binary_cross_entropy_with_logits(logits, target, pos_weight=pw)
+        cfg = self.cfg
+        if cfg.loss == "focal":
+            loss = sigmoid_focal_loss(logits, target, cfg.focal_gamma)
+        else:
+            w = cfg.channel_pos_weight or (cfg.pos_weight,) * len(BEV_CHANNELS)
+            pw = torch.tensor(w, device=logits.device, dtype=logits.dtype).view(-1, 1, 1)
+            loss = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pw)
+        if cfg.dice_weight > 0:
+            loss = loss + cfg.dice_weight * soft_dice_loss(logits, target)
+        return loss
 
     @torch.no_grad()
     def metrics(self, outputs: dict[str, torch.Tensor], targets: Targets) -> dict[str, float]:

@@ -1,4 +1,5 @@
-"""Camera -> BEV view transforms by name: ``deformable`` (default) and ``lss``; see :mod:`.base`."""
+"""Camera -> BEV view transforms by name: ``deformable`` (default), ``lss`` and ``sample`` (Simple-BEV);
+see :mod:`.base`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from riskdistill.models.view_transforms.base import (
 )
 from riskdistill.models.view_transforms.deformable import DeformableViewTransform, SpatialCrossAttention
 from riskdistill.models.view_transforms.lss import LiftSplatViewTransform
+from riskdistill.models.view_transforms.sample import SampleViewTransform
 
 
 def build_view_transform(cfg: ViewTransformConfig, channels: int, grid: BevGrid) -> ViewTransform:
@@ -23,6 +25,7 @@ __all__ = [
     "VIEW_TRANSFORMS",
     "DeformableViewTransform",
     "LiftSplatViewTransform",
+    "SampleViewTransform",
     "SpatialCrossAttention",
     "ViewTransform",
     "ViewTransformConfig",

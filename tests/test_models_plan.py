@@ -1,0 +1,87 @@
+"""The planner's path + target-speed outputs, their labels (the expert's own plan) and the controller's
+ceiling on that plan representation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from riskdistill.contracts.plan import waypoints_from_path_speed
+from riskdistill.models import build_student, student_config
+from riskdistill.models.heads.planning import speed_from_logits, two_hot
+from test_models import make_obs, make_targets
+
+torch.set_num_threads(1)
+BINS = torch.tensor([0.0, 1.0, 2.0, 4.0, 8.0])
+
+
+def test_two_hot_labels_interpolate_between_neighbouring_bins() -> None:
+    soft = two_hot(torch.tensor([0.0, 3.0, 8.0, 11.0, -1.0]), BINS)
+    assert torch.allclose(soft.sum(-1), torch.ones(5))
+    assert soft[0, 0] == 1.0 and soft[2, 4] == 1.0 and soft[3, 4] == 1.0 and soft[4, 0] == 1.0
+    assert torch.allclose(soft[1], torch.tensor([0.0, 0.0, 0.5, 0.5, 0.0]))
+    assert torch.allclose((soft * BINS).sum(-1)[:3], torch.tensor([0.0, 3.0, 8.0]))
+
+
+def test_a_likely_stop_is_never_averaged_into_a_creep() -> None:
+    stop = torch.log(torch.tensor([[0.55, 0.05, 0.05, 0.05, 0.3]]))
+    go = torch.log(torch.tensor([[0.45, 0.05, 0.05, 0.05, 0.4]]))
+    assert speed_from_logits(stop, BINS).item() == 0.0
+    assert speed_from_logits(go, BINS).item() > 4.0  # the moving bins alone decide the speed
+
+
+def test_waypoints_follow_the_path_at_the_speed() -> None:
+    path = np.stack([np.arange(1, 21, dtype=float), np.zeros(20)], axis=1)
+    wp = waypoints_from_path_speed(path, 4.0)
+    np.testing.assert_allclose(wp[:, 0], [2, 4, 6, 8, 10, 12]) and np.testing.assert_allclose(wp[:, 1], 0)
+    np.testing.assert_allclose(waypoints_from_path_speed(path, 0.0), 0.0)
+    np.testing.assert_allclose(waypoints_from_path_speed(path, 100.0)[-1], [20.0, 0.0])  # held at the end
+    bend = np.stack([np.zeros(10), np.arange(1, 11, dtype=float)], axis=1)  # straight to the left
+    np.testing.assert_allclose(waypoints_from_path_speed(bend, 2.0)[0], [0.0, 1.0])
+
+
+def test_path_speed_planner_trains_on_the_expert_plan_and_drives_with_it() -> None:
+    torch.manual_seed(0)
+    cfg = student_config(
+        "tiny",
+        heads={
+            "risk": {"enabled": False},
+            "planning": {"path_points": 20, "speed_bins_mps": [0, 2, 4, 8], "ego_inputs": ["speed_mps"]},
+        },
+    )
+    student = build_student(cfg).train()
+    obs, targets = make_obs(2), make_targets(2)
+    targets.plan_path = torch.stack([torch.arange(1, 21).float(), torch.zeros(20)], -1)[None].repeat(2, 1, 1)
+    targets.plan_speed_mps = torch.tensor([0.0, 5.0])
+    targets.plan_valid = torch.tensor([True, True])
+    out = student(obs)
+    assert out["path"].shape == (2, 20, 2) and out["speed_logits"].shape == (2, 4)
+    loss = student.losses(out, targets)["planning"]
+    loss.backward()
+    head = student.heads["planning"]
+    assert head.path_out.weight.grad.abs().sum() > 0 and head.speed_out.weight.grad.abs().sum() > 0
+    plan = student.plan(out)
+    assert plan.shape == (2, 6, 2) and torch.isfinite(plan).all()
+    m = student.metrics(out, targets)
+    assert {"path_l2_m", "speed_mae_mps", "stop_accuracy"} <= set(m)
+    # frames without an expert plan (older or imported data) train the waypoints only
+    targets.plan_valid = torch.tensor([False, False])
+    only_wp = student.losses(student(obs), targets)["planning"]
+    cfg_wp = student_config("tiny", heads={"risk": {"enabled": False}})
+    assert torch.isfinite(only_wp) and "path" not in build_student(cfg_wp)(obs)
+    # the planner reads only the ego inputs it is configured with: the other columns change nothing
+    student.eval()
+    with torch.no_grad():
+        a = student(obs)["path"]
+        obs.ego_state[:, 1:] = 5.0
+        torch.testing.assert_close(student(obs)["path"], a)
+
+
+def test_unknown_ego_input_and_bad_bins_are_config_errors() -> None:
+    from riskdistill.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown ego input"):
+        student_config("tiny", heads={"planning": {"ego_inputs": ["odometer"]}})
+    with pytest.raises(ConfigError, match="start at 0 and increase"):
+        student_config("tiny", heads={"planning": {"speed_bins_mps": [1, 2]}})
