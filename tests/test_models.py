@@ -60,6 +60,12 @@ def make_targets(b: int = 2, seed: int = 0, hw: tuple[int, int] = (64, 64)) -> T
         future_valid=torch.ones(b, 6, dtype=torch.bool),
         bev_occupancy=(torch.rand(b, len(BEV_CHANNELS), *hw, generator=g) > 0.9).float(),
         risk_map=risk,
+        plan_path=torch.stack([torch.arange(1, 21).float(), torch.zeros(20)], -1)[None].repeat(b, 1, 1),
+        plan_speed_mps=torch.rand(b, 1, generator=g) * 8.0,
+        plan_valid=torch.ones(b, 1, dtype=torch.bool),
+        image_semantics=torch.randint(0, 4, (b, len(RIG.cameras), 16, 44), generator=g),
+        image_depth_m=torch.rand(b, len(RIG.cameras), 16, 44, generator=g) * 60.0,
+        image_valid=torch.ones(b, 1, dtype=torch.bool),
     )
 
 

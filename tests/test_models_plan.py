@@ -85,3 +85,46 @@ def test_unknown_ego_input_and_bad_bins_are_config_errors() -> None:
         student_config("tiny", heads={"planning": {"ego_inputs": ["odometer"]}})
     with pytest.raises(ConfigError, match="start at 0 and increase"):
         student_config("tiny", heads={"planning": {"speed_bins_mps": [1, 2]}})
+
+
+# ------------------------------------------------------------------------------------------ image aux
+def test_image_labels_pool_small_things_so_they_survive() -> None:
+    from riskdistill.data.image_labels import image_labels
+    from riskdistill.types import ActorClass
+
+    inst = -np.ones((1, 8, 8), dtype=np.int32)
+    inst[0, 0, 0] = 2  # one pedestrian pixel in the top-left 4x4 block
+    inst[0, 1:4, 1:4] = 1  # a car filling most of it
+    inst[0, 5, 5] = 0  # the ego's own body counts as background
+    depth = np.full((1, 8, 8), np.inf, dtype=np.float32)
+    depth[0, 1, 1] = 7.0
+    cls = np.array([ActorClass.CAR, ActorClass.CAR, ActorClass.PEDESTRIAN])
+    out = image_labels(inst, depth, cls, stride=4)
+    assert out["image_semantics"].tolist() == [[[2, 0], [0, 0]]]  # vulnerable wins the block
+    assert out["image_depth_m"][0, 0, 0] == 7.0 and out["image_depth_m"][0, 1, 1] == 80.0  # sky = the cap
+
+
+def test_image_aux_head_trains_the_backbone_and_costs_nothing_at_inference() -> None:
+    from riskdistill.models.heads.image_aux import pool_labels
+
+    sem = torch.zeros(1, 8, 8, dtype=torch.long)
+    sem[0, 7, 7] = 2
+    pooled, near = pool_labels(sem, torch.full((1, 8, 8), 30.0), (2, 2))
+    assert pooled.tolist() == [[[0, 0], [0, 2]]] and float(near.max()) == 30.0
+
+    torch.manual_seed(0)
+    cfg = student_config("tiny", heads={"risk": {"enabled": False}, "image_aux": {}})
+    student = build_student(cfg).train()
+    obs, targets = make_obs(2), make_targets(2)
+    n = obs.images.shape[1]
+    targets.image_semantics = torch.randint(0, 4, (2, n, 16, 44))
+    targets.image_depth_m = torch.rand(2, n, 16, 44) * 60
+    targets.image_valid = torch.tensor([[True], [True]])
+    out = student(obs)
+    assert out["image_logits"].shape[:3] == (2, n, 4)
+    loss = student.losses(out, targets)["image_aux"]
+    loss.backward()
+    assert float(next(student.backbone.parameters()).grad.abs().sum()) > 0  # it reaches the backbone
+    student.eval()
+    with torch.no_grad():
+        assert "image_logits" not in student(obs)  # training only

@@ -95,7 +95,10 @@ class Targets(_TensorDataclass):
     - ``plan_path``: ``[B, P, 2]`` float32, the expert's intended rear-axle path, a point every metre
       ahead (ego frame);
     - ``plan_speed_mps``: ``[B, 1]`` float32, the expert's target speed;
-    - ``plan_valid``: ``[B, 1]`` bool, False where the data set holds no expert plan (then both are zeros).
+    - ``plan_valid``: ``[B, 1]`` bool, False where the data set holds no expert plan (then both are zeros);
+    - ``image_semantics``: ``[B, N_cam, h, w]`` int64 per-camera classes (background, vehicle, vulnerable,
+      static obstacle) at a fraction of the image size; ``image_depth_m``: ``[B, N_cam, h, w]`` float32,
+      the nearest surface; ``image_valid``: ``[B, 1]`` bool (False: the data set has no image labels).
     """
 
     future_waypoints: torch.Tensor | None = None
@@ -106,6 +109,9 @@ class Targets(_TensorDataclass):
     plan_path: torch.Tensor | None = None
     plan_speed_mps: torch.Tensor | None = None
     plan_valid: torch.Tensor | None = None
+    image_semantics: torch.Tensor | None = None
+    image_depth_m: torch.Tensor | None = None
+    image_valid: torch.Tensor | None = None
 
 
 @dataclass

@@ -42,6 +42,7 @@ from riskdistill.config import StrictConfig
 from riskdistill.contracts.agent import PLAN_DT_S, PLAN_HORIZON, Action, AgentInput
 from riskdistill.contracts.rig import Rig, load_rig, resize_rig
 from riskdistill.data import format as fmt
+from riskdistill.data.image_labels import image_labels
 from riskdistill.io import atomic_path, atomic_write_json, load_json
 from riskdistill.sim.suites import RouteSpec, Suite, load_suite
 
@@ -69,6 +70,7 @@ class RecordSettings(StrictConfig):
         default=0.0, ge=0.0, le=1.0, description="recovery data: largest steering offset of a noise burst"
     )
     noise_interval_s: float = Field(default=8.0, gt=0.0, description="mean time between noise bursts")
+    image_labels: bool = Field(default=True, description="per-camera semantics and depth at 1/4 resolution")
 
 
 @dataclass
@@ -325,6 +327,8 @@ class _RouteRecorder:
         t4 = time.perf_counter()
         ann = self.annotator.annotate(env.world, env.progress_m, frame.instance)
         ann.update(self._expert_plan(env))
+        if self.settings.image_labels:
+            ann.update(image_labels(frame.instance, frame.depth, env.world.actors.cls[: env.world.actors.n]))
         self.timing["annotate_s"] += time.perf_counter() - t4
         self.frames.append((k, self._row(env, inp, k, ann, image_paths), ann))
 

@@ -96,6 +96,34 @@ class ExpertPlanTarget:
         return {"plan_path": path, "plan_speed_mps": speed, "plan_valid": np.ones(1, dtype=bool)}
 
 
+class ImageLabelsTarget:
+    """Per-camera image labels (``data/image_labels.py``): ``image_semantics [N, h, w]`` int64 classes and
+    ``image_depth_m [N, h, w]`` float32, for every camera of the frame (the data set keeps the model's
+    cameras). Data sets recorded without them give ``image_valid`` False and empty maps."""
+
+    name = "image_labels"
+    per_camera = ("image_semantics", "image_depth_m")  # fields the data set reduces to the model's cameras
+
+    def build(self, frame: FrameRecord, grid: BevGrid) -> dict[str, np.ndarray]:
+        ann = frame.annotation
+        if "image_semantics" not in ann or "image_depth_m" not in ann:
+            n = len(frame.camera_names)
+            return {
+                "image_semantics": np.zeros((n, 1, 1), dtype=np.int64),
+                "image_depth_m": np.zeros((n, 1, 1), dtype=np.float32),
+                "image_valid": np.zeros(1, dtype=bool),
+            }
+        sem = np.asarray(ann_field(frame, "image_semantics", self.name)).astype(np.int64)
+        depth = np.asarray(ann_field(frame, "image_depth_m", self.name)).astype(np.float32)
+        if sem.ndim != 3 or depth.shape != sem.shape or len(sem) != len(frame.camera_names):
+            where = frame.root / frame.annotation_path
+            raise DataError(
+                f"{where}: image_semantics {sem.shape} / image_depth_m {depth.shape} are not [N, h, w] for "
+                f"{len(frame.camera_names)} cameras"
+            )
+        return {"image_semantics": sem, "image_depth_m": depth, "image_valid": np.ones(1, dtype=bool)}
+
+
 # ------------------------------------------------------------------------------------------ occupancy
 _CLASS_GROUP = {
     **{int(c): 0 for c in ActorClass if c.is_vehicle},
@@ -286,6 +314,7 @@ class RiskMapTarget:
 # ------------------------------------------------------------------------------------------ registry
 TARGET_BUILDERS.register(FutureTrajectoryTarget)
 TARGET_BUILDERS.register(ExpertPlanTarget)
+TARGET_BUILDERS.register(ImageLabelsTarget)
 TARGET_BUILDERS.register(BevOccupancyTarget)
 TARGET_BUILDERS.register(RiskMapTarget)
 

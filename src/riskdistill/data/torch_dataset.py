@@ -393,11 +393,14 @@ class DrivingDataset(Dataset):
         out: dict[str, torch.Tensor] = {}
         valid = {f.name for f in dataclasses.fields(Targets)}
         for b in self.builders:
+            per_camera = getattr(b, "per_camera", ())
             for k, v in b.build(frame, self.grid).items():
                 if k not in valid:
                     raise ValueError(
                         f"target {b.name!r} built {k!r}, which is not a Targets field {sorted(valid)}"
                     )
+                if k in per_camera:  # labels of every camera -> the model's cameras, in its order
+                    v = np.asarray(v)[self.obs.cam_idx]
                 out[k] = torch.from_numpy(np.ascontiguousarray(v))
         return Sample(observation=observation, targets=Targets(**out), frame_id=frame.frame_id)
 

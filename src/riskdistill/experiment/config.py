@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from riskdistill.config import StrictConfig, deep_merge
+from riskdistill.geometry import BEV_GRID_PRESETS
 
 Variant = Literal["baseline", "rsd", "control"]
 RISK_TARGETS: dict[str, str] = {"baseline": "off", "rsd": "teacher"}
@@ -31,8 +32,9 @@ class DataPlan(StrictConfig):
     optionally thinned to ``bench_max_routes`` spread over the types."""
 
     rig: str = "bench2drive"
-    image_hw: tuple[int, int] = (64, 176)
+    image_hw: tuple[int, int] | None = None  # None: the student preset's (ExperimentConfig.image_hw)
     every_n_steps: int = Field(2, ge=1)
+    steer_noise: float = Field(0.0, ge=0.0, le=1.0)  # recovery data in the train recording (0: none)
     bench_every_n_steps: int | None = Field(4, ge=1)  # bench frames for open loop (None: every_n_steps)
     train_routes: int = Field(24, ge=1)
     bench_routes_per_type: int = Field(1, ge=1)
@@ -44,14 +46,14 @@ class TeacherPlan(StrictConfig):
     """The teacher that labels the training frames (``oracle``: privileged, VLM-free)."""
 
     kind: Literal["oracle", "vlm"] = "oracle"
-    grid: Literal["tiny", "base"] = "tiny"
+    grid: Literal["tiny", "base"] | None = None  # None: the student preset's (ExperimentConfig.teacher_grid)
     options: dict[str, Any] = Field(default_factory=dict)  # passed to the label command (e.g. backend, model)
 
 
 class TrainPlan(StrictConfig):
     """Student training; every variant gets exactly the same budget, data order and seed."""
 
-    preset: Literal["tiny", "base"] = "tiny"
+    preset: Literal["cpu", "tiny", "base"] = "cpu"
     max_steps: int = Field(500, ge=1)
     batch_size: int = Field(8, ge=1)
     num_workers: int = Field(1, ge=0)
@@ -95,6 +97,49 @@ class ExperimentConfig(StrictConfig):
         if not v or len(set(v)) != len(v):
             raise ValueError(f"variants must be a non-empty list without repeats, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _consistent_with_the_student(self) -> ExperimentConfig:
+        """Image size and teacher grid come with the student preset; set against it, they are an error
+        (``--set train.preset=base`` must not train on the cpu recipe's images or grid)."""
+        student = self.student_preset
+        overridden = {o.split("=", 1)[0].strip() for o in self.train.overrides}
+        if (
+            self.data.image_hw is not None
+            and tuple(self.data.image_hw) != tuple(student["image_hw"])
+            and "model.image_hw" not in overridden
+        ):
+            raise ValueError(
+                f"data.image_hw {list(self.data.image_hw)} differs from the {self.train.preset!r} student's "
+                f"image_hw {list(student['image_hw'])}; leave data.image_hw unset (it follows the student) "
+                "or also set train.overrides model.image_hw"
+            )
+        if self.teacher.grid is not None and BEV_GRID_PRESETS[self.teacher.grid] != student["grid"]:
+            raise ValueError(
+                f"teacher.grid {self.teacher.grid!r} {BEV_GRID_PRESETS[self.teacher.grid]} differs from the "
+                f"{self.train.preset!r} student's grid {student['grid']}; leave teacher.grid unset"
+            )
+        return self
+
+    @property
+    def student_preset(self) -> dict[str, Any]:
+        from riskdistill.models.config import PRESETS as STUDENT_PRESETS
+
+        return STUDENT_PRESETS[self.train.preset]
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """The image size recorded and trained on: ``data.image_hw``, else the student preset's."""
+        hw = self.data.image_hw if self.data.image_hw is not None else self.student_preset["image_hw"]
+        return (int(hw[0]), int(hw[1]))
+
+    @property
+    def teacher_grid(self) -> str:
+        """The BEV grid preset of the teacher's maps: ``teacher.grid``, else the student's grid."""
+        if self.teacher.grid is not None:
+            return self.teacher.grid
+        want = self.student_preset["grid"]
+        return next(name for name, g in BEV_GRID_PRESETS.items() if g == want)
 
 
 #: Named configurations. ``demo``: ``make demo`` (about 20 minutes on 2 cores); ``quick``: the same

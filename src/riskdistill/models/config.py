@@ -125,7 +125,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The recipe that perceives and drives on 2 CPU cores (docs/models.md, "The cpu recipe"): 6 cameras at
     # 64x176, MobileNetV3-small, Simple-BEV lifting to a 32x32 BEV of 64 channels, a planner that predicts a
     # path and a target-speed class from the command, the target point and the speed only, occupancy with
-    # per-class weights and Dice (small, rare classes), 64x64 output grid (the teacher's "tiny" grid).
+    # per-class weights and Dice (small, rare classes), image-space semantics and depth from the renderer as
+    # auxiliary supervision (training only), 64x64 output grid (the teacher's "tiny" grid).
     "cpu": {
         "preset": "cpu",
         "grid": dict(BEV_GRID_PRESETS["tiny"]),
@@ -140,6 +141,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "n_heads": 4,
                 "ffn_dim": 128,
                 "ego_inputs": ["speed_mps"],
+                "ego_input_dropout": 0.5,
                 "path_points": 20,
                 "speed_bins_mps": list(CPU_SPEED_BINS_MPS),
                 "waypoint_weight": 0.5,
@@ -151,6 +153,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "weight": 2.0,
             },
             "risk": {"channels": 16, "n_layers": 1, "n_heads": 4, "n_points": 4, "attn_stride": 2},
+            "image_aux": {"hidden": 32},
         },
     },
     # 2 CPU cores: 6 cameras at 64x176, MobileNetV3-small, 32x32 BEV of 64 channels, 64x64 output grid

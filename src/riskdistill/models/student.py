@@ -58,17 +58,21 @@ class Student(nn.Module):
     # ---------------------------------------------------------------------------------- forward
     def encode_bev(self, obs: Observation) -> torch.Tensor:
         """The shared BEV features ``[B, C, Hb, Wb]``."""
-        bev = self._images_to_bev(obs.images, obs)
+        return self.encode(obs)[1]
+
+    def encode(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor]:
+        """The camera features ``[B, N, C, Hf, Wf]`` of the current images and the shared BEV features."""
+        feats, bev = self._images_to_bev(obs.images, obs)
         if self.temporal is not None:
             prev = None
             if obs.prev_images is not None and obs.prev_images.shape[1] > 0:
                 with torch.no_grad():
-                    prev = self._images_to_bev(obs.prev_images[:, -1], obs)
+                    prev = self._images_to_bev(obs.prev_images[:, -1], obs)[1]
             pv = obs.prev_valid[:, -1] if obs.prev_valid is not None and prev is not None else None
             bev = self.temporal(bev, prev, pv)
-        return self.bev_encoder(bev)
+        return feats, self.bev_encoder(bev)
 
-    def _images_to_bev(self, images: torch.Tensor, obs: Observation) -> torch.Tensor:
+    def _images_to_bev(self, images: torch.Tensor, obs: Observation) -> tuple[torch.Tensor, torch.Tensor]:
         if images.ndim != 5 or images.shape[2] != 3:
             raise ValueError(f"Observation.images must be [B, N_cam, 3, H, W], got {tuple(images.shape)}")
         b, n, _, h, w = images.shape
@@ -76,7 +80,7 @@ class Student(nn.Module):
         feats = feats.view(b, n, *feats.shape[1:])
         valid = obs.camera_valid.bool()
         feats = feats * valid.view(b, n, 1, 1, 1).to(feats.dtype)  # dropped cameras contribute nothing
-        return self.view_transform(feats, obs.K, obs.T_ego_from_cam, valid, (h, w))
+        return feats, self.view_transform(feats, obs.K, obs.T_ego_from_cam, valid, (h, w))
 
     def forward(self, obs: Observation, *, with_risk: bool | None = None) -> dict[str, torch.Tensor]:
         """Outputs: ``bev``, ``waypoints``, ``occupancy`` (if that head is on) and ``risk`` (if the RiskHead
@@ -85,7 +89,7 @@ class Student(nn.Module):
             with_risk = self.has_risk_head
         if with_risk and not self.has_risk_head:
             raise ValueError("with_risk=True but this student has no RiskHead (heads.risk.enabled is False)")
-        bev = self.encode_bev(obs)
+        feats, bev = self.encode(obs)
         out: dict[str, torch.Tensor] = {"bev": bev}
         plan_bev = bev
         if self.risk_gate is not None:  # the risk map is on the driving path: compute it first
@@ -98,6 +102,11 @@ class Student(nn.Module):
             if (name == "risk" and self.risk_gate is not None) or (
                 head.optional_at_inference and not with_risk
             ):
+                continue
+            if head.train_only and not self.training:
+                continue
+            if head.reads == "image":
+                out.update(head(feats, obs))
                 continue
             out.update(head(plan_bev if name == "planning" else bev, obs))
         return out

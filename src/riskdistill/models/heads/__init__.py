@@ -2,10 +2,12 @@
 
 - ``planning`` (:mod:`.planning`): ego query -> 6 waypoints;
 - ``occupancy`` (:mod:`.occupancy`): BEV segmentation of ``data.batch.BEV_CHANNELS``;
-- ``risk`` (:mod:`.risk`): the RiskHead (risk map distilled from the teacher).
+- ``risk`` (:mod:`.risk`): the RiskHead (risk map distilled from the teacher);
+- ``image_aux`` (:mod:`.image_aux`): image-space semantics and depth from the renderer (training only).
 """
 
 from riskdistill.models.heads.base import HEADS, Head, HeadConfig, get_head, list_heads, register_head
+from riskdistill.models.heads.image_aux import ImageAuxHead, ImageAuxHeadConfig
 from riskdistill.models.heads.occupancy import OccupancyHead, OccupancyHeadConfig
 from riskdistill.models.heads.planning import PlanningHead, PlanningHeadConfig
 from riskdistill.models.heads.risk import (
@@ -21,6 +23,8 @@ __all__ = [
     "HEADS",
     "Head",
     "HeadConfig",
+    "ImageAuxHead",
+    "ImageAuxHeadConfig",
     "OccupancyHead",
     "OccupancyHeadConfig",
     "PlanningHead",

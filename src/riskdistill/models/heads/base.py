@@ -40,7 +40,10 @@ class Head(nn.Module):
     - ``target_fields``: the ``Targets`` fields those builders fill and the loss reads;
     - ``output_keys``: keys its ``forward`` adds to the student's outputs;
     - ``optional_at_inference``: the student may skip it at inference (``Student.forward(with_risk=False)``
-      skips the RiskHead), so driving never depends on it.
+      skips the RiskHead), so driving never depends on it;
+    - ``reads``: ``"bev"`` (the shared BEV features ``[B, C, Hb, Wb]``) or ``"image"`` (the camera features
+      ``[B, N, C, Hf, Wf]``, for image-space auxiliary supervision);
+    - ``train_only``: it runs only while training (auxiliary supervision; no cost at inference).
     """
 
     name: ClassVar[str]
@@ -49,6 +52,8 @@ class Head(nn.Module):
     target_fields: ClassVar[tuple[str, ...]]
     output_keys: ClassVar[tuple[str, ...]]
     optional_at_inference: ClassVar[bool] = False
+    reads: ClassVar[str] = "bev"
+    train_only: ClassVar[bool] = False
 
     def forward(self, bev: torch.Tensor, obs: Observation) -> dict[str, torch.Tensor]:
         raise NotImplementedError

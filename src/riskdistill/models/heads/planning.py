@@ -2,9 +2,10 @@
 
 The ego query is built from the route command (embedding), the target point and the ego state (the
 columns ``ego_inputs`` names: the ``cpu`` recipe uses the speed only, so the planner cannot copy its own
-last actions from acceleration, yaw rate and steering). Queries (ego query + a learned per-query
-embedding) go through ``n_layers`` decoder layers (self-attention among the queries, cross-attention to the
-BEV tokens with fixed 2-D position codes, feed-forward):
+last actions from acceleration, yaw rate and steering; ``ego_input_dropout`` hides even that from a share
+of the training samples, so that "stopped, so stay stopped" cannot stand in for looking). Queries (ego query
++ a learned per-query embedding) go through ``n_layers`` decoder layers (self-attention among the queries,
+cross-attention to the BEV tokens with fixed 2-D position codes, feed-forward):
 
 - 6 waypoint queries: each predicts a displacement; ``waypoints`` ``[B, 6, 2]`` (0.5 s apart) is their
   cumulative sum;
@@ -47,6 +48,9 @@ class PlanningHeadConfig(HeadConfig):
     ffn_dim: int = Field(default=128, ge=1)
     step_scale_m: float = Field(default=2.0, gt=0.0, description="displacement per step at unit output")
     ego_inputs: tuple[str, ...] = Field(default=EGO_STATE_FIELDS, min_length=0)
+    ego_input_dropout: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="training only: share of samples whose ego inputs are zeroed"
+    )
     path_points: int = Field(default=0, ge=0, description="0: no path output")
     path_spacing_m: float = Field(default=1.0, gt=0.0)
     speed_bins_mps: tuple[float, ...] = Field(default=(), description="(): no target-speed output")
@@ -153,6 +157,9 @@ class PlanningHead(Head):
         b = bev.shape[0]
         # normalised driver inputs: the chosen ego_state columns scaled by EGO_SCALE; target point / 20
         ego = obs.ego_state.float()[:, self.ego_index] * self.ego_scale
+        if self.training and self.cfg.ego_input_dropout > 0:  # the inertia problem: decide from the scene
+            keep = torch.rand(b, 1, device=ego.device) >= self.cfg.ego_input_dropout
+            ego = ego * keep.to(ego.dtype)
         tp = (obs.target_point.float() / 20.0).clamp(-3.0, 3.0)
         cmd = (obs.command.long() + 1).clamp(0, N_COMMANDS - 1)
         ego_q = self.command_embed(cmd) + self.ego_encoder(torch.cat([ego, tp], dim=-1))  # [B, C]
