@@ -128,3 +128,27 @@ def test_image_aux_head_trains_the_backbone_and_costs_nothing_at_inference() -> 
     student.eval()
     with torch.no_grad():
         assert "image_logits" not in student(obs)  # training only
+
+
+# ------------------------------------------------------------------------------------------ init weights
+def test_init_weights_start_the_backbone_from_a_file(tmp_path) -> None:
+    from riskdistill.models.io import load_init_weights, save_init_weights
+
+    torch.manual_seed(0)
+    a = build_student(student_config("tiny"))
+    torch.manual_seed(1)
+    b = build_student(student_config("tiny"))
+    path = save_init_weights(a, tmp_path / "bb.safetensors")
+    before = {k: v.clone() for k, v in b.state_dict().items()}
+    copied = load_init_weights(b, str(path))
+    assert copied and all(k.startswith("backbone.") for k in copied)
+    for k, v in b.state_dict().items():
+        if k in copied:
+            torch.testing.assert_close(v, a.state_dict()[k].half().to(v.dtype))
+        else:
+            assert torch.equal(v, before[k]), k  # everything else is left alone
+    other = build_student(student_config("tiny", channels=32, view={"n_heads": 4}))
+    with pytest.raises(ValueError, match="shape mismatches"):
+        load_init_weights(other, str(path))
+    with pytest.raises(FileNotFoundError, match="no shipped weights 'nope'"):
+        load_init_weights(b, "builtin:nope")

@@ -80,3 +80,67 @@ def load_student(directory: str | Path, map_location: str | torch.device = "cpu"
         )
     student.load_state_dict(state, strict=True)
     return student.to(map_location).eval()
+
+
+#: Weights shipped with the package (``riskdistill/weights/<name>.safetensors``), by name: ``builtin:<name>``.
+BUILTIN_PREFIX = "builtin:"
+
+
+def resolve_init_weights(spec: str) -> Path:
+    """A weights file for ``init_weights``: ``builtin:<name>`` (shipped in ``riskdistill/weights/``) or a
+    path to a ``.safetensors`` file. FileNotFoundError names what was looked for."""
+    from importlib import resources
+
+    if spec.startswith(BUILTIN_PREFIX):
+        name = spec[len(BUILTIN_PREFIX) :]
+        folder = Path(str(resources.files("riskdistill") / "weights"))
+        path = folder / f"{name}.safetensors"
+        if not path.is_file():
+            have = sorted(p.stem for p in folder.glob("*.safetensors")) if folder.is_dir() else []
+            raise FileNotFoundError(f"no shipped weights {name!r} ({path}); shipped: {have}")
+        return path
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"init weights file not found: {path}")
+    return path
+
+
+def load_init_weights(student: Student, spec: str, prefixes: tuple[str, ...] = ("backbone.",)) -> list[str]:
+    """Copy the tensors of ``spec`` whose names start with one of ``prefixes`` into ``student`` (same name,
+    same shape; e.g. a sim-pretrained image backbone every variant starts from). Returns the names copied;
+    ValueError when a tensor's shape differs or nothing matches."""
+    path = resolve_init_weights(spec)
+    weights = load_file(str(path))
+    own = student.state_dict()
+    take = {k: v for k, v in weights.items() if k.startswith(prefixes)}
+    bad = [
+        f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}"
+        for k, v in take.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    missing = [k for k in take if k not in own]
+    if bad or missing or not take:
+        raise ValueError(
+            f"{path}: cannot initialise this student from it (prefixes {list(prefixes)}): "
+            f"shape mismatches {bad[:3]}, unknown tensors {missing[:3]}, {len(take)} matching tensors"
+        )
+    with torch.no_grad():
+        for k, v in take.items():
+            own[k].copy_(v.to(own[k].dtype))
+    return sorted(take)
+
+
+def save_init_weights(student: Student, path: str | Path, prefixes: tuple[str, ...] = ("backbone.",)) -> Path:
+    """Write the tensors of ``student`` under ``prefixes`` (float16) as an init-weights file."""
+    state = {
+        k: v.detach().to("cpu").half().contiguous()
+        if v.is_floating_point()
+        else v.detach().cpu().contiguous()
+        for k, v in student.state_dict().items()
+        if k.startswith(prefixes)
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "preset": student.cfg.preset})
+    return path

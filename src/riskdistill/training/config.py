@@ -86,6 +86,10 @@ class TrainConfig(StrictConfig):
     data: DataConfig
     model: StudentConfig = Field(default_factory=lambda: student_config("tiny"))
     risk_targets: RiskTargets = "teacher"
+    init_weights: str | None = Field(
+        default=None,
+        description="a fresh run starts its image backbone from these weights (builtin:<name> or a path)",
+    )
     shuffle_seed: int = 0
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)

@@ -47,6 +47,7 @@ from rich.progress import (
 from riskdistill.contracts.batch import Batch, Observation
 from riskdistill.io import atomic_write_json
 from riskdistill.models import build_student, save_student
+from riskdistill.models.io import load_init_weights
 from riskdistill.runs import create_run_dir
 from riskdistill.training import distributed as ddp
 from riskdistill.training.checkpoint import (
@@ -212,6 +213,9 @@ class _Trainer:
         self.grid = cfg.model.bev_grid()
         if self.loaded is not None:
             load_model_weights(self.student, self.loaded.path)
+        elif cfg.init_weights is not None:
+            copied = load_init_weights(self.student, cfg.init_weights)
+            log.info("initialised %d tensors from %s", len(copied), cfg.init_weights)
         self.student.to(device)
         self._losses_take_step = "step" in inspect.signature(self.student.losses).parameters
 
