@@ -10,19 +10,21 @@ every k-th 10 Hz step (the cameras are rendered only then) and runs on PyTorch e
 Without ``--checkpoint`` an untrained tiny student (64x176) is used; it rarely finishes a route, so every
 route is capped at ``--route-timeout`` simulated seconds (0: the routes' own timeouts).
 
-Reported per configuration and worker count: wall time of the whole evaluation (worker start-up and the
-one-off ONNX export included), routes per minute, simulated seconds per wall second, the mean time of a
-10 Hz step inside the routes, the speed-up over the first configuration (routes/min and sim s / wall s), and
-DS / SR / RC of the routes. ``--repeats`` runs every configuration that many times, interleaved, and keeps
-the fastest (a shared host slows runs, never speeds them up); the driving results are the same every time.
-Route files stay in ``--out`` (default: a temporary folder) for ``bench_closed_loop_equal.py``-style
-comparisons.
+Reported per configuration and worker count: wall time of the whole evaluation (worker start-up and the one-
+off ONNX export included), routes per minute, simulated seconds per wall second, the mean time of a 10 Hz step
+inside the routes, the speed-up over the first configuration (routes/min and sim s / wall s), and DS / SR / RC
+of the routes, and the CPU seconds per route (all processes; less sensitive to other jobs on a shared host
+than wall time; ``2 x 60 / CPU s per route`` is the rate two otherwise idle cores would give). ``--repeats``
+runs every configuration that many times, interleaved, and keeps the fastest (a shared host slows runs, never
+speeds them up); the driving results are the same every time. Route files stay in ``--out`` (default: a
+temporary folder) for comparisons.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -40,12 +42,18 @@ def parse_config(text: str) -> dict:
     return {"plan_every_steps": int(k), "engine": engine or "eager"}
 
 
+def cpu_s() -> float:
+    """CPU seconds of this process and of its finished children (the evaluation's worker processes)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def run_config(ckpt: Path, suite, out: Path, workers: int, options: dict, variant: EvalVariant) -> dict:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_s()
     results, summary = evaluate_suite(
         suite, str(ckpt), out, workers=workers, variant=variant, driver_options=options, show_progress=False
     )
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, cpu_s() - c0
     sim_s = sum(r.duration_game_s for r in results)
     route_wall = sum(r.duration_system_s for r in results)
     errors = [json.loads(p.read_text())["error"] for p in (out / "routes").glob("*.json")]
@@ -53,6 +61,7 @@ def run_config(ckpt: Path, suite, out: Path, workers: int, options: dict, varian
         "wall_s": wall,
         "routes": len(results),
         "routes_per_min": 60.0 * len(results) / wall,
+        "cpu_s_per_route": cpu / max(len(results), 1),
         "sim_per_wall": sim_s / wall,
         "ms_per_step": 1000.0 * route_wall / max(sim_s * 10.0, 1e-9),
         "ds": summary["driving_score"],
@@ -117,6 +126,7 @@ def main() -> None:
         "routes/min",
         "sim s / wall s",
         "ms / step",
+        "CPU s / route",
         "speed-up",
         "DS",
         "SR %",
@@ -139,12 +149,13 @@ def main() -> None:
                 f"{r['routes_per_min']:.2f}",
                 f"{r['sim_per_wall']:.2f}",
                 f"{r['ms_per_step']:.1f}",
+                f"{r['cpu_s_per_route']:.1f}",
                 speed_up,
                 f"{r['ds']:.1f}",
                 f"{r['sr']:.1f}",
                 f"{r['rc']:.1f}",
             )
-    Console().print(table)
+    Console(width=200).print(table)
     Console().print(f"evaluation folders: {tmp}")
 
 
