@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from riskdistill.data.frame_cache import FrameCache
 from riskdistill.data.storage import RecordedDataset
 from riskdistill.data.targets import TargetBuilder
 from riskdistill.data.torch_dataset import DrivingDataset, collate_batch
@@ -44,6 +45,9 @@ def build_datasets(
     """``(train, val)``; val is None when ``val_fraction`` is 0 or no route falls into it."""
     d = cfg.data
     builders = target_builders(cfg, target_names, grid)
+    cache = None
+    if d.image_cache_dir() is not None:
+        cache = FrameCache.open(d.root, cfg.image_hw, d.image_cache_dir())
     common = dict(
         cameras=cfg.cameras,
         image_hw=cfg.image_hw,
@@ -52,6 +56,7 @@ def build_datasets(
         val_fraction=d.val_fraction,
         split_seed=d.split_seed,
         image_dtype=d.image_dtype,
+        image_cache=cache,
     )
     train = DrivingDataset(d.root, grid, builders, augment=d.augment, split="train", **common)
     if d.max_train_samples is not None:

@@ -213,6 +213,8 @@ class _Trainer:
         if self.loaded is not None:
             load_model_weights(self.student, self.loaded.path)
         self.student.to(device)
+        if cfg.channels_last:
+            self.student.to(memory_format=torch.channels_last)
         self._losses_take_step = "step" in inspect.signature(self.student.losses).parameters
 
         # data
