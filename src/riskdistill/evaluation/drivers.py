@@ -68,13 +68,49 @@ class StudentDriverFactory:
 
     def check(self) -> None:
         """Load the checkpoint once (not cached) so that a broken one fails the evaluation up front instead
-        of crashing every route; ValueError naming the folder."""
+        of crashing every route, and refuse a rig that does not match the one it was trained with
+        (:meth:`trained_rig`; cameras, mounting, field of view); ValueError naming the folder / both rigs."""
+        from riskdistill.contracts.compat import check_rig
+        from riskdistill.contracts.rig import load_rig
         from riskdistill.models import load_student
 
         try:
-            load_student(self.checkpoint, map_location="cpu")
+            student = load_student(self.checkpoint, map_location="cpu")
         except Exception as exc:
             raise ValueError(f"driver checkpoint {self.checkpoint} cannot be loaded: {exc}") from exc
+        trained = self.trained_rig()
+        given = self.checkpoint_rig()
+        try:
+            rig = load_rig(given)
+        except Exception as exc:
+            raise ValueError(f"driver checkpoint {self.checkpoint}: evaluation rig {given!r}: {exc}") from exc
+        if trained is not None:
+            check_rig(
+                trained[1],
+                rig,
+                f"rig {trained[0]} (checkpoint {self.checkpoint})",
+                f"rig {given!r} (the evaluation)",
+                student.cfg.cameras,
+            )
+
+    def trained_rig(self) -> tuple[str, Any] | None:
+        """``(where, Rig)`` of the rig the checkpoint was trained with: the ``"rig"`` key of its config, else
+        the rig stored in its training data's manifest; None when neither is known."""
+        from riskdistill.contracts.rig import Rig, load_rig
+
+        cfg_path = Path(self.checkpoint) / "config.json"
+        cfg = load_json(cfg_path) if cfg_path.is_file() else {}
+        data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
+        name = cfg.get("rig") or data.get("rig")
+        if name:
+            return f"{name!r} ({cfg_path})", load_rig(name)
+        manifest = Path(data["root"]) / "manifest.json" if data.get("root") else None
+        if manifest is not None and manifest.is_file():
+            stored = load_json(manifest).get("rig")
+            if isinstance(stored, dict):
+                rig = Rig.from_dict(stored, source=f"{manifest}: rig")
+                return f"{rig.name!r} of the training data ({manifest})", rig
+        return None
 
     def options(self) -> dict[str, Any]:
         """The resolved driver options (:data:`DRIVER_OPTIONS`), defaults filled in."""
