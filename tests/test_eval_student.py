@@ -86,3 +86,42 @@ def test_a_checkpoint_that_does_not_load_fails_up_front(checkpoint: Path, tmp_pa
     with pytest.raises(ValueError, match="cannot be loaded"):
         evaluate_suite(Suite(name="one", routes=[SHORT]), str(broken), tmp_path / "out", show_progress=False)
     assert not list((tmp_path / "out" / "routes").glob("*.json"))
+
+
+def test_driver_options_plan_rate_and_engine(checkpoint: Path, tmp_path: Path) -> None:
+    """A student planning at 2 Hz with onnxruntime: the options are part of the folder's resume key, and the
+    path risk of held plans is the one computed when the plan was made."""
+    one = Suite(name="one", routes=[SHORT])
+    variant = EvalVariant(route_timeout_s=2.0)
+    options = {"plan_every_steps": 5, "engine": "onnx"}
+    results, summary = evaluate_suite(
+        one, str(checkpoint), tmp_path, show_progress=False, variant=variant, driver_options=options
+    )
+    doc = json.loads((tmp_path / "routes" / "short_accident.json").read_text())
+    assert doc["error"] is None, doc.get("traceback")
+    assert results[0].duration_game_s == pytest.approx(2.0)
+    assert summary["driver_options"] == options
+    assert json.loads((tmp_path / "eval_config.json").read_text())["driver_options"] == options
+    risk = doc["path_risk"]["risk"]
+    assert len(risk) == 20 and all(risk[k] == risk[k - k % 5] for k in range(20))  # held between plans
+    # resuming with other options is refused, naming both
+    with pytest.raises(ValueError, match="plan_every_steps"):
+        evaluate_suite(one, str(checkpoint), tmp_path, show_progress=False, variant=variant)
+    # a folder written before the options existed resumes with the options it was evaluated with
+    legacy = tmp_path / "legacy"
+    evaluate_suite(one, str(checkpoint), legacy, show_progress=False, variant=variant)
+    cfg = json.loads((legacy / "eval_config.json").read_text())
+    assert cfg.pop("driver_options") == {"plan_every_steps": 1, "engine": "eager"}
+    (legacy / "eval_config.json").write_text(json.dumps(cfg))
+    evaluate_suite(one, str(checkpoint), legacy, show_progress=False, variant=variant)
+    with pytest.raises(ValueError, match="old, new"):
+        evaluate_suite(
+            one, str(checkpoint), legacy, show_progress=False, variant=variant, driver_options=options
+        )
+    # options that do not exist, or for a driver that is not a student
+    with pytest.raises(ValueError, match="valid engines"):
+        evaluate_suite(one, str(checkpoint), tmp_path / "x", driver_options={"engine": "tensorrt"})
+    with pytest.raises(ValueError, match="unknown driver option"):
+        evaluate_suite(one, str(checkpoint), tmp_path / "x", driver_options={"plan_rate_hz": 2})
+    with pytest.raises(ValueError, match="student checkpoints only"):
+        evaluate_suite(one, "expert", tmp_path / "x", driver_options={"plan_every_steps": 5})

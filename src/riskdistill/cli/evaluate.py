@@ -53,6 +53,16 @@ def closed_loop(
     ),
     label: str | None = typer.Option(None, "--label", help="Label for `eval compare` (baseline, rsd, ...)."),
     seed: int | None = typer.Option(None, "--seed", help="Training seed of the driver, for `eval compare`."),
+    plan_every_steps: int | None = typer.Option(
+        None,
+        "--plan-every-steps",
+        min=1,
+        help="A student plans on every k-th 10 Hz step and holds its plan in between (5 = 2 Hz; "
+        "default: the driver's).",
+    ),
+    engine: str | None = typer.Option(
+        None, "--engine", help="A student's inference engine: eager (PyTorch) | onnx (default: the driver's)."
+    ),
     rerun: bool = typer.Option(
         False, "--rerun", help="Also write a Rerun recording OUT/rerun/<route_id>.rrd of every route it runs."
     ),
@@ -99,13 +109,15 @@ def closed_loop(
         "label": label,
         "seed": seed,
         "rerun_every": record_every,
+        "driver_options": {"plan_every_steps": plan_every_steps, "engine": engine},
     }
+    driver_options = {k: v for k, v in config["driver_options"].items() if v is not None} or None
     try:
         from riskdistill.evaluation.drivers import make_driver_factory
         from riskdistill.evaluation.generalisation import parse_rig_shift, select_routes
         from riskdistill.viz.rerun_log import RerunRecording
 
-        make_driver_factory(driver, rig)
+        make_driver_factory(driver, rig, driver_options)
         parse_rig_shift(rig_shift)
         select_routes(s, scenarios)
         create_run_dir(out, "eval closed-loop", config, seeds={"driver": seed} if seed is not None else None)
@@ -117,6 +129,7 @@ def closed_loop(
             limit=limit,
             variant=variant,
             recorders=[RerunRecording(every=record_every)] if record_every is not None else (),
+            driver_options=driver_options,
         )
     except ValueError as exc:
         fail(str(exc))

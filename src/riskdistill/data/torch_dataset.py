@@ -30,7 +30,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ from riskdistill.config import StrictConfig
 from riskdistill.contracts.agent import AgentInput
 from riskdistill.contracts.batch import Batch, Observation, Sample, Targets
 from riskdistill.contracts.labels import default_label_dir
-from riskdistill.contracts.observation import observation_from_agent_input, resize_images
+from riskdistill.contracts.observation import observation_from_agent_input, resize_images, scale_intrinsics
 from riskdistill.data.storage import FrameRecord, RecordedDataset
 from riskdistill.data.targets import (
     TARGET_BUILDERS,
@@ -187,24 +187,31 @@ class ObservationBuilder:
         """``[N_cam, H_out, W_out, 3]`` uint8 of the selected cameras, resized like the observation."""
         return resize_images(self.stored_images(frame), self.out_hw)
 
-    def agent_input(self, frame: FrameRecord) -> AgentInput:
-        """What a driver would have received at this frame (selected cameras at the stored size)."""
+    def agent_input(self, frame: FrameRecord, images: np.ndarray | None = None) -> AgentInput:
+        """What a driver would have received at this frame (selected cameras at the stored size). With
+        ``images`` (the selected cameras already decoded at the output size, e.g. from a
+        :class:`~riskdistill.data.frame_cache.FrameCache`) those images, and ``K`` scaled to match."""
         K = np.asarray(ann_field(frame, "K", "the observation"), dtype=np.float64)[self.cam_idx]
         T = np.asarray(ann_field(frame, "T_ego_from_cam", "the observation"), dtype=np.float64)[self.cam_idx]
+        if images is None:
+            images = self.stored_images(frame)
+        elif tuple(images.shape[1:3]) != self.stored_hw:
+            K = scale_intrinsics(K, self.stored_hw, tuple(images.shape[1:3]))
         return AgentInput(
             timestamp_s=frame.timestamp_s,
             ego=frame.ego,
             command=frame.command,
             target_point_ego=np.asarray(frame.target_point_ego, dtype=np.float64),
-            images=self.stored_images(frame),
+            images=images,
             K=K,
             T_ego_from_cam=T,
             camera_names=tuple(self.cameras),
         )
 
-    def observation(self, frame: FrameRecord) -> Observation:
-        """The unbatched observation of ``frame`` (uint8 images ``[N_cam, 3, H_out, W_out]``)."""
-        return observation_from_agent_input(self.agent_input(frame), None, self.out_hw)
+    def observation(self, frame: FrameRecord, images: np.ndarray | None = None) -> Observation:
+        """The unbatched observation of ``frame`` (uint8 images ``[N_cam, 3, H_out, W_out]``); ``images``:
+        see :meth:`agent_input`."""
+        return observation_from_agent_input(self.agent_input(frame, images), None, self.out_hw)
 
 
 # ------------------------------------------------------------------------------------------ dataset
@@ -222,7 +229,9 @@ class DrivingDataset(Dataset):
     - ``augment``: :class:`AugmentConfig` (default: none);
     - ``split``: ``"train"``, ``"val"`` or None (all), routes assigned by :func:`split_routes`
       with ``val_fraction`` and ``split_seed``;
-    - ``on_error``: ``"raise"`` (default) or ``"skip"`` (see the module docstring).
+    - ``on_error``: ``"raise"`` (default) or ``"skip"`` (see the module docstring);
+    - ``image_cache``: a :class:`~riskdistill.data.frame_cache.FrameCache` of this data set at ``image_hw``:
+      images are read from it instead of decoded from JPEG (the same pixels, so the same samples).
     """
 
     def __init__(
@@ -240,6 +249,7 @@ class DrivingDataset(Dataset):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         image_dtype: Literal["float", "uint8"] = "float",
+        image_cache: Any = None,
     ):
         self.root = Path(root)
         self.records = RecordedDataset(self.root)
@@ -273,6 +283,9 @@ class DrivingDataset(Dataset):
 
         m = self.records.manifest
         self.obs = ObservationBuilder(self.records.camera_names, cameras, tuple(m["image_hw"]), image_hw)
+        self.image_cache = image_cache
+        if image_cache is not None:
+            image_cache.check_compatible(self.root, self.obs.out_hw, self.records.camera_names)
 
         self._route_ids: list[str] = self.records.table.column("route_id").to_pylist()
         self._steps: list[int] = self.records.table.column("step").to_pylist()
@@ -340,6 +353,17 @@ class DrivingDataset(Dataset):
         first = found[0] if found else idx
         return [first] * pad + found, [False] * pad + [True] * len(found)
 
+    def _cached_images(self, idx: int) -> np.ndarray | None:
+        """The selected cameras of record ``idx`` from the frame cache (None without one)."""
+        if self.image_cache is None:
+            return None
+        return self.image_cache.images(idx, self.obs.cam_idx)
+
+    def _images(self, idx: int) -> np.ndarray:
+        """``[N_cam, H_out, W_out, 3]`` uint8 of record ``idx`` (from the cache when there is one)."""
+        cached = self._cached_images(idx)
+        return cached if cached is not None else self.obs.images(self.records.frame(idx))
+
     def load(self, idx: int) -> Sample:
         """The sample of record index ``idx`` (no skipping)."""
         frame = self.records.frame(idx)
@@ -360,12 +384,12 @@ class DrivingDataset(Dataset):
             theta = math.radians(float(rng.uniform(-aug.rotation_max_deg, aug.rotation_max_deg)))
             frame = _rotated_frame(frame, theta)
 
-        obs = self.obs.observation(frame)
+        obs = self.obs.observation(frame, self._cached_images(idx))
         imgs = [obs.images.permute(0, 2, 3, 1).numpy()]  # [N, H, W, 3] uint8
         prev_valid = None
         if self.prev_frames:
             prev_idx, prev_valid = self._prev_indices(idx)
-            imgs = [self.obs.images(self.records.frame(j)) for j in prev_idx] + imgs
+            imgs = [self._images(j) for j in prev_idx] + imgs
         stack = np.stack(imgs)  # [T + 1, N, H, W, 3] uint8
 
         camera_valid = obs.camera_valid.numpy().copy()

@@ -30,6 +30,7 @@ recorded again, and a recording that fails is dropped with a warning in the rout
 from __future__ import annotations
 
 import multiprocessing as mp
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -37,7 +38,12 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from riskdistill.evaluation.drivers import StudentDriverFactory, is_checkpoint_dir, make_driver_factory
+from riskdistill.evaluation.drivers import (
+    LEGACY_DRIVER_OPTIONS,
+    StudentDriverFactory,
+    is_checkpoint_dir,
+    make_driver_factory,
+)
 from riskdistill.evaluation.driving_score import RouteResult, compute_summary
 from riskdistill.evaluation.generalisation import EvalVariant, parse_rig_shift, select_routes
 from riskdistill.evaluation.leaderboard import save_checkpoint_json
@@ -56,15 +62,18 @@ def evaluate_suite(
     show_progress: bool = True,
     variant: EvalVariant | None = None,
     recorders: Sequence[RecorderFactory] = (),
+    driver_options: dict[str, Any] | None = None,
 ) -> tuple[list[RouteResult], dict[str, Any]]:
     """Run ``driver_spec`` over ``suite`` (its ``variant.scenarios`` selection, then the first ``limit``
     routes); resumable. Returns results and summary (which records the variant).
 
     ``recorders`` (e.g. ``viz.rerun_log.RerunRecording(every=2)``) also record every route run by this call
     next to the driver (see the module docstring); they change no result and are not part of the resume
-    key."""
+    key. ``driver_options`` (``plan_every_steps``, ``engine``) configure a student checkpoint's driver
+    (``models.StudentDriver``); they are part of the resume key and of the summary."""
     variant = variant or EvalVariant()
-    factory = make_driver_factory(driver_spec, variant.rig)  # fail fast on an unknown driver
+    # fail fast on an unknown driver or option
+    factory = make_driver_factory(driver_spec, variant.rig, driver_options)
     parse_rig_shift(variant.rig_shift)  # ... and on a bad rig shift
     suite = select_routes(suite, variant.scenarios)
     routes = suite.routes[:limit] if limit is not None else list(suite.routes)
@@ -72,7 +81,12 @@ def evaluate_suite(
     route_dir = out_dir / "routes"
     route_dir.mkdir(parents=True, exist_ok=True)
     driver_key = str(Path(driver_spec).resolve()) if is_checkpoint_dir(driver_spec) else driver_spec
-    check_eval_config(out_dir, {"driver": driver_key, "variant": variant.to_dict()})
+    eval_config: dict[str, Any] = {"driver": driver_key, "variant": variant.to_dict()}
+    resolved_options: dict[str, Any] | None = None
+    if isinstance(factory, StudentDriverFactory):
+        resolved_options = factory.options()
+        eval_config["driver_options"] = resolved_options
+    check_eval_config(out_dir, eval_config, defaults={"driver_options": LEGACY_DRIVER_OPTIONS})
     results: dict[str, RouteResult] = {}
     todo: list[tuple[int, RouteSpec]] = []
     for i, spec in enumerate(routes):
@@ -86,7 +100,43 @@ def evaluate_suite(
         todo.append((i, spec))
     if todo and isinstance(factory, StudentDriverFactory):
         factory.check()  # ... and on a checkpoint that does not load
+    with tempfile.TemporaryDirectory(prefix="riskdistill_engine_") as engine_dir:
+        options = dict(resolved_options or {})
+        if todo and isinstance(factory, StudentDriverFactory) and options.get("engine") == "onnx":
+            options["onnx_dir"] = factory.prepare(engine_dir).onnx_dir  # exported once, loaded by workers
+        results = _run_routes(
+            routes, todo, results, driver_spec, driver_key, variant, out_dir, recorders, options or None,
+            workers, show_progress,
+        )  # fmt: skip
 
+    ordered = [results[s.route_id] for s in routes]
+    summary = compute_summary(ordered, n_routes_in_suite=len(routes))
+    summary["suite"] = suite.name
+    summary["driver"] = driver_key
+    summary["variant"] = variant.to_dict()
+    if resolved_options is not None:
+        summary["driver_options"] = resolved_options
+    save_checkpoint_json(out_dir / "results.json", ordered, n_routes_in_suite=len(routes))
+    atomic_write_json(out_dir / "summary.json", summary)
+    write_risk_outcome(out_dir, [s.route_id for s in routes])
+    return ordered, summary
+
+
+def _run_routes(
+    routes: list[RouteSpec],
+    todo: list[tuple[int, RouteSpec]],
+    results: dict[str, RouteResult],
+    driver_spec: str,
+    driver_key: str,
+    variant: EvalVariant,
+    out_dir: Path,
+    recorders: Sequence[RecorderFactory],
+    driver_options: dict[str, Any] | None,
+    workers: int,
+    show_progress: bool,
+) -> dict[str, RouteResult]:
+    """Run the routes of ``todo`` (in worker processes for a student), writing each route file as it ends."""
+    route_dir = out_dir / "routes"
     progress = Progress(
         TextColumn("[bold]closed loop[/] {task.description}"),
         BarColumn(),
@@ -109,23 +159,17 @@ def evaluate_suite(
 
         if workers <= 1 and not is_checkpoint_dir(driver_spec):
             for i, spec in todo:
-                done(run_one_route(spec, i, driver_spec, vdict, out_dir, recorders))
+                done(run_one_route(spec, i, driver_spec, vdict, out_dir, recorders, driver_options))
         else:
             n = max(1, min(workers, len(todo)))
             with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
                 futs = [
-                    pool.submit(run_one_route, spec, i, driver_spec, vdict, out_dir, recorders)
+                    pool.submit(
+                        run_one_route, spec, i, driver_spec, vdict, out_dir, recorders, driver_options
+                    )
                     for i, spec in todo
                 ]
                 for fut in as_completed(futs):
                     done(fut.result())
 
-    ordered = [results[s.route_id] for s in routes]
-    summary = compute_summary(ordered, n_routes_in_suite=len(routes))
-    summary["suite"] = suite.name
-    summary["driver"] = driver_key
-    summary["variant"] = vdict
-    save_checkpoint_json(out_dir / "results.json", ordered, n_routes_in_suite=len(routes))
-    atomic_write_json(out_dir / "summary.json", summary)
-    write_risk_outcome(out_dir, [s.route_id for s in routes])
-    return ordered, summary
+    return results

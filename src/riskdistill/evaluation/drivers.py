@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +27,34 @@ DEFAULT_STUDENT_RIG = "bench2drive"
 _IMPORT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 _STUDENT_CACHE: dict[str, Any] = {}
+_ENGINE_CACHE: dict[tuple, Any] = {}
+
+
+#: ``StudentDriver`` options a driver spec may carry (``evaluate_suite(driver_options=...)``, the CLI's
+#: ``--plan-every-steps`` / ``--engine``); they change the drive, so they are part of the resume key.
+DRIVER_OPTIONS = ("plan_every_steps", "engine")
+#: What a folder evaluated before the options existed was driven with.
+LEGACY_DRIVER_OPTIONS = {"plan_every_steps": 1, "engine": "eager"}
 
 
 @dataclass(frozen=True)
 class StudentDriverFactory:
     """Builds a ``riskdistill.models.StudentDriver`` for a checkpoint folder. Picklable (it holds strings
-    only); the student is loaded once per process and shared by the routes that process runs.
+    and numbers only); the student (and its inference engine) is loaded once per process and shared by the
+    routes that process runs.
 
     The rig is ``rig`` if given, else the checkpoint's ``config.json`` key ``"rig"`` (top level or under
     ``"data"``), else the built-in rig named in the manifest of the training data (``data.root``), else
-    :data:`DEFAULT_STUDENT_RIG`; the image size is the student config's ``image_hw``.
+    :data:`DEFAULT_STUDENT_RIG`; the image size is the student config's ``image_hw``. ``plan_every_steps``
+    and ``engine`` are the driver's (None: ``StudentDriver``'s defaults); ``onnx_dir`` is where the ``onnx``
+    engine finds (or exports) its graph, shared by the worker processes (:meth:`prepare`).
     """
 
     checkpoint: str
     rig: str | None = None
+    plan_every_steps: int | None = None
+    engine: str | None = None
+    onnx_dir: str | None = None
 
     def load(self) -> Any:
         if self.checkpoint not in _STUDENT_CACHE:
@@ -54,13 +68,60 @@ class StudentDriverFactory:
 
     def check(self) -> None:
         """Load the checkpoint once (not cached) so that a broken one fails the evaluation up front instead
-        of crashing every route; ValueError naming the folder."""
+        of crashing every route, and refuse a rig that does not match the one it was trained with
+        (:meth:`trained_rig`; cameras, mounting, field of view); ValueError naming the folder / both rigs."""
+        from riskdistill.contracts.compat import check_rig
+        from riskdistill.contracts.rig import load_rig
         from riskdistill.models import load_student
 
         try:
-            load_student(self.checkpoint, map_location="cpu")
+            student = load_student(self.checkpoint, map_location="cpu")
         except Exception as exc:
             raise ValueError(f"driver checkpoint {self.checkpoint} cannot be loaded: {exc}") from exc
+        trained = self.trained_rig()
+        given = self.checkpoint_rig()
+        try:
+            rig = load_rig(given)
+        except Exception as exc:
+            raise ValueError(f"driver checkpoint {self.checkpoint}: evaluation rig {given!r}: {exc}") from exc
+        if trained is not None:
+            check_rig(
+                trained[1],
+                rig,
+                f"rig {trained[0]} (checkpoint {self.checkpoint})",
+                f"rig {given!r} (the evaluation)",
+                student.cfg.cameras,
+            )
+
+    def trained_rig(self) -> tuple[str, Any] | None:
+        """``(where, Rig)`` of the rig the checkpoint was trained with: the ``"rig"`` key of its config, else
+        the rig stored in its training data's manifest; None when neither is known."""
+        from riskdistill.contracts.rig import Rig, load_rig
+
+        cfg_path = Path(self.checkpoint) / "config.json"
+        cfg = load_json(cfg_path) if cfg_path.is_file() else {}
+        data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
+        name = cfg.get("rig") or data.get("rig")
+        if name:
+            return f"{name!r} ({cfg_path})", load_rig(name)
+        manifest = Path(data["root"]) / "manifest.json" if data.get("root") else None
+        if manifest is not None and manifest.is_file():
+            stored = load_json(manifest).get("rig")
+            if isinstance(stored, dict):
+                rig = Rig.from_dict(stored, source=f"{manifest}: rig")
+                return f"{rig.name!r} of the training data ({manifest})", rig
+        return None
+
+    def options(self) -> dict[str, Any]:
+        """The resolved driver options (:data:`DRIVER_OPTIONS`), defaults filled in."""
+        from riskdistill.models.driver import DEFAULT_ENGINE, DEFAULT_PLAN_EVERY_STEPS
+
+        return {
+            "plan_every_steps": int(
+                DEFAULT_PLAN_EVERY_STEPS if self.plan_every_steps is None else self.plan_every_steps
+            ),
+            "engine": str(DEFAULT_ENGINE if self.engine is None else self.engine),
+        }
 
     def checkpoint_rig(self) -> str:
         if self.rig:
@@ -77,11 +138,63 @@ class StudentDriverFactory:
             rig = name if name in BUILTIN_RIGS else None
         return str(rig or DEFAULT_STUDENT_RIG)
 
+    def example_observation(self, student: Any) -> Any:
+        """A batch-1 observation shaped like the driver's (the rig's calibration, black images)."""
+        import numpy as np
+
+        from riskdistill.contracts.agent import AgentInput, EgoState
+        from riskdistill.contracts.observation import observation_from_agent_input
+        from riskdistill.contracts.rig import load_rig, resize_rig
+        from riskdistill.types import Command
+
+        h, w = (int(v) for v in student.cfg.image_hw)
+        rig = resize_rig(load_rig(self.checkpoint_rig()), h, w)
+        ai = AgentInput(
+            timestamp_s=0.0,
+            ego=EgoState(0.0, 0.0, 0.0, 0.0),
+            command=Command.LANE_FOLLOW,
+            target_point_ego=np.array([20.0, 0.0]),
+            images=np.zeros((len(rig.cameras), h, w, 3), dtype=np.uint8),
+            K=rig.K(),
+            T_ego_from_cam=rig.T_ego_from_cam(),
+            camera_names=tuple(rig.camera_names),
+        )
+        return observation_from_agent_input(ai, student.cfg.cameras, (h, w)).batched()
+
+    def prepare(self, onnx_dir: str | Path) -> StudentDriverFactory:
+        """For the ``onnx`` engine: export the graph once into ``onnx_dir`` (the workers load it instead of
+        each exporting it) and return the factory that points there; any other engine: ``self``."""
+        if self.options()["engine"] != "onnx":
+            return self
+        from riskdistill.models import load_student
+        from riskdistill.models.engines import OnnxEngine
+
+        student = load_student(self.checkpoint, map_location="cpu").eval()  # leaves this process's threads
+        engine = OnnxEngine(student, student.has_risk_head, onnx_path=onnx_dir)
+        engine.prepare(self.example_observation(student))
+        return replace(self, onnx_dir=str(onnx_dir))
+
+    def _engine(self, student: Any) -> Any:
+        opts = self.options()
+        key = (self.checkpoint, opts["engine"], self.onnx_dir)
+        if key not in _ENGINE_CACHE:
+            from riskdistill.models.engines import build_engine
+
+            extra = {"onnx_path": self.onnx_dir} if opts["engine"] == "onnx" and self.onnx_dir else {}
+            _ENGINE_CACHE[key] = build_engine(opts["engine"], student, student.has_risk_head, **extra)
+        return _ENGINE_CACHE[key]
+
     def __call__(self) -> Driver:
         from riskdistill.models import StudentDriver
 
         student = self.load()
-        return StudentDriver(student, self.checkpoint_rig(), tuple(student.cfg.image_hw))
+        return StudentDriver(
+            student,
+            self.checkpoint_rig(),
+            tuple(student.cfg.image_hw),
+            plan_every_steps=self.options()["plan_every_steps"],
+            engine=self._engine(student),
+        )
 
 
 def is_checkpoint_dir(spec: str) -> bool:
@@ -89,12 +202,22 @@ def is_checkpoint_dir(spec: str) -> bool:
     return p.is_dir() and (p / "model.safetensors").is_file() and (p / "config.json").is_file()
 
 
-def make_driver_factory(spec: str, rig: str | None = None) -> DriverFactory:
+def make_driver_factory(
+    spec: str, rig: str | None = None, options: dict[str, Any] | None = None
+) -> DriverFactory:
     """Turn a driver spec into a factory: ``"expert"`` (the privileged expert, the one factory that is given
     the environment, see :func:`riskdistill.sim.rollout.build_driver`), a student checkpoint folder
     (:class:`StudentDriverFactory`) or ``"package.module:name"``, an importable callable ``() -> Driver``
     (scripted baselines, your own driver; it gets observations only). ValueError names the valid drivers
-    otherwise. The spec is a string, so worker processes rebuild the factory from it."""
+    otherwise. The spec is a string, so worker processes rebuild the factory from it. ``options``
+    (:data:`DRIVER_OPTIONS`, and ``onnx_dir``) configure a student checkpoint's driver; other drivers take
+    none (ValueError)."""
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    unknown = sorted(set(options) - {*DRIVER_OPTIONS, "onnx_dir"})
+    if unknown:
+        raise ValueError(f"unknown driver option(s) {unknown}; valid: {list(DRIVER_OPTIONS)}")
+    if options and not is_checkpoint_dir(spec):
+        raise ValueError(f"driver options {sorted(options)} apply to student checkpoints only, not {spec!r}")
     if spec == "expert":
         from riskdistill.sim.expert import ExpertDriver
 
@@ -104,7 +227,9 @@ def make_driver_factory(spec: str, rig: str | None = None) -> DriverFactory:
 
         return ExpertPlanDriver
     if is_checkpoint_dir(spec):
-        return StudentDriverFactory(str(Path(spec).resolve()), rig)
+        factory = StudentDriverFactory(str(Path(spec).resolve()), rig, **options)
+        _check_options(factory)
+        return factory
     if _IMPORT_SPEC.match(spec) and not Path(spec).exists():
         import importlib
 
@@ -124,6 +249,16 @@ def make_driver_factory(spec: str, rig: str | None = None) -> DriverFactory:
         "folder (model.safetensors + config.json, written by riskdistill.models.save_student) or "
         "'package.module:factory' (a callable () -> Driver)"
     )
+
+
+def _check_options(factory: StudentDriverFactory) -> None:
+    from riskdistill.models.engines import ENGINES
+
+    opts = factory.options()
+    if opts["engine"] not in ENGINES:
+        raise ValueError(f"unknown inference engine {opts['engine']!r}; valid engines: {list(ENGINES)}")
+    if opts["plan_every_steps"] < 1:
+        raise ValueError(f"plan_every_steps must be >= 1, got {opts['plan_every_steps']}")
 
 
 def driver_bev_grid(driver: Any) -> Any:

@@ -494,6 +494,7 @@ def evaluate_open_loop(
     data_dir = Path(data_dir)
     student = load_student(checkpoint, map_location=device).eval()
     cfg = student.cfg
+    check_checkpoint_fits_data(checkpoint, cfg, data_dir)
     grid = cfg.bev_grid()
     if labels_dir is None:
         labels_dir = find_label_dir(data_dir)
@@ -565,6 +566,28 @@ def evaluate_open_loop(
 
 def _l2_only(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k.startswith("l2")}
+
+
+def check_checkpoint_fits_data(checkpoint: str | Path, cfg: Any, data_dir: Path) -> None:
+    """Refuse, naming both values, a data set whose images the student cannot read as trained (image size:
+    ``contracts.compat.image_size_problem``) or that was recorded with another rig than the student was
+    trained with (when the checkpoint tells). The label grid is checked when the labels are read."""
+    from riskdistill.contracts.compat import check_image_size, check_rig
+    from riskdistill.contracts.rig import Rig
+    from riskdistill.data.storage import RecordedDataset
+    from riskdistill.evaluation.drivers import StudentDriverFactory
+
+    manifest = RecordedDataset(data_dir).manifest
+    check_image_size(
+        cfg.image_hw, manifest["image_hw"], f"checkpoint {checkpoint}", f"data set {data_dir} (manifest)"
+    )
+    trained = StudentDriverFactory(str(checkpoint)).trained_rig()
+    stored = manifest.get("rig")
+    if trained is not None and isinstance(stored, dict):
+        rig = Rig.from_dict(stored, source=f"{data_dir}/manifest.json: rig")
+        check_rig(
+            trained[1], rig, f"rig {trained[0]}", f"rig {rig.name!r} of data set {data_dir}", cfg.cameras
+        )
 
 
 def _occupancy_enabled(cfg: Any) -> bool:

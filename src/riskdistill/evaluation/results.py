@@ -128,11 +128,13 @@ def route_doc(
     return doc
 
 
-def check_eval_config(out_dir: Path, config: dict[str, Any]) -> None:
-    """Refuse to resume a folder that was evaluated with another driver or variant."""
+def check_eval_config(out_dir: Path, config: dict[str, Any], defaults: dict[str, Any] | None = None) -> None:
+    """Refuse to resume a folder that was evaluated with another driver or variant. ``defaults``: values of
+    keys that a folder written before they existed was evaluated with (compared as if it held them)."""
     path = out_dir / EVAL_CONFIG
     if path.is_file():
         old = load_json(path)
+        old = {**{k: v for k, v in (defaults or {}).items() if k in config}, **old}
         if old != config:
             diff = {
                 k: (old.get(k), config.get(k)) for k in set(old) | set(config) if old.get(k) != config.get(k)

@@ -116,6 +116,12 @@ class ArtefactObserver:
             self._next_plan_t = t + ARTEFACT_DT_S
         outputs = getattr(self.driver, "last_outputs", None)
         if isinstance(outputs, dict) and outputs.get("risk") is not None:
+            if self.risk and not getattr(self.driver, "planned", True):
+                # the driver holds its last plan (it plans at a lower rate): the risk map and the plan are
+                # those of the planning step, in its frame, so the path risk is the one computed then
+                self.risk_t.append(round(float(t), 3))
+                self.risk.append(self.risk[-1])
+                return
             if self._grid is None:
                 self._grid = driver_bev_grid(self.driver)
             if self._grid is not None:
@@ -208,9 +214,11 @@ def run_one_route(
     variant: dict[str, Any] | None = None,
     out_dir: str | Path | None = None,
     recorders: Sequence[RecorderFactory] = (),
+    driver_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build, drive and score one route; returns its route file. Never raises (see the module docstring).
-    ``recorders`` (factories from above, called with ``out_dir``) record the drive next to the driver."""
+    ``recorders`` (factories from above, called with ``out_dir``) record the drive next to the driver;
+    ``driver_options`` configure a student's driver (``drivers.make_driver_factory``)."""
     from riskdistill.sim.scenarios import build_scenario
 
     v = EvalVariant(**(variant or {}))
@@ -230,7 +238,7 @@ def run_one_route(
     observer = RigObserver(v.rig_shift, v.jpeg_quality)
     env = DrivingEnv(observe=observer)
     try:
-        driver = build_driver(make_driver_factory(driver_spec, v.rig), env)
+        driver = build_driver(make_driver_factory(driver_spec, v.rig, driver_options), env)
         observer.configure(driver.sensors)
     except Exception as exc:  # the driver could not be built, or asked for a rig that does not exist
         return crashed(RouteEnd.AGENT_CRASHED, exc)

@@ -5,6 +5,16 @@ It turns an :class:`~riskdistill.contracts.agent.AgentInput` (uint8 ``[N, H, W, 
 :class:`~riskdistill.contracts.batch.Observation` with the one conversion the data set uses for recorded
 frames (:func:`~riskdistill.contracts.observation.observation_from_agent_input`), runs the student under
 ``torch.inference_mode()`` and returns ``Action(waypoints_ego=...)``.
+
+Planning rate: with ``plan_every_steps=k`` the student plans on every ``k``-th call of ``act`` after
+``reset`` (steps ``0, k, 2k, ...``); in between, ``act`` returns the last plan held in the current ego frame
+(:class:`~riskdistill.contracts.plan_hold.PlanHold`: the ego's motion dead-reckoned from the speed and yaw
+rate it is told, the plan advanced in time) without looking at the cameras, and :meth:`needs_sensors` tells
+the environment that it may skip rendering them. The rate belongs to the driver, so the simulator's
+evaluation and a CARLA agent use it alike. ``k = 5`` (2 Hz) is the rate of the recorded data and of the
+plan's waypoints.
+
+Engine: ``"eager"`` (PyTorch, the reference) or ``"onnx"`` (onnxruntime, :mod:`riskdistill.models.engines`).
 """
 
 from __future__ import annotations
@@ -17,16 +27,28 @@ import torch
 from riskdistill.contracts.agent import Action, AgentInput, SensorRequest
 from riskdistill.contracts.batch import Observation
 from riskdistill.contracts.observation import observation_from_agent_input
+from riskdistill.contracts.plan_hold import PlanHold
+from riskdistill.models.engines import ENGINES, Engine, build_engine
 from riskdistill.models.student import Student
+
+#: The planning rate of ``StudentDriver`` unless told otherwise: every simulator step (10 Hz).
+DEFAULT_PLAN_EVERY_STEPS = 1
+DEFAULT_ENGINE = "eager"
 
 
 class StudentDriver:
     """Drive with ``student``. ``rig``/``image_hw`` form the ``SensorRequest`` (the environment renders that
     rig at that size). ``with_risk=False`` skips the RiskHead. ``history_stride``: simulator steps between the
-    current and the previous frame fed to a temporal student (5 = the 2 Hz of recorded data sets).
+    current and the previous frame fed to a temporal student (5 = the 2 Hz of recorded data sets; a
+    multiple of ``plan_every_steps``). ``plan_every_steps``: plan on every k-th step, hold the plan in
+    between (module docstring). ``engine``: ``"eager"``, ``"onnx"`` or an engine object
+    (:mod:`riskdistill.models.engines`); ``engine_options`` go to
+    :func:`~riskdistill.models.engines.build_engine`.
 
     After each ``act``, ``last_outputs`` holds numpy arrays without the batch dimension: ``waypoints [6, 2]``,
-    ``occupancy [5, H, W]`` logits (if that head is on) and ``risk [H, W]`` in [0, 1] (if computed).
+    ``occupancy [5, H, W]`` logits (if that head is on and the engine computes it: ``eager`` only) and
+    ``risk [H, W]`` in [0, 1] (if computed), from the last planning step; ``planned`` says whether the last
+    ``act`` ran the student (False: it returned the held plan).
     """
 
     def __init__(
@@ -37,18 +59,45 @@ class StudentDriver:
         *,
         with_risk: bool = True,
         history_stride: int = 5,
+        plan_every_steps: int = DEFAULT_PLAN_EVERY_STEPS,
+        engine: str | Engine = DEFAULT_ENGINE,
+        engine_options: dict | None = None,
     ):
         self.student = student.eval()
         self.sensors = SensorRequest(rig=rig, image_hw=(int(image_hw[0]), int(image_hw[1])))
         self.image_hw = self.sensors.image_hw
         self.with_risk = bool(with_risk) and student.has_risk_head
         self.history_stride = max(1, int(history_stride))
-        self._history: deque[np.ndarray] = deque(maxlen=self.history_stride)
+        if int(plan_every_steps) < 1:
+            raise ValueError(f"plan_every_steps must be >= 1, got {plan_every_steps}")
+        self.plan_every_steps = int(plan_every_steps)
+        if student.cfg.temporal.enabled and self.history_stride % self.plan_every_steps:
+            raise ValueError(
+                f"history_stride ({self.history_stride}) must be a multiple of plan_every_steps "
+                f"({self.plan_every_steps}): a temporal student sees frames of planning steps only"
+            )
+        if isinstance(engine, str):
+            if engine not in ENGINES:
+                raise ValueError(f"unknown inference engine {engine!r}; valid engines: {list(ENGINES)}")
+            engine = build_engine(engine, self.student, self.with_risk, **(engine_options or {}))
+        self.engine = engine
+        self._history: deque[np.ndarray] = deque(maxlen=self.history_stride // self.plan_every_steps)
+        self._hold = PlanHold()
+        self._step = 0
+        self.planned = False
         self.last_outputs: dict[str, np.ndarray] = {}
 
     def reset(self) -> None:
         self._history.clear()
+        self._hold.reset()
+        self._step = 0
+        self.planned = False
         self.last_outputs = {}
+
+    def needs_sensors(self) -> bool:
+        """Whether the next ``act`` reads the cameras (it plans); the environment may skip rendering them
+        otherwise (``DrivingEnv.observe_when``)."""
+        return self._step % self.plan_every_steps == 0
 
     # ---------------------------------------------------------------------------------- conversion
     def observation(self, agent_input: AgentInput) -> tuple[Observation, np.ndarray]:
@@ -62,6 +111,25 @@ class StudentDriver:
 
     # ---------------------------------------------------------------------------------- driving
     def act(self, agent_input: AgentInput) -> Action:
+        plan_now = self._step % self.plan_every_steps == 0
+        self._step += 1
+        self.planned = plan_now
+        if not plan_now:
+            return Action(waypoints_ego=self._hold.follow(agent_input))
+        action = self._plan(agent_input)
+        if self.plan_every_steps > 1:
+            self._hold.start(action.waypoints_ego, agent_input)
+        return action
+
+    def _plan_from(self, out: dict[str, np.ndarray]) -> np.ndarray:
+        """``[6, 2]`` waypoints for the controller from the engine's outputs (batch of one)."""
+        keys = ("waypoints", "path", "speed_logits")
+        with torch.inference_mode():
+            plan = self.student.plan({k: torch.from_numpy(np.asarray(out[k])) for k in keys if k in out})
+        return plan[0].float().cpu().numpy()
+
+    def _plan(self, agent_input: AgentInput) -> Action:
+        """Run the student on ``agent_input`` (a planning step)."""
         obs, imgs = self.observation(agent_input)
         if self.student.cfg.temporal.enabled:
             full = len(self._history) == self._history.maxlen
@@ -69,11 +137,9 @@ class StudentDriver:
             obs.prev_images = torch.from_numpy(np.ascontiguousarray(prev)).permute(0, 3, 1, 2)[None, None]
             obs.prev_valid = torch.tensor([[full]])
             self._history.append(imgs)
-        device = next(self.student.parameters()).device
-        with torch.inference_mode():
-            out = self.student(obs.to(device), with_risk=self.with_risk)
-            out["plan"] = self.student.plan(out)  # path + speed -> waypoints, or the waypoints themselves
-        self.last_outputs = {k: v[0].float().cpu().numpy() for k, v in out.items() if k != "bev"}
+        out = self.engine(obs)
+        self.last_outputs = {k: v[0] for k, v in out.items()}
+        self.last_outputs["plan"] = self._plan_from(out)  # path + speed -> waypoints, or the waypoints
         if "risk" in self.last_outputs:
             self.last_outputs["risk"] = self.last_outputs["risk"][0]  # [1, H, W] -> [H, W]
         wp = self.last_outputs["plan"].astype(np.float64)

@@ -67,6 +67,9 @@ class DrivingEnv:
     def __init__(self, observe: ObservationFn | None = None, record_log: bool = True):
         self._observe = observe
         self._record_log = record_log
+        #: None: observe (render the sensors) at every step; else only when it returns True, e.g. a driver's
+        #: ``needs_sensors`` (``sim.rollout.run_route`` sets it): the other steps' inputs carry no images.
+        self.observe_when: Callable[[], bool] | None = None
         self.instance: ScenarioInstance | None = None
         self.world: World | None = None
         self.controller: WaypointController | None = None
@@ -140,7 +143,7 @@ class DrivingEnv:
             command=Command(route.command_at(self.progress_m)),
             target_point_ego=target_ego,
         )
-        if self._observe is not None:
+        if self._observe is not None and (self.observe_when is None or self.observe_when()):
             obs = self._observe(self.instance, world)
             inp.images = obs.get("images")
             inp.K = obs.get("K")

@@ -3,11 +3,14 @@
     log = run_route(instance, driver, env=env, observers=[recorder])
 
 ``driver`` is a :class:`~riskdistill.contracts.agent.Driver`, or a factory for one (see
-:func:`build_driver`). Observers watch the drive without changing it (recording a data set, the
-closed-loop artefacts, a Rerun recording): each gets ``on_start(env, driver)`` once, ``on_step(env,
-agent_input, action)`` after the driver answered each observation (the world is still at the state the
-driver saw), ``on_crash(env, exc)`` when the driver raised and ``on_end(env, log)`` when the route ends;
-every method is optional.
+:func:`build_driver`). A driver with a ``needs_sensors()`` method (a driver that plans at a lower rate than
+the simulation) is asked before every observation whether it will read the sensors; when it says no, the
+environment does not render them and that step's ``AgentInput`` carries no images.
+
+Observers watch the drive without changing it (recording a data set, the closed-loop artefacts, a Rerun
+recording): each gets ``on_start(env, driver)`` once, ``on_step(env, agent_input, action)`` after the driver
+answered each observation (the world is still at the state the driver saw), ``on_crash(env, exc)`` when the
+driver raised and ``on_end(env, log)`` when the route ends; every method is optional.
 
 A driver that raises ends the route as "Agent crashed"; so does an observer that raises
 :class:`AgentOutputError` (a malformed driver output it noticed). Any other observer exception propagates
@@ -69,8 +72,10 @@ def run_route(
     """Run ``driver`` (a driver or a factory, :func:`build_driver`) on ``instance`` until the route ends
     (or ``max_steps``). See the module docstring for observers and crashes."""
     env = env or DrivingEnv()
+    env.observe_when = None  # the first observation always carries the sensors
     agent_input = env.reset(instance)
     driver = build_driver(driver, env)
+    env.observe_when = getattr(driver, "needs_sensors", None)
     _notify(observers, "on_start", env, driver)
     steps = 0
     try:
@@ -103,6 +108,7 @@ def _crash(env: DrivingEnv, observers: Sequence[Any], exc: BaseException) -> Non
 
 
 def _end(env: DrivingEnv, observers: Sequence[Any]) -> RouteLog:
+    env.observe_when = None
     log = env.route_log()
     _notify(observers, "on_end", env, log)
     return log

@@ -10,7 +10,8 @@ Layout of a run's checkpoints::
         optimizer.safetensors, optimizer.json  optimizer state: tensors / everything else
         scheduler.json                         LR scheduler (and AMP grad scaler) state
         rng.safetensors, rng.json              RNG states of every rank: torch, CUDA, numpy, python
-        trainer.json                           step, epoch, batch in epoch (data-order position), world size
+        trainer.json                           step, epoch, batch in epoch (data-order position), world size,
+                                               the data set's signature (image size, cameras, rig, frames)
     <run_dir>/checkpoints/final/               the last state of a finished run (same layout)
 
 A state dict is stored by :func:`split_state`: tensors go to a safetensors file under generated keys, the
@@ -171,6 +172,7 @@ class TrainerState:
     batch_in_epoch: int = 0
     samples_seen: int = 0
     world_size: int = 1
+    data: dict[str, Any] | None = None  # what the data set was (training.data.data_signature)
 
 
 def checkpoint_name(step: int) -> str:

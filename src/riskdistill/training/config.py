@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 
 from riskdistill.config import ConfigError, StrictConfig, apply_overrides, deep_merge
 from riskdistill.contracts.labels import default_label_dir
+from riskdistill.data.frame_cache import default_cache_dir
 from riskdistill.data.torch_dataset import AugmentConfig
 from riskdistill.io import load_json_object
 from riskdistill.models import PRESETS, StudentConfig, student_config
@@ -51,6 +52,17 @@ class DataConfig(StrictConfig):
     max_val_samples: int | None = Field(default=None, ge=1)
     on_error: Literal["skip", "raise"] = "skip"
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    image_cache: str | None = Field(
+        default=None,
+        description="decoded-frame cache folder (riskdistill.data.frame_cache): 'auto' = "
+        "<root>/cache/frames; None: decode the JPEGs of every sample",
+    )
+
+    def image_cache_dir(self) -> Path | None:
+        """The frame cache folder (None: no cache)."""
+        if self.image_cache is None:
+            return None
+        return default_cache_dir(self.root) if self.image_cache == "auto" else Path(self.image_cache)
 
     def label_dir(self) -> Path:
         return Path(self.labels) if self.labels is not None else default_label_dir(self.root)
@@ -100,6 +112,9 @@ class TrainConfig(StrictConfig):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     cpu_threads: int | None = Field(default=None, ge=1, description="torch threads per process")
+    channels_last: bool = Field(
+        default=False, description="convolution weights and activations in channels-last memory format"
+    )
     log_every_steps: int = Field(default=10, ge=1)
     val_every_steps: int | None = Field(default=None, ge=1, description="None: at the end only")
     checkpoint_every_steps: int | None = Field(default=500, ge=1, description="None: final only")
@@ -189,6 +204,7 @@ def load_train_config(
 RESUME_ALLOWED = frozenset(
     {
         "data.num_workers",
+        "data.image_cache",
         "data.val_batch_size",
         "data.max_val_samples",
         "max_steps",

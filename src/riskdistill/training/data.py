@@ -4,10 +4,14 @@ sampler and the DataLoaders (``spawn`` workers: Numba/OpenMP thread pools do not
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from riskdistill.contracts.compat import check_image_size
+from riskdistill.data.frame_cache import FrameCache
 from riskdistill.data.storage import RecordedDataset
 from riskdistill.data.targets import TargetBuilder
 from riskdistill.data.torch_dataset import DrivingDataset, collate_batch
@@ -38,12 +42,40 @@ def target_builders(
     return out
 
 
+def data_signature(root: str | Path) -> dict[str, Any]:
+    """What a resumed run must find again in its data set: the stored image size, the cameras and rig, the
+    frame count and the hash of ``frames.parquet`` (from the manifest)."""
+    m = RecordedDataset(root).manifest
+    return {
+        "image_hw": [int(v) for v in m["image_hw"]],
+        "camera_names": list(m["camera_names"]),
+        "rig": (m.get("rig") or {}).get("name"),
+        "n_frames": (m.get("counts") or {}).get("frames"),
+        "frames_sha256": (m.get("files") or {}).get("frames.parquet"),
+    }
+
+
+def check_data_fits_model(cfg: TrainConfig) -> None:
+    """ValueError naming both sizes when the data set's images cannot feed the model (contracts.compat)."""
+    records = RecordedDataset(cfg.data.root)
+    check_image_size(
+        cfg.image_hw,
+        records.manifest["image_hw"],
+        "the model (model.image_hw / data.image_hw)",
+        f"the data set {cfg.data.root} (manifest image_hw)",
+    )
+
+
 def build_datasets(
     cfg: TrainConfig, target_names: Sequence[str], grid: BevGrid
 ) -> tuple[DrivingDataset, DrivingDataset | None]:
     """``(train, val)``; val is None when ``val_fraction`` is 0 or no route falls into it."""
     d = cfg.data
+    check_data_fits_model(cfg)
     builders = target_builders(cfg, target_names, grid)
+    cache = None
+    if d.image_cache_dir() is not None:
+        cache = FrameCache.open(d.root, cfg.image_hw, d.image_cache_dir())
     common = dict(
         cameras=cfg.cameras,
         image_hw=cfg.image_hw,
@@ -52,6 +84,7 @@ def build_datasets(
         val_fraction=d.val_fraction,
         split_seed=d.split_seed,
         image_dtype=d.image_dtype,
+        image_cache=cache,
     )
     train = DrivingDataset(d.root, grid, builders, augment=d.augment, split="train", **common)
     if d.max_train_samples is not None:

@@ -63,7 +63,7 @@ from riskdistill.training.checkpoint import (
     save_checkpoint,
 )
 from riskdistill.training.config import RESUME_ALLOWED, TrainConfig, config_drift
-from riskdistill.training.data import ResumableSampler, build_datasets, make_loader
+from riskdistill.training.data import ResumableSampler, build_datasets, data_signature, make_loader
 from riskdistill.training.logger import MetricsLogger
 
 log = logging.getLogger("riskdistill.training")
@@ -191,8 +191,10 @@ class _Trainer:
                 f"{run_dir} already holds checkpoints: resume it (resume=True / --resume) or use a new folder"
             )
         self.loaded = load_checkpoint(ckpt) if ckpt is not None else None
+        self.data_signature = data_signature(cfg.data.root)
         if self.loaded is not None:
             self._check_drift(self.loaded.config, self.loaded.trainer)
+            self._check_data(self.loaded.trainer.data, self.data_signature)
         if info.is_main:
             if self.loaded is not None and (run_dir / "run.json").is_file():  # keep the earlier invocation's
                 shutil.copy2(
@@ -217,6 +219,8 @@ class _Trainer:
             copied = load_init_weights(self.student, cfg.init_weights)
             log.info("initialised %d tensors from %s", len(copied), cfg.init_weights)
         self.student.to(device)
+        if cfg.channels_last:
+            self.student.to(memory_format=torch.channels_last)
         self._losses_take_step = "step" in inspect.signature(self.student.losses).parameters
 
         # data
@@ -255,13 +259,13 @@ class _Trainer:
             self.optimizer, lambda k: lr_factor(k, s.warmup_steps, self.sched_steps, s.min_lr_ratio)
         )
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
-        self.state = TrainerState(world_size=info.world_size)
+        self.state = TrainerState(world_size=info.world_size, data=self.data_signature)
         if self.loaded is not None:
             self.optimizer.load_state_dict(self.loaded.optimizer)
             self.scheduler.load_state_dict(self.loaded.scheduler)
             if self.scaler is not None and self.loaded.grad_scaler is not None:
                 self.scaler.load_state_dict(self.loaded.grad_scaler)
-            self.state = replace(self.loaded.trainer)
+            self.state = replace(self.loaded.trainer, data=self.data_signature)
             ranks = self.loaded.rng_per_rank
             restore_rng(ranks[info.rank] if info.rank < len(ranks) else ranks[0])
 
@@ -302,6 +306,21 @@ class _Trainer:
             raise ConfigDriftError(
                 f"refusing to resume {self.run_dir}: max_steps={self.cfg.max_steps} is below the "
                 f"checkpoint's step {trainer.step} (max_steps may only be extended)"
+            )
+
+    def _check_data(self, saved: dict[str, Any] | None, now: dict[str, Any] | None) -> None:
+        """Refuse to resume on a data set that changed since the checkpoint (checkpoints written before the
+        signature existed are not checked)."""
+        if saved is None or now is None:
+            return
+        diff = {
+            k: (saved.get(k), now.get(k)) for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)
+        }
+        if diff:
+            lines = "\n".join(f"  {k}: checkpoint {a!r} != now {b!r}" for k, (a, b) in diff.items())
+            raise ConfigDriftError(
+                f"refusing to resume {self.run_dir}: the data set {self.cfg.data.root} differs from the one "
+                f"the checkpoint was trained on in {sorted(diff)}:\n{lines}"
             )
 
     # -------------------------------------------------------------------------------------- steps

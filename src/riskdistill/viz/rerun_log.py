@@ -653,7 +653,9 @@ def record_run_route_rrd(run_dir: str | Path, route_id: str, path: str | Path, e
     )
     path = Path(path).resolve()
     recording = RerunRecording(every=every, path=str(path))
-    doc = run_one_route(spec, 0, str(cfg["driver"]), cfg.get("variant"), path.parent, [recording])
+    doc = run_one_route(
+        spec, 0, str(cfg["driver"]), cfg.get("variant"), path.parent, [recording], cfg.get("driver_options")
+    )
     if doc.get("rerun") is None:
         raise RuntimeError(f"recording route {route_id!r} failed: {doc.get('warnings') or doc.get('error')}")
     return path
