@@ -579,3 +579,28 @@ def test_click_a_failed_route_in_chromium(explore_report: Path, tmp_path: Path) 
 
     grass = np.abs(body - np.array(GROUND_COLOR)).max(axis=-1) <= 6
     assert grass.sum() > 20_000
+
+
+def test_cli_report_training_and_route_pages(
+    runs: dict[str, Path], labelled_micro_run: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from riskdistill.cli.main import app
+
+    res = CliRunner().invoke(
+        app,
+        ["report", "--closed-loop", str(runs["expert_s1"]), "--training", f"micro={labelled_micro_run}",
+         "--route-pages", "1", "--out", str(tmp_path)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "report.html").read_text()
+    assert 'id="training"' in html and "micro · seed 3" in html
+    pages = sorted((tmp_path / "routes").rglob("*.html"))
+    assert [p.name for p in pages] == ["r0.html"]  # one page per run: the route with the collision first
+    assert (
+        'href="routes/00-expert-seed-1/r0.html"' in html
+        and 'href="routes/00-expert-seed-1/r1.html"' not in html
+    )
+    res = CliRunner().invoke(app, ["report", "--training", str(tmp_path / "nope"), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "metrics.csv" in res.output
