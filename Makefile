@@ -12,7 +12,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-	$(BIN)/pip install --quiet -e ".[torch,vlm,dist,viewer,dev]"
+	$(BIN)/pip install --quiet -e ".[torch,vlm,dist,viewer,tensorboard,carla,dev]"
 	# nuScenes' official devkit pins numpy<2 but works on numpy 2: install it without its pins.
 	$(BIN)/pip install --quiet --no-deps nuscenes-devkit==1.2.0
 	$(BIN)/pip install --quiet cachetools descartes fire opencv-python-headless pyquaternion scikit-learn \

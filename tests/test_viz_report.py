@@ -378,3 +378,229 @@ def test_risk_comparison_geometry() -> None:
     assert np.median(cols) > h / 2 + 6 * k and rows.min() < grid.metric_to_index([20.0, 0.0])[0] * k
     with pytest.raises(ValueError, match="does not match the BEV grid"):
         render_risk_comparison(np.zeros((3, 3)), [pred], grid)
+
+
+# ------------------------------------------------------------------------------------------ explore it
+def _chromium(url: str, tmp: Path) -> tuple[str, list[str]]:
+    """Load ``url`` in headless Chromium: its DOM after load and the console messages it logged."""
+    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
+    profile.mkdir()
+    cmd = [
+        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
+        f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--dump-dom", url,
+    ]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout, [line for line in res.stderr.splitlines() if ":CONSOLE" in line]
+
+
+@pytest.fixture(scope="module")
+def student_run(runs: dict[str, Path], checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random tiny student driven on the tiny suite (routes cut at 6 s): failed routes with plans, path
+    risk and a Rerun recording per route."""
+    from riskdistill.evaluation.generalisation import EvalVariant
+    from riskdistill.viz.rerun_log import RerunRecording
+
+    out = tmp_path_factory.mktemp("student_cl") / "rsd-s0"
+    evaluate_suite(
+        make_tiny_suite(), str(checkpoint), out, show_progress=False,
+        variant=EvalVariant(route_timeout_s=6.0), recorders=[RerunRecording(every=10)],
+    )  # fmt: skip
+    atomic_write_json(
+        out / "run.json", {"command": "eval closed-loop", "config": {"label": "rsd", "seed": 0}}
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def explore_report(runs, student_run, open_loop_json, tmp_path_factory) -> Path:
+    return build_report(
+        ReportInputs.from_folders(
+            closed_loop=[runs["s0"], student_run], open_loop=[f"rsd-s0={open_loop_json}"]
+        ),
+        tmp_path_factory.mktemp("explore"),
+    )
+
+
+def _failed_route_links(html: str) -> list[tuple[str, str]]:
+    """``(route id, href)`` of the failed rows of the routes tables."""
+    return re.findall(r'<tr class="fail"><td class="l"><a href="([^"]+)">([^<]+)</a>', html)
+
+
+def test_failed_route_page_says_why(explore_report: Path, student_run: Path) -> None:
+    html = explore_report.read_text()
+    links = _failed_route_links(html)
+    assert links, "the student's routes failed and link to their pages"
+    for href, route_id in links:
+        doc = load_json(student_run / "routes" / f"{route_id}.json")
+        page = explore_report.parent / href
+        assert page.is_file() and page.parent.parent.name == "routes"
+        text = page.read_text()
+        assert "Why this route failed" in text and doc["status"] in text and route_id in text
+        if doc["route_end"] != "Completed":
+            assert f"Route end: {doc['route_end']}." in text
+        for e in doc["events"]:
+            assert e["kind"] in text
+        # the overview (map, trajectory, plans) and the timeline (speed, progress, path risk) are inlined
+        images = _images(text)
+        assert any(im.size == (480, 480) for im in images) and len(images) >= 2
+        assert doc["plans"] and doc["path_risk"]  # what the timeline drew
+        # links: the route's .rrd and its route file, relative to the page, both exist
+        hrefs = re.findall(r'<a (?:class="rrd" )?href="([^"]+)"', text)
+        rrd = [h for h in hrefs if h.endswith(".rrd")]
+        assert (
+            len(rrd) == 1
+            and (page.parent / rrd[0]).resolve() == (student_run / doc["rerun"]["path"]).resolve()
+        )
+        assert (page.parent / rrd[0]).is_file()
+        assert any(
+            (page.parent / h).resolve() == (student_run / "routes" / f"{route_id}.json").resolve()
+            for h in hrefs
+        )
+        back = [h for h in hrefs if h.endswith("report.html#routes")]
+        assert back and (page.parent / back[0].split("#")[0]).resolve() == explore_report.resolve()
+
+
+def test_run_names_and_intervals(explore_report: Path, student_run: Path) -> None:
+    html = explore_report.read_text()
+    # one name per run in every section: the open-loop column "rsd-s0" and the closed-loop run "rsd" seed 0
+    assert "<th>rsd · seed 0</th>" in html and "<th>rsd-s0</th>" not in html
+    assert "<h3>rsd · seed 0 <span" in html and "<h3>expert · seed 0 <span" in html  # seed: folder name
+    assert "compared:</b> expert, rsd</span>" in html
+    # one run per configuration: the DS cell carries the 95 % bootstrap interval over its routes
+    from riskdistill.evaluation.compare import bootstrap_confidence_interval
+
+    scores = [
+        load_json(f)["scores"]["score_composed"] for f in sorted((student_run / "routes").glob("*.json"))
+    ]
+    ci = bootstrap_confidence_interval(scores)
+    ds = load_json(student_run / "summary.json")["driving_score"]
+    assert f"{ds:.2f} [{ci['ci_low']:.2f}, {ci['ci_high']:.2f}]" in html
+
+
+def test_long_infraction_lists_are_wrapped(runs: dict[str, Path], tmp_path: Path) -> None:
+    run = tmp_path / "noisy_s0"
+    shutil.copytree(runs["s0"], run)
+    f = run / "routes" / "r1.json"
+    doc = load_json(f)
+    t = doc["trajectory"]
+    doc["events"] = [
+        {"kind": "collisions_vehicle", "time_s": 1.0 + 0.01 * k, "x_m": t["x_m"][3], "y_m": t["y_m"][3],
+         "message": f"{NASTY} " + "very long message " * 20, "actor_id": 3, "value": None}
+        for k in range(2000)
+    ]  # fmt: skip
+    doc.pop("scores"), doc.pop("status")
+    atomic_write_json(f, doc)
+    _rewrite_summary(run)
+    path = build_report(ReportInputs.from_folders(closed_loop=[run]), tmp_path / "report")
+    html = path.read_text()
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", html, re.S)
+    assert max(len(c) for c in cells) < 1500  # was 68,000 characters for such a route
+    cell = next(c for c in cells if "2000 &times; collisions vehicle" in c)
+    assert "all 2000 on the route page" in cell and 'class="q"' in cell
+    assert re.search(r'<td class="wrap">', html)
+    page = (path.parent / _failed_route_links(html)[0][0]).read_text()
+    from riskdistill.viz.report_route import MAX_EVENT_ROWS
+
+    assert page.count(">collisions_vehicle</td>") == MAX_EVENT_ROWS
+    assert f"{2000 - MAX_EVENT_ROWS} more infractions not listed" in page
+    assert "&lt;script&gt;" in page and "<script" not in page
+
+
+def test_training_curves(labelled_micro_run: Path, tmp_path: Path) -> None:
+    path = build_report(ReportInputs.from_folders(training=[labelled_micro_run]), tmp_path)
+    html = path.read_text()
+    assert 'id="training"' in html and "micro · seed 3" in html
+    imgs = _images(html[html.index('id="training"') :])
+    assert len(imgs) == 1 and imgs[0].size[0] > 600  # the training-loss panels
+    with pytest.raises(ReportInputError, match=r"metrics\.csv"):
+        ReportInputs.from_folders(training=[tmp_path])
+
+
+@pytest.fixture(scope="module")
+def labelled_micro_run(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from riskdistill.training import train
+    from test_training_support import make_labelled_copy, micro_config
+
+    root = make_labelled_copy(tiny_dataset, tmp_path_factory)
+    run = tmp_path_factory.mktemp("train") / "micro_seed3"
+    train(micro_config(root, max_steps=3, seed=3), run)
+    return run
+
+
+def test_camera_names_on_mosaics() -> None:
+    from riskdistill.viz.cameras import render_camera_mosaic
+
+    names = ["CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK_LEFT", "CAM_BACK"]
+    m = render_camera_mosaic(np.full((5, 64, 176, 3), 128, np.uint8), names)
+    tile = lambda r, c: m[r * 64 : (r + 1) * 64, c * 176 : (c + 1) * 176]  # noqa: E731
+    for r, c in ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1)):
+        corner = tile(r, c)[:14, :100]
+        assert (corner == 0).all(axis=-1).sum() > 100 and (corner > 200).all(axis=-1).sum() > 20  # label
+    missing = tile(1, 2)[:14, :150]  # CAM_BACK_RIGHT: black tile, its name in red
+    assert ((missing[..., 0] > 200) & (missing[..., 1] < 180)).sum() > 20
+    assert (tile(0, 1)[30:] == 128).all()  # the image below the label is untouched
+    np.testing.assert_array_equal(
+        render_camera_mosaic(m[None, :64, :176], ["X"], labels=False)[:64, :176], m[:64, :176]
+    )
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (apt-get install chromium)"
+)
+def test_click_a_failed_route_in_chromium(explore_report: Path, tmp_path: Path) -> None:
+    """Open the report in Chromium, follow the link of a failed route as a click would, see why it failed."""
+    control = tmp_path / "control.html"
+    control.write_text('<!DOCTYPE html><html><body><script>console.error("control")</script></body></html>')
+    assert _chromium(control.as_uri(), tmp_path)[1], "console messages are seen (control page)"
+
+    dom, console = _chromium(explore_report.resolve().as_uri(), tmp_path)
+    assert console == [], console
+    for sid in ("closed-loop", "open-loop", "routes"):
+        assert f'id="{sid}"' in dom
+    href, route_id = _failed_route_links(dom)[0]
+    page_url = (explore_report.parent / href).resolve().as_uri()
+    page_dom, page_console = _chromium(page_url, tmp_path)
+    assert page_console == [], page_console
+    assert "Why this route failed" in page_dom and route_id in page_dom
+    for sid in ("verdict", "files", "drive", "infractions"):
+        assert f'id="{sid}"' in page_dom
+    png = tmp_path / "route.png"
+    _screenshot(explore_report.parent / href, png, tmp_path, size=(1280, 1400))
+    with Image.open(png) as im:
+        img = np.asarray(im.convert("RGB")).astype(int)
+    header = np.array([int(HEADER_COLOR[i : i + 2], 16) for i in (1, 3, 5)])
+    assert (np.abs(img[2:50] - header).max(axis=-1) <= 3).mean() > 0.6  # the page's header band
+    body = img[120:]
+    assert body.std() > 20 and len(np.unique(body.reshape(-1, 3) // 16, axis=0)) > 50  # map, plots, text
+    # the overview map is on screen: its grass-green ground (topdown.GROUND) fills a large block
+    from riskdistill.viz.topdown import GROUND_COLOR
+
+    grass = np.abs(body - np.array(GROUND_COLOR)).max(axis=-1) <= 6
+    assert grass.sum() > 20_000
+
+
+def test_cli_report_training_and_route_pages(
+    runs: dict[str, Path], labelled_micro_run: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from riskdistill.cli.main import app
+
+    res = CliRunner().invoke(
+        app,
+        ["report", "--closed-loop", str(runs["expert_s1"]), "--training", f"micro={labelled_micro_run}",
+         "--route-pages", "1", "--out", str(tmp_path)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "report.html").read_text()
+    assert 'id="training"' in html and "micro · seed 3" in html
+    pages = sorted((tmp_path / "routes").rglob("*.html"))
+    assert [p.name for p in pages] == ["r0.html"]  # one page per run: the route with the collision first
+    assert (
+        'href="routes/00-expert-seed-1/r0.html"' in html
+        and 'href="routes/00-expert-seed-1/r1.html"' not in html
+    )
+    res = CliRunner().invoke(app, ["report", "--training", str(tmp_path / "nope"), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "metrics.csv" in res.output

@@ -432,3 +432,103 @@ def test_experiment_records_the_nominal_rig_only(tmp_path: Path) -> None:
         ]
     )
     assert not (off_dir / "rerun").exists()
+
+
+# ------------------------------------------------------------------------------------------ boxes and layout
+def _blueprint_views(path: Path) -> list[dict]:
+    """The default blueprint's views: class, display name, origin and contents query."""
+    reader = RrdReader(path)
+    stores = reader.blueprints()
+    assert len(stores) == 1, "one default blueprint"
+    by_entity: dict[str, dict] = {}
+    for c in reader.stream(store=stores[0]).to_chunks():
+        d = c.to_record_batch().to_pydict()
+        if c.entity_path.startswith("/view/"):
+            view = by_entity.setdefault(c.entity_path.removesuffix("/ViewContents"), {})
+            for key, name in (
+                ("ViewBlueprint:class_identifier", "class"),
+                ("ViewBlueprint:display_name", "name"),
+                ("ViewBlueprint:space_origin", "origin"),
+                ("ViewContents:query", "contents"),
+            ):
+                if key in d and d[key][0] is not None:  # paths without their leading "/"
+                    v = [str(q).replace("/", "", 1) if "/" in str(q)[:3] else str(q) for q in d[key][0]]
+                    view[name] = v if name == "contents" else v[0]
+    return list(by_entity.values())
+
+
+def _column(chunks: list, name: str) -> list:
+    out = []
+    for c in chunks:
+        out += c.to_record_batch().to_pydict()[name]
+    return out
+
+
+def test_recorded_route_boxes_and_blueprint(tiny_dataset: Path, labels: Path, tmp_path: Path) -> None:
+    """Actors as boxes in the BEV and 3-D views at the annotation's poses; the blueprint puts the teacher's
+    risk map next to the student's, the cameras above them and the 3-D scene beside them."""
+    from riskdistill.viz.rerun_scene import boxes_from_annotation
+
+    ds = RecordedDataset(tiny_dataset)
+    frames = [ds.frame(i) for i in range(len(ds)) if ds.frame(i).route_id == "r0"]
+    grid = BevGrid.preset("tiny")
+    predictor = lambda rec: (np.array([[2.0, 0.0], [4.0, 0.1]]), np.full(grid.shape, 0.3))  # noqa: E731
+    path = log_dataset_rrd(tiny_dataset, "r0", labels, tmp_path / "r0.rrd", predictor=predictor)
+    chunks = _chunks(path)
+    assert _rows(chunks["/scene/actors"]) == _rows(chunks["/bev/actors"]) == len(frames)
+    assert chunks["/scene/ego"][0].is_static and chunks["/bev/ego"][0].is_static
+    assert "/scene/trajectory/planned" in chunks and "/scene/trajectory/expert" in chunks
+    # the 3-D boxes are the annotation's actors: centres, half sizes, one per actor, frame by frame
+    centers = _column(chunks["/scene/actors"], "Boxes3D:centers")
+    half = _column(chunks["/scene/actors"], "Boxes3D:half_sizes")
+    strips = _column(chunks["/bev/actors"], "LineStrips2D:strips")
+    for rec, c, h, s in zip(frames, centers, half, strips, strict=True):
+        boxes = boxes_from_annotation(rec.annotation)
+        np.testing.assert_allclose(np.asarray(c), boxes.centers_ego, atol=1e-4)
+        np.testing.assert_allclose(np.asarray(h), boxes.sizes_lwh / 2, atol=1e-4)
+        assert len(s) == len(boxes) and all(len(p) == 5 for p in s)  # closed outlines
+    # the outline of an actor ahead and to the left sits above and left of the ego on the panel
+    ann = frames[0].annotation
+    k = int(
+        np.argmin(np.where(ann["actor_center_ego"][:, 0] > 3, np.abs(ann["actor_center_ego"][:, 1]), 1e9))
+    )
+    poly = np.asarray(strips[0][k])
+    from riskdistill.viz.rerun_log import PANEL_PX
+    from riskdistill.viz.risk import ego_to_px, panel_size
+
+    want = ego_to_px(grid, ann["actor_center_ego"][k : k + 1, :2], panel_size(grid, PANEL_PX))[0]
+    np.testing.assert_allclose(poly[:4].mean(axis=0), want, atol=0.5)
+
+    views = {v["name"]: v for v in _blueprint_views(path)}
+    for cam in ds.camera_names:
+        assert views[cam]["origin"] == f"cameras/{cam}" and views[cam]["class"] == "2D"
+    teacher, student = views["BEV · teacher risk"], views["BEV · student risk"]
+    assert teacher["origin"] == student["origin"] == "bev"
+    assert "- bev/risk/predicted" in teacher["contents"] and "- bev/risk/teacher" not in teacher["contents"]
+    assert "- bev/risk/teacher" in student["contents"] and "- bev/risk/predicted" not in student["contents"]
+    assert (
+        views["3D · actors and plan"]["class"] == "3D" and views["3D · actors and plan"]["origin"] == "scene"
+    )
+    assert {"speed and risk", "events", "route", "teacher reasons"} <= set(views)
+
+
+def test_closed_loop_boxes_and_blueprint(tmp_path: Path) -> None:
+    from riskdistill.sim.expert import ExpertDriver
+    from riskdistill.sim.scenarios import build_scenario
+
+    spec = RouteSpec(
+        route_id="r0", scenario="VehicleTurningRoutePedestrian", seed=7, layout={"family": "junction4"}
+    )
+    path = record_closed_loop_rrd(
+        spec, ExpertDriver, tmp_path / "cl.rrd", grid=BevGrid.preset("tiny"), every=10
+    )
+    chunks = _chunks(path)
+    n = _rows(chunks["/topdown"])
+    assert _rows(chunks["/scene/actors"]) == _rows(chunks["/bev/actors"]) == n
+    n_actors = build_scenario(spec.scenario, spec.seed, spec.layout).world.actors.n - 1
+    assert len(_column(chunks["/scene/actors"], "Boxes3D:centers")[0]) == n_actors  # all but the ego
+    labels = _column(chunks["/scene/actors"], "Boxes3D:labels")[0]
+    assert any(lb.startswith("pedestrian #") for lb in labels)  # the scenario's pedestrian
+    views = {v["name"]: v for v in _blueprint_views(path)}
+    assert {"BEV", "3D · actors and plan", "top-down", "speed and risk", "events", "route"} <= set(views)
+    assert "BEV · teacher risk" not in views  # no labels in closed loop

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from riskdistill.cli import data, data_import, evaluate, experiment, sim
+from riskdistill.cli import export as export_cli
 from riskdistill.cli import label as label_cli
 from riskdistill.cli import train as train_cli
 from riskdistill.cli.report import frame, report, rerun, rerun_route
@@ -20,6 +21,8 @@ app.add_typer(evaluate.app, name="eval")
 app.add_typer(data.app, name="data")
 sim.app.command("record")(data.record)
 data.app.command("import")(data_import.import_data)
+data.app.add_typer(export_cli.data_app, name="export")
+app.add_typer(export_cli.app, name="export")
 
 viz_app = typer.Typer(help="Pictures of recorded data.", no_args_is_help=True)
 viz_app.command("frame")(frame)

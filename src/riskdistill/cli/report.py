@@ -29,10 +29,16 @@ def report(
     checkpoint: list[Path] = typer.Option(
         [], "--checkpoint", help="Student checkpoint for predicted risk (repeatable)."
     ),
+    training: list[Path] = typer.Option(
+        [], "--training", help="Training run folder with metrics.csv; LABEL=DIR names it (repeatable)."
+    ),
     out: Path = typer.Option(Path("reports"), "--out", help="Output folder; the report is OUT/report.html."),
     title: str = typer.Option("riskdistill evaluation report", "--title"),
     frames: int = typer.Option(3, "--frames", help="Sample frames to draw from --data."),
     thumbnails: int = typer.Option(24, "--thumbnails", help="Route thumbnails per closed-loop run at most."),
+    route_pages: int = typer.Option(
+        200, "--route-pages", help="Route pages per closed-loop run at most (failures first)."
+    ),
 ) -> None:
     """Build one self-contained HTML report from evaluation results (sections without inputs are omitted)."""
     from riskdistill.viz.report import build_report
@@ -40,8 +46,8 @@ def report(
 
     if labels is None:
         labels = find_label_dir(data)
-    if not (closed_loop or open_loop or compare or data):
-        fail("nothing to report: give --closed-loop, --open-loop, --compare or --data")
+    if not (closed_loop or open_loop or compare or data or training):
+        fail("nothing to report: give --closed-loop, --open-loop, --compare, --data or --training")
     try:
         inputs = ReportInputs.from_folders(
             closed_loop=list(closed_loop),
@@ -50,9 +56,11 @@ def report(
             data=data,
             labels=labels,
             checkpoints=list(checkpoint),
+            training=list(training),
             title=title,
             n_sample_frames=frames,
             max_thumbnails=thumbnails,
+            max_route_pages=route_pages,
         )
     except ReportInputError as exc:
         fail(str(exc))

@@ -256,7 +256,12 @@ class Pipeline:
         return {"path": str(out / "comparison.json")}
 
     def report(
-        self, closed: list[str], open_loop: list[str], compare: str | None, checkpoints: list[str]
+        self,
+        closed: list[str],
+        open_loop: list[str],
+        compare: str | None,
+        checkpoints: list[str],
+        training: list[str] = (),
     ) -> dict:
         from riskdistill.contracts.labels import default_label_dir
         from riskdistill.viz.report import build_report
@@ -269,6 +274,7 @@ class Pipeline:
             data=self.data_dir / "bench",
             labels=default_label_dir(self.data_dir / "bench"),
             checkpoints=checkpoints,
+            training=list(training),
             title=f"riskdistill experiment {self.cfg.name!r}",
         )
         path = build_report(inputs, self.out / "report")
@@ -316,7 +322,10 @@ class Pipeline:
         if len(self.cfg.variants) > 1:
             compare = s.run("compare", lambda: self.compare(nominal_runs))["path"]
         report_ckpts = [ckpts[v, self.cfg.seeds[0]] for v in self.cfg.variants]
-        report = s.run("report", lambda: self.report(closed_specs, open_specs, compare, report_ckpts))["path"]
+        train_dirs = [str(self.out / "train" / run_name(v, sd)) for v, sd in runs]
+        report = s.run(
+            "report", lambda: self.report(closed_specs, open_specs, compare, report_ckpts, train_dirs)
+        )["path"]
         return ExperimentResult(self.out, s, summaries, open_loop, Path(report))
 
 

@@ -121,6 +121,11 @@ class TrainConfig(StrictConfig):
     keep_last_checkpoints: int = Field(default=2, ge=0)
     progress: bool = True
     tensorboard: bool = True
+    tensorboard_images_every_steps: int | None = Field(
+        default=100,
+        ge=1,
+        description="predicted vs teacher risk maps to TensorBoard every N steps; None: off",
+    )
     ddp_find_unused_parameters: bool = Field(
         default=True, description="needed when some parameters get no gradient (e.g. unused backbone stages)"
     )
@@ -216,6 +221,7 @@ RESUME_ALLOWED = frozenset(
         "keep_last_checkpoints",
         "progress",
         "tensorboard",
+        "tensorboard_images_every_steps",
         "ddp_find_unused_parameters",
     }
 )

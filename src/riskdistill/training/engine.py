@@ -64,7 +64,7 @@ from riskdistill.training.checkpoint import (
 )
 from riskdistill.training.config import RESUME_ALLOWED, TrainConfig, config_drift
 from riskdistill.training.data import ResumableSampler, build_datasets, data_signature, make_loader
-from riskdistill.training.logger import MetricsLogger
+from riskdistill.training.logger import MetricsLogger, risk_map_grid
 
 log = logging.getLogger("riskdistill.training")
 
@@ -345,6 +345,7 @@ class _Trainer:
         with self._autocast():
             outputs = self.model(obs)
             losses = self._losses(outputs, batch, self.state.step)
+        self._log_risk_images(outputs, batch)
         loss = losses["total"]
         self.optimizer.zero_grad(set_to_none=True)
         clip = self.cfg.grad_clip_norm or float("inf")
@@ -369,6 +370,24 @@ class _Trainer:
         out = {k: float(v.detach()) for k, v in losses.items()}
         out["grad_norm"] = float(grad_norm)
         return out
+
+    def _log_risk_images(self, outputs: dict[str, torch.Tensor], batch: Batch) -> None:
+        """Every ``tensorboard_images_every_steps`` (rank 0, with TensorBoard): the predicted risk maps of the
+        batch's first samples beside the teacher's (``train/risk_maps``)."""
+        every, step = self.cfg.tensorboard_images_every_steps, self.state.step + 1  # the step being trained
+        if (
+            self.logger is None
+            or self.logger.tb is None
+            or not every
+            or step % every
+            or "risk" not in outputs
+        ):
+            return
+        target = batch.targets.risk_map
+        teacher = None if target is None else target.detach().float().cpu().numpy()
+        self.logger.log_image(
+            "train/risk_maps", risk_map_grid(outputs["risk"].detach().float().cpu().numpy(), teacher), step
+        )
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:

@@ -6,25 +6,24 @@
 
 Sections (each left out, with a note, when its inputs are missing): header (what was compared, date,
 git commit, machine), closed-loop tables (DS / SR / RC / IP / Efficiency / Comfortness / abilities per
-run, mean and 95 % CI over seeds) with plots, generalisation (nominal vs shifted rig), paired significance
-tests, open-loop metrics, risk vs outcome (lead-time histogram), per-route results with top-down
-thumbnails, and sample frames (camera mosaic; teacher vs predicted risk maps with planned vs expert
-trajectories; the teacher's reasons). All text from inputs is HTML-escaped. See ``docs/report.md``.
+run, mean and 95 % CI over seeds, or over routes for one seed) with plots, generalisation (nominal vs
+shifted rig), paired significance tests, open-loop metrics, risk vs outcome (lead-time histogram), training
+curves (``metrics.csv``), per-route results with top-down thumbnails and a page per route
+(``routes/<NN>-<run>/<route>.html``: why it failed, infractions in time, plan and risk over time, the
+route's ``.rrd``; :mod:`riskdistill.viz.report_route`), and sample frames (camera mosaic with camera names;
+teacher vs predicted risk maps with planned vs expert trajectories; the teacher's reasons). Runs carry one
+name everywhere (``label [condition] · seed N``, :mod:`riskdistill.viz.report_names`). All text from inputs
+is HTML-escaped. See ``docs/report.md``.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import math
 import os
 import platform
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from riskdistill.io import atomic_write_text
 from riskdistill.viz.report_data import NOMINAL, ClosedLoopRun, JsonInput, ReportInputError, ReportInputs
@@ -39,6 +38,9 @@ from riskdistill.viz.report_figures import (
     render_route_thumbnail,
     student_predictor,
 )
+from riskdistill.viz.report_html import CSS, HEADER_COLOR, esc, fmt, fmt_ci, img_tag, note, table
+from riskdistill.viz.report_names import display_of, split_seed
+from riskdistill.viz.report_route import infraction_cell
 from riskdistill.viz.report_stats import (
     ABILITY_NAMES,
     CLOSED_LOOP_METRICS,
@@ -48,101 +50,21 @@ from riskdistill.viz.report_stats import (
     summary_value,
 )
 
-__all__ = ["ReportInputError", "ReportInputs", "build_report", "render_report_html"]
+__all__ = [
+    "CSS",
+    "HEADER_COLOR",
+    "ReportInputError",
+    "ReportInputs",
+    "build_report",
+    "esc",
+    "fmt",
+    "img_tag",
+    "render_report_html",
+    "table",
+]
 
 REPORT_NAME = "report.html"
-HEADER_COLOR = "#1d3557"  # the header band; the rendering test looks for it at the top of the page
 MAX_GENERIC_ROWS = 120
-
-CSS = f"""
-* {{ box-sizing: border-box; }}
-body {{ margin: 0; font-family: "DejaVu Sans", Arial, sans-serif; font-size: 14px; color: #1b1b1b;
-       background: #f4f5f7; }}
-header {{ background: {HEADER_COLOR}; color: #ffffff; padding: 18px 28px 14px 28px; min-height: 96px; }}
-header h1 {{ margin: 0 0 6px 0; font-size: 24px; }}
-header .meta {{ font-size: 12.5px; opacity: 0.92; }}
-header .meta span {{ margin-right: 18px; white-space: nowrap; }}
-main {{ padding: 8px 28px 40px 28px; }}
-section {{ background: #ffffff; border-radius: 6px; padding: 10px 18px 16px 18px; margin: 16px 0;
-          box-shadow: 0 1px 2px rgba(0,0,0,0.08); }}
-h2 {{ font-size: 18px; margin: 8px 0 10px 0; color: {HEADER_COLOR}; }}
-h3 {{ font-size: 15px; margin: 14px 0 6px 0; }}
-table {{ border-collapse: collapse; margin: 6px 0 10px 0; font-size: 13px; }}
-th, td {{ border: 1px solid #d6d9de; padding: 3px 8px; text-align: right; }}
-td {{ white-space: nowrap; }}
-section {{ overflow-x: auto; }}
-th {{ background: #e9edf3; }}
-td.l, th.l {{ text-align: left; }}
-tr.fail td {{ background: #fdecec; }}
-.note {{ color: #6b4b00; background: #fff6d6; border-left: 4px solid #e0b000; padding: 6px 10px;
-        margin: 6px 0; }}
-.muted {{ color: #666666; font-size: 12px; }}
-.grid {{ display: flex; flex-wrap: wrap; gap: 10px; }}
-figure {{ margin: 0; }}
-figure img {{ display: block; border: 1px solid #ccd; }}
-figcaption {{ font-size: 12px; color: #333333; max-width: 260px; }}
-img.plot {{ max-width: 100%; }}
-.frame {{ border-top: 1px solid #e3e3e3; padding-top: 8px; margin-top: 8px; }}
-.frame img {{ max-width: 100%; margin: 4px 0; }}
-.frame img.mosaic {{ width: 880px; image-rendering: auto; }}
-"""
-
-
-# ------------------------------------------------------------------------------------------ helpers
-def esc(x: Any) -> str:
-    return html.escape(str(x), quote=True)
-
-
-def fmt(v: Any, digits: int = 2) -> str:
-    if v is None:
-        return "&ndash;"
-    if isinstance(v, bool):
-        return esc(v)
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        return "&ndash;" if not math.isfinite(float(v)) else f"{float(v):.{digits}f}"
-    return esc(v)
-
-
-def fmt_ci(stat: tuple[float, float] | None, n: int, digits: int = 2) -> str:
-    if stat is None:
-        return "&ndash;"
-    mean, half = stat
-    return f"{mean:.{digits}f}" if n <= 1 else f"{mean:.{digits}f} &plusmn; {half:.{digits}f}"
-
-
-def img_tag(data: bytes, mime: str, alt: str, cls: str = "", width: int | None = None) -> str:
-    b64 = base64.b64encode(data).decode("ascii")
-    w = f' width="{width}"' if width else ""
-    c = f' class="{cls}"' if cls else ""
-    return f'<img{c}{w} alt="{esc(alt)}" src="data:{mime};base64,{b64}">'
-
-
-def table(
-    headers: Sequence[str],
-    rows: Iterable[Sequence[str]],
-    left_cols: int = 1,
-    row_classes: Sequence[str] = (),
-    left: Sequence[int] = (),
-) -> str:
-    """An HTML table. ``headers`` are escaped here; cells must already be HTML (use :func:`esc` /
-    :func:`fmt`). The first ``left_cols`` columns and those in ``left`` are left-aligned."""
-
-    def cls(i: int) -> str:
-        return ' class="l"' if i < left_cols or i in left else ""
-
-    th = "".join(f"<th{cls(i)}>{esc(h)}</th>" for i, h in enumerate(headers))
-    body = []
-    for k, row in enumerate(rows):
-        rc = row_classes[k] if k < len(row_classes) else ""
-        tds = "".join(f"<td{cls(i)}>{c}</td>" for i, c in enumerate(row))
-        body.append(f'<tr class="{rc}">{tds}</tr>' if rc else f"<tr>{tds}</tr>")
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def note(text: str) -> str:
-    return f'<div class="note">{esc(text)}</div>'
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -206,7 +128,8 @@ def _section(title: str, body: str, sid: str) -> str:
 
 
 def _header(inputs: ReportInputs, info: dict[str, str]) -> str:
-    compared = sorted({r.name for r in inputs.closed_loop}) + [j.label for j in inputs.open_loop]
+    names = [r.name for r in inputs.closed_loop] + [split_seed(j.label)[0] for j in inputs.open_loop]
+    compared = list(dict.fromkeys(names))  # configurations; their seeds are in the tables
     what = ", ".join(compared) if compared else "no runs"
     meta = "".join(f"<span><b>{esc(k)}:</b> {esc(v)}</span>" for k, v in info.items())
     return (
@@ -220,7 +143,9 @@ def closed_loop_section(groups: Sequence[RunGroup], runs: Sequence[ClosedLoopRun
     metrics = list(CLOSED_LOOP_METRICS) + [(a, a.replace("_", " ")) for a in ABILITY_NAMES]
     parts = [
         '<p class="muted">Bench2Drive metrics; groups of several runs (seeds) show mean &plusmn; 95 % '
-        "confidence half-width (Student t). Abilities are success rates in %.</p>"
+        "confidence half-width (Student t over the seeds); a single run shows its value [95 % interval over "
+        "its routes] (percentile bootstrap) for DS, SR, RC and IP. The plots' error bars are the same "
+        "intervals. Abilities are success rates in %.</p>"
     ]
     headers = ["run", "seeds", "routes"] + [t for _, t in metrics]
     rows = []
@@ -228,13 +153,12 @@ def closed_loop_section(groups: Sequence[RunGroup], runs: Sequence[ClosedLoopRun
         n = len(g.runs)
         routes = sorted({len(r.routes) for r in g.runs})
         rows.append(
-            [esc(g.name), str(n), esc("/".join(map(str, routes)))]
-            + [fmt_ci(g.stat(k), n) for k, _ in metrics]
+            [esc(g.name), str(n), esc("/".join(map(str, routes)))] + [_group_cell(g, k) for k, _ in metrics]
         )
     parts.append("<h3>Per configuration</h3>" + table(headers, rows))
     if any(len(g.runs) > 1 for g in groups):
         rows = [
-            [esc(r.name), esc(r.path.name), str(len(r.routes))]
+            [esc(r.display), esc(r.path.name), str(len(r.routes))]
             + [fmt(summary_value(r.summary, k)) for k, _ in metrics]
             for r in runs
         ]
@@ -272,6 +196,18 @@ def closed_loop_section(groups: Sequence[RunGroup], runs: Sequence[ClosedLoopRun
     if plots:
         parts.append('<div class="grid">' + "".join(plots) + "</div>")
     return "".join(parts)
+
+
+def _group_cell(g: RunGroup, key: str) -> str:
+    """``mean &plusmn; half`` over seeds, ``value [low, high]`` over the routes of one run, or the value."""
+    n = len(g.runs)
+    if n > 1:
+        return fmt_ci(g.stat(key), n)
+    iv = g.interval(key)
+    if iv is None:
+        return "&ndash;"
+    value, lo, hi, method = iv
+    return f"{value:.2f} [{lo:.2f}, {hi:.2f}]" if method == "routes" else f"{value:.2f}"
 
 
 def _mean_of(values: Sequence[Any]) -> tuple[float, float] | None:
@@ -428,7 +364,9 @@ def json_table_section(items: Sequence[JsonInput], intro: str) -> str:
         keys = keys[:MAX_GENERIC_ROWS]
     rows = [[esc(k)] + [fmt(f.get(k), 4) for f in flat] for k in keys]
     return (
-        f'<p class="muted">{esc(intro)}</p>' + table(["metric"] + [j.label for j in items], rows) + note_rows
+        f'<p class="muted">{esc(intro)}</p>'
+        + table(["metric"] + [display_of(j.label) for j in items], rows)
+        + note_rows
     )
 
 
@@ -453,11 +391,11 @@ def lead_time_section(inputs: ReportInputs) -> str | None:
         if not ro:
             continue
         events = ro.get("events") or []
-        series[run.name] = [
+        series[run.display] = [
             e["lead_time_s"] for e in events if isinstance(e, dict) and e.get("lead_time_s") is not None
         ]
         rows.append(
-            [esc(run.name), fmt(ro.get("threshold")), fmt(ro.get("window_s"), 1)]
+            [esc(run.display), fmt(ro.get("threshold")), fmt(ro.get("window_s"), 1)]
             + [fmt(ro.get(k), 3) for k, _ in RISK_OUTCOME_KEYS]
         )
     sources: list[JsonInput] = ([inputs.compare] if inputs.compare else []) + list(inputs.open_loop)
@@ -481,33 +419,42 @@ def lead_time_section(inputs: ReportInputs) -> str | None:
     return "".join(parts)
 
 
-def routes_section(runs: Sequence[ClosedLoopRun], max_thumbnails: int) -> str:
-    parts = []
+def routes_section(
+    runs: Sequence[ClosedLoopRun], max_thumbnails: int, pages: dict[tuple[int, str], str] | None = None
+) -> str:
+    """Per run: the routes table (route ids link to their page in ``pages``, infractions summarised in a
+    wrapped cell) and thumbnails of the worst routes."""
+    pages = pages or {}
+    parts = [
+        '<p class="muted">Click a route for its page: why it failed, its infractions in time, the plan and '
+        "the predicted risk over time, and its Rerun recording. Failed routes are shaded.</p>"
+    ]
     notes_once: set[str] = set()
-    for run in runs:
+    for i, run in enumerate(runs):
         rows, classes = [], []
         for o in run.routes:
-            inf = "; ".join(f"{e.kind}: {e.message}" for e in o.result.events) or ""
+            href = pages.get((i, o.route_id))
+            rid = f'<a href="{esc(href)}">{esc(o.route_id)}</a>' if href else esc(o.route_id)
             rows.append(
                 [
-                    esc(o.route_id),
+                    rid,
                     esc(o.scenario),
                     esc(o.status),
                     fmt(o.scores["score_composed"]),
                     fmt(o.scores["score_route"]),
                     fmt(o.scores["score_penalty"], 3),
-                    esc(inf),
+                    infraction_cell(o, href),
                 ]
             )
             classes.append("" if o.success else "fail")
-        parts.append(f'<h3>{esc(run.name)} <span class="muted">({esc(run.path)})</span></h3>')
+        parts.append(f'<h3>{esc(run.display)} <span class="muted">({esc(run.path)})</span></h3>')
         parts.append(
             table(
                 ["route", "scenario", "status", "score", "RC %", "IP", "infractions"],
                 rows,
                 left_cols=3,
                 row_classes=classes,
-                left=(6,),
+                wrap=(6,),
             )
         )
         figs = []
@@ -521,11 +468,12 @@ def routes_section(runs: Sequence[ClosedLoopRun], max_thumbnails: int) -> str:
                     f"({esc(type(exc).__name__)}: {esc(exc)})</figcaption></figure>"
                 )
                 continue
-            cap = f"{o.route_id} &middot; {esc(o.scenario)} &middot; {esc(o.status)}"
-            figs.append(
-                f"<figure>{img_tag(png_bytes(img), 'image/png', o.route_id, width=256)}"
-                f"<figcaption>{cap}</figcaption></figure>"
-            )
+            cap = f"{esc(o.route_id)} &middot; {esc(o.scenario)} &middot; {esc(o.status)}"
+            thumb = img_tag(png_bytes(img), "image/png", o.route_id, width=256)
+            href = pages.get((i, o.route_id))
+            if href:
+                thumb = f'<a href="{esc(href)}">{thumb}</a>'
+            figs.append(f"<figure>{thumb}<figcaption>{cap}</figcaption></figure>")
             if o.trajectory_xy is None:
                 notes_once.add(
                     "route files without an ego trajectory: thumbnails show the route and the "
@@ -586,6 +534,7 @@ def _sample_frames(inputs: ReportInputs) -> str | None:
             except Exception as exc:
                 notes.append(f"checkpoint {ckpt}: could not be loaded ({type(exc).__name__}: {exc})")
                 continue
+            name = display_of(name)
             students.append((name, predict))
             names.append(name)
             grids.append(grid)
@@ -597,8 +546,9 @@ def _sample_frames(inputs: ReportInputs) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------ assembly
-def render_report_html(inputs: ReportInputs) -> str:
-    """The whole report as an HTML string (see the module doc)."""
+def render_report_html(inputs: ReportInputs, pages: dict[tuple[int, str], str] | None = None) -> str:
+    """The whole report as an HTML string (see the module doc); ``pages`` are the route pages to link
+    (``{(run index, route id): relative path}``, written by :func:`build_report`)."""
     info = machine_info()
     sections: list[str] = []
     notes: list[str] = []
@@ -648,9 +598,15 @@ def render_report_html(inputs: ReportInputs) -> str:
             "no risk_outcome.json in the closed-loop folders (the drivers predicted no risk): "
             "risk-vs-outcome section left out"
         )
+    if inputs.training:
+        from riskdistill.viz.report_training import training_section
+
+        sections.append(_section("Training curves", training_section(inputs.training), "training"))
+    else:
+        notes.append("no training run folders given (--training): training curves left out")
     if inputs.closed_loop:
         sections.append(
-            _section("Routes", routes_section(inputs.closed_loop, inputs.max_thumbnails), "routes")
+            _section("Routes", routes_section(inputs.closed_loop, inputs.max_thumbnails, pages), "routes")
         )
     frames = _sample_frames(inputs)
     if frames is not None:
@@ -666,9 +622,13 @@ def render_report_html(inputs: ReportInputs) -> str:
 
 
 def build_report(inputs: ReportInputs, out_dir: str | Path) -> Path:
-    """Write ``out_dir/report.html`` (atomically) and return its path."""
+    """Write ``out_dir/report.html`` and the route pages ``out_dir/routes/...`` (each atomically) and return
+    the report's path."""
+    from riskdistill.viz.report_route import write_route_pages
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / REPORT_NAME
-    atomic_write_text(path, render_report_html(inputs))
+    pages = write_route_pages(inputs.closed_loop, path, CSS, inputs.max_route_pages)
+    atomic_write_text(path, render_report_html(inputs, pages))
     return path

@@ -37,6 +37,7 @@ from riskdistill.evaluation.driving_score import (
 from riskdistill.io import load_json
 from riskdistill.sim.events import InfractionEvent, RouteEnd
 from riskdistill.types import Infraction
+from riskdistill.viz.report_names import display_name, split_seed
 
 NOMINAL = "nominal"
 _SEED_SUFFIX = re.compile(r"[_-]?(?:seed|s)\d+$")  # as riskdistill.evaluation.compare
@@ -85,6 +86,20 @@ class ClosedLoopRun:
     def name(self) -> str:
         return self.label if self.condition == NOMINAL else f"{self.label} [{self.condition}]"
 
+    @property
+    def seed(self) -> int | None:
+        """``run.json``'s ``config.seed``, else the folder name's seed suffix (``rsd_seed1``), else None."""
+        config = self.meta.get("config") if isinstance(self.meta.get("config"), dict) else {}
+        seed = config.get("seed")
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            return seed
+        return split_seed(self.path.name)[1]
+
+    @property
+    def display(self) -> str:
+        """The run's name in every section: ``label [condition] · seed N``."""
+        return display_name(self.label, self.seed, self.condition)
+
 
 @dataclass
 class JsonInput:
@@ -105,9 +120,11 @@ class ReportInputs:
     data: Path | None = None  # a recorded data set, for camera mosaics and BEV panels
     labels: Path | None = None  # the teacher's label folder (maps/<frame_id>.npy, records/<frame_id>.json)
     checkpoints: list[Path] = field(default_factory=list)  # student checkpoints for predicted risk maps
+    training: list[TrainingRun] = field(default_factory=list)  # training runs: metrics.csv curves
     title: str = "riskdistill evaluation report"
     n_sample_frames: int = 3
     max_thumbnails: int = 24
+    max_route_pages: int = 200  # route pages per closed-loop run (failures first)
 
     @classmethod
     def from_folders(
@@ -118,10 +135,13 @@ class ReportInputs:
         data: str | Path | None = None,
         labels: str | Path | None = None,
         checkpoints: Sequence[str | Path] = (),
+        training: Sequence[str | Path] = (),
         **kwargs: Any,
     ) -> ReportInputs:
-        """Load every input (see the module doc for the ``LABEL[:CONDITION]=PATH`` specs)."""
+        """Load every input (see the module doc for the ``LABEL[:CONDITION]=PATH`` specs; ``training`` are
+        training run folders, ``LABEL=DIR`` or ``DIR``, with a ``metrics.csv``)."""
         runs = [load_closed_loop_run(spec) for spec in closed_loop]
+        train_runs = [load_training_run(spec) for spec in training]
         ol = [load_json_input(spec) for spec in open_loop]
         cmp = load_json_input(compare) if compare is not None else None
         for p, what in ((data, "data set"), (labels, "label folder")):
@@ -140,6 +160,7 @@ class ReportInputs:
             data=Path(data) if data is not None else None,
             labels=Path(labels) if labels is not None else None,
             checkpoints=[Path(c) for c in checkpoints],
+            training=train_runs,
             **kwargs,
         )
 
@@ -301,3 +322,66 @@ def condition_of(variant: Any, config: dict[str, Any]) -> str:
     if not parts and isinstance(config.get("condition"), str) and config["condition"]:
         parts.append(config["condition"])
     return ", ".join(parts) if parts else NOMINAL
+
+
+# ------------------------------------------------------------------------------------------ training runs
+METRICS_CSV = "metrics.csv"
+
+
+@dataclass
+class TrainingRun:
+    """One training run folder: its name parts and the rows of its ``metrics.csv``."""
+
+    label: str
+    seed: int | None
+    path: Path
+    rows: list[dict[str, Any]] = field(repr=False)
+
+    @property
+    def display(self) -> str:
+        return display_name(self.label, self.seed)
+
+    def series(self, split: str, key: str) -> tuple[list[int], list[float]]:
+        """``(steps, values)`` of one column in one split (rows without it are skipped)."""
+        pts = [(int(r["step"]), float(r[key])) for r in self.rows if r.get("split") == split and key in r]
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+    def keys(self, split: str) -> list[str]:
+        out: list[str] = []
+        for r in self.rows:
+            if r.get("split") == split:
+                out += [k for k in r if k not in ("step", "epoch", "split") and k not in out]
+        return out
+
+
+def load_training_run(spec: str | Path) -> TrainingRun:
+    """A training run folder (``LABEL=DIR`` or ``DIR``) with its ``metrics.csv``; ReportInputError naming the
+    file when it is missing or unreadable."""
+    from riskdistill.training.logger import read_metrics
+
+    label, _, path = parse_spec(spec)
+    csv_path = path / METRICS_CSV
+    if not csv_path.is_file():
+        raise ReportInputError(f"{csv_path}: not found (a training run folder holds metrics.csv)")
+    try:
+        rows = read_metrics(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ReportInputError(f"{csv_path}: unreadable ({type(exc).__name__}: {exc})") from exc
+    config: dict[str, Any] = {}
+    if (path / "run.json").is_file():
+        try:
+            meta = load_json(path / "run.json")
+            config = meta.get("config", {}) if isinstance(meta, dict) else {}
+        except ValueError:
+            config = {}
+    name_label, name_seed = split_seed(path.name)
+    seed = name_seed if name_seed is not None else config.get("seed")
+    if label is not None:
+        label, spec_seed = split_seed(label)
+        seed = spec_seed if spec_seed is not None else seed
+    return TrainingRun(
+        label=label or name_label,
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        path=path,
+        rows=rows,
+    )

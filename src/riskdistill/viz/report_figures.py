@@ -67,11 +67,12 @@ def _fig_png(fig: Any) -> bytes:
 
 # ------------------------------------------------------------------------------------------ plots
 def plot_metric_bars(groups: Sequence[RunGroup], key: str, title: str) -> bytes | None:
-    """One bar per run group (mean over seeds) with 95 % CI error bars and the seed values as dots, for a
-    metric in percent (y from 0 to 105)."""
+    """One bar per run group (mean over seeds) with 95 % CI error bars (over the seeds, or over the routes
+    of a single run: :meth:`RunGroup.interval`) and the seed values as dots, for a metric in percent (y
+    from 0 to 105)."""
     from riskdistill.viz.report_stats import summary_value
 
-    stats = [(g, g.stat(key)) for g in groups]
+    stats = [(g, g.interval(key)) for g in groups]
     stats = [(g, s) for g, s in stats if s is not None]
     if not stats:
         return None
@@ -79,7 +80,7 @@ def plot_metric_bars(groups: Sequence[RunGroup], key: str, title: str) -> bytes 
     ax = fig.subplots()
     x = np.arange(len(stats))
     means = [s[0] for _, s in stats]
-    errs = [s[1] for _, s in stats]
+    errs = np.array([[s[0] - s[1] for _, s in stats], [s[2] - s[0] for _, s in stats]])
     colors = [PALETTE[i % len(PALETTE)] for i in range(len(stats))]
     ax.bar(x, means, yerr=errs, capsize=5, color=colors, alpha=0.85)
     for i, (g, _) in enumerate(stats):

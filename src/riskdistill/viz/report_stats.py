@@ -26,6 +26,13 @@ CLOSED_LOOP_METRICS: tuple[tuple[str, str], ...] = (
     ("ability_mean", "Ability mean"),
 )
 ABILITY_NAMES: tuple[str, ...] = tuple(str(a) for a in Ability)
+#: The per-route value behind a summary metric (its mean over routes), for intervals over routes.
+ROUTE_VALUES: dict[str, Any] = {
+    "driving_score": lambda o: o.scores["score_composed"],
+    "success_rate": lambda o: 100.0 * float(o.success),
+    "route_completion": lambda o: o.scores["score_route"],
+    "infraction_penalty": lambda o: o.scores["score_penalty"],
+}
 
 
 def mean_ci(values: Sequence[float | None], confidence: float = 0.95) -> tuple[float, float] | None:
@@ -62,6 +69,27 @@ class RunGroup:
 
     def stat(self, key: str) -> tuple[float, float] | None:
         return mean_ci([summary_value(r.summary, key) for r in self.runs])
+
+    def interval(self, key: str) -> tuple[float, float, float, str] | None:
+        """``(value, low, high, method)`` of the 95 % interval shown as an error bar: over the seeds
+        (``"t"``, two or more runs), else over the routes of the one run (``"routes"``: percentile
+        bootstrap of the per-route values, for the metrics that have one), else ``(value, value, value,
+        "none")``. None when the metric is missing."""
+        st = self.stat(key)
+        if st is None:
+            return None
+        mean, half = st
+        if len(self.runs) > 1:
+            return mean, mean - half, mean + half, "t"
+        per_route = ROUTE_VALUES.get(key)
+        if per_route is None or not self.runs[0].routes:
+            return mean, mean, mean, "none"
+        from riskdistill.evaluation.compare import bootstrap_confidence_interval
+
+        ci = bootstrap_confidence_interval([per_route(o) for o in self.runs[0].routes])
+        if ci["ci_low"] is None or ci["ci_high"] is None:
+            return mean, mean, mean, "none"
+        return mean, min(mean, float(ci["ci_low"])), max(mean, float(ci["ci_high"])), "routes"
 
     def route_scores(self) -> dict[str, float]:
         """Composed score per route id, averaged over the seeds that ran it."""

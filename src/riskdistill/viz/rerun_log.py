@@ -30,7 +30,13 @@ Entity paths (timeline ``sim_time``, seconds; also ``frame``, the step index):
 ``driver/notes``                what the driver says it reacts to (the expert's reason), when it changes
 ``ego/speed_mps``, ``risk/frame_max`` scalars over time
 ``route``                       static Markdown: route id, scenario, grid, result
+``bev/actors``, ``bev/ego``     the actors' and the ego's boxes on the BEV panel (:mod:`.rerun_scene`)
+``scene/...``                   3-D ego-frame view: ``actors`` / ``ego`` boxes, ``trajectory/<name>``
 =============================== =====================================================================
+
+Every recording carries a default blueprint (:func:`riskdistill.viz.rerun_scene.default_blueprint`): the
+cameras, the teacher's and the student's BEV risk side by side, the 3-D scene, the top-down view, time
+series and logs.
 
 BEV panel pixels: forward up, left left, ``PANEL_PX`` pixels tall, the same layout as
 :func:`riskdistill.viz.risk.render_risk_panel`. No viewer is spawned: everything goes to the file.
@@ -50,6 +56,16 @@ from PIL import Image
 
 from riskdistill.geometry import BevGrid
 from riskdistill.io import atomic_path
+from riskdistill.viz.rerun_scene import (
+    ActorBoxes,
+    RecordingContents,
+    boxes_from_annotation,
+    boxes_from_world,
+    default_blueprint,
+    log_actor_boxes,
+    log_scene_static,
+    log_trajectory_3d,
+)
 from riskdistill.viz.risk import (
     PANEL_BG,
     as_risk_map,
@@ -90,6 +106,7 @@ class RerunFrame:
     events: Sequence[str] = ()
     notes: Sequence[str] = ()
     scalars: dict[str, float] = field(default_factory=dict)
+    actors: ActorBoxes | None = None  # boxes in the ego frame (BEV panel and 3-D view)
 
 
 def _path_part(name: str) -> str:
@@ -155,6 +172,15 @@ def _log_frame(rec: Any, f: RerunFrame, grid: BevGrid | None, size: tuple[int, i
                     rr.LineStrips2D([strip], colors=[color], radii=1.5, labels=[key], draw_order=5.0),
                 )
                 rec.log(f"bev/trajectory/{key}_points", rr.Points2D(strip[1:], colors=[color], radii=3.0))
+    for key, xy, color in (
+        ("route", f.route_xy, ROUTE_COLOR),
+        ("planned", f.planned_xy, PLAN_COLOR),
+        ("expert", f.expert_xy, FUTURE_COLOR),
+    ):
+        if xy is not None:
+            log_trajectory_3d(rec, key, xy, color)
+    if f.actors is not None:
+        log_actor_boxes(rec, f.actors, grid, size)
     if f.reasons:
         rec.log("teacher/reasons", rr.TextDocument("\n".join(f.reasons), media_type=rr.MediaType.MARKDOWN))
     for msg in f.events:
@@ -193,6 +219,8 @@ class RrdWriter:
             if grid is not None:
                 bg = np.full((self.size[1], self.size[0], 3), PANEL_BG, dtype=np.uint8)
                 self._rec.log("bev/background", rr.Image(bg, draw_order=-20.0), static=True)
+            log_scene_static(self._rec, grid, self.size)
+            self.contents = RecordingContents(camera_names=[], bev=grid is not None)
         except BaseException as exc:
             self._stack.__exit__(type(exc), exc, exc.__traceback__)  # atomic_path removes the temporary file
             raise
@@ -203,6 +231,14 @@ class RrdWriter:
             raise RuntimeError(f"{self.path}: the recording is closed")
         _log_frame(self._rec, frame, self.grid, self.size)
         self.n_frames += 1
+        c = self.contents
+        if frame.images is not None:
+            names = list(frame.camera_names) or [f"cam{i}" for i in range(len(frame.images))]
+            c.camera_names += [_path_part(n) for n in names if _path_part(n) not in c.camera_names]
+        c.topdown |= frame.topdown is not None
+        c.teacher |= frame.risk_teacher is not None and self.grid is not None
+        c.predicted |= frame.risk_predicted is not None and self.grid is not None
+        c.reasons |= bool(frame.reasons)
 
     def close(self, info: dict[str, Any] | None = None) -> Path:
         """Write the static ``route`` document (``info``) and move the file into place; returns its path."""
@@ -219,6 +255,7 @@ class RrdWriter:
                 lines.append(f"- **BEV grid**: {self.grid.to_dict()} (panels {w}x{h} px, forward up)")
             md = rr.MediaType.MARKDOWN
             self._rec.log("route", rr.TextDocument("\n".join(lines), media_type=md), static=True)
+            self._rec.send_blueprint(default_blueprint(self.contents))
             self._rec.log("route_frames", rr.TextDocument(f"{self.n_frames} frames"), static=True)
             self._rec.flush()
         except BaseException:
@@ -332,6 +369,7 @@ def dataset_route_frames(
                 expert_xy=np.asarray(ann["future_xy"], dtype=np.float64)[valid],
                 reasons=_reason_lines(load_label_record(labels, rec.frame_id)),
                 scalars={"speed_mps": rec.ego.speed_mps},
+                actors=boxes_from_annotation(ann),
             )
         )
     return frames, grid
@@ -488,6 +526,7 @@ class ClosedLoopRecorder:
                 events=events,
                 notes=notes,
                 scalars={"speed_mps": float(agent_input.ego.speed_mps), "progress_m": float(env.progress_m)},
+                actors=boxes_from_world(env.world),
             )
         )
 

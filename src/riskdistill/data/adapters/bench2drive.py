@@ -139,8 +139,9 @@ def _rpy_deg_from_R(R_body: np.ndarray) -> list[float]:
     yaw = math.atan2(R_body[1, 0], R_body[0, 0])
     pitch_down = math.asin(float(np.clip(-R_body[2, 0], -1.0, 1.0)))
     roll = math.atan2(R_body[2, 1], R_body[2, 2])
-    # CARLA: yaw clockwise, pitch positive up, roll about x in the left-handed frame.
-    return [math.degrees(-roll), math.degrees(-pitch_down), math.degrees(-yaw)]
+    # CARLA: yaw clockwise, pitch positive up; the roll keeps its sign (the y reflection flips the roll's
+    # matrix entries and CARLA's convention flips them back; checked against carla.Transform.get_matrix).
+    return [math.degrees(roll), math.degrees(-pitch_down), math.degrees(-yaw)]
 
 
 _R_FLU_FROM_OPENCV = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
