@@ -152,3 +152,16 @@ def test_init_weights_start_the_backbone_from_a_file(tmp_path) -> None:
         load_init_weights(other, str(path))
     with pytest.raises(FileNotFoundError, match="no shipped weights 'nope'"):
         load_init_weights(b, "builtin:nope")
+
+
+def test_a_path_speed_planner_exports_to_onnx_with_its_driving_outputs(tmp_path) -> None:
+    from riskdistill.models.export import driving_outputs, export_onnx, onnx_parity
+
+    torch.manual_seed(0)
+    heads = {"risk": {"enabled": True}, "planning": {"path_points": 20, "speed_bins_mps": [0, 2, 4, 8]}}
+    student = build_student(student_config("tiny", heads=heads)).eval()
+    assert driving_outputs(student, True) == ["waypoints", "path", "speed_logits", "risk"]
+    path = export_onnx(student, tmp_path / "s.onnx", True, make_obs(2))
+    rows = onnx_parity(student, path, [make_obs(1), make_obs(3)], True)
+    assert all(v < 1e-3 for r in rows for k, v in r.items() if k.endswith("diff"))
+    assert {"path_max_abs_diff", "speed_logits_max_abs_diff"} <= set(rows[0])

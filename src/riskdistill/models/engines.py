@@ -3,8 +3,9 @@
 - ``eager``: PyTorch under ``inference_mode``, the reference. Returns every output of
   ``Student.forward`` (``waypoints``, ``occupancy`` if that head is on, ``risk`` when asked for).
 - ``onnx``: onnxruntime on the ONNX export of the driving path (:func:`riskdistill.models.export_onnx`,
-  which matches PyTorch to about 1e-6). Returns ``waypoints`` and, when asked for, ``risk`` only: the heads
-  driving does not need are not in the graph, and the graph is fused and planned once for the batch size it
+  which matches PyTorch to about 1e-6). Returns what driving needs only (``export.driving_outputs``:
+  waypoints, path and speed logits of a path+speed planner, risk when asked for): the heads driving does
+  not need are not in the graph, and the graph is fused and planned once for the batch size it
   was exported with. Faster than eager at batch 1 on one CPU thread (``benchmarks/bench_inference.py``).
   Temporal students are refused (the export has no history input).
 

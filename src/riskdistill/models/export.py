@@ -2,7 +2,8 @@
 
 Inputs (names): ``images`` [B, N, 3, H, W] (dtype of the example), ``camera_valid`` [B, N] bool, ``K``
 [B, N, 3, 3], ``T_ego_from_cam`` [B, N, 4, 4], ``ego_state`` [B, 4], ``command`` [B] int64,
-``target_point`` [B, 2]. Outputs: ``waypoints`` [B, 6, 2] and, with ``with_risk``, ``risk`` [B, 1, H, W].
+``target_point`` [B, 2]. Outputs: ``waypoints`` [B, 6, 2], ``path`` [B, P, 2] and ``speed_logits`` [B, K]
+for a planner that predicts them, and, with ``with_risk``, ``risk`` [B, 1, H, W] (:func:`driving_outputs`).
 The batch axis ``B`` is dynamic (named ``batch``) unless ``dynamic_batch=False``. Temporal students are
 exported without history (the current BEV stands in for the previous one). :func:`onnx_parity` runs the
 file in onnxruntime against PyTorch (``riskdistill export onnx`` prints it).
@@ -27,18 +28,26 @@ from riskdistill.models.student import Student
 INPUT_NAMES = ("images", "camera_valid", "K", "T_ego_from_cam", "ego_state", "command", "target_point")
 
 
+def driving_outputs(student: Student, with_risk: bool) -> list[str]:
+    """The outputs driving needs: ``waypoints``, the planner's ``path`` and ``speed_logits`` when it plans a
+    path and a speed, and ``risk`` when asked for."""
+    names = ["waypoints"]
+    if getattr(student.heads["planning"], "drives_with_path_speed", False):
+        names += ["path", "speed_logits"]
+    return [*names, "risk"] if with_risk else names
+
+
 class _DrivingPath(nn.Module):
     def __init__(self, student: Student, with_risk: bool):
         super().__init__()
         self.student = student
         self.with_risk = with_risk
+        self.names = driving_outputs(student, with_risk)
 
     def forward(self, images, camera_valid, K, T_ego_from_cam, ego_state, command, target_point):
         obs = Observation(images, camera_valid, K, T_ego_from_cam, ego_state, command, target_point)
         out = self.student(obs, with_risk=self.with_risk)
-        if self.with_risk:
-            return out["waypoints"], out["risk"]
-        return (out["waypoints"],)
+        return tuple(out[n] for n in self.names)
 
 
 def _at_least_two(obs: Observation) -> Observation:
@@ -68,7 +77,7 @@ def export_onnx(
     student.eval()
     wrapper = _DrivingPath(student, with_risk).eval()
     args = tuple(getattr(example_obs, n) for n in INPUT_NAMES)
-    outputs = ["waypoints", "risk"] if with_risk else ["waypoints"]
+    outputs = wrapper.names
     dynamic = None
     if dynamic_batch:
         batch = torch.export.Dim("batch", min=1, max=4096)
@@ -106,9 +115,8 @@ def onnx_parity(
             with torch.no_grad():
                 ref = student(obs.to(device), with_risk=with_risk)
             row = {"batch": float(obs.images.shape[0])}
-            row["waypoints_max_abs_diff"] = float(np.abs(got[0] - ref["waypoints"].cpu().numpy()).max())
-            if with_risk:
-                row["risk_max_abs_diff"] = float(np.abs(got[1] - ref["risk"].float().cpu().numpy()).max())
+            for name, value in zip(driving_outputs(student, with_risk), got, strict=True):
+                row[f"{name}_max_abs_diff"] = float(np.abs(value - ref[name].float().cpu().numpy()).max())
             rows.append(row)
     finally:
         student.train(was_training)
