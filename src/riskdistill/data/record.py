@@ -280,6 +280,8 @@ def _record_instance(
         actor_range_m=settings.actor_range_m,
         map_range_m=settings.map_range_m,
         map_point_spacing_m=settings.map_point_spacing_m,
+        script=instance.script,
+        hazards=instance.hazards,
     )
     names = rig.camera_names
     calib = {

@@ -279,6 +279,8 @@ _XY_KEYS = (
     "light_position_ego",
     "future_xy",
     "ego_center_ego",
+    "route_ahead_ego",
+    "actor_path_ego",
 )
 _YAW_KEYS = ("actor_yaw_ego", "light_yaw_ego", "future_yaw")
 

@@ -323,5 +323,23 @@ class OracleTeacher:
             "box2d": a["actor_box2d"],
         }
 
+    def label_annotation(self, frame_id: str, annotation: dict, ego_speed_mps: float) -> FrameLabel:
+        """The label of an in-memory annotation (no cameras needed)."""
+        a = annotation
+        cams = tuple(str(x) for x in a["camera_names"]) if "camera_names" in a else ()
+        return self.label_arrays(
+            frame_id,
+            a["actor_id"],
+            a["actor_class"],
+            np.asarray(a["actor_center_ego"])[:, :2],
+            np.asarray(a["actor_size_lwh"])[:, :2],
+            a["actor_velocity_ego"],
+            a["future_xy"],
+            a["future_valid"],
+            cams,
+            a["actor_visible_px"] if cams else None,
+            a["actor_box2d"] if cams else None,
+        )
+
     def label(self, frame: FrameRecord) -> FrameLabel:
         return self.label_arrays(frame.frame_id, **self.frame_arrays(frame))
