@@ -23,6 +23,11 @@ Actors without a path move at constant velocity (parked ones stand still).
 ``horizon_s``. The *time to conflict* (TTC) is the first time the gap falls to ``margin_m`` or below
 (interpolated between samples); for a vehicle ahead in the ego's lane that is the gap over the closing
 speed. ``gap_now`` is the current box gap between the real ego and the actor.
+
+**Shielding**: an actor the counterfactual ego would only reach by driving through another one first
+(a vehicle or large object at least ``shield_min_width_m`` wide, met earlier and at least that width
+nearer along the ego's path, e.g. the car behind the lead car) has no time to conflict of its own
+(``ttc = inf``, ``shielded = True``): the ego meets the nearer one first.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class ConflictParams:
     offset_return_m: float = 60.0
     release_accel_mps2: float = 2.5
     margin_m: float = 0.5
+    shield_min_width_m: float = 1.0
     cull_m: float = 3.0  # actors farther than this from the ego at a time step skip the exact box gap
     ego_length_m: float = 4.6
     ego_width_m: float = 1.9
@@ -104,6 +110,7 @@ class Conflicts:
     t_min_s: np.ndarray
     gap_now_m: np.ndarray
     closing_mps: np.ndarray
+    shielded: np.ndarray  # bool: in the ego's way only behind a nearer road user (ttc set to inf)
     plan: EgoPlan
 
 
@@ -394,7 +401,7 @@ def compute_conflicts(scene: Scene, p: ConflictParams) -> Conflicts:
     t = plan.t
     if n_a == 0:
         z = np.zeros(0)
-        return Conflicts(z, z, z, z, z, plan)
+        return Conflicts(z, z, z, z, z, np.zeros(0, dtype=bool), plan)
     axy, ahead = actor_tracks(scene, plan, p)
     ec, es = np.cos(plan.heading), np.sin(plan.heading)
     ex = plan.xy[:, 0] + r2c * ec
@@ -430,18 +437,34 @@ def compute_conflicts(scene: Scene, p: ConflictParams) -> Conflicts:
         any_hit, t[np.maximum(k - 1, 0)] + np.clip(frac, 0.0, 1.0) * (t[k] - t[np.maximum(k - 1, 0)]), np.inf
     )
     ttc = np.where(any_hit & (k == 0), 0.0, ttc)
+    ttc = np.where(finite, ttc, np.inf)
+    shielded = _shielded(ttc, np.interp(np.where(np.isfinite(ttc), ttc, 0.0), t, plan.s), size, p)
+    ttc = np.where(shielded, np.inf, ttc)
     kmin = np.argmin(gap, axis=1)
     gmin = np.maximum(gap[np.arange(n_a), kmin], 0.0)
     closing = (gap[:, 0] - gap[:, 1]) / (t[1] - t[0]) if len(t) > 1 else np.zeros(n_a)
     gap_now = np.where(finite, now, np.inf)
     return Conflicts(
-        np.where(finite, ttc, np.inf),
+        ttc,
         np.where(finite, gmin, np.inf),
         t[kmin],
         gap_now,
         np.where(finite, closing, 0.0),
+        shielded,
         plan,
     )
+
+
+def _shielded(ttc: np.ndarray, s_conf: np.ndarray, size: np.ndarray, p: ConflictParams) -> np.ndarray:
+    """``[A]`` bool: actors in conflict that the ego meets only after (and beyond) a wide nearer one."""
+    hit = np.isfinite(ttc)
+    if hit.sum() < 2:
+        return np.zeros(len(ttc), dtype=bool)
+    extent = np.min(size, axis=1)  # what a shielder covers along the path, at least
+    shielder = hit & (extent >= p.shield_min_width_m)
+    earlier = ttc[None, :] < ttc[:, None]  # [B, A]: A met before B
+    beyond = s_conf[:, None] >= s_conf[None, :] + extent[None, :]
+    return hit & (earlier & beyond & shielder[None, :]).any(axis=1)
 
 
 def stop_distance(annotation: dict) -> float:
