@@ -354,7 +354,6 @@ def actor_tracks(scene: Scene, plan: EgoPlan, p: ConflictParams) -> tuple[np.nda
         return xy, head
     idx = np.flatnonzero(on_path)
     path = np.asarray(scene.path_xy, dtype=np.float64)[idx]  # [M, P, 2]
-    n_p = path.shape[1]
     speed = np.hypot(vel[idx, 0], vel[idx, 1])
     sub = Scene(
         ego_speed_mps=scene.ego_speed_mps,
@@ -370,22 +369,36 @@ def actor_tracks(scene: Scene, plan: EgoPlan, p: ConflictParams) -> tuple[np.nda
         is_walker=None if scene.is_walker is None else np.asarray(scene.is_walker).reshape(-1)[idx],
     )
     d = _travel(sub, plan, p, speed)  # [M, T]
-    f = np.clip(d / step[idx, None], 0.0, n_p - 1.000001)
-    i0 = f.astype(np.int64)
-    w = (f - i0)[..., None]
-    rows = np.arange(len(idx))[:, None]
-    p0, p1 = path[rows, i0], path[rows, i0 + 1]
-    xy[idx] = p0 * (1.0 - w) + p1 * w
-    # headings of the path segments, carried over zero-length ones (the end of a path)
-    seg = np.diff(path, axis=1)  # [M, P-1, 2]
-    seg_len = np.hypot(seg[..., 0], seg[..., 1])
-    seg_head = np.arctan2(seg[..., 1], seg[..., 0])
-    last = yaw[idx].copy()
-    for k in range(seg_head.shape[1]):
-        ok = seg_len[:, k] > 1e-6
-        last = np.where(ok, seg_head[:, k], last)
-        seg_head[:, k] = last
-    head[idx] = seg_head[rows, np.minimum(i0, n_p - 2)]
+    pxy, phead = _path_track(np.ascontiguousarray(path), step[idx], d, yaw[idx])
+    xy[idx] = pxy
+    head[idx] = phead
+    return xy, head
+
+
+@numba.njit(cache=True, nogil=True)
+def _path_track(path, step, d, yaw):
+    """Points ``[M, T, 2]`` at distances ``d [M, T]`` along polylines ``path [M, P, 2]`` sampled every
+    ``step [M]`` (held at the end), and the heading of the segment there (carried over zero-length segments,
+    ``yaw`` before any)."""
+    n_m, n_t = d.shape
+    n_p = path.shape[1]
+    xy = np.empty((n_m, n_t, 2))
+    head = np.empty((n_m, n_t))
+    seg_head = np.empty(n_p - 1)
+    for m in range(n_m):
+        last = yaw[m]
+        for k in range(n_p - 1):
+            dx, dy = path[m, k + 1, 0] - path[m, k, 0], path[m, k + 1, 1] - path[m, k, 1]
+            if dx * dx + dy * dy > 1e-12:
+                last = math.atan2(dy, dx)
+            seg_head[k] = last
+        for t in range(n_t):
+            f = min(max(d[m, t] / step[m], 0.0), n_p - 1.000001)
+            i0 = int(f)
+            w = f - i0
+            xy[m, t, 0] = path[m, i0, 0] * (1.0 - w) + path[m, i0 + 1, 0] * w
+            xy[m, t, 1] = path[m, i0, 1] * (1.0 - w) + path[m, i0 + 1, 1] * w
+            head[m, t] = seg_head[min(i0, n_p - 2)]
     return xy, head
 
 
