@@ -97,8 +97,12 @@ def label(
         None, "--detector-model", help="OWLv2 folder for --grounding detector."
     ),
     grid: str = typer.Option("tiny", "--grid", help="BEV grid preset (tiny | base) or a JSON file."),
-    boundary_risk: float = typer.Option(
-        0.0, "--boundary-risk", min=0.0, max=1.0, help="Risk just outside the drivable area (0: off)."
+    boundary_risk: float | None = typer.Option(
+        None,
+        "--boundary-risk",
+        min=0.0,
+        max=1.0,
+        help="Risk just outside the drivable area (default: RasterConfig's, 0.35; 0: off).",
     ),
     shard: str = typer.Option("0/1", "--shard", help="This job's shard i/n (disjoint, covering)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes (oracle teacher)."),
@@ -127,6 +131,8 @@ def label(
     from riskdistill.geometry import BEV_GRID_PRESETS, BevGrid
     from riskdistill.teacher.rasterise import RasterConfig
     from riskdistill.teacher.runner import default_out_dir, label_dataset, parse_shard, teacher_config_hash
+
+    raster = RasterConfig() if boundary_risk is None else RasterConfig(boundary_risk=boundary_risk)
 
     if teacher not in TEACHERS:
         fail(f"unknown --teacher {teacher!r}; valid: {', '.join(TEACHERS)}")
@@ -197,7 +203,7 @@ def label(
                 limit=limit,
                 show_progress=progress,
                 fatal=fatal,
-                raster=RasterConfig(boundary_risk=boundary_risk),
+                raster=raster,
                 executor=ray_executor(factory, actors, 1.0, gpus_per_actor, ray_address, init),
             )
         else:
@@ -212,7 +218,7 @@ def label(
                 limit=limit,
                 show_progress=progress,
                 fatal=fatal,
-                raster=RasterConfig(boundary_risk=boundary_risk),
+                raster=raster,
             )
     except fatal as exc:
         fail(f"configuration error, labelling stopped: {exc}")

@@ -215,19 +215,23 @@ def _speed_profile(seg_s, vcap, v0, accel, decel, t):
     n_t = len(t)
     s_out = np.empty(n_t)
     v_out = np.empty(n_t)
-    s, v = 0.0, v0
-    j = 0
     s_end = seg_s[n - 1]
+    for i in range(n):  # never past the first point it must stand still at
+        if vcap[i] <= 0.0:
+            s_end = seg_s[i]
+            break
+    s, v = 0.0, v0
     for k in range(n_t):
         s_out[k] = s
         v_out[k] = v
         if k == n_t - 1:
             break
         dt = t[k + 1] - t[k]
-        while j < n - 2 and seg_s[j + 1] <= s:
-            j += 1
+        # the profile one step ahead (where the ego gets to at its current speed)
+        q = min(s + v * dt, seg_s[n - 1])
+        j = min(max(np.searchsorted(seg_s, q, side="right") - 1, 0), n - 2)
         ds = seg_s[j + 1] - seg_s[j]
-        w = 0.0 if ds <= 0.0 else min(max((s - seg_s[j]) / ds, 0.0), 1.0)
+        w = 0.0 if ds <= 0.0 else min(max((q - seg_s[j]) / ds, 0.0), 1.0)
         target = vmax[j] * (1.0 - w) + vmax[j + 1] * w
         nv = min(v + accel * dt, target) if v < target else max(v - 1.5 * decel * dt, target)
         s = min(s + 0.5 * (v + nv) * dt, s_end)
@@ -292,9 +296,8 @@ def ego_plan(scene: Scene, p: ConflictParams) -> EgoPlan:
     kappa = np.convolve(np.concatenate([[0.0], dh, [0.0]]), np.ones(5) / 5.0, mode="same")
     vcap = np.minimum(lim, np.sqrt(p.lateral_accel_mps2 / np.maximum(kappa, 1e-4)))
     stop = scene.stop_distance_m
-    if np.isfinite(stop) and stop >= 0.0:  # the ego front stops at the line
-        s_stop = stop + p.rear_to_center_m + 0.5 * p.ego_length_m
-        vcap = np.where(s >= s_stop - 0.5, 0.0, vcap)
+    if np.isfinite(stop) and stop >= 0.0:  # the ego front (``stop`` short of the line) stops at it
+        vcap = np.where(s >= stop, 0.0, vcap)
     v0 = max(float(scene.ego_speed_mps), 0.0)
     s_t, v_t = _speed_profile(s, vcap, v0, p.accel_mps2, p.decel_mps2, t)
     x_t = np.interp(s_t, s, xy[:, 0])

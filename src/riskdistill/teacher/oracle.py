@@ -190,6 +190,8 @@ class OracleTeacher:
             & (np.hypot(vel[:, 0], vel[:, 1]) < c.static_speed_mps)
             & (size[:, 0] >= c.occluder_min_length_m)
             & ~conflict
+            & ~k.shielded
+            & (k.gap_min_m > c.conflict_margin_m)
             & ahead
         )
         lateral = np.clip(1.0 - (k.gap_min_m - c.conflict_margin_m) / c.occlusion_lateral_m, 0.0, 1.0)

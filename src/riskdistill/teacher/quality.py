@@ -467,9 +467,10 @@ def hazard_recall(
     labels: Mapping[str, FrameLabel], data_root: str | Path, frame_ids: Iterable[str] | None = None
 ) -> dict[str, Any]:
     """:func:`summarise_hazard_frames` of the labels of a recorded data set (reads the annotations' geometry
-    and hazard keys and the frames' ego speeds). Frames without a label count as unlabelled, not misses."""
-    from riskdistill.data.storage import RecordedDataset
+    and hazard keys and the frames' ego speeds). Frames without a label are left out (not misses)."""
+    from riskdistill.data.storage import RecordedDataset, resolve_inside
     from riskdistill.sim.scenarios import REGISTRY
+    from riskdistill.teacher.runner import LazyAnnotation
 
     ds = RecordedDataset(data_root)
     wanted = sorted(set(labels) if frame_ids is None else set(frame_ids) & set(labels))
@@ -479,6 +480,10 @@ def hazard_recall(
             frame = ds.frame(ds.index_of(fid))
         except KeyError:
             continue
-        out.append((frame.scenario, check_hazard_frame(labels[fid], frame.annotation, frame.ego.speed_mps)))
+        ann = LazyAnnotation(resolve_inside(frame.root, frame.annotation_path, "annotation_path", fid))
+        try:
+            out.append((frame.scenario, check_hazard_frame(labels[fid], ann, frame.ego.speed_mps)))
+        finally:
+            ann.close()
     no_hazard = [k for k, v in REGISTRY.items() if v.hazard == ""]
     return summarise_hazard_frames(out, no_hazard)
