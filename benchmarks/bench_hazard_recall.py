@@ -10,6 +10,13 @@ annotation with the oracle teacher and checks it (``teacher.quality.check_hazard
 - it is a *hit* when the best-ranked qualifying hazard scores above 0.5 and no object other than a named
   hazard ranks above it.
 
+By construction the oracle scores a qualifying hazard above 0.5 (a conflict within 4 s at most 40 m away
+scores at least 0.53), so for the oracle the TTC rule measures its ranking against the other road users.
+An independent cross-check ("expert brakes") qualifies a frame instead when the privileged expert driver
+brakes for a named hazard (its ``expert_reason`` names it) that is within 40 m and getting closer to the
+real ego, whatever the oracle's geometry says. The expert is cautious (it keeps long gaps and waits for
+flows well before they arrive), so this figure is a diagnostic, not a target.
+
 Target: recall >= 90 % on every scenario type with hazard actors, and at most 10 % of the non-hazard
 objects above 0.5. Prints the table (and writes it as JSON with ``--json``).
 
@@ -40,6 +47,19 @@ def label_annotation(teacher: Any, frame_id: str, ann: dict, ego_speed_mps: floa
     return teacher.label_annotation(frame_id, ann, ego_speed_mps)
 
 
+def _approaching(ann: dict, actor: int, ego_speed_mps: float) -> bool:
+    """Whether ``actor`` gets closer to the real ego (closing speed above 0.5 m/s)."""
+    import numpy as np
+
+    ids = np.asarray(ann["actor_id"]).tolist()
+    if actor not in ids:
+        return False
+    i = ids.index(actor)
+    r = np.asarray(ann["actor_center_ego"][i][:2], dtype=np.float64) - [1.45, 0.0]
+    rel = np.asarray(ann["actor_velocity_ego"][i], dtype=np.float64) - [ego_speed_mps, 0.0]
+    return float(-(r @ rel) / max(np.linalg.norm(r), 1e-6)) > 0.5
+
+
 def run_route(args: tuple[dict[str, Any], int, int | None, dict[str, Any]]) -> dict[str, Any]:
     spec_d, every, max_steps, oracle_cfg = args
     import numba
@@ -49,7 +69,7 @@ def run_route(args: tuple[dict[str, Any], int, int | None, dict[str, Any]]) -> d
     from riskdistill.sim.scenarios import build_scenario
     from riskdistill.sim.suites import RouteSpec
     from riskdistill.teacher.oracle import OracleConfig, OracleTeacher
-    from riskdistill.teacher.quality import check_hazard_frame
+    from riskdistill.teacher.quality import check_hazard_frame, expert_reacting_to
 
     spec = RouteSpec.from_dict(spec_d)
     t0 = time.perf_counter()
@@ -60,7 +80,7 @@ def run_route(args: tuple[dict[str, Any], int, int | None, dict[str, Any]]) -> d
         return {"route_id": spec.route_id, "scenario": spec.scenario, "error": f"{type(exc).__name__}: {exc}"}
     t1 = time.perf_counter()
     teacher = OracleTeacher(OracleConfig.from_dict(oracle_cfg, source="--oracle-config"))
-    checks = []
+    checks, expert = [], []
     label_s = 0.0
     for meta, ann in frames:
         t2 = time.perf_counter()
@@ -68,10 +88,16 @@ def run_route(args: tuple[dict[str, Any], int, int | None, dict[str, Any]]) -> d
         label_s += time.perf_counter() - t2
         hf = check_hazard_frame(label, ann, meta["ego_speed_mps"])
         checks.append(None if hf is None else hf.__dict__)
+        actor = expert_reacting_to(meta["expert_reason"]) if meta["expert_brake"] > 0.05 else None
+        if actor is not None and not _approaching(ann, actor, meta["ego_speed_mps"]):
+            actor = None
+        he = check_hazard_frame(label, ann, meta["ego_speed_mps"], reacting_to=-1 if actor is None else actor)
+        expert.append(None if he is None else he.__dict__)
     return {
         "route_id": spec.route_id,
         "scenario": spec.scenario,
         "checks": checks,
+        "expert_checks": expert,
         "sim_annotate_s": t1 - t0,
         "label_s": label_s,
     }
@@ -107,13 +133,19 @@ def main() -> None:
         results = [run_route(j) for j in jobs]
     wall = time.perf_counter() - t0
     errors = [r for r in results if "error" in r]
-    frames = [
-        (r["scenario"], None if c is None else HazardFrame(**c))
-        for r in results
-        if "checks" in r
-        for c in r["checks"]
-    ]
-    summary = summarise_hazard_frames(frames, [k for k, v in REGISTRY.items() if v.hazard == ""])
+
+    def checks(key: str) -> list[tuple[str, HazardFrame | None]]:
+        return [
+            (r["scenario"], None if c is None else HazardFrame(**c))
+            for r in results
+            if key in r
+            for c in r[key]
+        ]
+
+    no_hazard = [k for k, v in REGISTRY.items() if v.hazard == ""]
+    frames = checks("checks")
+    summary = summarise_hazard_frames(frames, no_hazard)
+    expert = summarise_hazard_frames(checks("expert_checks"), no_hazard)
     n_frames = len(frames)
     label_s = sum(r.get("label_s", 0.0) for r in results)
 
@@ -123,39 +155,26 @@ def main() -> None:
     table = Table(
         title=f"oracle hazard recall on suite {suite.name!r} ({len(routes)} routes, {n_frames} frames)"
     )
-    for col in (
-        "scenario type",
-        "frames",
-        "qualifying",
-        "hits",
-        "recall",
-        "mean hazard risk",
-        "non-hazard > 0.5",
-    ):
-        table.add_column(col, justify="right" if col != "scenario type" else "left")
-    for name, d in summary["by_scenario"].items():
-        recall = pct(d["recall"]) if d["has_hazard"] else "n/a (no hazard actor)"
+    cols = ("frames", "qualifying", "hits", "recall", "mean hazard risk", "non-hazard > 0.5")
+    table.add_column("scenario type")
+    for col in (*cols, "expert brakes: frames", "recall "):
+        table.add_column(col, justify="right")
+    rows = [*summary["by_scenario"].items(), ("[bold]all[/]", summary["all"] | {"has_hazard": True})]
+    for (name, d), e in zip(rows, [*expert["by_scenario"].values(), expert["all"]], strict=True):
         risk = "n/a" if math.isnan(d["mean_hazard_risk"]) else f"{d['mean_hazard_risk']:.2f}"
         table.add_row(
             name,
             str(d["frames"]),
             str(d["qualifying"]),
             str(d["hits"]),
-            recall,
+            pct(d["recall"]) if d["has_hazard"] else "n/a (no hazard actor)",
             risk,
             f"{d['non_hazard_high']}/{d['non_hazard']} ({pct(d['non_hazard_high_share'])})",
+            str(e["qualifying"]),
+            pct(e["recall"]) if d["has_hazard"] else "n/a",
         )
     a = summary["all"]
-    table.add_row(
-        "[bold]all[/]",
-        str(a["frames"]),
-        str(a["qualifying"]),
-        str(a["hits"]),
-        pct(a["recall"]),
-        f"{a['mean_hazard_risk']:.2f}" if not math.isnan(a["mean_hazard_risk"]) else "n/a",
-        f"{a['non_hazard_high']}/{a['non_hazard']} ({pct(a['non_hazard_high_share'])})",
-    )
-    console = Console(width=150)
+    console = Console(width=170)
     console.print(table)
     worst = summary["min_recall_over_types"]
     ok_recall = not math.isnan(worst) and worst >= TARGET_RECALL
@@ -175,7 +194,8 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(
-                {"suite": suite.name, "routes": len(routes), "summary": summary, "errors": errors},
+                {"suite": suite.name, "routes": len(routes), "summary": summary, "expert_reacts": expert}
+                | {"errors": errors},
                 f,
                 indent=1,
             )

@@ -405,7 +405,9 @@ def annotate_route(
     """Drive the privileged expert through a :class:`~riskdistill.sim.scenarios.ScenarioInstance` without
     rendering cameras and annotate every ``every_n_steps``-th step (as the recorder does, with no camera:
     ``actor_visible_px`` / ``actor_box2d`` have zero columns). Returns ``(meta, annotation)`` per frame;
-    ``meta`` holds ``step``, ``ego_speed_mps``, ``route_progress_m``. For label-quality studies that need
+    ``meta`` holds ``step``, ``ego_speed_mps``, ``route_progress_m``, and ``expert_reason`` (what limited
+    the expert's speed right after the frame, as in ``frames.parquet``) and ``expert_brake`` (its brake
+    command then, 0..1). For label-quality studies that need
     annotations, not images (``benchmarks/bench_hazard_recall.py``)."""
     from riskdistill.sim.expert import ExpertDriver
     from riskdistill.sim.rollout import run_route
@@ -415,6 +417,16 @@ def annotate_route(
     no_camera = np.zeros((0, 1, 1), dtype=np.int32)
     poses: list[tuple[float, float, float]] = []
     frames: list[tuple[dict[str, Any], dict[str, np.ndarray]]] = []
+
+    reasons: list[str] = []
+    brakes: list[float] = []
+
+    class _Expert(ExpertDriver):
+        def act(self, agent_input: Any) -> Any:
+            action = super().act(agent_input)
+            reasons.append(str(self.last_reason or ""))
+            brakes.append(float(action.controls.clipped().brake) if action.controls is not None else 0.0)
+            return action
 
     def on_step(env: Any, inp: Any) -> None:
         k = len(poses)
@@ -429,11 +441,14 @@ def annotate_route(
         }
         frames.append((meta, annotator.annotate(env.world, env.progress_m, no_camera)))
 
-    run_route(instance, ExpertDriver, on_step=on_step, max_steps=max_steps)
+    run_route(instance, _Expert, on_step=on_step, max_steps=max_steps)
     poses.append((float(world.ego.x_m), float(world.ego.y_m), float(world.ego.yaw_rad)))
     pose_arr = np.asarray(poses, dtype=np.float64)
     stride = max(1, round(future_dt_s / world.dt_s))
     for meta, ann in frames:
+        k = meta["step"]
+        meta["expert_reason"] = reasons[k] if k < len(reasons) else ""
+        meta["expert_brake"] = brakes[k] if k < len(brakes) else 0.0
         fxy, fyaw, fvalid = future_in_ego(pose_arr, meta["step"], future_waypoints, stride)
         ann.update(future_xy=fxy, future_yaw=fyaw, future_valid=fvalid)
     return frames

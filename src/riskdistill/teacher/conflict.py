@@ -20,9 +20,12 @@ there, then walks at (walkers) or accelerates at ``release_accel_mps2`` to (vehi
 Actors without a path move at constant velocity (parked ones stand still).
 
 **Gaps** are oriented box-to-box distances (0 when the boxes overlap) every ``time_step_s`` up to
-``horizon_s``. The *time to conflict* (TTC) is the first time the gap falls to ``margin_m`` or below
-(interpolated between samples); for a vehicle ahead in the ego's lane that is the gap over the closing
-speed. ``gap_now`` is the current box gap between the real ego and the actor.
+``horizon_s``. The *time to conflict* (TTC) is the first time the gap falls to the actor's margin or below
+(interpolated between samples): ``margin_m`` for a standing actor, ``margin_moving_m`` for a moving (or
+released) one, whose predicted position is less certain. For a vehicle ahead in the ego's lane the TTC
+is the gap over the closing speed. ``gap_now`` is the current box gap between the real ego and the actor.
+For a moving pedestrian or cyclist, ``ttc_if_stops`` is the TTC if it stopped where it is (walkers stop,
+hesitate and turn back; one standing in the ego's lane stays a hazard even when it would clear in time).
 
 **Shielding**: an actor the counterfactual ego would only reach by driving through another one first
 (a vehicle or large object at least ``shield_min_width_m`` wide, met earlier and at least that width
@@ -54,6 +57,7 @@ class ConflictParams:
     offset_return_m: float = 60.0
     release_accel_mps2: float = 2.5
     margin_m: float = 0.5
+    margin_moving_m: float = 1.0
     shield_min_width_m: float = 1.0
     cull_m: float = 3.0  # actors farther than this from the ego at a time step skip the exact box gap
     ego_length_m: float = 4.6
@@ -111,6 +115,8 @@ class Conflicts:
     gap_now_m: np.ndarray
     closing_mps: np.ndarray
     shielded: np.ndarray  # bool: in the ego's way only behind a nearer road user (ttc set to inf)
+    margin_m: np.ndarray  # the margin each actor's conflict is measured with
+    ttc_if_stops_s: np.ndarray  # moving walkers: the TTC if it stopped where it is (inf otherwise)
     plan: EgoPlan
 
 
@@ -417,7 +423,7 @@ def compute_conflicts(scene: Scene, p: ConflictParams) -> Conflicts:
     t = plan.t
     if n_a == 0:
         z = np.zeros(0)
-        return Conflicts(z, z, z, z, z, np.zeros(0, dtype=bool), plan)
+        return Conflicts(z, z, z, z, z, np.zeros(0, dtype=bool), z, z, plan)
     axy, ahead = actor_tracks(scene, plan, p)
     ec, es = np.cos(plan.heading), np.sin(plan.heading)
     ex = plan.xy[:, 0] + r2c * ec
@@ -435,27 +441,42 @@ def compute_conflicts(scene: Scene, p: ConflictParams) -> Conflicts:
     )  # fmt: skip
     # current gap: the real ego (heading 0) against the actor's real box
     c0 = np.asarray(scene.center_xy, dtype=np.float64).reshape(-1, 2)
-    yaw0 = np.asarray(scene.yaw, dtype=np.float64).reshape(-1)
+    yaw0 = np.where(np.isfinite(np.asarray(scene.yaw, dtype=np.float64).reshape(-1)), scene.yaw, 0.0)
     now = _gap_kernel(
         np.array([r2c]), np.zeros(1), np.ones(1), np.zeros(1), 0.5 * ego_l, 0.5 * ego_w,
         np.where(finite, c0[:, 0], 1e6)[:, None], np.where(finite, c0[:, 1], 1e6)[:, None],
         np.cos(yaw0)[:, None], np.sin(yaw0)[:, None], np.where(finite, hl, 0.0), np.where(finite, hw, 0.0),
         1e9,
     )[:, 0]  # fmt: skip
-    hit = gap <= p.margin_m
-    any_hit = hit.any(axis=1)
-    k = np.argmax(hit, axis=1)
-    # interpolate the crossing of the margin between the samples before and at the first hit
-    g1 = gap[np.arange(n_a), k]
-    g0 = gap[np.arange(n_a), np.maximum(k - 1, 0)]
-    frac = np.where((k > 0) & (g0 > g1), (g0 - p.margin_m) / np.maximum(g0 - g1, 1e-9), 1.0)
-    ttc = np.where(
-        any_hit, t[np.maximum(k - 1, 0)] + np.clip(frac, 0.0, 1.0) * (t[k] - t[np.maximum(k - 1, 0)]), np.inf
-    )
-    ttc = np.where(any_hit & (k == 0), 0.0, ttc)
+    vel = np.asarray(scene.velocity_xy, dtype=np.float64).reshape(-1, 2)
+    speed = np.hypot(vel[:, 0], vel[:, 1])
+    moving = speed > 0.5
+    if scene.release_in_m is not None:
+        moving |= np.isfinite(np.asarray(scene.release_in_m, dtype=np.float64).reshape(-1))
+    margin = np.where(moving, p.margin_moving_m, p.margin_m)
+    ttc = _first_conflict(gap, t, margin)
     ttc = np.where(finite, ttc, np.inf)
     shielded = _shielded(ttc, np.interp(np.where(np.isfinite(ttc), ttc, 0.0), t, plan.s), size, p)
     ttc = np.where(shielded, np.inf, ttc)
+    # moving walkers: what if it stopped where it is
+    ttc_stop = np.full(n_a, np.inf)
+    walker = (
+        np.asarray(scene.is_walker, dtype=bool).reshape(-1)
+        if scene.is_walker is not None
+        else np.zeros(n_a, bool)
+    )
+    w = np.flatnonzero(walker & (speed > 0.3) & finite)
+    if len(w):
+        n_t = len(t)
+
+        def rep(v: np.ndarray) -> np.ndarray:
+            return np.repeat(v[:, None], n_t, axis=1)
+
+        still = _gap_kernel(
+            ex, ey, ec, es, 0.5 * ego_l, 0.5 * ego_w, rep(c0[w, 0]), rep(c0[w, 1]),
+            rep(np.cos(yaw0[w])), rep(np.sin(yaw0[w])), hl[w], hw[w], p.cull_m,
+        )  # fmt: skip
+        ttc_stop[w] = _first_conflict(still, t, np.full(len(w), p.margin_m))
     kmin = np.argmin(gap, axis=1)
     gmin = np.maximum(gap[np.arange(n_a), kmin], 0.0)
     closing = (gap[:, 0] - gap[:, 1]) / (t[1] - t[0]) if len(t) > 1 else np.zeros(n_a)
@@ -467,8 +488,25 @@ def compute_conflicts(scene: Scene, p: ConflictParams) -> Conflicts:
         gap_now,
         np.where(finite, closing, 0.0),
         shielded,
+        margin,
+        ttc_stop,
         plan,
     )
+
+
+def _first_conflict(gap: np.ndarray, t: np.ndarray, margin: np.ndarray) -> np.ndarray:
+    """``[A]``: the first time each row of ``gap [A, T]`` falls to its ``margin [A]`` (interpolated between
+    samples; 0 when it starts there, inf when never)."""
+    n_a = len(gap)
+    hit = gap <= margin[:, None]
+    any_hit = hit.any(axis=1)
+    k = np.argmax(hit, axis=1)
+    rows = np.arange(n_a)
+    km = np.maximum(k - 1, 0)
+    g1, g0 = gap[rows, k], gap[rows, km]
+    frac = np.where((k > 0) & (g0 > g1), (g0 - margin) / np.maximum(g0 - g1, 1e-9), 1.0)
+    ttc = np.where(any_hit, t[km] + np.clip(frac, 0.0, 1.0) * (t[k] - t[km]), np.inf)
+    return np.where(any_hit & (k == 0), 0.0, ttc)
 
 
 def _shielded(ttc: np.ndarray, s_conf: np.ndarray, size: np.ndarray, p: ConflictParams) -> np.ndarray:

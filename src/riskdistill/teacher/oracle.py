@@ -6,12 +6,15 @@ only for curves and a red light), never against the expert's recorded future, wh
 hazard. For each actor, with its predicted motion (its lane or walking line, a scenario trigger that will
 release it, braking) and real footprints (oriented boxes; the ego's length and rear-axle-to-centre offset):
 
-- ``ttc`` (s): time to conflict, the first time the predicted box gap falls to ``conflict_margin_m``;
+- ``ttc`` (s): time to conflict, the first time the predicted box gap falls to the margin
+  (``conflict_margin_m`` for a standing actor, ``conflict_margin_moving_m`` for a moving one);
   ``gap_min`` / ``t_min``: the smallest predicted gap and when; ``gap_now`` (m): the current box gap;
 - time decay ``f(t) = 1 / (1 + (t / ttc_half_s)^ttc_power)`` (1 now, 1/2 at ``ttc_half_s``);
 - distance decay ``g(d) = 1 / (1 + (d / distance_half_m)^2)`` (the prediction is less sure far away);
 - conflict ``c = f(ttc)``; without a conflict, a near miss
-  ``c = w_near_miss * clip(1 - (gap_min - conflict_margin_m) / near_miss_m, 0, 1) * f(t_min)``;
+  ``c = w_near_miss * clip((m0 + near_miss_m - gap_min) / (m0 + near_miss_m - margin), 0, 1) * f(t_min)``
+  (``m0 = conflict_margin_m``: the band ends at 2 m for every actor); a moving pedestrian or
+  cyclist that would be in conflict if it stopped where it is: ``c >= w_may_stop * f(ttc_if_stops)``;
 - ``s_conflict = severity(class) * g(gap_now) * c`` (severity: vulnerable 1.0, vehicle 0.95, static 0.9);
 - ``s_occ`` ("someone may appear"): a standing vehicle or hoarding at least ``occluder_min_length_m``
   long, not in conflict, passing within ``occlusion_lateral_m`` of the ego path ahead:
@@ -78,6 +81,8 @@ class OracleConfig(StrictConfig):
     offset_return_m: float = Field(default=60.0, gt=0.0)
     release_accel_mps2: float = Field(default=2.5, gt=0.0)
     conflict_margin_m: float = Field(default=0.5, ge=0.0)
+    conflict_margin_moving_m: float = Field(default=1.0, ge=0.0)
+    w_may_stop: float = Field(default=0.8, ge=0.0, le=1.0)
     future_dt_s: float = Field(default=0.5, gt=0.0)  # spacing of future_xy (data set settings.future_dt_s)
     # scoring
     ttc_half_s: float = Field(default=5.0, gt=0.0)
@@ -111,7 +116,10 @@ class OracleConfig(StrictConfig):
             offset_return_m=self.offset_return_m,
             release_accel_mps2=self.release_accel_mps2,
             margin_m=self.conflict_margin_m,
-            cull_m=max(self.near_miss_m, self.occlusion_lateral_m) + self.conflict_margin_m + 0.5,
+            margin_moving_m=self.conflict_margin_moving_m,
+            cull_m=max(self.near_miss_m, self.occlusion_lateral_m)
+            + max(self.conflict_margin_m, self.conflict_margin_moving_m)
+            + 0.5,
             future_dt_s=self.future_dt_s,
         )
 
@@ -130,6 +138,7 @@ class OracleScores:
     gap_now: np.ndarray  # m
     closing_speed: np.ndarray  # m/s, > 0: the gap shrinks
     shielded: np.ndarray  # bool: in the ego path only behind a nearer road user
+    ttc_if_stops: np.ndarray  # s, moving walkers: the time to conflict if it stopped where it is
 
 
 class OracleTeacher:
@@ -175,8 +184,11 @@ class OracleTeacher:
 
         g = 1.0 / (1.0 + (k.gap_now_m / c.distance_half_m) ** 2)
         conflict = np.isfinite(k.ttc_s)
-        near = np.clip(1.0 - (k.gap_min_m - c.conflict_margin_m) / c.near_miss_m, 0.0, 1.0)
+        near_end = c.conflict_margin_m + c.near_miss_m  # near misses end there, whatever the margin
+        near = np.clip((near_end - k.gap_min_m) / np.maximum(near_end - k.margin_m, 1e-6), 0.0, 1.0)
         cterm = np.where(conflict, f(np.where(conflict, k.ttc_s, 0.0)), c.w_near_miss * near * f(k.t_min_s))
+        may_stop = c.w_may_stop * f(k.ttc_if_stops_s)  # 0 where inf
+        cterm = np.maximum(cterm, np.where(k.shielded, 0.0, may_stop))
         s_conflict = self._severity[cls] * g * cterm
         # occluders: standing, long enough, beside the ego path ahead (not in it)
         plan = k.plan
@@ -191,10 +203,10 @@ class OracleTeacher:
             & (size[:, 0] >= c.occluder_min_length_m)
             & ~conflict
             & ~k.shielded
-            & (k.gap_min_m > c.conflict_margin_m)
+            & (k.gap_min_m > k.margin_m)
             & ahead
         )
-        lateral = np.clip(1.0 - (k.gap_min_m - c.conflict_margin_m) / c.occlusion_lateral_m, 0.0, 1.0)
+        lateral = np.clip(1.0 - (k.gap_min_m - k.margin_m) / c.occlusion_lateral_m, 0.0, 1.0)
         s_occ = np.where(occluder, c.w_occlusion * lateral * f(k.t_min_s) * g, 0.0)
         s_prox = c.w_proximity * np.exp(-k.gap_now_m / c.proximity_scale_m)
         risk = np.clip(np.maximum(np.maximum(s_conflict, s_occ), s_prox), 0.0, 1.0)
@@ -210,6 +222,7 @@ class OracleTeacher:
             k.gap_now_m,
             k.closing_mps,
             k.shielded,
+            k.ttc_if_stops_s,
         )
 
     # -------------------------------------------------------------------------------------- labels
@@ -226,8 +239,16 @@ class OracleTeacher:
         gap: float,
         closing: float,
         shielded: bool,
+        ttc_stop: float = math.inf,
     ) -> str:
         """Templated reason from the dominating term."""
+        if (
+            not math.isfinite(ttc)
+            and math.isfinite(ttc_stop)
+            and conflict >= max(occ, prox)
+            and conflict > 0.05
+        ):
+            return f"{name} on the ego path: met in {ttc_stop:.1f} s if it stops ({gap:.0f} m away)"
         if shielded and conflict >= max(occ, prox):
             return f"{name} in the ego path behind a nearer road user ({gap:.0f} m away)"
         if occ > 0 and occ >= max(conflict, prox) - 1e-12:
@@ -276,6 +297,7 @@ class OracleTeacher:
             s.gap_now[keep].tolist(),
             s.closing_speed[keep].tolist(),
             s.shielded[keep].tolist(),
+            s.ttc_if_stops[keep].tolist(),
             strict=True,
         )
         cams = list(camera_names)
@@ -284,7 +306,7 @@ class OracleTeacher:
         boxes_list = boxes_all.tolist() if boxes_all is not None else None
         finite_box = np.isfinite(boxes_all).all(-1).tolist() if boxes_all is not None else None
         objects = []
-        for k, (oid, ci, r, sc, so, sp, ttc, gmin, tmin, gap, closing, sh) in enumerate(cols):
+        for k, (oid, ci, r, sc, so, sp, ttc, gmin, tmin, gap, closing, sh, tts) in enumerate(cols):
             name = _CLASS_NAMES[ci]
             seen_idx = [j for j, v in enumerate(vis[k]) if v] if vis is not None else []
             boxes = None
@@ -298,7 +320,7 @@ class OracleTeacher:
                     "box2d": boxes,
                     "risk": r,
                     "rank": k + 1,
-                    "reason": self._reason(name, sc, so, sp, r, ttc, gmin, tmin, gap, closing, sh),
+                    "reason": self._reason(name, sc, so, sp, r, ttc, gmin, tmin, gap, closing, sh, tts),
                 }
             )
         frame_risk = objects[0]["risk"] if objects else 0.0

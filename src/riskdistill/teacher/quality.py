@@ -43,6 +43,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -351,6 +352,14 @@ def compute_diff_risk(
 HAZARD_MAX_DISTANCE_M = 40.0
 HAZARD_MAX_TTC_S = 4.0
 HAZARD_MIN_RISK = 0.5
+_REASON_ACTOR = re.compile(r"actor (\d+)")
+
+
+def expert_reacting_to(expert_reason: str) -> int | None:
+    """The actor id the expert driver was slowing for (``"actor 7 in path"``, ``"forecast conflict with actor
+    7 ..."``), or None (free road, a stop line)."""
+    m = _REASON_ACTOR.search(expert_reason or "")
+    return int(m.group(1)) if m else None
 
 
 @dataclass(frozen=True)
@@ -372,9 +381,14 @@ def check_hazard_frame(
     max_distance_m: float = HAZARD_MAX_DISTANCE_M,
     max_ttc_s: float = HAZARD_MAX_TTC_S,
     min_risk: float = HAZARD_MIN_RISK,
+    reacting_to: int | None = None,
 ) -> HazardFrame | None:
     """The hazard check of one labelled frame, or None when its annotation names no hazards (an old data
-    set: no ``actor_is_hazard`` key)."""
+    set: no ``actor_is_hazard`` key). ``reacting_to``: an independent qualification instead of the
+    counterfactual TTC: the frame qualifies when this actor (e.g. the one the expert driver brakes for,
+    ``expert_reason``) is a named hazard within ``max_distance_m``, and every named hazard within that
+    distance counts as qualifying (the expert may brake for one flow vehicle while the next is the
+    sooner conflict)."""
     from riskdistill.teacher.conflict import ConflictParams, compute_conflicts, scene_from_annotation
 
     if "actor_is_hazard" not in annotation:
@@ -389,7 +403,11 @@ def check_hazard_frame(
     if not hazard.any():
         return HazardFrame(False, False, math.nan, non_hazard, non_high)
     c = compute_conflicts(scene_from_annotation(annotation, ego_speed_mps), ConflictParams())
-    q = hazard & (c.gap_now_m <= max_distance_m) & (c.ttc_s < max_ttc_s)
+    near = hazard & (c.gap_now_m <= max_distance_m)
+    if reacting_to is None:
+        q = near & (c.ttc_s < max_ttc_s)
+    else:  # the frame qualifies through the reaction; any named hazard within reach may then be ranked first
+        q = near if (near & (ids == int(reacting_to))).any() else np.zeros_like(near)
     if not q.any():
         return HazardFrame(False, False, math.nan, non_hazard, non_high)
     unranked = len(label.objects) + 1
