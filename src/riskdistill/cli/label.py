@@ -94,7 +94,9 @@ def label(
     prompt: str | None = typer.Option(None, "--prompt", help="VLM prompt template id or .jinja path."),
     grounding: str = typer.Option("gt", "--grounding", help="VLM grounding: gt | detector."),
     detector_model: Path | None = typer.Option(
-        None, "--detector-model", help="OWLv2 folder for --grounding detector."
+        None,
+        "--detector-model",
+        help="Detector folder for --grounding detector: OWLv2 or Grounding DINO (read from its config.json).",
     ),
     grid: str = typer.Option("tiny", "--grid", help="BEV grid preset (tiny | base) or a JSON file."),
     boundary_risk: float | None = typer.Option(
@@ -176,7 +178,9 @@ def label(
             det = None
             if grounding == "detector":
                 if detector_model is None:
-                    fail("--grounding detector needs --detector-model DIR (an OWLv2 folder)")
+                    fail(
+                        "--grounding detector needs --detector-model DIR (an OWLv2 or Grounding DINO folder)"
+                    )
                 det = {"model_dir": str(detector_model)}
             factory = functools.partial(make_vlm_teacher, cfg, det)
         the_teacher = factory()
