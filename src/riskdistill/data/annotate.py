@@ -385,7 +385,12 @@ class FrameAnnotator:
             idx = np.flatnonzero(on_path)
             pid = a.path_id[sel[idx]]
             s_along = a.s[sel[idx], None] + step[idx, None] * np.arange(ACTOR_PATH_POINTS)[None, :]
-            pts[idx] = world.paths.interp(np.broadcast_to(pid[:, None], s_along.shape), s_along)
+            pid_b = np.broadcast_to(pid[:, None], s_along.shape)
+            # where the box centre will be: between the axle points on the path, as World places it
+            hw = np.where(beh[idx] == Behavior.VEHICLE, 0.3 * a.length[sel[idx]], 0.25)[:, None]
+            pts[idx] = 0.5 * (
+                world.paths.interp(pid_b, s_along + hw) + world.paths.interp(pid_b, s_along - hw)
+            )
         out["actor_path_ego"] = (
             _to_ego(pts, ex, ey, c, s).astype(np.float32).reshape(n_sel, ACTOR_PATH_POINTS, 2)
         )
