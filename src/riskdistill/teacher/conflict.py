@@ -454,7 +454,7 @@ def compute_conflicts(scene: Scene, p: ConflictParams) -> Conflicts:
     if scene.release_in_m is not None:
         moving |= np.isfinite(np.asarray(scene.release_in_m, dtype=np.float64).reshape(-1))
     margin = np.where(moving, p.margin_moving_m, p.margin_m)
-    ttc = _first_conflict(gap, t, margin)
+    ttc, gmin, kmin = _summarise(gap, t, margin)
     ttc = np.where(finite, ttc, np.inf)
     shielded = _shielded(ttc, np.interp(np.where(np.isfinite(ttc), ttc, 0.0), t, plan.s), size, p)
     ttc = np.where(shielded, np.inf, ttc)
@@ -476,9 +476,7 @@ def compute_conflicts(scene: Scene, p: ConflictParams) -> Conflicts:
             ex, ey, ec, es, 0.5 * ego_l, 0.5 * ego_w, rep(c0[w, 0]), rep(c0[w, 1]),
             rep(np.cos(yaw0[w])), rep(np.sin(yaw0[w])), hl[w], hw[w], p.cull_m,
         )  # fmt: skip
-        ttc_stop[w] = _first_conflict(still, t, np.full(len(w), p.margin_m))
-    kmin = np.argmin(gap, axis=1)
-    gmin = np.maximum(gap[np.arange(n_a), kmin], 0.0)
+        ttc_stop[w] = _summarise(still, t, np.full(len(w), p.margin_m))[0]
     closing = (gap[:, 0] - gap[:, 1]) / (t[1] - t[0]) if len(t) > 1 else np.zeros(n_a)
     gap_now = np.where(finite, now, np.inf)
     return Conflicts(
@@ -494,19 +492,30 @@ def compute_conflicts(scene: Scene, p: ConflictParams) -> Conflicts:
     )
 
 
-def _first_conflict(gap: np.ndarray, t: np.ndarray, margin: np.ndarray) -> np.ndarray:
-    """``[A]``: the first time each row of ``gap [A, T]`` falls to its ``margin [A]`` (interpolated between
-    samples; 0 when it starts there, inf when never)."""
-    n_a = len(gap)
-    hit = gap <= margin[:, None]
-    any_hit = hit.any(axis=1)
-    k = np.argmax(hit, axis=1)
-    rows = np.arange(n_a)
-    km = np.maximum(k - 1, 0)
-    g1, g0 = gap[rows, k], gap[rows, km]
-    frac = np.where((k > 0) & (g0 > g1), (g0 - margin) / np.maximum(g0 - g1, 1e-9), 1.0)
-    ttc = np.where(any_hit, t[km] + np.clip(frac, 0.0, 1.0) * (t[k] - t[km]), np.inf)
-    return np.where(any_hit & (k == 0), 0.0, ttc)
+@numba.njit(cache=True, nogil=True)
+def _summarise(gap, t, margin):
+    """Per row of ``gap [A, T]``: the first time it falls to ``margin [A]`` (interpolated between samples;
+    0 when it starts there, inf when never), its minimum (>= 0) and the index of that minimum."""
+    n_a, n_t = gap.shape
+    ttc = np.full(n_a, np.inf)
+    gmin = np.empty(n_a)
+    kmin = np.zeros(n_a, dtype=np.int64)
+    for a in range(n_a):
+        m = margin[a]
+        best = gap[a, 0]
+        for k in range(n_t):
+            g = gap[a, k]
+            if g < best:
+                best, kmin[a] = g, k
+            if ttc[a] == np.inf and g <= m:
+                if k == 0:
+                    ttc[a] = 0.0
+                else:
+                    g0 = gap[a, k - 1]
+                    frac = (g0 - m) / (g0 - g) if g0 > g else 1.0
+                    ttc[a] = t[k - 1] + min(max(frac, 0.0), 1.0) * (t[k] - t[k - 1])
+        gmin[a] = max(best, 0.0)
+    return ttc, gmin, kmin
 
 
 def _shielded(ttc: np.ndarray, s_conf: np.ndarray, size: np.ndarray, p: ConflictParams) -> np.ndarray:
