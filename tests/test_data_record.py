@@ -141,6 +141,10 @@ def test_privileged_keys_route_paths_releases_and_hazards(dataset: Path) -> None
     held = [x for x in release_in if np.isfinite(x)]
     assert len(held) >= 2 and np.all(np.diff(held) <= 1e-6) and np.isnan(release_in[-1])
     assert validate_dataset(dataset, check_hashes=False) == []
+    # students never see them: the observation builder reads the calibration only
+    from riskdistill.data.torch_dataset import ObservationBuilder
+
+    assert not set(ObservationBuilder.OBS_ANNOTATION_KEYS) & set(fmt.OPTIONAL_ANNOTATION_KEY_NAMES)
 
 
 def test_data_sets_without_the_privileged_keys_still_validate(dataset: Path, tmp_path: Path) -> None:
