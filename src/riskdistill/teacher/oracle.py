@@ -24,7 +24,8 @@ release it, braking) and real footprints (oriented boxes; the ego's length and r
     risk = clip(max(s_conflict, s_occ, s_prox), 0, 1)
 
 Near misses, occluders and proximity stay below 0.5 by construction (``w_near_miss``, ``w_occlusion``,
-``w_proximity`` < 0.5): only a predicted conflict scores above 0.5. Deterministic (no randomness; stable
+``w_proximity`` < 0.5): only a predicted conflict (or a walker that would be in the way if it stopped)
+scores above 0.5. Deterministic (no randomness; stable
 sort by risk then actor id). See ``docs/teachers.md`` for the figure and the units.
 """
 
