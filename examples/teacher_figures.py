@@ -183,9 +183,8 @@ def maps_figure(path: Path, scenarios: tuple[str, ...] = SIX) -> None:
         ax.set_yticks([])
     sm = plt.cm.ScalarMappable(cmap="inferno", norm=plt.Normalize(0, 1))
     fig.colorbar(sm, ax=axes, shrink=0.5, label="oracle risk")
-    fig.suptitle(
-        "Oracle risk maps (forward is up; 10 m behind to 50 m ahead, 40 m wide): named hazards outlined in white", fontsize=11
-    )
+    title = "Oracle risk maps (forward is up; 10 m behind to 50 m ahead, 40 m wide): named hazards in white"
+    fig.suptitle(title, fontsize=11)
     fig.savefig(path)
     plt.close(fig)
 
