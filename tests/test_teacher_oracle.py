@@ -446,3 +446,11 @@ def test_rasterise_label_with_boundary_risk_on_a_recorded_frame(tiny_dataset) ->
     occ = BevOccupancyTarget().build(frame, grid)["bev_occupancy"][3] > 0.5
     assert np.all(edged[binary_erosion(occ)] == 0.0)
     assert (road != occ).sum() <= 0.1 * occ.sum()
+    # objects scoring below RasterConfig.min_risk (1e-3) draw nothing; above it they do
+    one = dict(ann, actor_id=np.array([7]), actor_center_ego=np.array([[10.0, 0.0, 0.7]]),
+               actor_size_lwh=np.array([[4.6, 1.9, 1.5]]), actor_yaw_ego=np.zeros(1),
+               actor_velocity_ego=np.zeros((1, 2)))  # fmt: skip
+    off = RasterConfig(boundary_risk=0.0)
+    assert not rasterise_label({7: 5e-4}, one, grid, off)[0].any()
+    assert rasterise_label({7: 5e-4}, one, grid, RasterConfig(boundary_risk=0.0, min_risk=0.0))[0].max() > 0
+    assert rasterise_label({7: 2e-3}, one, grid, off)[0].max() == np.float32(2e-3)

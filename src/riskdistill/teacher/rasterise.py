@@ -181,6 +181,9 @@ class RasterConfig(StrictConfig):
     horizon_s: float = Field(default=2.0, ge=0.0)
     spread_m: float = Field(default=1.0, gt=0.0)
     min_speed_mps: float = Field(default=0.2, ge=0.0)
+    #: Objects scoring below this draw nothing (a far object's 0.0004 is invisible on the map; painting it
+    #: costs as much as painting the hazard).
+    min_risk: float = Field(default=1e-3, ge=0.0, le=1.0)
     #: Boundary risk ("the road ends here", on by default): cells outside the drivable area get
     #: ``boundary_risk * exp(-d / boundary_width_m)``, d = distance to the nearest drivable cell (0 = off).
     boundary_risk: float = Field(default=0.35, ge=0.0, le=1.0)
@@ -209,7 +212,7 @@ def rasterise_label(
             unlinked.append(int(oid))
         else:
             risk[i] = max(risk[i], float(r))
-    keep = risk > 0.0
+    keep = (risk > 0.0) & (risk >= c.min_risk)
     center = np.asarray(annotation["actor_center_ego"], dtype=np.float64).reshape(-1, 3)[keep, :2]
     size = np.asarray(annotation["actor_size_lwh"], dtype=np.float64).reshape(-1, 3)[keep, :2]
     yaw = np.asarray(annotation["actor_yaw_ego"], dtype=np.float64).reshape(-1)[keep]
