@@ -1,13 +1,16 @@
 """Oracle teacher + rasteriser speed: frames/s for frames of 40 actors on a 200 x 200 BEV grid.
 
-A "frame" is ``OracleTeacher.label_arrays`` (scores, ranks, reasons, validated ``FrameLabel``) plus
-``rasterise_risk`` of the same actors (random actors within 30 m, every one moving at 0..8 m/s: a
-pessimistic frame, the spread of moving objects dominates the rasteriser). Target (2 cores): >= 1,000
-frames/s. Two set-ups are timed: one process with a 2-thread Numba pool (the rasteriser's rows run in
-parallel), and ``--workers`` processes with 1 Numba thread each (how a labelling job uses the cores:
-frames are independent); the latter is the throughput figure, the sum of the workers' rates. On a shared
-machine the wall-clock rates drop with the load; the last row, ``workers / CPU time per frame`` of the
-worker processes, is what the same processes give on that many free cores.
+A "frame" is what ``riskdistill label`` does per frame after reading the annotation:
+``OracleTeacher.label_annotation`` (the counterfactual ego on a curved 150 m route, 40 actors with their
+paths, scores, ranks, reasons, the ``FrameLabel``) plus ``rasterise_label`` with the default
+``RasterConfig`` (object footprints and motion spread, and the drivable-edge boundary risk from 16 lane
+pieces). Actors are random within 30 m, every one moving at 0..8 m/s along a straight path (a pessimistic
+frame: the spread of moving objects dominates the rasteriser). Target (2 cores): >= 1,000 frames/s. Two
+set-ups are timed: one process with a 2-thread Numba pool (the rasteriser's rows run in parallel), and
+``--workers`` processes with 1 Numba thread each (how a labelling job uses the cores: frames are
+independent); the latter is the throughput figure, the sum of the workers' rates. On a shared machine the
+wall-clock rates drop with the load; the last row, ``workers / CPU time per frame`` of the worker
+processes, is what the same processes give on that many free cores.
 
     python benchmarks/bench_teacher.py [--frames 2000] [--actors 40] [--threads 2] [--workers 2]
 """
@@ -29,30 +32,71 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from riskdistill.data.format import ACTOR_PATH_POINTS, ROUTE_AHEAD_POINTS
 from riskdistill.geometry import BevGrid
-from riskdistill.teacher import OracleTeacher, rasterise_risk
+from riskdistill.teacher import OracleTeacher, RasterConfig, rasterise_label
 
 TARGET_FPS = 1000.0
+
+
+def _lanes(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """16 lane pieces of a 4-arm junction (4 lanes per arm, 60 m long, 3.5 m wide), randomly rotated."""
+    th = rng.uniform(-np.pi, np.pi)
+    rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    cl, left, right = [], [], []
+    for arm in range(4):
+        a = arm * np.pi / 2
+        d, n = np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
+        for k in range(4):
+            c = (8.0 + np.arange(60.0))[:, None] * d + (k - 1.5) * 3.5 * n
+            cl.append(c @ rot.T)
+            left.append((c + 1.75 * n) @ rot.T)
+            right.append((c - 1.75 * n) @ rot.T)
+    f32 = np.float32
+    return {
+        "lane_centerline": np.array(cl, f32),
+        "lane_left_boundary": np.array(left, f32),
+        "lane_right_boundary": np.array(right, f32),
+        "lane_n_points": np.full(len(cl), 60, np.int32),
+    }
 
 
 def make_frames(n: int, actors: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     frames = []
+    s = np.arange(ROUTE_AHEAD_POINTS, dtype=np.float64)
     for _ in range(n):
         cls = rng.integers(0, 10, actors)
         size = np.where((cls == 4)[:, None], 0.6, rng.uniform([3.5, 1.6], [6.0, 2.5], (actors, 2)))
         speed = rng.uniform(0.0, 8.0, actors)
         heading = rng.uniform(-np.pi, np.pi, actors)
+        center = rng.uniform([-30, -30], [30, 30], (actors, 2))
+        u = np.stack([np.cos(heading), np.sin(heading)], 1)
+        step = np.maximum(speed * 8.0 + 4.0, 4.0) / (ACTOR_PATH_POINTS - 1)
+        path = center[:, None, :] + u[:, None, :] * (step[:, None] * np.arange(ACTOR_PATH_POINTS))[..., None]
+        release = np.full(actors, np.nan)
+        release[:2] = rng.uniform(0.0, 20.0, 2)  # two held actors released by a trigger ahead
+        curv = rng.uniform(-1.0, 1.0) / 80.0  # a gentle curve
+        route = np.stack([np.sin(curv * s) / curv, (1.0 - np.cos(curv * s)) / curv], 1)
         frames.append(
             {
                 "actor_id": np.arange(actors),
                 "actor_class": cls,
-                "center_xy": rng.uniform([-30, -30], [30, 30], (actors, 2)),
-                "size_lw": size,
-                "yaw": heading,
-                "velocity_xy": np.stack([np.cos(heading), np.sin(heading)], 1) * speed[:, None],
+                "actor_behavior": np.where(cls == 4, 2, 1),
+                "actor_center_ego": np.concatenate([center, np.ones((actors, 1))], 1),
+                "actor_size_lwh": np.concatenate([size, np.ones((actors, 1))], 1),
+                "actor_yaw_ego": heading,
+                "actor_velocity_ego": u * speed[:, None],
+                "actor_accel_mps2": np.zeros(actors),
+                "actor_path_ego": path,
+                "actor_path_step_m": step,
+                "actor_release_in_m": release,
+                "actor_release_speed_mps": np.where(np.isfinite(release), 1.5, np.nan),
+                "route_ahead_ego": route,
+                "route_ahead_speed_limit_mps": np.full(ROUTE_AHEAD_POINTS, 13.9),
                 "future_xy": np.stack([np.arange(1, 7) * 3.0, np.linspace(0, 1.5, 6)], 1),
                 "future_valid": np.ones(6, dtype=bool),
+                **_lanes(rng),
             }
         )
     return frames
@@ -60,22 +104,12 @@ def make_frames(n: int, actors: int, seed: int = 0) -> list[dict[str, np.ndarray
 
 def run(frames: list[dict[str, np.ndarray]], teacher: OracleTeacher, grid: BevGrid) -> tuple[float, float]:
     t_label = t_raster = 0.0
+    raster = RasterConfig()
     for i, f in enumerate(frames):
         t0 = time.perf_counter()
-        label = teacher.label_arrays(
-            f"bench/{i:05d}",
-            f["actor_id"],
-            f["actor_class"],
-            f["center_xy"],
-            f["size_lw"],
-            f["velocity_xy"],
-            f["future_xy"],
-            f["future_valid"],
-        )
+        label = teacher.label_annotation(f"bench/{i:05d}", f, 8.0)
         t1 = time.perf_counter()
-        risk = np.empty(len(f["actor_id"]))
-        risk[[o.object_id for o in label.objects]] = [o.risk for o in label.objects]
-        rasterise_risk(f["center_xy"], f["size_lw"], f["yaw"], f["velocity_xy"], risk, grid)
+        rasterise_label({o.object_id: o.risk for o in label.objects}, f, grid, raster)
         t2 = time.perf_counter()
         t_label += t1 - t0
         t_raster += t2 - t1
@@ -116,7 +150,11 @@ def main() -> None:
     for col in ("stage", "ms/frame", "frames/s"):
         table.add_column(col, justify="right")
     table.add_row("oracle label", f"{1e3 * t_label / args.frames:.3f}", f"{args.frames / t_label:,.0f}")
-    table.add_row("rasterise", f"{1e3 * t_raster / args.frames:.3f}", f"{args.frames / t_raster:,.0f}")
+    table.add_row(
+        "rasterise (objects + boundary)",
+        f"{1e3 * t_raster / args.frames:.3f}",
+        f"{args.frames / t_raster:,.0f}",
+    )
     table.add_row("total, 1 process", f"{1e3 * total / args.frames:.3f}", f"{fps:,.0f}")
     cpu_fps = 0.0
     if args.workers > 1:

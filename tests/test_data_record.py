@@ -77,11 +77,7 @@ def test_recorded_files_counts_and_shapes(dataset: Path) -> None:
     assert "images" not in rec.__dict__ and "annotation" not in rec.__dict__  # lazy
     assert rec.images.shape == (6, H, W, 3) and rec.images.dtype == np.uint8
     a = rec.annotation
-    assert (
-        set(fmt.ANNOTATION_KEY_NAMES)
-        <= set(a)
-        <= set(fmt.ANNOTATION_KEY_NAMES) | set(fmt.OPTIONAL_ANNOTATION_KEY_NAMES)
-    )
+    assert set(a) == set(fmt.ANNOTATION_KEY_NAMES) | set(fmt.OPTIONAL_ANNOTATION_KEY_NAMES)
     assert a["expert_path_ego"].shape == (20, 2) and float(a["expert_noise_steer"]) == 0.0
     assert 0.0 <= float(a["expert_speed_mps"]) < 20.0
     n_act = len(a["actor_id"])
@@ -109,6 +105,63 @@ def test_recorded_files_counts_and_shapes(dataset: Path) -> None:
         if ds.frame(i).route_id == "r1"
     ]
     assert any(s >= 0 for s in states)
+
+
+def test_privileged_keys_route_paths_releases_and_hazards(dataset: Path) -> None:
+    from riskdistill.sim.scenarios import build_scenario
+
+    ds = RecordedDataset(dataset)
+    spec = make_tiny_suite().routes[0]  # VehicleTurningRoutePedestrian: a held pedestrian released later
+    hazards = set(build_scenario(spec.scenario, spec.seed, spec.layout).hazards)
+    assert hazards
+    release_in = []
+    for i in range(len(ds)):
+        f = ds.frame(i)
+        a = f.annotation
+        n = len(a["actor_id"])
+        r = a["route_ahead_ego"]
+        assert r.shape == (fmt.ROUTE_AHEAD_POINTS, 2) and r.dtype == np.float32
+        assert np.hypot(*r[0]) < 1.0  # starts under the ego's rear axle (it follows its route)
+        steps = np.hypot(*np.diff(r, axis=0).T)
+        assert np.all(steps <= fmt.ROUTE_AHEAD_STEP_M + 1e-3) and steps[0] > 0.99  # 1 m, then the end repeats
+        assert np.all(a["route_ahead_speed_limit_mps"] > 0)
+        p = a["actor_path_ego"]
+        assert p.shape == (n, fmt.ACTOR_PATH_POINTS, 2) and a["actor_path_step_m"].shape == (n,)
+        # a path starts at its actor: where World puts the box centre for that arc length
+        d0 = np.hypot(*(p[:, 0] - a["actor_center_ego"][:, :2]).T)
+        assert np.all(d0 < 1e-3)
+        for key in ("actor_accel_mps2", "actor_release_in_m", "actor_release_speed_mps", "actor_is_hazard"):
+            assert a[key].shape == (n,)
+        ids = a["actor_id"].tolist()
+        assert {int(x) for x, h in zip(ids, a["actor_is_hazard"], strict=True) if h} == hazards & set(
+            ids
+        ) or (f.route_id != "r0")
+        if f.route_id == "r0":
+            for h in hazards & set(ids):
+                release_in.append(float(a["actor_release_in_m"][ids.index(h)]))
+    # the pedestrian waits for its trigger: the distance to it shrinks, then it is released (NaN)
+    held = [x for x in release_in if np.isfinite(x)]
+    assert len(held) >= 2 and np.all(np.diff(held) <= 1e-6) and np.isnan(release_in[-1])
+    assert validate_dataset(dataset, check_hashes=False) == []
+    # students never see them: the observation builder reads the calibration only
+    from riskdistill.data.torch_dataset import ObservationBuilder
+
+    assert not set(ObservationBuilder.OBS_ANNOTATION_KEYS) & set(fmt.OPTIONAL_ANNOTATION_KEY_NAMES)
+
+
+def test_data_sets_without_the_privileged_keys_still_validate(dataset: Path, tmp_path: Path) -> None:
+    root = _copy(dataset, tmp_path)
+    rel = pq.read_table(root / fmt.FRAMES).column("annotation_path").to_pylist()[2]
+    with np.load(root / rel) as z:
+        arrays = {k: z[k] for k in z.files}
+    old = {k: v for k, v in arrays.items() if k not in fmt.OPTIONAL_ANNOTATION_KEY_NAMES}
+    np.savez(root / rel, **old)
+    problems = validate_dataset(root, check_hashes=False)
+    assert problems == []
+    bad = dict(arrays, actor_is_hazard=np.zeros(len(arrays["actor_id"]) + 1, dtype=bool))
+    np.savez(root / rel, **bad)
+    problems = validate_dataset(root, check_hashes=False)
+    assert any("actor_is_hazard" in p and "entries for" in p for p in problems)
 
 
 def test_future_trajectory_equals_later_recorded_poses(dataset: Path) -> None:

@@ -206,6 +206,63 @@ def test_tiny_owlv2_detections_go_through_matching(frames, tmp_path) -> None:
         OpenVocabDetector(DetectorConfig(model_dir=str(tmp_path / "missing")))
 
 
+def test_tiny_grounding_dino_detections_go_through_matching(frames, tmp_path) -> None:
+    from riskdistill.teacher.build import make_vlm_teacher
+    from riskdistill.teacher.detector import (
+        DEFAULT_CLASSES,
+        DetectorConfig,
+        GroundingDinoDetector,
+        build_detector,
+        build_tiny_grounding_dino,
+        build_tiny_owlv2,
+        caption_and_class_tokens,
+        detector_kind,
+    )
+
+    model_dir = build_tiny_grounding_dino(tmp_path / "gdino")
+    cfg = DetectorConfig(model_dir=str(model_dir), score_threshold=0.0, max_per_camera=100)
+    assert detector_kind(cfg) == "grounding_dino"  # from config.json's model_type
+    low = build_detector(cfg)
+    assert isinstance(low, GroundingDinoDetector)
+    # the caption and the tokens of each class (a class's own words, by character offsets)
+    caption, tokens = caption_and_class_tokens(DEFAULT_CLASSES, low.processor.tokenizer)
+    assert caption == ". ".join(DEFAULT_CLASSES) + "." and caption.startswith("car. van. truck. ")
+    ids = low.processor.tokenizer(caption)["input_ids"]
+    assert ids[0] == 101 and ids[-1] == 102 and ids.count(1012) == len(DEFAULT_CLASSES)
+    words = [low.processor.tokenizer.decode([ids[i]]) for i in tokens[DEFAULT_CLASSES.index("open car door")]]
+    assert words == ["open", "car", "door"] and len(tokens[0]) == 1
+    frame = frames[len(frames) // 2]
+    dets = low.detect(frame)
+    h, w = (int(v) for v in frame.annotation["image_hw"])
+    assert dets and {d.camera for d in dets} <= set(frame.camera_names)
+    for d in dets:
+        x0, y0, x1, y1 = d.box2d
+        assert 0.0 <= x0 < x1 <= w and 0.0 <= y0 < y1 <= h
+        assert 0.0 < d.score <= 1.0 and d.label in DEFAULT_CLASSES
+    assert len({d.label for d in dets}) > 1  # classes come from the token logits, not a fixed label
+    # thresholds filter monotonically; a cap per camera holds; the same model gives the same detections
+    thr = float(np.median([d.score for d in dets]))
+    high = build_detector(DetectorConfig(model_dir=str(model_dir), score_threshold=thr, max_per_camera=100))
+    high_dets = high.detect(frame)
+    assert high_dets and all(d.score > thr for d in high_dets) and set(high_dets) <= set(dets)
+    capped = build_detector(DetectorConfig(model_dir=str(model_dir), score_threshold=0.0, max_per_camera=2))
+    assert max(sum(d.camera == c for d in capped.detect(frame)) for c in frame.camera_names) <= 2
+    # grounding = detect + match_detections; ids are annotation ids (matched) or negative (unmatched)
+    objs = low.ground(frame)
+    assert objs == match_detections(dets, frame)
+    actor_ids = set(frame.annotation["actor_id"].tolist())
+    assert all(o.object_id in actor_ids or o.object_id < 0 for o in objs)
+    # the VLM teacher builds either detector from a DetectorConfig dict
+    teacher = make_vlm_teacher({"backend": {"type": "openai", "model": "m"}}, {"model_dir": str(model_dir)})
+    assert isinstance(teacher.grounder, GroundingDinoDetector)
+    owl = build_tiny_owlv2(tmp_path / "owlv2")
+    assert detector_kind(DetectorConfig(model_dir=str(owl))) == "owlv2"
+    with pytest.raises(FileNotFoundError):
+        build_detector(DetectorConfig(model_dir=str(tmp_path / "missing")))
+    with pytest.raises(FileNotFoundError):
+        GroundingDinoDetector(DetectorConfig(model_dir=str(tmp_path / "missing"), kind="grounding_dino"))
+
+
 # ------------------------------------------------------------------------------------------ IPM
 def test_ipm_puts_a_painted_ground_point_at_its_bev_cell() -> None:
     hw = (96, 160)

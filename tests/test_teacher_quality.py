@@ -14,14 +14,18 @@ from riskdistill.teacher import OracleConfig, OracleTeacher
 from riskdistill.teacher.card import CARD_JSON, CARD_MD, CARD_PNG, build_label_card
 from riskdistill.teacher.quality import (
     agreement_between,
+    check_hazard_frame,
     compute_agreement,
     compute_rank_consistency,
     compute_sample_spread,
     compute_temporal_stability,
+    expert_reacting_to,
+    hazard_recall,
     load_labels,
     pearson,
     rank_pairs,
     spearman,
+    summarise_hazard_frames,
 )
 from riskdistill.teacher.runner import label_dataset
 from riskdistill.teacher.schema import FrameLabel
@@ -100,8 +104,29 @@ def test_agreement_hand_computed() -> None:
     }
     ag = compute_agreement(a, b)
     assert ag.rank_frames == 1 and ag.rank_corr_mean == pytest.approx(-1.0) and ag.shared_frames == 2
+    # scores: frame 0 over objects 1-4 (4 missing in a: 0), frame 1 identical
+    assert ag.score_mad == pytest.approx(((0.8 + 0.0 + 0.8 + 0.2) / 4 + 0.0) / 2)
+    assert ag.top1_agreement == pytest.approx(0.5) and ag.top1_frames == 2  # 1 vs 3, then 1 vs 1
+    assert ag.frame_risk_mad == pytest.approx(0.0)
     ag = compute_agreement(a, a, {"f/00000": np.eye(3)}, {"f/00000": np.eye(3) * 0.5})
     assert ag.rank_corr_mean == pytest.approx(1.0) and ag.map_corr_mean == pytest.approx(1.0)
+    assert ag.map_mad == pytest.approx(0.5 / 3)  # the scale differs: the correlation cannot see it
+
+
+def test_agreement_respects_scale_not_only_correlation() -> None:
+    """The issue's case: a teacher marking one object at 1.0 where the other says 0.0009 'agrees' by
+    correlation of maps, but not by score difference or scale."""
+    oracle = {"f/00000": _label("f/00000", {1: 0.0009, 2: 0.0002, 3: 0.0001})}
+    vlm = {"f/00000": _label("f/00000", {1: 1.0})}
+    m_oracle = np.zeros((4, 4))
+    m_oracle[1, 1] = 0.0009
+    m_vlm = np.zeros((4, 4))
+    m_vlm[1, 1] = 1.0
+    ag = compute_agreement(oracle, vlm, {"f/00000": m_oracle}, {"f/00000": m_vlm})
+    assert ag.map_corr_mean == pytest.approx(1.0)  # scale-free: "perfect"
+    assert ag.top1_agreement == 1.0  # the same object first
+    assert ag.score_mad > 0.3 and ag.frame_risk_mad == pytest.approx(0.9991)
+    assert ag.map_mad == pytest.approx((1.0 - 0.0009) / 16)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +137,11 @@ def two_runs(tiny_dataset, tmp_path_factory):
     label_dataset(tiny_dataset, a, OracleTeacher(), grid, show_progress=False)
     label_dataset(tiny_dataset, b, OracleTeacher(), grid, show_progress=False)  # an identical teacher
     label_dataset(
-        tiny_dataset, c, OracleTeacher(OracleConfig(w_distance=0.6, w_ttc=0.2)), grid, show_progress=False
+        tiny_dataset,
+        c,
+        OracleTeacher(OracleConfig(ttc_half_s=2.0, w_proximity=0.45)),
+        grid,
+        show_progress=False,
     )
     return a, b, c
 
@@ -122,9 +151,67 @@ def test_identical_teachers_agree_perfectly_and_different_ones_less(two_runs) ->
     same = agreement_between(a, b)
     assert same.rank_frames > 0 and same.map_frames > 0
     assert same.rank_corr_mean == pytest.approx(1.0) and same.map_corr_mean == pytest.approx(1.0)
+    assert same.score_mad == 0.0 and same.map_mad == 0.0 and same.top1_agreement == 1.0
     other = agreement_between(a, c)
     assert other.rank_frames == same.rank_frames
     assert other.rank_corr_mean < 1.0 - 1e-6 and other.map_corr_mean < 1.0 - 1e-6
+    assert other.score_mad > 0.0 and other.map_mad > 0.0
+
+
+# ------------------------------------------------------------------------------------------ hazard recall
+def _hazard_annotation(ped_x: float = 17.0, car_x: float = 8.0, hazard=(True, False)) -> dict:
+    """A pedestrian crossing the straight route ahead (actor 1) and a car parked beside it (actor 2)."""
+    path = np.stack([np.full(32, ped_x), 3.0 - np.arange(32.0)], 1)
+    return {
+        "actor_id": np.array([1, 2]),
+        "actor_class": np.array([4, 0]),
+        "actor_behavior": np.array([2, 3]),
+        "actor_center_ego": np.array([[ped_x, 3.0, 0.9], [car_x, -2.8, 0.7]]),
+        "actor_size_lwh": np.array([[0.5, 0.5, 1.8], [4.6, 1.9, 1.5]]),
+        "actor_yaw_ego": np.array([-np.pi / 2, 0.0]),
+        "actor_velocity_ego": np.array([[0.0, -1.5], [0.0, 0.0]]),
+        "actor_path_ego": np.stack([path, np.repeat([[car_x, -2.8]], 32, 0)]),
+        "actor_path_step_m": np.array([1.0, 0.0]),
+        "actor_is_hazard": np.array(hazard),
+        "route_ahead_ego": np.stack([np.arange(151.0), np.zeros(151)], 1),
+        "route_ahead_speed_limit_mps": np.full(151, 10.0),
+    }
+
+
+def test_hazard_check_rules() -> None:
+    ann = _hazard_annotation()
+    hit = check_hazard_frame(_label("h/00000", {1: 0.8, 2: 0.3}), ann, 8.0)
+    assert (
+        hit.qualifying
+        and hit.hit
+        and hit.hazard_risk == 0.8
+        and (hit.non_hazard, hit.non_hazard_high) == (1, 0)
+    )
+    outranked = check_hazard_frame(_label("h/00000", {1: 0.8, 2: 0.9}), ann, 8.0)
+    assert outranked.qualifying and not outranked.hit and outranked.non_hazard_high == 1
+    low = check_hazard_frame(_label("h/00000", {1: 0.4}), ann, 8.0)
+    assert low.qualifying and not low.hit
+    unlisted = check_hazard_frame(_label("h/00000", {2: 0.1}), ann, 8.0)  # a teacher that left it out: 0
+    assert unlisted.qualifying and not unlisted.hit and unlisted.hazard_risk == 0.0
+    far = check_hazard_frame(_label("h/00000", {1: 0.8}), _hazard_annotation(ped_x=60.0), 8.0)
+    assert not far.qualifying  # beyond 40 m
+    both = _hazard_annotation(hazard=(True, True))  # another named hazard may rank first
+    assert check_hazard_frame(_label("h/00000", {1: 0.8, 2: 0.9}), both, 8.0).hit
+    old = {k: v for k, v in ann.items() if k != "actor_is_hazard"}
+    assert check_hazard_frame(_label("h/00000", {1: 0.8}), old, 8.0) is None
+    # the independent qualification: the actor the expert brakes for (the parked car is not a hazard)
+    assert check_hazard_frame(_label("h/00000", {1: 0.8}), ann, 8.0, reacting_to=1).hit
+    assert not check_hazard_frame(_label("h/00000", {1: 0.8}), ann, 8.0, reacting_to=2).qualifying
+    assert expert_reacting_to("forecast conflict with actor 7 at t=1.25s") == 7
+    assert expert_reacting_to("actor 12 in path") == 12 and expert_reacting_to("stop line 3") is None
+    summary = summarise_hazard_frames(
+        [("A", hit), ("A", low), ("A", far), ("B", None), ("C", hit)], types_without_hazard=["C"]
+    )
+    a = summary["by_scenario"]["A"]
+    assert (a["frames"], a["qualifying"], a["hits"], a["recall"]) == (3, 2, 1, 0.5)
+    assert a["mean_hazard_risk"] == pytest.approx(0.6) and a["non_hazard"] == 3
+    assert summary["by_scenario"]["C"]["has_hazard"] is False and summary["frames_without_metadata"] == 1
+    assert summary["all"]["qualifying"] == 3 and summary["min_recall_over_types"] == 0.5
 
 
 def test_label_card_files_hold_the_numbers(two_runs, tiny_dataset, tmp_path) -> None:
@@ -162,7 +249,17 @@ def test_label_card_files_hold_the_numbers(two_runs, tiny_dataset, tmp_path) -> 
     assert card["diff_risk"]["sample"]["diff_risk"] == 0.0  # the same deterministic labels twice
     assert 0.0 < card["agreement"]["rank_corr_mean"] < 1.0
     assert card["cost"]["runs"] == 1 and card["cost"]["frames_per_s"] > 0
+    # hazard recall per scenario type, against the scenarios' named hazards (the tiny data set has them)
+    hz = card["hazard_recall"]
+    assert hz is not None and set(hz["by_scenario"]) == {
+        "VehicleTurningRoutePedestrian",
+        "OppositeVehicleRunningRedLight",
+    }
+    want = json.loads(json.dumps(hazard_recall(labels, tiny_dataset), allow_nan=True).replace("NaN", "null"))
+    assert hz == want and hz["all"]["frames"] == n_total - 1 and hz["all"]["non_hazard"] > 0
     md = (label_dir / CARD_MD).read_text()
     assert f"| {n_total} | {n_total - 1} |" in md and "| timeout | 1 |" in md
     assert f"{card['diff_risk']['temporal']['diff_risk']:.3f}" in md
     assert f"{card['agreement']['rank_corr_mean']:.3f}" in md
+    assert f"{card['agreement']['score_mad']:.3f}" in md and "top-1 agreement" in md
+    assert "## Hazard recall" in md and "| VehicleTurningRoutePedestrian |" in md

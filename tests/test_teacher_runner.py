@@ -347,6 +347,21 @@ def test_vlm_teacher_through_the_runner_batches_records_failures_and_diff_risk(
     # maps: objects painted where their actors are
     some = next(f for f, lab in labels.items() if lab.objects)
     assert np.load(out / "maps" / f"{some}.npy").max() > 0
+    # the label card measures VLM labels as it measures the oracle's: hazard recall on the scenarios' named
+    # hazards, and scale-aware agreement with an oracle folder
+    from riskdistill.teacher.card import build_label_card
+    from riskdistill.teacher.quality import hazard_recall
+
+    oracle_dir = tmp_path / "oracle"
+    label_dataset(tiny_dataset, oracle_dir, OracleTeacher(), GRID, limit=24, show_progress=False)
+    card = build_label_card(out, data_root=tiny_dataset, other_label_dir=oracle_dir, write=False)
+    hz = card["hazard_recall"]
+    assert (
+        hz["all"]["frames"] == 23
+        and hz["all"]["frames"] == hazard_recall(labels, tiny_dataset)["all"]["frames"]
+    )
+    assert hz["all"]["non_hazard"] > 0 and card["agreement"]["shared_frames"] == 23
+    assert card["agreement"]["score_mad"] > 0.05  # the scripted replies are on another scale
     # resume: only the failed frame is asked again
     n = backend.requests
     res = label_dataset(tiny_dataset, out, teacher, GRID, batch_size=8, limit=24, show_progress=False)

@@ -16,6 +16,7 @@ from riskdistill.teacher.grounding import ground_truth_objects  # noqa: E402
 from riskdistill.teacher.schema import FrameLabel  # noqa: E402
 from riskdistill.teacher.tiny_vlm import build_tiny_vlm  # noqa: E402
 from riskdistill.teacher.vlm import (  # noqa: E402
+    DEFAULT_TEMPLATE,
     REPLY_ERROR_KINDS,
     CameraConfigError,
     ReplyError,
@@ -94,7 +95,7 @@ def test_local_backend_with_constrained_decoding_labels_recorded_frames(tiny_vlm
     assert all(len(p.request.images) == 6 for p in prepared)  # all cameras
     out = teacher.label_many(frames)
     assert len(out) == len(frames)
-    template = load_template("risk_rank_v1")
+    template = load_template(DEFAULT_TEMPLATE)
     for frame, p, label in zip(frames, prepared, out, strict=True):
         assert isinstance(label, FrameLabel), f"constrained decoding gave an invalid reply: {label}"
         assert label.frame_id == frame.frame_id
@@ -108,7 +109,7 @@ def test_local_backend_with_constrained_decoding_labels_recorded_frames(tiny_vlm
         prov = label.provenance
         assert prov.teacher == "vlm" and prov.model_id == str(tiny_vlm_dir)
         assert prov.model_revision.startswith("fp-")
-        assert prov.prompt_template_id == "risk_rank_v1" and prov.prompt_hash == template.prompt_hash
+        assert prov.prompt_template_id == "risk_rank_v2" and prov.prompt_hash == template.prompt_hash
         assert prov.config_hash == teacher.config_hash
         assert prov.decoding["constrained"] is True and prov.decoding["backend"] == "local"
         assert prov.decoding["attempt"] == 1 and prov.seed == 0

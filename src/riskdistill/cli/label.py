@@ -93,11 +93,17 @@ def label(
     prompt: str | None = typer.Option(None, "--prompt", help="VLM prompt template id or .jinja path."),
     grounding: str = typer.Option("gt", "--grounding", help="VLM grounding: gt | detector."),
     detector_model: Path | None = typer.Option(
-        None, "--detector-model", help="OWLv2 folder for --grounding detector."
+        None,
+        "--detector-model",
+        help="Detector folder for --grounding detector: OWLv2 or Grounding DINO (read from its config.json).",
     ),
     grid: str = typer.Option("tiny", "--grid", help="BEV grid preset (tiny | base) or a JSON file."),
-    boundary_risk: float = typer.Option(
-        0.0, "--boundary-risk", min=0.0, max=1.0, help="Risk just outside the drivable area (0: off)."
+    boundary_risk: float | None = typer.Option(
+        None,
+        "--boundary-risk",
+        min=0.0,
+        max=1.0,
+        help="Risk just outside the drivable area (default: RasterConfig's, 0.35; 0: off).",
     ),
     shard: str = typer.Option("0/1", "--shard", help="This job's shard i/n (disjoint, covering)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes (oracle teacher)."),
@@ -125,6 +131,7 @@ def label(
     from riskdistill.teacher.rasterise import RasterConfig
     from riskdistill.teacher.runner import default_out_dir, parse_shard
 
+    raster = RasterConfig() if boundary_risk is None else RasterConfig(boundary_risk=boundary_risk)
     _check_choices(teacher, backend, grounding, model, model_name, server_url)
     try:
         sh = parse_shard(shard)
@@ -149,7 +156,7 @@ def label(
         "limit": limit,
         "show_progress": progress,
         "fatal": fatal,
-        "raster": RasterConfig(boundary_risk=boundary_risk),
+        "raster": raster,
     }
     if ray:
         from riskdistill.teacher.distributed import ray_executor
@@ -230,7 +237,7 @@ def _teacher_factory(
     det = None
     if grounding == "detector":
         if detector_model is None:
-            fail("--grounding detector needs --detector-model DIR (an OWLv2 folder)")
+            fail("--grounding detector needs --detector-model DIR (an OWLv2 or Grounding DINO folder)")
         det = {"model_dir": str(detector_model)}
     return functools.partial(TEACHERS.get("vlm"), cfg, det), (CameraConfigError,)
 

@@ -6,15 +6,30 @@ y left, z up). The keys and shapes are listed in :data:`riskdistill.data.format.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numba
 import numpy as np
 
 from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M
-from riskdistill.data.format import LANE_KIND_CODES, MARKING_KIND_CODES, NO_ID, NO_STATE
+from riskdistill.data.format import (
+    ACTOR_PATH_HORIZON_S,
+    ACTOR_PATH_POINTS,
+    LANE_KIND_CODES,
+    MARKING_KIND_CODES,
+    NO_ID,
+    NO_STATE,
+    ROUTE_AHEAD_POINTS,
+    ROUTE_AHEAD_STEP_M,
+)
 from riskdistill.geometry import wrap_angle
+from riskdistill.sim.actors import Behavior
 from riskdistill.sim.roadmap import LANE_SAMPLE_SPACING_M, RoadMap, resample_polyline
 from riskdistill.sim.route import Route
 from riskdistill.sim.world import DESPAWN_XY_M, World
+
+if TYPE_CHECKING:
+    from riskdistill.sim.scenarios.base import ScenarioScript
 
 
 # ------------------------------------------------------------------------------------------ instance masks
@@ -151,7 +166,13 @@ class _PolylineBank:
 
 # ------------------------------------------------------------------------------------------ the annotator
 class FrameAnnotator:
-    """Builds the annotation arrays of one route's frames (the static map is indexed once per route)."""
+    """Builds the annotation arrays of one route's frames (the static map is indexed once per route).
+
+    With ``privileged=True`` it also writes the optional privileged keys
+    (:data:`riskdistill.data.format.OPTIONAL_ANNOTATION_KEYS`: the route ahead, actor paths, scripted
+    releases of ``script``, the scenario's ``hazards``), which only teachers, target builders and metrics
+    read.
+    """
 
     def __init__(
         self,
@@ -161,9 +182,18 @@ class FrameAnnotator:
         actor_range_m: float = 75.0,
         map_range_m: float = 60.0,
         map_point_spacing_m: float = 1.0,
+        privileged: bool = True,
+        script: ScenarioScript | None = None,
+        hazards: dict[int, str] | None = None,
     ):
         self.map = road_map
         self.route = route
+        self.privileged = privileged
+        self.script = script
+        self.hazard_ids = np.array(sorted(hazards or {}), dtype=np.int64)
+        self._route_limit = np.array(
+            [road_map.lanes[int(lid)].speed_limit_mps for lid in route.lane_of_point], dtype=np.float32
+        )
         self.actor_range_m = float(actor_range_m)
         self.map_range_m = float(map_range_m)
         stride = max(1, round(map_point_spacing_m / LANE_SAMPLE_SPACING_M))
@@ -310,4 +340,120 @@ class FrameAnnotator:
         out["route_next_stop_line_id"] = np.array(sid, dtype=np.int32)
         out["route_next_stop_distance_m"] = np.array(dist, dtype=np.float32)
         out["route_next_light_state"] = np.array(state, dtype=np.int32)
+        if self.privileged:
+            out.update(self._privileged(world, progress_m, sel, ex, ey, c, s))
         return out
+
+    def _privileged(
+        self, world: World, progress_m: float, sel: np.ndarray, ex: float, ey: float, c: float, s: float
+    ) -> dict[str, np.ndarray]:
+        """The optional privileged keys (``format.OPTIONAL_ANNOTATION_KEYS``) of the selected actors."""
+        out: dict[str, np.ndarray] = {}
+        path = self.route.path
+        s_rear, _ = path.project(np.array([ex, ey]), s_hint=progress_m, window_m=15.0)
+        s_pts = np.minimum(s_rear + ROUTE_AHEAD_STEP_M * np.arange(ROUTE_AHEAD_POINTS), path.length_m)
+        out["route_ahead_ego"] = _to_ego(path.point_at(s_pts), ex, ey, c, s).astype(np.float32)
+        k = np.clip(np.searchsorted(path.s, s_pts), 0, len(self._route_limit) - 1)
+        out["route_ahead_speed_limit_mps"] = self._route_limit[k]
+
+        a = world.actors
+        n_sel = len(sel)
+        release_in = np.full(n_sel, np.nan, dtype=np.float32)
+        release_v = np.full(n_sel, np.nan, dtype=np.float32)
+        if self.script is not None:
+            from riskdistill.sim.scenarios.base import pending_releases
+
+            pos = {int(i): j for j, i in enumerate(sel.tolist())}
+            for actor, (trig_s, speed) in pending_releases(self.script).items():
+                j = pos.get(actor)
+                if j is not None:
+                    release_in[j] = max(trig_s - progress_m, 0.0)
+                    release_v[j] = a.desired_speed[actor] if speed is None else speed
+        out["actor_accel_mps2"] = a.accel[sel].astype(np.float32)
+        out["actor_release_in_m"] = release_in
+        out["actor_release_speed_mps"] = release_v
+
+        # paths ahead of the actors that follow one (vehicles, walkers): ACTOR_PATH_POINTS points covering
+        # what the fastest of current / desired / release speed drives in ACTOR_PATH_HORIZON_S
+        beh = a.behavior[sel]
+        on_path = ((beh == Behavior.VEHICLE) | (beh == Behavior.WALKER)) & (a.path_id[sel] >= 0)
+        v_max = np.fmax(np.maximum(np.abs(a.speed[sel]), a.desired_speed[sel]), np.nan_to_num(release_v))
+        step = np.where(
+            on_path, np.maximum(v_max * ACTOR_PATH_HORIZON_S + 4.0, 4.0) / (ACTOR_PATH_POINTS - 1), 0.0
+        )
+        pts = np.repeat(np.stack([a.x[sel], a.y[sel]], axis=1)[:, None, :], ACTOR_PATH_POINTS, axis=1)
+        if on_path.any():
+            idx = np.flatnonzero(on_path)
+            pid = a.path_id[sel[idx]]
+            s_along = a.s[sel[idx], None] + step[idx, None] * np.arange(ACTOR_PATH_POINTS)[None, :]
+            pid_b = np.broadcast_to(pid[:, None], s_along.shape)
+            # where the box centre will be: between the axle points on the path, as World places it
+            hw = np.where(beh[idx] == Behavior.VEHICLE, 0.3 * a.length[sel[idx]], 0.25)[:, None]
+            pts[idx] = 0.5 * (
+                world.paths.interp(pid_b, s_along + hw) + world.paths.interp(pid_b, s_along - hw)
+            )
+        out["actor_path_ego"] = (
+            _to_ego(pts, ex, ey, c, s).astype(np.float32).reshape(n_sel, ACTOR_PATH_POINTS, 2)
+        )
+        out["actor_path_step_m"] = step.astype(np.float32)
+        out["actor_is_hazard"] = np.isin(a.id[sel], self.hazard_ids)
+        return out
+
+
+# ------------------------------------------------------------------------------------------ no cameras
+def annotate_route(
+    instance: Any,
+    every_n_steps: int = 5,
+    max_steps: int | None = None,
+    future_waypoints: int = 6,
+    future_dt_s: float = 0.5,
+) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    """Drive the privileged expert through a :class:`~riskdistill.sim.scenarios.ScenarioInstance` without
+    rendering cameras and annotate every ``every_n_steps``-th step (as the recorder does, with no camera:
+    ``actor_visible_px`` / ``actor_box2d`` have zero columns). Returns ``(meta, annotation)`` per frame;
+    ``meta`` holds ``step``, ``ego_speed_mps``, ``route_progress_m``, and ``expert_reason`` (what limited
+    the expert's speed right after the frame, as in ``frames.parquet``) and ``expert_brake`` (its brake
+    command then, 0..1). For label-quality studies that need
+    annotations, not images (``benchmarks/bench_hazard_recall.py``)."""
+    from riskdistill.sim.expert import ExpertDriver
+    from riskdistill.sim.rollout import run_route
+
+    world = instance.world
+    annotator = FrameAnnotator(world.map, instance.route, script=instance.script, hazards=instance.hazards)
+    no_camera = np.zeros((0, 1, 1), dtype=np.int32)
+    poses: list[tuple[float, float, float]] = []
+    frames: list[tuple[dict[str, Any], dict[str, np.ndarray]]] = []
+
+    reasons: list[str] = []
+    brakes: list[float] = []
+
+    class Annotate:  # a route observer: the annotation every n-th step, the expert's reason and brake always
+        def on_start(self, env: Any, driver: Any) -> None:
+            self.driver = driver
+
+        def on_step(self, env: Any, inp: Any, action: Any) -> None:
+            reasons.append(str(getattr(self.driver, "last_reason", "") or ""))
+            brakes.append(float(action.controls.clipped().brake) if action.controls is not None else 0.0)
+            k = len(poses)
+            e = env.world.ego
+            poses.append((float(e.x_m), float(e.y_m), float(e.yaw_rad)))
+            if k % every_n_steps:
+                return
+            meta = {
+                "step": k,
+                "ego_speed_mps": float(inp.ego.speed_mps),
+                "route_progress_m": float(env.progress_m),
+            }
+            frames.append((meta, annotator.annotate(env.world, env.progress_m, no_camera)))
+
+    run_route(instance, ExpertDriver, observers=[Annotate()], max_steps=max_steps)
+    poses.append((float(world.ego.x_m), float(world.ego.y_m), float(world.ego.yaw_rad)))
+    pose_arr = np.asarray(poses, dtype=np.float64)
+    stride = max(1, round(future_dt_s / world.dt_s))
+    for meta, ann in frames:
+        k = meta["step"]
+        meta["expert_reason"] = reasons[k] if k < len(reasons) else ""
+        meta["expert_brake"] = brakes[k] if k < len(brakes) else 0.0
+        fxy, fyaw, fvalid = future_in_ego(pose_arr, meta["step"], future_waypoints, stride)
+        ann.update(future_xy=fxy, future_yaw=fyaw, future_valid=fvalid)
+    return frames

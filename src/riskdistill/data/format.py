@@ -207,10 +207,45 @@ ANNOTATION_KEYS: tuple[AnnKey, ...] = (
 )
 ANNOTATION_KEY_NAMES = tuple(k.name for k in ANNOTATION_KEYS)
 
-# Optional, privileged annotation keys: ground truth the simulator knows and real data usually does not
-# (data sets recorded before they existed, and imported ones, lack them and still load). Only teachers,
-# target builders and metrics read them; drivers and students never see them.
+# Optional, privileged annotation keys: scenario ground truth the simulator knows and real data usually
+# does not (data sets recorded before they existed, and imported ones, lack them and still load). Only
+# teachers, target builders and metrics read them; drivers and students never see them.
+ROUTE_AHEAD_STEP_M = 1.0
+ROUTE_AHEAD_POINTS = 151  # 150 m of route ahead
+ACTOR_PATH_POINTS = 32
+ACTOR_PATH_HORIZON_S = 8.0  # an actor path covers what its fastest expected speed drives in this time (+4 m)
+
 OPTIONAL_ANNOTATION_KEYS: tuple[AnnKey, ...] = (
+    AnnKey(
+        "route_ahead_ego",
+        "float32",
+        "[R, 2]",
+        "the ego route's reference path (traced by the rear axle) from the ego's projection on it, every "
+        "ROUTE_AHEAD_STEP_M for ROUTE_AHEAD_POINTS points; past the route end the end point repeats",
+    ),
+    AnnKey("route_ahead_speed_limit_mps", "float32", "[R]", "speed limit of the route lane at those points"),
+    AnnKey(
+        "actor_accel_mps2", "float32", "[A]", "longitudinal acceleration (0 for walkers and static actors)"
+    ),
+    AnnKey(
+        "actor_path_ego",
+        "float32",
+        "[A, P, 2]",
+        "the path each actor follows (box centre), from where it is, every actor_path_step_m for "
+        "ACTOR_PATH_POINTS points (its end point repeats past its end); the centre repeated for actors "
+        "without a path (parked, static)",
+    ),
+    AnnKey("actor_path_step_m", "float32", "[A]", "spacing of actor_path_ego (0: no path)"),
+    AnnKey(
+        "actor_release_in_m",
+        "float32",
+        "[A]",
+        "route distance the ego still drives until a scenario trigger releases this held actor (NaN: none)",
+    ),
+    AnnKey("actor_release_speed_mps", "float32", "[A]", "its desired speed once released (NaN: none)"),
+    AnnKey(
+        "actor_is_hazard", "bool", "[A]", "one of the hazard actors the scenario names (ScenarioType.hazard)"
+    ),
     # the expert's own plan at this frame (the labels of recovery data: see data/record.py)
     AnnKey(
         "expert_path_ego",
@@ -218,9 +253,10 @@ OPTIONAL_ANNOTATION_KEYS: tuple[AnnKey, ...] = (
         "[P, 2]",
         "the expert's intended path (rear axle), every 1 m from 1 m ahead, in the ego frame",
     ),
-    AnnKey("expert_speed_mps", "float32", "[]", "the expert's target speed (where it accelerates to in 1 s)"),
-    AnnKey(
-        "expert_noise_steer", "float32", "[]", "recovery noise added to the expert's steering now (0: none)"
-    ),
+    AnnKey("expert_speed_mps", "float32", "[]", "the expert's target speed (its speed 1 s later)"),
+    AnnKey("expert_noise_steer", "float32", "[]", "recovery noise on the expert's steering now (0: none)"),
+    # image-space labels (data/image_labels.py): per camera at 1/4 of the recorded resolution
+    AnnKey("image_semantics", "uint8", "[N, H/4, W/4]", "0 background, 1 vehicle, 2 vulnerable, 3 static"),
+    AnnKey("image_depth_m", "float16", "[N, H/4, W/4]", "nearest surface in the cell (metres, capped at 80)"),
 )
 OPTIONAL_ANNOTATION_KEY_NAMES = tuple(k.name for k in OPTIONAL_ANNOTATION_KEYS)

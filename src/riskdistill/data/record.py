@@ -269,6 +269,8 @@ class _RouteRecorder:
             actor_range_m=settings.actor_range_m,
             map_range_m=settings.map_range_m,
             map_point_spacing_m=settings.map_point_spacing_m,
+            script=instance.script,
+            hazards=instance.hazards,
         )
         self.names = rig.camera_names
         self.calib = {

@@ -277,7 +277,7 @@ def _check_annotation(path: Path, rel: str, manifest: dict[str, Any], cam_names:
             missing = [k for k in fmt.ANNOTATION_KEY_NAMES if k not in keys]
             if missing:
                 problems.append(f"{rel}: missing annotation key(s) {missing}")
-            for spec in fmt.ANNOTATION_KEYS:
+            for spec in (*fmt.ANNOTATION_KEYS, *fmt.OPTIONAL_ANNOTATION_KEYS):
                 if spec.name not in keys:
                     continue
                 dt = z[spec.name].dtype
@@ -289,6 +289,11 @@ def _check_annotation(path: Path, rel: str, manifest: dict[str, Any], cam_names:
                 for name, shape in (("actor_visible_px", (n_act, n_cam)), ("actor_box2d", (n_act, n_cam, 4))):
                     if z[name].shape != shape:
                         problems.append(f"{rel}: {name} has shape {z[name].shape}, expected {shape}")
+                for spec in fmt.OPTIONAL_ANNOTATION_KEYS:  # per-actor optional keys: one entry per actor
+                    if spec.shape.startswith("[A") and spec.name in keys and len(z[spec.name]) != n_act:
+                        problems.append(
+                            f"{rel}: {spec.name} has {len(z[spec.name])} entries for {n_act} actors"
+                        )
             if {"K", "T_ego_from_cam", "camera_names"} <= keys:
                 names = [str(s) for s in z["camera_names"]]
                 if names != cam_names:

@@ -344,6 +344,8 @@ _XY_KEYS = (
     "future_xy",
     "ego_center_ego",
     "expert_path_ego",
+    "route_ahead_ego",
+    "actor_path_ego",
 )
 _YAW_KEYS = ("actor_yaw_ego", "light_yaw_ego", "future_yaw")
 

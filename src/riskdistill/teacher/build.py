@@ -35,14 +35,15 @@ def make_oracle_teacher(config: dict[str, Any], detector: dict[str, Any] | None 
 @TEACHERS.register("vlm")
 def make_vlm_teacher(config: dict[str, Any], detector: dict[str, Any] | None = None) -> Any:
     """A VLM teacher (``config``: a ``VLMTeacherConfig`` dict): ground-truth grounding, or an
-    open-vocabulary detector matched to the 3D objects when ``detector`` (a ``DetectorConfig`` dict)."""
+    open-vocabulary detector (OWLv2 or Grounding DINO) matched to the 3D objects when ``detector`` (a
+    ``DetectorConfig`` dict)."""
     from riskdistill.teacher.vlm import VLMTeacher, VLMTeacherConfig
 
     grounder = None
     if detector is not None:
-        from riskdistill.teacher.detector import DetectorConfig, OpenVocabDetector
+        from riskdistill.teacher.detector import DetectorConfig, build_detector
 
-        grounder = OpenVocabDetector(DetectorConfig.from_dict(detector, source="--detector"))
+        grounder = build_detector(DetectorConfig.from_dict(detector, source="--detector"))
     return VLMTeacher(VLMTeacherConfig.from_dict(config, source="VLM teacher config"), grounder=grounder)
 
 

@@ -3,10 +3,12 @@
     card = build_label_card("data/train/labels/risk", other_label_dir="data/train/labels/vlm")
 
 Contents: coverage (frames with a record / frames of the data set), failures by kind (``errors/``),
-score histograms (object risk, frame risk; objects per class), Diff_Risk (``teacher.quality``),
-agreement with a second teacher's folder when given, and cost from the runs' ``summary.json`` files
-(frames/s, GPU-seconds where the teacher reports them). NaN figures (nothing to measure) are written as
-``null`` in the JSON and "n/a" in the Markdown.
+score histograms (object risk, frame risk; objects per class), hazard recall per scenario type against
+the scenarios' named hazard actors (``teacher.quality.hazard_recall``; data sets recorded with hazard
+metadata), Diff_Risk (``teacher.quality``), agreement with a second teacher's folder when given (scale
+and ranking: mean absolute score difference, rank correlation, top-1 agreement, map difference), and cost
+from the runs' ``summary.json`` files (frames/s, GPU-seconds where the teacher reports them). NaN figures
+(nothing to measure) are written as ``null`` in the JSON and "n/a" in the Markdown.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 
 from riskdistill.contracts import labels
 from riskdistill.io import atomic_path, atomic_write_json, atomic_write_text
-from riskdistill.teacher.quality import agreement_between, compute_diff_risk, load_labels
+from riskdistill.teacher.quality import agreement_between, compute_diff_risk, hazard_recall, load_labels
 
 CARD_JSON = "label_card.json"
 CARD_MD = "label_card.md"
@@ -111,8 +113,10 @@ def build_label_card(
     sample_dirs: Sequence[str | Path] = (),
     max_gap_steps: int | None = None,
     write: bool = True,
+    hazards: bool = True,
 ) -> dict[str, Any]:
-    """Compute the card of ``label_dir`` and (``write``) save it into that folder; returns the JSON dict."""
+    """Compute the card of ``label_dir`` and (``write``) save it into that folder; returns the JSON dict.
+    ``hazards``: compute hazard recall (reads every labelled frame's annotation; needs the data set)."""
     label_dir = Path(label_dir)
     labels = load_labels(label_dir)
     total, root = _total_frames(label_dir, Path(data_root) if data_root else None)
@@ -151,6 +155,7 @@ def build_label_card(
                 sorted(Counter(o.cls for lab in labels.values() for o in lab.objects).items())
             ),
         },
+        "hazard_recall": _hazard_recall(labels, root) if hazards else None,
         "diff_risk": compute_diff_risk(labels, [load_labels(d) for d in sample_dirs], max_gap_steps),
         "agreement": None,
         "cost": _cost(label_dir),
@@ -166,6 +171,19 @@ def build_label_card(
         atomic_write_text(label_dir / CARD_MD, render_card_markdown(card))
         save_score_histogram(card, label_dir / CARD_PNG)
     return card
+
+
+def _hazard_recall(labels: dict, root: Path | None) -> dict[str, Any] | None:
+    """Hazard recall of the labels, or None without a data set or hazard metadata (older recordings)."""
+    if root is None or not (root / "frames.parquet").is_file() or not labels:
+        return None
+    try:
+        summary = hazard_recall(labels, root)
+    except Exception as exc:  # an unreadable data set must not cost the rest of the card
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    if summary["frames_without_metadata"] == summary["all"]["frames"]:
+        return None
+    return summary
 
 
 def save_score_histogram(card: dict[str, Any], path: Path) -> Path:
@@ -240,6 +258,7 @@ def render_card_markdown(card: dict[str, Any]) -> str:
         "Objects per class: " + ", ".join(f"{k} {v}" for k, v in sc["objects_per_class"].items()),
         "",
     ]
+    lines += render_hazard_markdown(card.get("hazard_recall"))
     lines += [
         "## Diff_Risk (lower is better; definitions in docs/labelling.md)",
         "",
@@ -262,13 +281,21 @@ def render_card_markdown(card: dict[str, Any]) -> str:
     ag = card["agreement"]
     if ag:
         lines += [
-            f"Against `{ag['other_label_dir']}` ({ag['shared_frames']} shared frames):",
+            f"Against `{ag['other_label_dir']}` ({ag['shared_frames']} shared frames). Scale and ranking "
+            "both count: a difference of 0 and correlations of 1 mean the same labels.",
             "",
             "| figure | value | frames |",
             "|---|---|---|",
+            f"| mean abs. difference of object scores (objects either scored; missing = 0) "
+            f"| {_fmt(ag['score_mad'])} | {ag['shared_frames']} |",
             f"| Spearman rank correlation (shared objects) | {_fmt(ag['rank_corr_mean'])} "
             f"| {ag['rank_frames']} |",
-            f"| BEV map Pearson correlation | {_fmt(ag['map_corr_mean'])} | {ag['map_frames']} |",
+            f"| top-1 agreement (same top-ranked object) | {_fmt(ag['top1_agreement'])} "
+            f"| {ag['top1_frames']} |",
+            f"| mean abs. difference of BEV maps | {_fmt(ag['map_mad'], 4)} | {ag['map_frames']} |",
+            f"| BEV map Pearson correlation (scale-free, for reference) | {_fmt(ag['map_corr_mean'])} "
+            f"| {ag['map_frames']} |",
+            f"| mean abs. difference of frame risks | {_fmt(ag['frame_risk_mad'])} | {ag['shared_frames']} |",
             f"| frame risk Pearson correlation | {_fmt(ag['frame_risk_corr'])} | {ag['shared_frames']} |",
         ]
     else:
@@ -285,3 +312,36 @@ def render_card_markdown(card: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _pct(x: Any) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{100 * x:.1f} %"
+
+
+def render_hazard_markdown(hz: dict[str, Any] | None) -> list[str]:
+    """The card's hazard-recall section (also printed by ``benchmarks/bench_hazard_recall.py``)."""
+    lines = ["## Hazard recall (scenario ground truth; definitions in docs/labelling.md)", ""]
+    if not hz:
+        return [*lines, "not measured: no data set, or its annotations name no hazard actors", ""]
+    if "error" in hz:
+        return [*lines, f"not measured: {hz['error']}", ""]
+    t = hz["thresholds"]
+    lines += [
+        f"A frame qualifies when a named hazard actor is within {t['max_distance_m']:.0f} m and its "
+        f"counterfactual time to conflict is under {t['max_ttc_s']:.0f} s; it is a hit when that hazard is "
+        f"above {t['min_risk']} and no other object ranks above it.",
+        "",
+        "| scenario type | frames | qualifying | hits | recall | mean hazard risk | non-hazard objects > "
+        f"{t['min_risk']} |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    rows = [*hz["by_scenario"].items(), ("**all**", hz["all"])]
+    for name, d in rows:
+        recall = _pct(d["recall"]) if d.get("has_hazard", True) else "n/a (no hazard actor)"
+        lines.append(
+            f"| {name} | {d['frames']} | {d['qualifying']} | {d['hits']} | {recall} | "
+            f"{_fmt(d['mean_hazard_risk'], 2)} | {d['non_hazard_high']} of {d['non_hazard']} "
+            f"({_pct(d['non_hazard_high_share'])}) |"
+        )
+    lines += ["", f"Lowest recall over scenario types: {_pct(hz['min_recall_over_types'])}.", ""]
+    return lines

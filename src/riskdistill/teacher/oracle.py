@@ -1,33 +1,39 @@
-"""The oracle teacher: per-object risk from ground truth in the ego frame (no VLM).
+"""The oracle teacher: per-object risk from privileged ground truth, as a careful driver would judge it.
 
-For each actor (all quantities in the current ego frame, x forward, y left):
+Every term is measured against a *counterfactual* ego that drives its route regardless of the other road
+users (``teacher/conflict.py``: route ahead at the current speed, accelerating to the speed limit, slowing
+only for curves and a red light), never against the expert's recorded future, which already avoids the
+hazard. For each actor, with its predicted motion (its lane or walking line, a scenario trigger that will
+release it, braking) and real footprints (oriented boxes; the ego's length and rear-axle-to-centre offset):
 
-- the ego follows its recorded future trajectory ``future_xy`` (valid part, preceded by the origin at
-  t = 0, linearly interpolated, held at the last valid point), the actor moves at constant velocity;
-- over ``t in [0, horizon_s]`` (step ``time_step_s``) the *gap* is the centre distance minus the two
-  footprint radii (half widths); ``gap_min`` is its minimum, ``t_min`` the time of closest approach;
-- ``s_ttc = exp(-t_min / ttc_scale_s) * clip(1 - gap_min / conflict_margin_m, 0, 1)``
-  (a conflict with the ego's path soon);
-- ``s_dist = exp(-dist_now / distance_scale_m)`` with ``dist_now`` the current gap;
-- ``s_close = clip(closing_speed / closing_speed_scale_mps, 0, 1)``, ``closing_speed`` the rate at which the
-  actor approaches the ego (relative velocity projected on the line of sight);
-- ``s_occ``: actors of vehicle class standing still (speed < ``static_speed_mps``), at least
-  ``occluder_min_length_m`` long, ahead of the ego and within ``occlusion_lateral_m`` of its path
-  (lateral gap), get ``s_occ = exp(-dist_now / occlusion_range_m)`` ("someone may emerge here");
+- ``ttc`` (s): time to conflict, the first time the predicted box gap falls to the margin
+  (``conflict_margin_m`` for a standing actor, ``conflict_margin_moving_m`` for a moving one);
+  ``gap_min`` / ``t_min``: the smallest predicted gap and when; ``gap_now`` (m): the current box gap;
+- time decay ``f(t) = 1 / (1 + (t / ttc_half_s)^ttc_power)`` (1 now, 1/2 at ``ttc_half_s``);
+- distance decay ``g(d) = 1 / (1 + (d / distance_half_m)^2)`` (the prediction is less sure far away);
+- conflict ``c = f(ttc)``; without a conflict, a near miss
+  ``c = w_near_miss * clip((m0 + near_miss_m - gap_min) / (m0 + near_miss_m - margin), 0, 1) * f(t_min)``
+  (``m0 = conflict_margin_m``: the band ends at 2 m for every actor); a moving pedestrian or
+  cyclist that would be in conflict if it stopped where it is: ``c >= w_may_stop * f(ttc_if_stops)``;
+- ``s_conflict = severity(class) * g(gap_now) * c`` (severity: vulnerable 1.0, vehicle 0.95, static 0.9);
+- ``s_occ`` ("someone may appear"): a standing vehicle or hoarding at least ``occluder_min_length_m``
+  long, not in conflict, passing within ``occlusion_lateral_m`` of the ego path ahead:
+  ``w_occlusion * clip(1 - (gap_min - margin) / occlusion_lateral_m, 0, 1) * f(t_min) * g(gap_now)``;
+- ``s_prox = w_proximity * exp(-gap_now / proximity_scale_m)`` (something right next to the ego);
 
-combined as::
+    risk = clip(max(s_conflict, s_occ, s_prox), 0, 1)
 
-    dynamic = clip(w_ttc * s_ttc + w_distance * s_dist + w_closing * s_close, 0, 1)
-    vul     = 1 - w_vulnerability * (1 - class_level)   class_level: vulnerable 1, vehicle 0.6, static 0.3
-    risk    = max(dynamic * vul, w_occlusion * s_occ)
-
-Deterministic (no randomness, stable sort by risk then actor id).
+Near misses, occluders and proximity stay below 0.5 by construction (``w_near_miss``, ``w_occlusion``,
+``w_proximity`` < 0.5): only a predicted conflict (or a walker that would be in the way if it stopped)
+scores above 0.5. Deterministic (no randomness; stable
+sort by risk then actor id). See ``docs/teachers.md`` for the figure and the units.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +42,13 @@ from pydantic import Field
 import riskdistill
 from riskdistill.config import StrictConfig
 from riskdistill.data.storage import FrameRecord
+from riskdistill.teacher.conflict import (
+    ConflictParams,
+    Conflicts,
+    Scene,
+    compute_conflicts,
+    scene_from_annotation,
+)
 from riskdistill.teacher.schema import MAX_REASON_CHARS, FrameLabel, ObjectRisk, Provenance
 from riskdistill.types import ActorClass
 
@@ -57,64 +70,97 @@ def _construct_object(values: dict) -> ObjectRisk:
 
 
 class OracleConfig(StrictConfig):
-    horizon_s: float = Field(default=4.0, gt=0.0)
-    time_step_s: float = Field(default=0.1, gt=0.0)
+    """Parameters of the oracle (units in the names; see the module docstring and ``docs/teachers.md``)."""
+
+    # the counterfactual ego and the predicted actors (teacher/conflict.py)
+    horizon_s: float = Field(default=6.0, gt=0.0)
+    time_step_s: float = Field(default=0.2, gt=0.0)
+    cf_accel_mps2: float = Field(default=2.0, gt=0.0)
+    cf_decel_mps2: float = Field(default=3.0, gt=0.0)
+    lateral_accel_mps2: float = Field(default=3.0, gt=0.0)
+    default_speed_limit_mps: float = Field(default=13.9, gt=0.0)  # when the annotation has no route
+    offset_return_m: float = Field(default=60.0, gt=0.0)
+    release_accel_mps2: float = Field(default=2.5, gt=0.0)
+    conflict_margin_m: float = Field(default=0.5, ge=0.0)
+    conflict_margin_moving_m: float = Field(default=1.0, ge=0.0)
+    w_may_stop: float = Field(default=0.8, ge=0.0, le=1.0)
     future_dt_s: float = Field(default=0.5, gt=0.0)  # spacing of future_xy (data set settings.future_dt_s)
-    ego_half_width_m: float = Field(default=1.0, ge=0.0)  # half width of the ego's path
-    ttc_scale_s: float = Field(default=2.5, gt=0.0)
-    conflict_margin_m: float = Field(default=2.0, gt=0.0)
-    distance_scale_m: float = Field(default=8.0, gt=0.0)
-    closing_speed_scale_mps: float = Field(default=8.0, gt=0.0)
-    w_ttc: float = Field(default=0.6, ge=0.0)
-    w_distance: float = Field(default=0.25, ge=0.0)
-    w_closing: float = Field(default=0.15, ge=0.0)
-    w_vulnerability: float = Field(default=0.5, ge=0.0, le=1.0)
-    level_vulnerable: float = Field(default=1.0, ge=0.0, le=1.0)
-    level_vehicle: float = Field(default=0.6, ge=0.0, le=1.0)
-    level_static: float = Field(default=0.3, ge=0.0, le=1.0)
-    w_occlusion: float = Field(default=0.4, ge=0.0, le=1.0)
+    # scoring
+    ttc_half_s: float = Field(default=5.0, gt=0.0)
+    ttc_power: float = Field(default=3.0, gt=0.0)
+    distance_half_m: float = Field(default=120.0, gt=0.0)
+    near_miss_m: float = Field(default=1.5, gt=0.0)
+    w_near_miss: float = Field(default=0.45, ge=0.0, le=1.0)
+    severity_vulnerable: float = Field(default=1.0, ge=0.0, le=1.0)
+    severity_vehicle: float = Field(default=0.95, ge=0.0, le=1.0)
+    severity_static: float = Field(default=0.9, ge=0.0, le=1.0)
+    w_occlusion: float = Field(default=0.45, ge=0.0, le=1.0)
+    occluder_min_length_m: float = Field(default=3.0, ge=0.0)
+    occlusion_lateral_m: float = Field(default=3.0, gt=0.0)
     static_speed_mps: float = Field(default=0.5, ge=0.0)
-    occluder_min_length_m: float = Field(default=3.5, ge=0.0)
-    occlusion_lateral_m: float = Field(default=3.0, ge=0.0)
-    occlusion_range_m: float = Field(default=20.0, gt=0.0)
+    w_proximity: float = Field(default=0.25, ge=0.0, le=1.0)
+    proximity_scale_m: float = Field(default=4.0, gt=0.0)
     min_risk: float = Field(default=0.0, ge=0.0, le=1.0)  # objects below are left out of the label
 
     def config_hash(self) -> str:
         blob = json.dumps(self.model_dump(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
+    def conflict_params(self) -> ConflictParams:
+        return ConflictParams(
+            horizon_s=self.horizon_s,
+            time_step_s=self.time_step_s,
+            accel_mps2=self.cf_accel_mps2,
+            decel_mps2=self.cf_decel_mps2,
+            lateral_accel_mps2=self.lateral_accel_mps2,
+            default_speed_limit_mps=self.default_speed_limit_mps,
+            offset_return_m=self.offset_return_m,
+            release_accel_mps2=self.release_accel_mps2,
+            margin_m=self.conflict_margin_m,
+            margin_moving_m=self.conflict_margin_moving_m,
+            cull_m=max(self.near_miss_m, self.occlusion_lateral_m)
+            + max(self.conflict_margin_m, self.conflict_margin_moving_m)
+            + 0.5,
+            future_dt_s=self.future_dt_s,
+        )
+
 
 @dataclass(frozen=True)
 class OracleScores:
-    """Per-actor risk and its components (all ``[A]``)."""
+    """Per-actor risk, its terms and the geometry behind them (all ``[A]``)."""
 
     risk: np.ndarray
-    s_ttc: np.ndarray
-    s_dist: np.ndarray
-    s_close: np.ndarray
+    s_conflict: np.ndarray
     s_occ: np.ndarray
-    t_min: np.ndarray
-    gap_min: np.ndarray
-    dist_now: np.ndarray
-    closing_speed: np.ndarray
+    s_prox: np.ndarray
+    ttc: np.ndarray  # s, inf: no conflict within the horizon
+    gap_min: np.ndarray  # m
+    t_min: np.ndarray  # s
+    gap_now: np.ndarray  # m
+    closing_speed: np.ndarray  # m/s, > 0: the gap shrinks
+    shielded: np.ndarray  # bool: in the ego path only behind a nearer road user
+    ttc_if_stops: np.ndarray  # s, moving walkers: the time to conflict if it stopped where it is
 
 
 class OracleTeacher:
-    """Ground-truth risk teacher: ``label(frame)`` reads the annotation, ``label_arrays`` plain arrays."""
+    """Ground-truth risk teacher: ``label(frame)`` reads the annotation, ``label_annotation`` an in-memory
+    one, ``label_arrays`` plain arrays."""
 
     def __init__(self, config: OracleConfig | None = None, validate: bool = False):
         self.config = config or OracleConfig()
         self.validate = validate
         c = self.config
-        level = np.full(_N_CLASSES, c.level_vehicle)
+        sev = np.full(_N_CLASSES, c.severity_vehicle)
         for cl in ActorClass:
             if cl.is_vulnerable:
-                level[int(cl)] = c.level_vulnerable
+                sev[int(cl)] = c.severity_vulnerable
             elif cl.is_static_obstacle:
-                level[int(cl)] = c.level_static
-        self._vul = 1.0 - c.w_vulnerability * (1.0 - level)
-        self._is_vehicle = np.array([ActorClass(i).is_vehicle for i in range(_N_CLASSES)])
-        self._t = np.arange(0.0, c.horizon_s + 1e-9, c.time_step_s)
+                sev[int(cl)] = c.severity_static
+        self._severity = sev
+        occ = np.array([ActorClass(i).is_vehicle for i in range(_N_CLASSES)])
+        occ[int(ActorClass.BARRIER)] = True  # hoarding; short barriers fail the length test
+        self._occluder_class = occ
+        self._params = c.conflict_params()
         self._provenance = Provenance(
             teacher="oracle",
             model_id="riskdistill.teacher.oracle",
@@ -124,134 +170,149 @@ class OracleTeacher:
         )
 
     # -------------------------------------------------------------------------------------- scoring
-    def ego_path(self, future_xy: np.ndarray, future_valid: np.ndarray) -> np.ndarray:
-        """Ego positions ``[T, 2]`` at the oracle's time samples."""
-        c = self.config
-        xy = np.asarray(future_xy, dtype=np.float64).reshape(-1, 2)
-        valid = np.asarray(future_valid, dtype=bool).reshape(-1)
-        n = int(np.argmin(valid)) if not valid.all() else len(valid)  # leading valid part
-        pts = np.concatenate([np.zeros((1, 2)), xy[:n]], axis=0)
-        tk = np.arange(len(pts)) * c.future_dt_s
-        return np.stack([np.interp(self._t, tk, pts[:, 0]), np.interp(self._t, tk, pts[:, 1])], axis=-1)
+    def conflicts(self, scene: Scene) -> Conflicts:
+        return compute_conflicts(scene, self._params)
 
-    def score(
-        self,
-        actor_class: np.ndarray,
-        center_xy: np.ndarray,
-        size_lw: np.ndarray,
-        velocity_xy: np.ndarray,
-        future_xy: np.ndarray,
-        future_valid: np.ndarray,
-    ) -> OracleScores:
+    def score(self, actor_class: np.ndarray, scene: Scene) -> OracleScores:
         c = self.config
         cls = np.clip(np.asarray(actor_class, dtype=np.int64).reshape(-1), 0, _N_CLASSES - 1)
-        p0 = np.asarray(center_xy, dtype=np.float64).reshape(-1, 2)
-        size = np.abs(np.asarray(size_lw, dtype=np.float64).reshape(-1, 2))
-        vel = np.asarray(velocity_xy, dtype=np.float64).reshape(-1, 2)
-        ego = self.ego_path(future_xy, future_valid)  # [T, 2]
-        t = self._t
-        radius = 0.5 * size[:, 1] + c.ego_half_width_m  # [A]
-        actor = p0[:, None, :] + vel[:, None, :] * t[None, :, None]  # [A, T, 2]
-        rel = actor - ego[None]
-        gap = np.sqrt((rel**2).sum(-1)) - radius[:, None]  # [A, T]
-        k = np.argmin(gap, axis=1)
-        gap_min = np.maximum(gap[np.arange(len(k)), k], 0.0)
-        t_min = t[k]
-        dist_now = np.maximum(gap[:, 0], 0.0)
-        ego_vel = (ego[1] - ego[0]) / max(t[1] - t[0], 1e-9) if len(t) > 1 else np.zeros(2)
-        rv = vel - ego_vel[None]
-        r0 = p0 - ego[0][None]
-        closing = -(r0 * rv).sum(-1) / np.maximum(np.linalg.norm(r0, axis=-1), 1e-6)
-        s_ttc = np.exp(-t_min / c.ttc_scale_s) * np.clip(1.0 - gap_min / c.conflict_margin_m, 0.0, 1.0)
-        s_dist = np.exp(-dist_now / c.distance_scale_m)
-        s_close = np.clip(closing / c.closing_speed_scale_mps, 0.0, 1.0)
-        # occlusion: large standing vehicles ahead and next to the ego path
-        lateral = np.sqrt(((p0[:, None, :] - ego[None]) ** 2).sum(-1)).min(axis=1) - radius
+        k = self.conflicts(scene)
+        size = np.abs(np.asarray(scene.size_lw, dtype=np.float64).reshape(-1, 2))
+        vel = np.asarray(scene.velocity_xy, dtype=np.float64).reshape(-1, 2)
+
+        def f(t: np.ndarray) -> np.ndarray:
+            return 1.0 / (1.0 + (np.maximum(t, 0.0) / c.ttc_half_s) ** c.ttc_power)
+
+        g = 1.0 / (1.0 + (k.gap_now_m / c.distance_half_m) ** 2)
+        conflict = np.isfinite(k.ttc_s)
+        near_end = c.conflict_margin_m + c.near_miss_m  # near misses end there, whatever the margin
+        near = np.clip((near_end - k.gap_min_m) / np.maximum(near_end - k.margin_m, 1e-6), 0.0, 1.0)
+        cterm = np.where(conflict, f(np.where(conflict, k.ttc_s, 0.0)), c.w_near_miss * near * f(k.t_min_s))
+        may_stop = c.w_may_stop * f(k.ttc_if_stops_s)  # 0 where inf
+        cterm = np.maximum(cterm, np.where(k.shielded, 0.0, may_stop))
+        s_conflict = self._severity[cls] * g * cterm
+        # occluders: standing, long enough, beside the ego path ahead (not in it)
+        plan = k.plan
+        p = self._params
+        r2c = p.rear_to_center_m if scene.rear_to_center_m is None else scene.rear_to_center_m
+        front_x = r2c + 0.5 * (p.ego_length_m if scene.ego_length_m is None else scene.ego_length_m)
+        cx = np.asarray(scene.center_xy, dtype=np.float64).reshape(-1, 2)[:, 0]
+        ahead = (cx + 0.5 * size[:, 0] > front_x) & (plan.s[-1] > 1.0)
         occluder = (
-            self._is_vehicle[cls]
-            & (np.linalg.norm(vel, axis=-1) < c.static_speed_mps)
+            self._occluder_class[cls]
+            & (np.hypot(vel[:, 0], vel[:, 1]) < c.static_speed_mps)
             & (size[:, 0] >= c.occluder_min_length_m)
-            & (p0[:, 0] > 0.0)
-            & (lateral <= c.occlusion_lateral_m)
+            & ~conflict
+            & ~k.shielded
+            & (k.gap_min_m > k.margin_m)
+            & ahead
         )
-        s_occ = np.where(occluder, np.exp(-dist_now / c.occlusion_range_m), 0.0)
-        dynamic = np.clip(c.w_ttc * s_ttc + c.w_distance * s_dist + c.w_closing * s_close, 0.0, 1.0)
-        risk = np.clip(np.maximum(dynamic * self._vul[cls], c.w_occlusion * s_occ), 0.0, 1.0)
-        return OracleScores(risk, s_ttc, s_dist, s_close, s_occ, t_min, gap_min, dist_now, closing)
+        lateral = np.clip(1.0 - (k.gap_min_m - k.margin_m) / c.occlusion_lateral_m, 0.0, 1.0)
+        s_occ = np.where(occluder, c.w_occlusion * lateral * f(k.t_min_s) * g, 0.0)
+        s_prox = c.w_proximity * np.exp(-k.gap_now_m / c.proximity_scale_m)
+        risk = np.clip(np.maximum(np.maximum(s_conflict, s_occ), s_prox), 0.0, 1.0)
+        risk = np.where(np.isfinite(k.gap_now_m), risk, np.nan)  # non-finite geometry: left out
+        return OracleScores(
+            risk,
+            s_conflict,
+            s_occ,
+            s_prox,
+            k.ttc_s,
+            k.gap_min_m,
+            k.t_min_s,
+            k.gap_now_m,
+            k.closing_mps,
+            k.shielded,
+            k.ttc_if_stops_s,
+        )
 
     # -------------------------------------------------------------------------------------- labels
+    @staticmethod
     def _reason(
-        self,
         name: str,
-        ttc: float,
-        dist: float,
-        close: float,
+        conflict: float,
         occ: float,
+        prox: float,
         risk: float,
-        t_min: float,
-        dist_now: float,
+        ttc: float,
+        gmin: float,
+        tmin: float,
+        gap: float,
         closing: float,
+        shielded: bool,
+        ttc_stop: float = math.inf,
     ) -> str:
-        """Templated reason from the weighted components (which term dominates)."""
-        if occ > 0 and occ >= risk - 1e-9:
-            return f"parked {name} next to the ego path may hide someone ({dist_now:.1f} m ahead)"
-        if ttc > 0.05 and ttc >= max(dist, close):
-            if t_min <= 1e-6:
-                return f"{name} in conflict with the ego path now"
-            return f"{name} crossing the ego path in {t_min:.1f} s"
-        if close > 0.02 and close >= dist:
-            return f"{name} approaching at {closing:.1f} m/s, {dist_now:.1f} m away"
-        if risk >= 0.1:
-            return f"{name} close to the ego ({dist_now:.1f} m)"
+        """Templated reason from the dominating term."""
+        if (
+            not math.isfinite(ttc)
+            and math.isfinite(ttc_stop)
+            and conflict >= max(occ, prox)
+            and conflict > 0.05
+        ):
+            return f"{name} on the ego path: met in {ttc_stop:.1f} s if it stops ({gap:.0f} m away)"
+        if shielded and conflict >= max(occ, prox):
+            return f"{name} in the ego path behind a nearer road user ({gap:.0f} m away)"
+        if occ > 0 and occ >= max(conflict, prox) - 1e-12:
+            return f"parked {name} beside the ego path may hide someone ({gap:.0f} m ahead)"
+        if conflict >= prox and math.isfinite(ttc):
+            if ttc <= 0.05:
+                return f"{name} in the ego path now ({gap:.1f} m away)"
+            where = (
+                f"{gap:.0f} m away, closing at {closing:.1f} m/s" if closing > 0.5 else f"{gap:.0f} m away"
+            )
+            return f"{name} meets the ego path in {ttc:.1f} s ({where})"
+        if conflict >= prox and conflict >= 0.02:
+            return f"{name} passes {gmin:.1f} m from the ego path in {tmin:.1f} s"
+        if risk >= 0.05:
+            return f"{name} close to the ego ({gap:.1f} m)"
         return f"{name} not in conflict with the ego path"
 
-    def label_arrays(
+    def label_scene(
         self,
         frame_id: str,
         actor_id: np.ndarray,
         actor_class: np.ndarray,
-        center_xy: np.ndarray,
-        size_lw: np.ndarray,
-        velocity_xy: np.ndarray,
-        future_xy: np.ndarray,
-        future_valid: np.ndarray,
+        scene: Scene,
         camera_names: tuple[str, ...] | list[str] = (),
         visible_px: np.ndarray | None = None,
         box2d: np.ndarray | None = None,
     ) -> FrameLabel:
-        """The label of one frame from plain ego-frame arrays (``[A]``, ``[A, 2]``; ``visible_px [A, N]``,
-        ``box2d [A, N, 4]`` with N = len(camera_names))."""
+        """The label of one frame from its :class:`~riskdistill.teacher.conflict.Scene` (``visible_px
+        [A, N]``, ``box2d [A, N, 4]`` with N = len(camera_names))."""
         ids = np.asarray(actor_id, dtype=np.int64).reshape(-1)
         cls = np.asarray(actor_class, dtype=np.int64).reshape(-1)
-        s = self.score(cls, center_xy, size_lw, velocity_xy, future_xy, future_valid)
-        order = np.lexsort((ids, -s.risk))
-        keep = order[s.risk[order] >= self.config.min_risk]
-        c = self.config
+        s = self.score(cls, scene)
+        finite = np.isfinite(s.risk)
+        order = np.lexsort((ids, -np.where(finite, s.risk, -1.0)))
+        keep = order[finite[order] & (s.risk[order] >= self.config.min_risk)]
         cols = zip(
             ids[keep].tolist(),
             np.clip(cls[keep], 0, _N_CLASSES - 1).tolist(),
             s.risk[keep].tolist(),
-            (c.w_ttc * s.s_ttc[keep]).tolist(),
-            (c.w_distance * s.s_dist[keep]).tolist(),
-            (c.w_closing * s.s_close[keep]).tolist(),
-            (c.w_occlusion * s.s_occ[keep]).tolist(),
+            s.s_conflict[keep].tolist(),
+            s.s_occ[keep].tolist(),
+            s.s_prox[keep].tolist(),
+            s.ttc[keep].tolist(),
+            s.gap_min[keep].tolist(),
             s.t_min[keep].tolist(),
-            s.dist_now[keep].tolist(),
+            s.gap_now[keep].tolist(),
             s.closing_speed[keep].tolist(),
+            s.shielded[keep].tolist(),
+            s.ttc_if_stops[keep].tolist(),
             strict=True,
         )
         cams = list(camera_names)
         vis = (np.asarray(visible_px)[keep] > 0).tolist() if visible_px is not None and cams else None
         boxes_all = np.asarray(box2d, dtype=np.float64)[keep] if box2d is not None and cams else None
         boxes_list = boxes_all.tolist() if boxes_all is not None else None
-        finite = np.isfinite(boxes_all).all(-1).tolist() if boxes_all is not None else None
+        finite_box = np.isfinite(boxes_all).all(-1).tolist() if boxes_all is not None else None
         objects = []
-        for k, (oid, ci, r, ttc, dist, close, occ, t_min, dist_now, closing) in enumerate(cols):
+        for k, (oid, ci, r, sc, so, sp, ttc, gmin, tmin, gap, closing, sh, tts) in enumerate(cols):
             name = _CLASS_NAMES[ci]
             seen_idx = [j for j, v in enumerate(vis[k]) if v] if vis is not None else []
             boxes = None
             if seen_idx and boxes_list is not None:
-                boxes = {cams[j]: boxes_list[k][j] for j in seen_idx if finite[k][j]} or None
+                boxes = {cams[j]: boxes_list[k][j] for j in seen_idx if finite_box[k][j]} or None
             objects.append(
                 {
                     "object_id": oid,
@@ -260,7 +321,7 @@ class OracleTeacher:
                     "box2d": boxes,
                     "risk": r,
                     "rank": k + 1,
-                    "reason": self._reason(name, ttc, dist, close, occ, r, t_min, dist_now, closing),
+                    "reason": self._reason(name, sc, so, sp, r, ttc, gmin, tmin, gap, closing, sh, tts),
                 }
             )
         frame_risk = objects[0]["risk"] if objects else 0.0
@@ -275,11 +336,10 @@ class OracleTeacher:
         # Valid by construction (ranks from the sort, risks clipped to [0, 1], frame_risk = the first risk,
         # finite boxes, short templated reasons); tests/test_teacher_oracle.py re-validates random frames.
         # Building without validation saves ~10 % of the oracle's time. Inputs that could break the
-        # construction (NaN, repeated ids, inverted boxes, overlong reasons) go through validation, which
+        # construction (repeated ids, inverted boxes, overlong reasons) go through validation, which
         # raises a clear error.
         suspicious = (
-            not np.all(np.isfinite(s.risk[keep]))
-            or len(np.unique(ids)) != len(ids)
+            len(np.unique(ids)) != len(ids)
             or any(len(o["reason"]) > MAX_REASON_CHARS for o in objects)
             or (
                 boxes_all is not None
@@ -293,35 +353,91 @@ class OracleTeacher:
         fields["objects"] = [_construct_object(o) for o in objects]
         return FrameLabel.model_construct(**fields)
 
-    def frame_arrays(self, frame: FrameRecord) -> dict[str, np.ndarray]:
-        """The annotation arrays the oracle uses, as keyword arguments of :meth:`label_arrays`."""
-        from riskdistill.teacher.grounding import frame_annotation
-
-        keys = (
-            "actor_id",
-            "actor_class",
-            "actor_center_ego",
-            "actor_size_lwh",
-            "actor_velocity_ego",
-            "future_xy",
-            "future_valid",
-            "camera_names",
-            "actor_visible_px",
-            "actor_box2d",
+    def label_arrays(
+        self,
+        frame_id: str,
+        actor_id: np.ndarray,
+        actor_class: np.ndarray,
+        center_xy: np.ndarray,
+        size_lw: np.ndarray,
+        velocity_xy: np.ndarray,
+        future_xy: np.ndarray,
+        future_valid: np.ndarray,
+        camera_names: tuple[str, ...] | list[str] = (),
+        visible_px: np.ndarray | None = None,
+        box2d: np.ndarray | None = None,
+        *,
+        yaw: np.ndarray | None = None,
+        ego_speed_mps: float | None = None,
+        **privileged: object,
+    ) -> FrameLabel:
+        """The label of one frame from plain ego-frame arrays (``[A]``, ``[A, 2]``). ``yaw`` defaults to the
+        heading of the velocity (0 when standing), ``ego_speed_mps`` to the speed to the first future
+        waypoint; ``privileged``: further :class:`~riskdistill.teacher.conflict.Scene` fields (``route_xy``,
+        ``route_limit_mps``, ``path_xy``, ``path_step_m``, ``release_in_m``, ...). Without a route the
+        counterfactual path is the recorded future's polyline, extended straight."""
+        vel = np.asarray(velocity_xy, dtype=np.float64).reshape(-1, 2)
+        if yaw is None:
+            moving = np.hypot(vel[:, 0], vel[:, 1]) > 0.5
+            yaw = np.where(moving, np.arctan2(vel[:, 1], vel[:, 0]), 0.0)
+        fxy = np.asarray(future_xy, dtype=np.float64).reshape(-1, 2)
+        if ego_speed_mps is None:
+            fv = np.asarray(future_valid, dtype=bool).reshape(-1)
+            ok = len(fxy) > 0 and bool(fv[0]) and np.isfinite(fxy[0]).all()
+            ego_speed_mps = float(np.hypot(*fxy[0]) / self.config.future_dt_s) if ok else 0.0
+        scene = Scene(
+            ego_speed_mps=float(ego_speed_mps),
+            center_xy=np.asarray(center_xy, dtype=np.float64).reshape(-1, 2),
+            size_lw=np.asarray(size_lw, dtype=np.float64).reshape(-1, 2),
+            yaw=np.asarray(yaw, dtype=np.float64).reshape(-1),
+            velocity_xy=vel,
+            future_xy=fxy,
+            future_valid=future_valid,
+            **privileged,  # type: ignore[arg-type]
         )
-        a = frame_annotation(frame, keys, "oracle teacher")
-        return {
-            "actor_id": a["actor_id"],
-            "actor_class": a["actor_class"],
-            "center_xy": np.asarray(a["actor_center_ego"])[:, :2],
-            "size_lw": np.asarray(a["actor_size_lwh"])[:, :2],
-            "velocity_xy": a["actor_velocity_ego"],
-            "future_xy": a["future_xy"],
-            "future_valid": a["future_valid"],
-            "camera_names": tuple(str(x) for x in a["camera_names"]),
-            "visible_px": a["actor_visible_px"],
-            "box2d": a["actor_box2d"],
-        }
+        return self.label_scene(frame_id, actor_id, actor_class, scene, camera_names, visible_px, box2d)
+
+    def label_annotation(self, frame_id: str, annotation: dict, ego_speed_mps: float) -> FrameLabel:
+        """The label of an annotation mapping (a recorded frame's, or one made in memory without cameras)."""
+        a = annotation
+        cams = tuple(str(x) for x in a["camera_names"]) if "camera_names" in a else ()
+        vis = a["actor_visible_px"] if cams and "actor_visible_px" in a else None
+        box = a["actor_box2d"] if cams and "actor_box2d" in a else None
+        scene = scene_from_annotation(a, ego_speed_mps)
+        return self.label_scene(frame_id, a["actor_id"], a["actor_class"], scene, cams, vis, box)
 
     def label(self, frame: FrameRecord) -> FrameLabel:
-        return self.label_arrays(frame.frame_id, **self.frame_arrays(frame))
+        """The label of a recorded frame (annotation keys of ``ORACLE_KEYS`` plus the optional privileged
+        ones; the ego speed from the frame's metadata)."""
+        from riskdistill.data.format import OPTIONAL_ANNOTATION_KEY_NAMES
+        from riskdistill.data.storage import annotation_fields
+
+        a = annotation_fields(frame, ORACLE_KEYS, "oracle teacher")
+        ann = frame.annotation
+        for key in (*OPTIONAL_ANNOTATION_KEY_NAMES, *ORACLE_OPTIONAL_KEYS):
+            if key in ann:
+                a[key] = ann[key]
+        return self.label_annotation(frame.frame_id, a, float(frame.ego.speed_mps))
+
+
+#: Annotation keys the oracle needs (plus the optional privileged keys of ``data.format`` when present).
+ORACLE_KEYS = (
+    "actor_id",
+    "actor_class",
+    "actor_behavior",
+    "actor_center_ego",
+    "actor_size_lwh",
+    "actor_yaw_ego",
+    "actor_velocity_ego",
+    "future_xy",
+    "future_valid",
+    "camera_names",
+    "actor_visible_px",
+    "actor_box2d",
+)
+ORACLE_OPTIONAL_KEYS = (
+    "ego_size_lwh",
+    "ego_center_ego",
+    "route_next_stop_distance_m",
+    "route_next_light_state",
+)

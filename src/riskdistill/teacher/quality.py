@@ -17,9 +17,25 @@ and lie in [0, 1]:
    teacher (one label folder per sample); per object the standard deviation of its risk over the
    samples that scored it (at least two), averaged over objects.
 
-Agreement between two teachers (``compute_agreement``): per frame, the Spearman rank correlation of the
-risks of the objects both scored (at least ``min_shared`` of them), and the Pearson correlation of the
-two BEV maps (frames where either map is constant are skipped); each averaged over frames.
+Agreement between two teachers (``compute_agreement``), per frame then averaged over frames; scale and
+ranking both count, not a scale-free correlation alone:
+
+- ``score_mad``: mean absolute difference of the object scores over the objects either teacher scored
+  (an object a teacher leaves out scores 0, as on its map);
+- ``rank_corr_mean``: Spearman rank correlation of the risks of the objects both scored (at least
+  ``min_shared`` of them);
+- ``top1_agreement``: share of frames (where both name an object) whose top-ranked objects are the same;
+- ``map_mad``: mean absolute difference of the two BEV maps; ``map_corr_mean``: their Pearson correlation
+  (frames where either map is constant skipped), for reference;
+- ``frame_risk_mad``: mean absolute difference of the frame risks.
+
+Hazard recall (``hazard_recall``), against the scenario's named hazard actors (annotation key
+``actor_is_hazard``): a frame *qualifies* when a named hazard is within ``max_distance_m`` (current box gap)
+and its counterfactual time to conflict (:mod:`riskdistill.teacher.conflict`: the ego drives its route
+regardless) is under ``max_ttc_s``. A qualifying frame is a *hit* when its best-ranked qualifying hazard
+scores above ``min_risk`` and no object other than a named hazard ranks above it. Reported per scenario
+type with the share of non-hazard objects (annotated actors of any frame, unlabelled ones scoring 0)
+above ``min_risk``.
 """
 
 from __future__ import annotations
@@ -27,6 +43,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -227,11 +244,16 @@ def pearson(a: np.ndarray | Sequence[float], b: np.ndarray | Sequence[float]) ->
 
 @dataclass(frozen=True)
 class Agreement:
+    score_mad: float  # mean per-frame |risk_a - risk_b| over the objects either scored (missing = 0)
     rank_corr_mean: float  # mean per-frame Spearman over shared objects (NaN: no usable frame)
     rank_frames: int
+    top1_agreement: float  # share of frames (both name an object) with the same top-ranked object
+    top1_frames: int
+    map_mad: float  # mean per-frame mean |map_a - map_b| (NaN: no maps)
     map_corr_mean: float  # mean per-frame Pearson of the BEV maps (NaN: no usable frame)
     map_frames: int
     shared_frames: int
+    frame_risk_mad: float  # mean |frame_risk_a - frame_risk_b| over shared frames
     frame_risk_corr: float  # Pearson of frame_risk over shared frames
 
 
@@ -243,34 +265,50 @@ def compute_agreement(
     min_shared: int = 3,
 ) -> Agreement:
     shared = sorted(set(labels_a) & set(labels_b))
-    rank = []
+    rank, mad, top1 = [], [], []
     for fid in shared:
-        ra = {o.object_id: o.risk for o in labels_a[fid].objects}
-        rb = {o.object_id: o.risk for o in labels_b[fid].objects}
+        la, lb = labels_a[fid], labels_b[fid]
+        ra = {o.object_id: o.risk for o in la.objects}
+        rb = {o.object_id: o.risk for o in lb.objects}
+        union = sorted(set(ra) | set(rb))
+        if union:
+            mad.append(float(np.mean([abs(ra.get(i, 0.0) - rb.get(i, 0.0)) for i in union])))
+        if la.objects and lb.objects:
+            top1.append(float(la.objects[0].object_id == lb.objects[0].object_id))
         ids = sorted(set(ra) & set(rb))
         if len(ids) < min_shared:
             continue
         c = spearman([ra[i] for i in ids], [rb[i] for i in ids])
         if math.isfinite(c):
             rank.append(c)
-    maps = []
+    maps, map_mad = [], []
     if maps_a is not None and maps_b is not None:
         for fid in sorted(set(maps_a) & set(maps_b)):
-            c = pearson(maps_a[fid], maps_b[fid])
+            ma, mb = np.asarray(maps_a[fid], np.float64), np.asarray(maps_b[fid], np.float64)
+            if ma.shape == mb.shape:
+                map_mad.append(float(np.abs(ma - mb).mean()))
+            c = pearson(ma, mb)
             if math.isfinite(c):
                 maps.append(c)
-    fr = (
-        pearson([labels_a[f].frame_risk for f in shared], [labels_b[f].frame_risk for f in shared])
-        if len(shared) >= 2
-        else math.nan
-    )
+    fa = np.array([labels_a[f].frame_risk for f in shared])
+    fb = np.array([labels_b[f].frame_risk for f in shared])
+    fr = pearson(fa, fb) if len(shared) >= 2 else math.nan
+
+    def mean(v: list[float]) -> float:
+        return float(np.mean(v)) if v else math.nan
+
     return Agreement(
-        float(np.mean(rank)) if rank else math.nan,
-        len(rank),
-        float(np.mean(maps)) if maps else math.nan,
-        len(maps),
-        len(shared),
-        fr,
+        score_mad=mean(mad),
+        rank_corr_mean=mean(rank),
+        rank_frames=len(rank),
+        top1_agreement=mean(top1),
+        top1_frames=len(top1),
+        map_mad=mean(map_mad),
+        map_corr_mean=mean(maps),
+        map_frames=len(maps),
+        shared_frames=len(shared),
+        frame_risk_mad=float(np.abs(fa - fb).mean()) if len(shared) else math.nan,
+        frame_risk_corr=fr,
     )
 
 
@@ -309,3 +347,162 @@ def compute_diff_risk(
         sp = compute_sample_spread([labels, *samples])
         out["sample"] = {**asdict(sp), "diff_risk": sp.diff_risk}
     return out
+
+
+# ------------------------------------------------------------------------------------------ hazard recall
+HAZARD_MAX_DISTANCE_M = 40.0
+HAZARD_MAX_TTC_S = 4.0
+HAZARD_MIN_RISK = 0.5
+_REASON_ACTOR = re.compile(r"actor (\d+)")
+
+
+def expert_reacting_to(expert_reason: str) -> int | None:
+    """The actor id the expert driver was slowing for (``"actor 7 in path"``, ``"forecast conflict with actor
+    7 ..."``), or None (free road, a stop line)."""
+    m = _REASON_ACTOR.search(expert_reason or "")
+    return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True)
+class HazardFrame:
+    """One frame's hazard check (see the module docstring)."""
+
+    qualifying: bool  # a named hazard within max_distance_m with counterfactual TTC < max_ttc_s
+    hit: bool  # qualifying, and its best-ranked qualifying hazard is above min_risk, no non-hazard above it
+    hazard_risk: float  # the best-ranked qualifying hazard's risk (NaN when not qualifying)
+    non_hazard: int  # annotated actors that are not named hazards
+    non_hazard_high: int  # of those, scored above min_risk
+
+
+def check_hazard_frame(
+    label: FrameLabel,
+    annotation: Mapping[str, np.ndarray],
+    ego_speed_mps: float,
+    *,
+    max_distance_m: float = HAZARD_MAX_DISTANCE_M,
+    max_ttc_s: float = HAZARD_MAX_TTC_S,
+    min_risk: float = HAZARD_MIN_RISK,
+    reacting_to: int | None = None,
+) -> HazardFrame | None:
+    """The hazard check of one labelled frame, or None when its annotation names no hazards (an old data
+    set: no ``actor_is_hazard`` key). ``reacting_to``: an independent qualification instead of the
+    counterfactual TTC: the frame qualifies when this actor (e.g. the one the expert driver brakes for,
+    ``expert_reason``) is a named hazard within ``max_distance_m``, and every named hazard within that
+    distance counts as qualifying (the expert may brake for one flow vehicle while the next is the
+    sooner conflict)."""
+    from riskdistill.teacher.conflict import ConflictParams, compute_conflicts, scene_from_annotation
+
+    if "actor_is_hazard" not in annotation:
+        return None
+    ids = np.asarray(annotation["actor_id"], dtype=np.int64).reshape(-1)
+    hazard = np.asarray(annotation["actor_is_hazard"], dtype=bool).reshape(-1)
+    risk = {o.object_id: o.risk for o in label.objects}
+    rank = {o.object_id: o.rank for o in label.objects}
+    scores = np.array([risk.get(int(i), 0.0) for i in ids])
+    non_hazard = int((~hazard).sum())
+    non_high = int(((scores > min_risk) & ~hazard).sum())
+    if not hazard.any():
+        return HazardFrame(False, False, math.nan, non_hazard, non_high)
+    c = compute_conflicts(scene_from_annotation(annotation, ego_speed_mps), ConflictParams())
+    near = hazard & (c.gap_now_m <= max_distance_m)
+    if reacting_to is None:
+        q = near & (c.ttc_s < max_ttc_s)
+    else:  # the frame qualifies through the reaction; any named hazard within reach may then be ranked first
+        q = near if (near & (ids == int(reacting_to))).any() else np.zeros_like(near)
+    if not q.any():
+        return HazardFrame(False, False, math.nan, non_hazard, non_high)
+    unranked = len(label.objects) + 1
+    q_ids = [int(i) for i in ids[q]]
+    best = min(q_ids, key=lambda i: (rank.get(i, unranked), i))
+    best_rank = rank.get(best, unranked)
+    hazard_ids = {int(i) for i in ids[hazard]}
+    outranked = any(o.rank < best_rank and o.object_id not in hazard_ids for o in label.objects)
+    r = risk.get(best, 0.0)
+    return HazardFrame(True, bool(r > min_risk and not outranked), r, non_hazard, non_high)
+
+
+def summarise_hazard_frames(
+    frames: Iterable[tuple[str, HazardFrame | None]], types_without_hazard: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Per scenario type and over all of them: qualifying frames, hits, recall, mean hazard risk, non-hazard
+    objects and the share above the threshold. ``frames``: ``(scenario type, check)``; None checks (no
+    hazard metadata) are counted as ``frames_without_metadata``."""
+    per: dict[str, dict[str, Any]] = {}
+    missing = 0
+    for scenario, hf in frames:
+        d = per.setdefault(
+            scenario,
+            {
+                "frames": 0,
+                "qualifying": 0,
+                "hits": 0,
+                "hazard_risk_sum": 0.0,
+                "non_hazard": 0,
+                "non_hazard_high": 0,
+            },
+        )
+        d["frames"] += 1
+        if hf is None:
+            missing += 1
+            continue
+        d["qualifying"] += hf.qualifying
+        d["hits"] += hf.hit
+        d["hazard_risk_sum"] += hf.hazard_risk if hf.qualifying else 0.0
+        d["non_hazard"] += hf.non_hazard
+        d["non_hazard_high"] += hf.non_hazard_high
+    no_hazard = set(types_without_hazard)
+
+    def finish(d: dict[str, Any]) -> dict[str, Any]:
+        q = d["qualifying"]
+        return {
+            "frames": d["frames"],
+            "qualifying": q,
+            "hits": d["hits"],
+            "recall": d["hits"] / q if q else math.nan,
+            "mean_hazard_risk": d["hazard_risk_sum"] / q if q else math.nan,
+            "non_hazard": d["non_hazard"],
+            "non_hazard_high": d["non_hazard_high"],
+            "non_hazard_high_share": d["non_hazard_high"] / d["non_hazard"] if d["non_hazard"] else math.nan,
+        }
+
+    keys = ("frames", "qualifying", "hits", "hazard_risk_sum", "non_hazard", "non_hazard_high")
+    total = {k: sum(d[k] for d in per.values()) for k in keys}
+    by_type = {k: finish(v) | {"has_hazard": k not in no_hazard} for k, v in sorted(per.items())}
+    with_q = [v for v in by_type.values() if v["qualifying"]]
+    return {
+        "by_scenario": by_type,
+        "all": finish(total),
+        "min_recall_over_types": min((v["recall"] for v in with_q), default=math.nan),
+        "frames_without_metadata": missing,
+        "thresholds": {
+            "max_distance_m": HAZARD_MAX_DISTANCE_M,
+            "max_ttc_s": HAZARD_MAX_TTC_S,
+            "min_risk": HAZARD_MIN_RISK,
+        },
+    }
+
+
+def hazard_recall(
+    labels: Mapping[str, FrameLabel], data_root: str | Path, frame_ids: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """:func:`summarise_hazard_frames` of the labels of a recorded data set (reads the annotations' geometry
+    and hazard keys and the frames' ego speeds). Frames without a label are left out (not misses)."""
+    from riskdistill.data.storage import RecordedDataset, resolve_inside
+    from riskdistill.sim.scenarios import REGISTRY
+    from riskdistill.teacher.runner import LazyAnnotation
+
+    ds = RecordedDataset(data_root)
+    wanted = sorted(set(labels) if frame_ids is None else set(frame_ids) & set(labels))
+    out: list[tuple[str, HazardFrame | None]] = []
+    for fid in wanted:
+        try:
+            frame = ds.frame(ds.index_of(fid))
+        except KeyError:
+            continue
+        ann = LazyAnnotation(resolve_inside(frame.root, frame.annotation_path, "annotation_path", fid))
+        try:
+            out.append((frame.scenario, check_hazard_frame(labels[fid], ann, frame.ego.speed_mps)))
+        finally:
+            ann.close()
+    no_hazard = [k for k, v in REGISTRY.items() if v.hazard == ""]
+    return summarise_hazard_frames(out, no_hazard)

@@ -182,10 +182,13 @@ class RasterConfig(StrictConfig):
     horizon_s: float = Field(default=2.0, ge=0.0)
     spread_m: float = Field(default=1.0, gt=0.0)
     min_speed_mps: float = Field(default=0.2, ge=0.0)
-    #: Boundary risk ("the road ends here"): cells outside the drivable area get
+    #: Objects scoring below this draw nothing (a far object's 0.0004 is invisible on the map; painting it
+    #: costs as much as painting the hazard).
+    min_risk: float = Field(default=1e-3, ge=0.0, le=1.0)
+    #: Boundary risk ("the road ends here", on by default): cells outside the drivable area get
     #: ``boundary_risk * exp(-d / boundary_width_m)``, d = distance to the nearest drivable cell (0 = off).
-    boundary_risk: float = Field(default=0.0, ge=0.0, le=1.0)
-    boundary_width_m: float = Field(default=1.5, gt=0.0)
+    boundary_risk: float = Field(default=0.35, ge=0.0, le=1.0)
+    boundary_width_m: float = Field(default=1.0, gt=0.0)
 
 
 def rasterise_label(
@@ -210,16 +213,14 @@ def rasterise_label(
             unlinked.append(int(oid))
         else:
             risk[i] = max(risk[i], float(r))
-    keep = risk > 0.0
+    keep = (risk > 0.0) & (risk >= c.min_risk)
     center = np.asarray(annotation["actor_center_ego"], dtype=np.float64).reshape(-1, 3)[keep, :2]
     size = np.asarray(annotation["actor_size_lwh"], dtype=np.float64).reshape(-1, 3)[keep, :2]
     yaw = np.asarray(annotation["actor_yaw_ego"], dtype=np.float64).reshape(-1)[keep]
     vel = np.asarray(annotation["actor_velocity_ego"], dtype=np.float64).reshape(-1, 2)[keep]
     m = rasterise_risk(center, size, yaw, vel, risk[keep], grid, c.horizon_s, c.spread_m, c.min_speed_mps)
     if c.boundary_risk > 0.0:
-        from riskdistill.data.targets import drivable_mask
-
-        drivable = drivable_mask(
+        drivable = drivable_cells(
             grid,
             annotation["lane_left_boundary"],
             annotation["lane_right_boundary"],
@@ -229,19 +230,137 @@ def rasterise_label(
     return m, sorted(unlinked)
 
 
+_CH_A, _CH_B = 0.95509, 1.36930
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_lanes(left, right, n_points, x_max, y_max, res, n_rows, n_cols, grow):
+    """``[H, W]`` bool: cells whose centre lies in a lane piece (the quads between consecutive left / right
+    edge points), each quad grown by ``grow`` cells (scanline fill)."""
+    out = np.zeros((n_rows, n_cols), dtype=np.bool_)
+    qu = np.empty(4)
+    qv = np.empty(4)
+    for lane in range(left.shape[0]):
+        for i in range(n_points[lane] - 1):
+            # quad corners in continuous (row, col) index coordinates
+            pts = ((left[lane, i]), (left[lane, i + 1]), (right[lane, i + 1]), (right[lane, i]))
+            ok = True
+            for k in range(4):
+                x, y = pts[k][0], pts[k][1]
+                if not (math.isfinite(x) and math.isfinite(y)):
+                    ok = False
+                qu[k] = (x_max - x) / res
+                qv[k] = (y_max - y) / res
+            if not ok:
+                continue
+            area = 0.0
+            for k in range(4):
+                k2 = (k + 1) % 4
+                area += qu[k] * qv[k2] - qu[k2] * qv[k]
+            if abs(area) < 1e-9:
+                continue
+            sgn = 1.0 if area > 0 else -1.0
+            r0 = max(math.floor(min(qu[0], qu[1], qu[2], qu[3]) - grow), 0)
+            r1 = min(math.ceil(max(qu[0], qu[1], qu[2], qu[3]) + grow), n_rows)
+            for r in range(r0, r1):
+                u = r + 0.5
+                v0, v1 = -1e18, 1e18
+                for k in range(4):
+                    k2 = (k + 1) % 4
+                    du, dv = qu[k2] - qu[k], qv[k2] - qv[k]
+                    ln = math.sqrt(du * du + dv * dv)
+                    if ln < 1e-12:
+                        continue
+                    # inside: sgn * cross(edge, p - corner) >= -grow * |edge|, i.e. a + b * v >= 0
+                    a = sgn * (du * (0.0 - qv[k]) - dv * (u - qu[k])) + grow * ln
+                    b = sgn * du
+                    if abs(b) < 1e-12:
+                        if a < 0.0:
+                            v0, v1 = 1.0, 0.0
+                            break
+                        continue
+                    bound = -a / b
+                    if b > 0:
+                        v0 = max(v0, bound)
+                    else:
+                        v1 = min(v1, bound)
+                if v0 > v1:
+                    continue
+                c0 = max(math.ceil(v0 - 0.5), 0)
+                c1 = min(math.floor(v1 - 0.5), n_cols - 1)
+                for c in range(c0, c1 + 1):
+                    out[r, c] = True
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _chamfer_boundary(road, risk, width_cells, cut_cells):
+    """``risk * exp(-max(d - 1, 0) / width_cells)`` off the road, with ``d`` the 3x3 chamfer distance (in
+    cells) to the nearest road cell; 0 beyond ``cut_cells`` and on the road."""
+    n_r, n_c = road.shape
+    big = 1e9
+    d = np.empty((n_r, n_c))
+    for i in range(n_r):
+        for j in range(n_c):
+            d[i, j] = 0.0 if road[i, j] else big
+    # forward pass (neighbours above and to the left), then backward (below and to the right); Borgefors'
+    # optimal 3x3 weights (0.955 along an axis, 1.369 diagonally): within 4.5 % of the Euclidean distance
+    fi = (0, -1, -1, -1)
+    fj = (-1, -1, 0, 1)
+    fw = (_CH_A, _CH_B, _CH_A, _CH_B)
+    for i in range(n_r):
+        for j in range(n_c):
+            v = d[i, j]
+            if v == 0.0:
+                continue
+            for k in range(4):
+                ii, jj = i + fi[k], j + fj[k]
+                if 0 <= ii < n_r and 0 <= jj < n_c and d[ii, jj] + fw[k] < v:
+                    v = d[ii, jj] + fw[k]
+            d[i, j] = v
+    out = np.zeros((n_r, n_c), dtype=np.float32)
+    for i in range(n_r - 1, -1, -1):
+        for j in range(n_c - 1, -1, -1):
+            v = d[i, j]
+            if v == 0.0:
+                continue
+            for k in range(4):
+                ii, jj = i - fi[k], j - fj[k]
+                if 0 <= ii < n_r and 0 <= jj < n_c and d[ii, jj] + fw[k] < v:
+                    v = d[ii, jj] + fw[k]
+            d[i, j] = v
+            if v <= cut_cells:
+                out[i, j] = risk * math.exp(-max(v - 1.0, 0.0) / width_cells)
+    return out
+
+
+def drivable_cells(
+    grid: BevGrid, lane_left_boundary: np.ndarray, lane_right_boundary: np.ndarray, lane_n_points: np.ndarray
+) -> np.ndarray:
+    """``[H, W]`` bool: cells whose centre lies within half a cell of a lane piece of the annotation
+    (``[L, P, 2]`` edges, ``[L]`` valid points); the occupancy target's ``data.targets.drivable_mask`` (a
+    PIL polygon fill with outline, which rounds vertices to whole cells) agrees up to about a cell at the
+    edges, and this is several times faster."""
+    left = np.ascontiguousarray(np.asarray(lane_left_boundary, dtype=np.float64))
+    right = np.ascontiguousarray(np.asarray(lane_right_boundary, dtype=np.float64))
+    n = np.asarray(lane_n_points, dtype=np.int64).reshape(-1)
+    if left.ndim != 3 or len(n) == 0:
+        return np.zeros(grid.shape, dtype=bool)
+    return _fill_lanes(
+        left, right, n, float(grid.x_max_m), float(grid.y_max_m), float(grid.resolution_m), *grid.shape, 0.5
+    )
+
+
 def boundary_risk_map(drivable: np.ndarray, grid: BevGrid, risk: float, width_m: float) -> np.ndarray:
     """``[H, W]`` float32: 0 on drivable cells, ``risk * exp(-d / width_m)`` outside, with ``d`` the distance
     (m) from a cell centre to the nearest drivable cell centre minus one cell (so cells touching the road get
-    ``risk``). Without any drivable cell in view the map is 0 (nothing is known about the road)."""
-    from scipy.ndimage import distance_transform_edt
-
+    ``risk``; a chamfer distance, within 4.5 % of the Euclidean one), cut where it falls below 1 % of
+    ``risk``. Without any drivable cell in view the map is 0 (nothing is known about the road)."""
     road = np.asarray(drivable) > 0.5
-    if not road.any():
+    if not road.any() or risk <= 0.0:
         return np.zeros(grid.shape, dtype=np.float32)
-    d = distance_transform_edt(~road) * grid.resolution_m
-    out = risk * np.exp(-np.maximum(d - grid.resolution_m, 0.0) / width_m)
-    out[road] = 0.0
-    return out.astype(np.float32)
+    width = width_m / grid.resolution_m
+    return _chamfer_boundary(np.ascontiguousarray(road), float(risk), width, 1.0 + width * math.log(100.0))
 
 
 def save_risk_map(label_dir: str | Path, frame_id: str, risk_map: np.ndarray, grid: BevGrid) -> Path:

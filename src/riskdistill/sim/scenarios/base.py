@@ -107,17 +107,38 @@ class ScenarioScript:
 
 
 # Reusable trigger actions -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Release:
+    """The action "let held actor ``actor`` go (optionally with a new desired speed)". A plain object, not a
+    closure, so privileged readers (the annotator) can see which actor a pending trigger releases."""
+
+    actor: int
+    speed_mps: float | None = None
+
+    def __call__(self, world: World) -> None:
+        world.actors.hold[self.actor] = False
+        if self.speed_mps is not None:
+            world.actors.desired_speed[self.actor] = self.speed_mps
+            if world.actors.behavior[self.actor] != 1:  # walkers move at their desired speed at once
+                world.actors.speed[self.actor] = self.speed_mps
+
+
 def release(actor: int, speed_mps: float | None = None) -> Action:
     """Let a held actor go (optionally with a new desired speed)."""
+    return Release(actor, speed_mps)
 
-    def act(world: World) -> None:
-        world.actors.hold[actor] = False
-        if speed_mps is not None:
-            world.actors.desired_speed[actor] = speed_mps
-            if world.actors.behavior[actor] != 1:  # walkers move at their desired speed at once
-                world.actors.speed[actor] = speed_mps
 
-    return act
+def pending_releases(script: ScenarioScript) -> dict[int, tuple[float, float | None]]:
+    """``{actor: (route progress of the trigger, speed on release)}`` for every held actor a not yet fired
+    progress trigger will release (the earliest trigger wins)."""
+    out: dict[int, tuple[float, float | None]] = {}
+    for trig in script.triggers:
+        if trig.fired or trig.ego_s_m is None:
+            continue
+        for act in trig.actions:
+            if isinstance(act, Release) and (act.actor not in out or trig.ego_s_m < out[act.actor][0]):
+                out[act.actor] = (float(trig.ego_s_m), act.speed_mps)
+    return out
 
 
 def hard_brake(actor: int, decel_mps2: float) -> Action:
@@ -160,6 +181,9 @@ class ScenarioInstance:
     route_timeout_s: float
     abilities: tuple[Ability, ...]
     params: dict[str, Any] = field(default_factory=dict)
+    #: The scenario's hazard actors (actor id -> role, e.g. "crossing pedestrian"): privileged scenario
+    #: ground truth for label quality (recorded in the annotations, never shown to a driver).
+    hazards: dict[int, str] = field(default_factory=dict)
 
 
 VEHICLE_COLORS = [
@@ -184,6 +208,7 @@ class BuildContext:
         self.scenario_timeout_s = 60.0
         self.extra_allowed_lanes: set[int] = set()
         self.params: dict[str, Any] = {}
+        self.hazards: dict[int, str] = {}
 
     # --------------------------------------------------------------------------- randomness
     def uniform(self, lo: float, hi: float) -> float:
@@ -308,6 +333,14 @@ class BuildContext:
             color=self.color_of(cls),
         )
 
+    def mark_hazard(self, actors: int | list[int] | tuple[int, ...], role: str) -> None:
+        """Name scenario actors as the scenario's hazard (``role``: what they are, e.g. "crossing
+        pedestrian"). Scenario ground truth for label quality (``teacher.quality.hazard_recall``)."""
+        for a in [actors] if isinstance(actors, int) else actors:
+            if not 0 < int(a) < self.world.actors.n:
+                raise ScenarioError(f"mark_hazard: no actor {a} (the ego, 0, cannot be a hazard)")
+            self.hazards[int(a)] = role
+
     def trigger(self, ego_s_m: float, *actions: Action, starts_scenario: bool = True) -> None:
         self.script.triggers.append(Trigger(list(actions), ego_s_m=ego_s_m, starts_scenario=starts_scenario))
 
@@ -320,6 +353,10 @@ class ScenarioType(ABC):
     families: ClassVar[tuple[str, ...]]  # layout families it supports; the first is the default
     summary: ClassVar[str]
     background_density: ClassVar[float] = 0.5  # vehicles per 20 m of lane, before jitter
+    #: What the scenario's hazard actors are ("crossing pedestrian", "braking lead vehicle"): populate()
+    #: names them with ``ctx.mark_hazard``. ``""``: the type has no hazard actor (it tests traffic signs).
+    #: ``None``: not declared (tests require every registered type to declare it).
+    hazard: ClassVar[str | None] = None
 
     def layout_params(self, rng: np.random.Generator, family: str) -> dict[str, Any]:
         """Random layout parameters for this scenario on ``family`` (may be overridden by a suite)."""
@@ -381,4 +418,5 @@ def instance_from_context(
         route_timeout_s=60.0 + route.length_m / 2.0,
         abilities=abilities,
         params={"layout": layout.params.model_dump(mode="json"), **ctx.params},
+        hazards=dict(ctx.hazards),
     )

@@ -51,6 +51,12 @@ def build_scenario(
         ) from exc
     if ctx.route is None:
         raise ScenarioError(f"scenario {scenario_type!r} seed {seed}: populate() set no route")
+    if sc.hazard and not ctx.hazards:
+        raise ScenarioError(
+            f"scenario {scenario_type!r} seed {seed}: declares hazard {sc.hazard!r} but marked no actor"
+        )
+    if sc.hazard == "" and ctx.hazards:
+        raise ScenarioError(f"scenario {scenario_type!r} declares no hazard but marked {sorted(ctx.hazards)}")
     add_background_traffic(ctx, density=sc.background_density * float(rng.uniform(0.5, 1.5)))
     return instance_from_context(ctx, scenario_type, seed, sc.abilities)
 

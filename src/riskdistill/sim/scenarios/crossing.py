@@ -326,6 +326,7 @@ class PedestrianCrossing(ScenarioType):
     families = ("straight", "junction4", "curve")
     summary = "A group of 1-3 pedestrians crosses a crosswalk ahead of the ego, timed to meet it."
     background_density = 0.35
+    hazard = "crossing pedestrians"
 
     def layout_params(self, rng: np.random.Generator, family: str) -> dict:
         params = super().layout_params(rng, family)
@@ -393,6 +394,7 @@ class PedestrianCrossing(ScenarioType):
                 f"PedestrianCrossing: crosswalk too close to the route start (trigger at {trigger_s:.1f} m)"
             )
         ctx.trigger(trigger_s, *[release(a, s) for a, s in zip(ids, speeds, strict=True)])
+        ctx.mark_hazard(ids, "crossing pedestrian")
         if arm_in is not None:
             exit_s = float(route.path.s[np.flatnonzero(route.lane_of_point == conn)[-1]])
             _hold_route_green(ctx, arm_in, max(exit_s, plan.conflict_s) + 5.0)
@@ -471,6 +473,7 @@ class _TurningCrossing(ScenarioType):
                 f"{self.name}: the junction is too close to the route start (trigger at {trigger_s:.1f} m)"
             )
         ctx.trigger(trigger_s, release(ids[0], speeds[0]))
+        ctx.mark_hazard(ids[0], f"crossing {self.adversary.name.lower()}")
         exit_s = float(route.path.s[np.flatnonzero(route.lane_of_point == conn)[-1]])
         _hold_route_green(ctx, arm_in, max(exit_s, plan.conflict_s) + 5.0)
         ctx.scenario_end_s_m = plan.conflict_s + 8.0
@@ -496,6 +499,7 @@ class VehicleTurningRoutePedestrian(_TurningCrossing):
     name = "VehicleTurningRoutePedestrian"
     abilities = (Ability.EMERGENCY_BRAKE, Ability.TRAFFIC_SIGNS)
     summary = "The ego turns at a junction while a pedestrian crosses the exit arm's crosswalk."
+    hazard = "crossing pedestrian"
 
 
 @register_scenario
@@ -503,6 +507,7 @@ class VehicleTurningRoute(_TurningCrossing):
     name = "VehicleTurningRoute"
     abilities = (Ability.EMERGENCY_BRAKE, Ability.TRAFFIC_SIGNS)
     summary = "The ego turns at a junction while a cyclist rides across the exit arm's crosswalk."
+    hazard = "crossing cyclist"
     adversary = ActorClass.CYCLIST
     speed_range = CYCLIST_SPEED_MPS
     max_speed = 5.5
@@ -564,6 +569,7 @@ class ParkingCrossingPedestrian(ScenarioType):
     families = ("straight", "curve")
     summary = "A pedestrian steps out between two cars parked on the right, into the ego lane."
     background_density = 0.3
+    hazard = "pedestrian stepping out between parked cars"
 
     def layout_params(self, rng: np.random.Generator, family: str) -> dict:
         params = _urban_layout_params(super().layout_params(rng, family), rng, family)
@@ -614,6 +620,7 @@ class ParkingCrossingPedestrian(ScenarioType):
         s_conf = _route_s_on_lane(route, lane, lane.point_at(s_c))
         trigger_s = s_conf - EGO_HALF_LENGTH_M - D
         ctx.trigger(trigger_s, release(ped, speed))
+        ctx.mark_hazard(ped, "pedestrian stepping out between parked cars")
         ctx.scenario_end_s_m = s_conf + 8.0
         ctx.params.update(
             walker_id=ped,
@@ -663,6 +670,7 @@ class DynamicObjectCrossing(ScenarioType):
     families = ("straight", "curve")
     summary = "A pedestrian or cyclist emerges from behind a van, bus or hoarding at the kerb and crosses."
     background_density = 0.35
+    hazard = "pedestrian or cyclist emerging from behind an occluder"
 
     def layout_params(self, rng: np.random.Generator, family: str) -> dict:
         return _urban_layout_params(super().layout_params(rng, family), rng, family)
@@ -745,6 +753,7 @@ class DynamicObjectCrossing(ScenarioType):
         s_conf = _route_s_on_lane(route, lane, lane.point_at(s_c))
         trigger_s = s_conf - EGO_HALF_LENGTH_M - D
         ctx.trigger(trigger_s, release(adv, speed))
+        ctx.mark_hazard(adv, f"{cls.name.lower()} emerging from behind an occluder")
         ctx.scenario_end_s_m = s_conf + 8.0
         ctx.params.update(
             adversary=cls.name.lower(),

@@ -230,6 +230,7 @@ class HardBreakRoute(ScenarioType):
         "The vehicle the ego follows brakes hard (6-8 m/s^2) to a stop at a random time, then drives on."
     )
     background_density = 0.4
+    hazard = "braking lead vehicle"
 
     def layout_params(self, rng: np.random.Generator, family: str) -> dict:
         params = super().layout_params(rng, family)
@@ -272,6 +273,7 @@ class HardBreakRoute(ScenarioType):
         ctx.script.triggers.append(
             Trigger([brake_to_stop_then_resume(ctx.script, lead, decel, stand)], time_s=brake_t)
         )
+        ctx.mark_hazard(lead, "braking lead vehicle")
         stop_route_s = ctx.route_s_of(lane.point_at(lead_s_at_brake + v_free[-1] ** 2 / (2.0 * decel)))
         ctx.scenario_end_s_m = min(stop_route_s + 10.0, route.length_m - 5.0)
         ctx.params.update(
@@ -295,6 +297,7 @@ class StaticCutIn(ScenarioType):
     families = ("straight", "highway")
     summary = "A car in a queue of stopped vehicles in the next lane cuts into the ego lane just ahead."
     background_density = 0.4
+    hazard = "vehicle cutting in from a queue"
 
     def layout_params(self, rng: np.random.Generator, family: str) -> dict:
         params = super().layout_params(rng, family)
@@ -333,6 +336,7 @@ class StaticCutIn(ScenarioType):
             raise ScenarioError(f"StaticCutIn: no fair cut-in timing at speed limit {v_ref:.1f} m/s")
         cls, size, x_cut, change, accel, desired, path, (D, t_conf, t_hit) = plan
         cutter = _add_path_vehicle(ctx, ctx.world.add_path(path), 6.0, cls, size, hold=True, max_accel=accel)
+        ctx.mark_hazard(cutter, "cutting-in vehicle")
 
         # The queue: stopped vehicles behind the cutter and ahead of it, with room to pull out in front.
         queue_path = ctx.lane_path([adj.id])
@@ -392,6 +396,7 @@ class ParkingCutIn(ScenarioType):
     families = ("straight", "curve")
     summary = "A car parked on the right pulls out of its parking space into the ego lane just ahead."
     background_density = 0.35
+    hazard = "car pulling out of a parking space"
 
     def layout_params(self, rng: np.random.Generator, family: str) -> dict:
         params = super().layout_params(rng, family)
@@ -432,6 +437,7 @@ class ParkingCutIn(ScenarioType):
             raise ScenarioError(f"ParkingCutIn: no fair pull-out timing at speed limit {v_ref:.1f} m/s")
         cls, size, x_car, change, accel, desired, path, (D, t_conf, _) = plan
         cutter = _add_path_vehicle(ctx, ctx.world.add_path(path), 6.0, cls, size, hold=True, max_accel=accel)
+        ctx.mark_hazard(cutter, "cutting-in vehicle")
 
         # Parked neighbours: a row behind it, and, after the room it needs to pull out, a few ahead.
         parked: list[int] = []
@@ -493,6 +499,7 @@ class HighwayCutIn(ScenarioType):
     families = ("highway",)
     summary = "A car accelerating on the on-ramp merges into the rightmost lane just ahead of the ego."
     background_density = 0.35
+    hazard = "merging vehicle"
 
     def layout_params(self, rng: np.random.Generator, family: str) -> dict:
         params = super().layout_params(rng, family)
@@ -587,6 +594,7 @@ class HighwayCutIn(ScenarioType):
             cls, Behavior.VEHICLE, ctx.world.add_path(path), sig0, v_m0, desired, size_lwh=size,
             color=ctx.color_of(cls), ignore_actors=True, max_accel=m_accel,
         )  # fmt: skip
+        ctx.mark_hazard(merger, "merging vehicle")
         # Back to normal car-following once it is in the lane (it does not yield while merging).
         t_done = t_i + change / max(float(v_at), 1.0)
         ctx.script.triggers.append(Trigger([], time_s=t_lc))  # the scenario starts with the lateral move

@@ -249,6 +249,7 @@ def place_violator(ctx: BuildContext, options: list[ViolatorOption], ego_speed_m
         flags["stopped_at_line"] = lines[0].id
     cls = ctx.vehicle_class(allow_large=ctx.rng.random() < 0.3)
     adv = ctx.add_vehicle(pid, s0, v0, v0, cls=cls, **flags)
+    ctx.mark_hazard(adv, "vehicle taking priority")
     lock_m = ctx.uniform(12.0, 20.0)
     s = max(s_ego_c - 70.0, 1.0)
     while s < s_ego_c - lock_m:
@@ -385,6 +386,7 @@ def add_flow(
     }
     centre, radius = junction_centre_radius(ctx)
     add_monitor(ctx, yield_to_waiting_ego(actors, yield_front_s, centre, radius))
+    ctx.mark_hazard(actors, "vehicle of the crossing flow")
     return actors, info
 
 
@@ -446,6 +448,7 @@ class OppositeVehicleTakingPriority(_JunctionScenario):
     abilities = (Ability.EMERGENCY_BRAKE, Ability.TRAFFIC_SIGNS)
     controls = ("uncontrolled",)
     summary = "The ego crosses on the priority road; a vehicle from a side arm ignores its yield line."
+    hazard = "vehicle ignoring its yield line"
 
     def populate(self, ctx: BuildContext) -> None:
         self.check_control(ctx)
@@ -476,6 +479,7 @@ class OppositeVehicleRunningRedLight(_JunctionScenario):
     abilities = (Ability.EMERGENCY_BRAKE, Ability.TRAFFIC_SIGNS)
     controls = ("signalized",)
     summary = "The ego has green; a crossing vehicle runs its red light into the ego's path."
+    hazard = "vehicle running a red light"
 
     def populate(self, ctx: BuildContext) -> None:
         self.check_control(ctx)
@@ -550,6 +554,7 @@ class NonSignalizedJunctionLeftTurn(_JunctionScenario):
     abilities = (Ability.MERGING, Ability.TRAFFIC_SIGNS)
     controls = ("uncontrolled",)
     summary = "The ego turns left off the priority road across an oncoming flow that does not stop."
+    hazard = "oncoming flow vehicles"
 
     def populate(self, ctx: BuildContext) -> None:
         self.check_control(ctx)
@@ -565,6 +570,7 @@ class SignalizedJunctionLeftTurn(_JunctionScenario):
     abilities = (Ability.MERGING, Ability.TRAFFIC_SIGNS)
     controls = ("signalized",)
     summary = "On a green light the ego turns left, yielding to an oncoming flow that also has green."
+    hazard = "oncoming flow vehicles"
 
     def populate(self, ctx: BuildContext) -> None:
         self.check_control(ctx)
@@ -582,6 +588,7 @@ class SignalizedJunctionRightTurn(_JunctionScenario):
     abilities = (Ability.MERGING, Ability.TRAFFIC_SIGNS)
     controls = ("signalized",)
     summary = "On green the ego turns right into the lane a flow from the left (also green) is filling."
+    hazard = "flow vehicles from the left"
 
     def populate(self, ctx: BuildContext) -> None:
         # As CARLA's SignalizedJunctionRightTurn: the ego's and the source arm's lights are frozen green,
@@ -638,6 +645,7 @@ class VanillaSignalizedTurnEncounterRedLight(_JunctionScenario):
     abilities = (Ability.TRAFFIC_SIGNS,)
     controls = ("signalized",)
     summary = "The ego's light turns yellow, then red, before it reaches the junction: stop, go on green."
+    hazard = ""  # a traffic-sign scenario: no hazard actor
 
     def populate(self, ctx: BuildContext) -> None:
         self.check_control(ctx)
@@ -679,6 +687,7 @@ class VanillaNonSignalizedTurnEncounterStopsign(_JunctionScenario):
     abilities = (Ability.TRAFFIC_SIGNS,)
     controls = ("stop",)
     summary = "All-way stop: the ego must come to a halt at its stop line, then turn."
+    hazard = ""  # a traffic-sign scenario: no hazard actor
 
     def populate(self, ctx: BuildContext) -> None:
         self.check_control(ctx)

@@ -242,6 +242,7 @@ class _ObstacleScenario(ScenarioType):
                 f"{lane.length_m:.0f} m lane; increase road_length_m"
             )
         zone = (s_zone - s0, s_zone_end - s0)  # route arc lengths
+        ctx.mark_hazard(placer.ids, "blocker in the ego lane")
         ctx.trigger(max(zone[0] - 40.0, 0.5))  # starts the scenario clock
         ctx.scenario_end_s_m = zone[1] + 15.0
         ctx.params.update(
@@ -262,6 +263,7 @@ class _ObstacleScenario(ScenarioType):
             ctx.params["oncoming"] = oncoming_group(
                 ctx, opposite, mid, zone[0] / FAST_EGO_MPS + ctx.uniform(-1.0, 3.0)
             )
+            ctx.mark_hazard(ctx.params["oncoming"]["actors"], "oncoming vehicle in the lane to borrow")
             add_background(ctx, ctx.uniform(0.1, 0.3), keep)
         else:
             add_background(ctx, ctx.uniform(0.1, 0.35), keep)
@@ -273,6 +275,7 @@ class ParkedObstacle(_ObstacleScenario):
     abilities = (Ability.OVERTAKING,)
     blocker = "parked"
     summary = "A vehicle stopped in the ego's lane of a multi-lane road: change lanes around it."
+    hazard = "stopped vehicle in the ego lane"
 
 
 @register_scenario
@@ -281,6 +284,7 @@ class ConstructionObstacle(_ObstacleScenario):
     abilities = (Ability.OVERTAKING,)
     blocker = "construction"
     summary = "Road works close the ego's lane behind a cone taper: move to the next lane."
+    hazard = "road works in the ego lane"
 
 
 @register_scenario
@@ -289,6 +293,7 @@ class Accident(_ObstacleScenario):
     abilities = (Ability.OVERTAKING,)
     blocker = "accident"
     summary = "Crashed vehicles and a police car block the ego's lane: change lanes around them."
+    hazard = "accident in the ego lane"
 
 
 @register_scenario
@@ -298,6 +303,7 @@ class ParkedObstacleTwoWays(_ObstacleScenario):
     blocker = "parked"
     lanes = (1,)
     summary = "A vehicle stopped in the ego's lane: pass it in a gap of the oncoming traffic."
+    hazard = "stopped vehicle in the ego lane, oncoming vehicles"
 
 
 @register_scenario
@@ -307,6 +313,7 @@ class ConstructionObstacleTwoWays(_ObstacleScenario):
     blocker = "construction"
     lanes = (1,)
     summary = "Road works close the ego's lane: pass in the opposite lane between oncoming vehicles."
+    hazard = "road works in the ego lane, oncoming vehicles"
 
 
 @register_scenario
@@ -316,6 +323,7 @@ class AccidentTwoWays(_ObstacleScenario):
     blocker = "accident"
     lanes = (1,)
     summary = "An accident blocks the ego's lane: pass in the opposite lane between oncoming vehicles."
+    hazard = "accident in the ego lane, oncoming vehicles"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -339,6 +347,7 @@ class VehicleOpensDoorTwoWays(_ObstacleScenario):
     lanes = (1,)
     parking = True
     summary = "A car parked at the kerb opens its door into the ego's lane: pass in the opposite lane."
+    hazard = "opening car door, oncoming vehicles"
 
     def layout_params(self, rng: np.random.Generator, family: str) -> dict[str, Any]:
         params = super().layout_params(rng, family)
@@ -418,6 +427,8 @@ class VehicleOpensDoorTwoWays(_ObstacleScenario):
         )
         t_meet = (s_hinge - 10.0) / FAST_EGO_MPS + ctx.uniform(-1.0, 3.0)
         ctx.params["oncoming"] = oncoming_group(ctx, opposite, hinge, t_meet)
+        ctx.mark_hazard([car, door], "car opening its door into the ego lane")
+        ctx.mark_hazard(ctx.params["oncoming"]["actors"], "oncoming vehicle in the lane to borrow")
         add_background(ctx, ctx.uniform(0.1, 0.3), [(lane.id, 0.0, s_car + 20.0)])
 
 
@@ -441,6 +452,7 @@ class InvadingTurn(ScenarioType):
     families = ("curve",)
     background_density = 0.0  # populate() keeps the curve free of background vehicles
     summary = "In a right-hand curve oncoming vehicles cut over a metre into the ego's lane: keep right."
+    hazard = "oncoming vehicles cutting the curve"
 
     def layout_params(self, rng: np.random.Generator, family: str) -> dict[str, Any]:
         params = super().layout_params(rng, family)
@@ -504,6 +516,7 @@ class InvadingTurn(ScenarioType):
                     ctx, pid, s_mid - speed * t_meet - behind, speed, cls=cls, ignore_actors=True
                 )
             )
+        ctx.mark_hazard(actors, "oncoming vehicle cutting the curve")
         ctx.trigger(max(e_in - s0 - 40.0, 0.5))  # starts the scenario clock
         ctx.scenario_end_s_m = e_out - s0 + 10.0
         ctx.params.update(

@@ -1,10 +1,10 @@
 """Prompt templates (versioned files) and the reply schema the VLM must follow.
 
 A template is a Jinja file ``prompts/<template_id>.jinja`` (or any ``.jinja`` path) with two sections,
-introduced by the lines ``### system`` and ``### user``. Its id is the file stem (``risk_rank_v1``); its
+introduced by the lines ``### system`` and ``### user``. Its id is the file stem (``risk_rank_v2``); its
 hash is the sha256 of the file text, so editing a template changes ``Provenance.prompt_hash`` and the
 teacher's config hash (labels made with the old text are not reused). A new wording is a new file
-(``risk_rank_v2.jinja``), never an edit of a released one.
+(``risk_rank_v3.jinja``), never an edit of a released one.
 
 The reply is JSON matching :class:`RiskReply` (``{"objects": [{"id", "risk", "reason"}], "summary"}``);
 :func:`reply_json_schema` narrows its JSON Schema to one frame (``id`` restricted to the listed ids,
@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from riskdistill.teacher.objects import GroundedObject
 
 PROMPT_DIR = Path(__file__).parent / "prompts"
-DEFAULT_TEMPLATE = "risk_rank_v1"
+DEFAULT_TEMPLATE = "risk_rank_v2"  # v2 states the oracle's notion of risk and its score scale
 
 
 class PromptError(ValueError):
