@@ -45,6 +45,15 @@ _CLASS_NAMES = [
 ]
 
 
+def _refuse_non_finite(frame_id: str, **arrays: np.ndarray) -> None:
+    """A clear error for NaN / inf input (the scores would be NaN and every object silently dropped)."""
+    for name, a in arrays.items():
+        a = np.asarray(a, dtype=np.float64)
+        if not np.all(np.isfinite(a)):
+            at = [int(v) for v in np.argwhere(~np.isfinite(a))[0]]
+            raise ValueError(f"oracle teacher: frame {frame_id!r}: {name} has NaN or inf (first at {at})")
+
+
 def _construct_object(values: dict) -> ObjectRisk:
     """``ObjectRisk.model_construct(**values)`` (which cannot take the field named ``cls``): an instance
     from already valid values, every field given."""
@@ -220,7 +229,11 @@ class OracleTeacher:
         box2d: np.ndarray | None = None,
     ) -> FrameLabel:
         """The label of one frame from plain ego-frame arrays (``[A]``, ``[A, 2]``; ``visible_px [A, N]``,
-        ``box2d [A, N, 4]`` with N = len(camera_names))."""
+        ``box2d [A, N, 4]`` with N = len(camera_names)). NaN or inf in the positions, sizes, velocities or
+        the ego future raise a ``ValueError`` naming the frame and the field (never a silent empty label)."""
+        _refuse_non_finite(
+            frame_id, center_xy=center_xy, size_lw=size_lw, velocity_xy=velocity_xy, future_xy=future_xy
+        )
         ids = np.asarray(actor_id, dtype=np.int64).reshape(-1)
         cls = np.asarray(actor_class, dtype=np.int64).reshape(-1)
         s = self.score(cls, center_xy, size_lw, velocity_xy, future_xy, future_valid)

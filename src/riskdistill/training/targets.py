@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from riskdistill.data.storage import DataError, FrameRecord
-from riskdistill.data.targets import RiskMapTarget, TargetBuilder, ann_field
+from riskdistill.data.storage import DataError, FrameRecord, annotation_fields
+from riskdistill.data.targets import RiskMapTarget, TargetBuilder
 from riskdistill.geometry import BevGrid
 from riskdistill.teacher.rasterise import rasterise_risk
 
@@ -89,9 +89,11 @@ class FootprintRiskTarget:
         self.score = float(score)
 
     def build(self, frame: FrameRecord, grid: BevGrid) -> dict[str, np.ndarray]:
-        center = np.asarray(ann_field(frame, "actor_center_ego", "the footprint control"), dtype=np.float64)
-        size = np.asarray(ann_field(frame, "actor_size_lwh", "the footprint control"), dtype=np.float64)
-        yaw = np.asarray(ann_field(frame, "actor_yaw_ego", "the footprint control"), dtype=np.float64)
+        keys = ("actor_center_ego", "actor_size_lwh", "actor_yaw_ego")
+        a = annotation_fields(frame, keys, "the footprint control")  # shapes, sizes and NaN checked
+        center = np.asarray(a["actor_center_ego"], dtype=np.float64)
+        size = np.asarray(a["actor_size_lwh"], dtype=np.float64)
+        yaw = np.asarray(a["actor_yaw_ego"], dtype=np.float64)
         n = len(center)
         m = rasterise_risk(
             center.reshape(n, -1)[:, :2],

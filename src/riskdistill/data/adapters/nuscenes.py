@@ -273,7 +273,7 @@ def export_nuscenes_scene(
             cs_token = _token(route_id, "calibrated_sensor", json.dumps(cs, sort_keys=True))
             calibrated.setdefault(cs_token, {"token": cs_token, **cs})
             filename = f"samples/{cam}/{log_name}__{cam}__{ts}.jpg"
-            shutil.copyfile(ds.root / rec.image_paths[ci], out / filename)
+            shutil.copyfile(rec.image_file(ci), out / filename)
             per_cam[cam].append(
                 {
                     "token": _token(route_id, rec.step, cam, "sample_data"),
