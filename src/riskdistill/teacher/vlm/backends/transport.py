@@ -69,11 +69,11 @@ def post_json(
         conn = http.client.HTTPConnection(parts.hostname, port, timeout=timeout_s)
     data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
     expired = threading.Event()
+    sockets: list[socket.socket] = []  # the connection's socket (http.client drops its own reference early)
 
     def expire() -> None:
         expired.set()
-        sock = conn.sock
-        if sock is not None:
+        for sock in sockets:
             with contextlib.suppress(OSError):  # wakes a blocked read or write in the request's thread
                 sock.shutdown(socket.SHUT_RDWR)
 
@@ -83,6 +83,9 @@ def post_json(
     phase = "connect"
     try:
         conn.connect()
+        sockets.append(conn.sock)
+        if expired.is_set():
+            raise TimeoutError
         phase = "send"
         conn.request(
             "POST",
@@ -99,7 +102,7 @@ def post_json(
         resp = conn.getresponse()
         chunks: list[bytes] = []
         total = 0
-        while chunk := resp.read(1 << 16):
+        while chunk := resp.read1(1 << 16):  # what has arrived, at most 64 KiB
             chunks.append(chunk)
             total += len(chunk)
             if total > max_bytes:
