@@ -135,7 +135,7 @@ def cli(command: Callable[..., Any], name: str, *args: Any) -> tuple[int, str]:
     app = typer.Typer()
     app.command(name)(command)
     app.command("other")(lambda: None)  # two commands: addressed by name, as in the main app
-    res = CliRunner().invoke(app, [name, *map(str, args)])
+    res = CliRunner().invoke(app, [name, *map(str, args)], env={"COLUMNS": "500"})  # no wrapped paths
     out = res.output
     if res.exception is not None and not isinstance(res.exception, SystemExit):
         out += f"\nTraceback (most recent call last): {type(res.exception).__name__}: {res.exception}"
