@@ -14,8 +14,11 @@ targets are built by separate builders (:mod:`riskdistill.data.targets`) from th
 Frames are read lazily: only ``manifest.json`` and ``frames.parquet`` are loaded up front; a sample's JPEGs
 and ``.npz`` are read in ``__getitem__`` (in the DataLoader worker).
 
-Bad input: a corrupt or truncated image, a missing file or a missing annotation field raises
-:class:`~riskdistill.data.targets.DataError` naming the file and the field (through DataLoader workers too).
+Bad input: a corrupt or truncated image, a missing file, a path outside the data set, or an annotation
+field that is missing, of the wrong shape or holds NaN (``storage.check_annotation_arrays``) raises
+:class:`~riskdistill.data.targets.DataError` naming the file and the field (through DataLoader workers too);
+any other ``ValueError`` / ``IndexError`` / ``KeyError`` / ``TypeError`` / ``OSError`` while a frame becomes a
+sample is turned into a ``DataError`` naming its annotation file.
 With ``on_error="skip"``, ``ds[i]`` returns the next valid frame (``i + 1``, ``i + 2``, ... wrapping
 around; deterministic), the passed-over frame ids are recorded in ``ds.skipped`` (frame id -> message, in
 the process that read them) and travel with the sample and the batch (``Batch.skipped``), so a training
