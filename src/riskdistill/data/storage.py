@@ -399,6 +399,8 @@ def check_image_file(path: Path, rel: str, hw: Sequence[int] | None = None, form
     from PIL import Image
 
     try:
+        if not path.is_file():
+            return f"{rel}: image file is missing"
         if path.stat().st_size == 0:
             return f"{rel}: image file is empty (0 bytes)"
         with Image.open(path) as im:
