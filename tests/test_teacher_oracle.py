@@ -396,12 +396,13 @@ def test_fast_construction_equals_validated_labels() -> None:
 
 def test_inputs_that_break_the_construction_are_validated_and_rejected() -> None:
     fxy, fv = _straight_path()
-    # an actor with NaN geometry has a NaN risk: left out of the label (both ways), never a NaN score
+    # an actor with NaN geometry is refused with a clear error (never a silently empty label, never NaN)
     args = ([1, 2], [4, 4], [[np.nan, 0.0], [5.0, 0.0]], [[0.6, 0.6]] * 2, [[0, 0]] * 2, fxy, fv)
-    label = OracleTeacher().label_arrays("t/00000", *args)
-    assert [o.object_id for o in label.objects] == [2] and label == OracleTeacher(validate=True).label_arrays(
-        "t/00000", *args
-    )
+    for teacher in (OracleTeacher(), OracleTeacher(validate=True)):
+        with pytest.raises(
+            ValueError, match=r"frame 't/00000': center_xy has NaN or inf \(first at \[0, 0\]\)"
+        ):
+            teacher.label_arrays("t/00000", *args)
     with pytest.raises(ValidationError, match="object_id must be unique"):
         OracleTeacher().label_arrays(
             "t/00000", [1, 1], [4, 4], [[5, 0], [9, 0]], [[1, 1]] * 2, [[0, 0]] * 2, fxy, fv

@@ -212,5 +212,6 @@ def test_an_unreadable_image_fails_only_its_frame(tiny_vlm_dir: Path, frames):
 
     broken = dataclasses.replace(frames[0], frame_id="broken/00000", image_paths=("routes/missing.jpg",) * 6)
     out = local_teacher(tiny_vlm_dir).label_many([broken, frames[1]])
-    assert isinstance(out[0], ReplyError) and out[0].kind == "backend" and "missing.jpg" in out[0].message
+    assert isinstance(out[0], ReplyError) and out[0].kind == "input"  # the frame's own data: never sent
+    assert "missing.jpg: image file is missing" in out[0].message
     assert isinstance(out[1], FrameLabel) and out[1].frame_id == frames[1].frame_id

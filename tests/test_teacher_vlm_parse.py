@@ -62,9 +62,13 @@ def test_valid_reply_keeps_order_and_values():
     assert p.repairs == []
 
 
-def test_empty_objects_list_is_valid():
-    p = parse_reply('{"objects": [], "summary": "quiet road"}', IDS)
+def test_empty_objects_list_is_valid_only_when_nothing_was_listed():
+    p = parse_reply('{"objects": [], "summary": "quiet road"}', [])
     assert p.objects == [] and p.summary == "quiet road"
+    # objects were listed: the schema sent asks for at least one (a lazy server must not yield risk-0 labels)
+    with pytest.raises(ReplyError, match="'objects' is empty") as e:
+        parse_reply('{"objects": [], "summary": "quiet road"}', IDS)
+    assert e.value.kind == "schema" and e.value.raw_text == '{"objects": [], "summary": "quiet road"}'
 
 
 # ------------------------------------------------------------------------------------------ repairs
@@ -199,6 +203,7 @@ def test_reply_error_is_a_record():
         "kind": "http",
         "message": "HTTP 500",
         "raw_text": "Internal Server Error",
+        "raw_chars": None,
         "status": 500,
         "attempts": 1,
     }
@@ -244,7 +249,7 @@ def test_label_ties_keep_the_reply_order_and_empty_reply_gives_zero_risk():
     label = build_label("f", parse_reply(text, objects.keys()), objects, Provenance(teacher="vlm"))
     assert [o.object_id for o in label.objects] == [12, 3]  # 7 not mentioned: no entry
     empty = build_label(
-        "f", parse_reply('{"objects": [], "summary": ""}', IDS), objects, Provenance(teacher="vlm")
+        "f", parse_reply('{"objects": [], "summary": ""}', []), objects, Provenance(teacher="vlm")
     )
     assert empty.objects == [] and empty.frame_risk == 0.0
 

@@ -188,7 +188,7 @@ def test_api_key_comes_from_the_environment_and_is_never_recorded(monkeypatch):
             }
         }
     )
-    assert teacher.backend._client.api_key == "sk-secret-123"
+    assert teacher.backend._api_key == "sk-secret-123"
     dumped = teacher.config.model_dump_json()
     assert "sk-secret-123" not in dumped and "RISKDISTILL_TEST_KEY" in dumped
     label_like = teacher._provenance("raw", 1, [], teacher._decoding_params())

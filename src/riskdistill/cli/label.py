@@ -110,7 +110,12 @@ def label(
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Frames per task / per VLM batch."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="At most N frames of the shard."),
     ray: bool = typer.Option(False, "--ray", help="Run through Ray Data (map_batches over an actor pool)."),
-    ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster address (e.g. auto)."),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="Ray cluster address (auto, host:port), or 'local' to start a Ray instance here (its ports "
+        "listen on every network interface).",
+    ),
     actors: int = typer.Option(2, "--actors", min=1, help="Ray actors."),
     gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor", min=0.0, help="Ray GPUs per actor."),
     card: bool = typer.Option(True, "--card/--no-card", help="Write label_card.{json,md,png} afterwards."),
@@ -142,6 +147,12 @@ def label(
         RecordedDataset(data)
     except DatasetError as exc:
         fail(str(exc))
+    if ray and ray_address is None:
+        fail(
+            "--ray needs --ray-address: a running cluster (auto, host:port), or 'local' to start Ray on this "
+            "machine knowing that Ray's servers listen on every network interface. On one machine, "
+            "--workers N labels in parallel without opening any port."
+        )
     base = _load_json(teacher_config, "--teacher-config") if teacher_config else {}
     vlm = (backend, model, model_name, server_url, cameras, prompt, grounding, detector_model)
     factory, fatal = _teacher_factory(teacher, base, *vlm)
@@ -161,8 +172,10 @@ def label(
     if ray:
         from riskdistill.teacher.distributed import ray_executor
 
-        init = {} if ray_address else {"num_cpus": max(actors, 1)}
-        run["executor"] = ray_executor(factory, actors, 1.0, gpus_per_actor, ray_address, init)
+        local = ray_address == "local"
+        init = {"num_cpus": max(actors, 1), "include_dashboard": False} if local else {}
+        address = None if local else ray_address
+        run["executor"] = ray_executor(factory, actors, 1.0, gpus_per_actor, address, init)
     else:
         run["workers"] = workers
     res = _run_labelling(data, out_dir, the_teacher, g, sh, run, fatal)
@@ -171,8 +184,11 @@ def label(
         _write_card(res.out_dir, data, compare, samples)
     if res.n_errors:
         console.print(
-            f"[yellow]{res.n_errors} frame(s) failed; see {res.out_dir / 'errors'} (rerun to retry)"
+            f"[yellow]{res.n_errors} frame(s) failed; see {res.out_dir / 'errors'} (rerun to retry)",
+            highlight=False,
         )
+        for line in _first_errors(res.out_dir, 3):
+            console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -263,12 +279,19 @@ def _run_labelling(
     run: dict[str, Any],
     fatal: tuple[type[BaseException], ...],
 ) -> Any:
+    from riskdistill.data.storage import DatasetError
     from riskdistill.teacher.runner import label_dataset
 
     try:
         return label_dataset(data, out_dir, the_teacher, grid, shard, **run)
     except fatal as exc:
         fail(f"configuration error, labelling stopped: {exc}")
+    except DatasetError as exc:  # the data set itself (not one frame) cannot be read
+        fail(f"labelling stopped: {exc}")
+    except Exception as exc:
+        if getattr(exc, "fatal", False):  # e.g. the VLM server stopped answering (a circuit breaker)
+            fail(f"labelling stopped: {exc}")
+        raise
     finally:
         close = getattr(the_teacher, "close", None)
         if callable(close):
@@ -297,3 +320,17 @@ def _write_card(out_dir: Path, data: Path, compare: Path | None, samples: list[P
         f"label card: {out_dir / CARD_MD} (coverage {cov['frames_labelled']}/{cov['frames_total']}, "
         f"Diff_Risk temporal {'n/a' if temporal is None else f'{temporal:.3f}'})"
     )
+
+
+def _first_errors(out_dir: Path, n: int) -> list[str]:
+    """``frame: kind: message`` of the first ``n`` error records (sorted by frame id)."""
+    import json
+
+    lines = []
+    for p in sorted((out_dir / "errors").rglob("*.json"))[:n]:
+        try:
+            e = json.loads(p.read_text(encoding="utf-8"))
+            lines.append(f"{e.get('frame_id')}: {e.get('kind')}: {str(e.get('message'))[:300]}")
+        except (OSError, ValueError, AttributeError):
+            lines.append(f"{p}: unreadable error record")
+    return lines

@@ -106,7 +106,7 @@ def train(
         ValueError,
         TrainingProcessError,
     ) as exc:
-        fail(str(exc))
+        fail(_one_message(exc))
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun every rank returns here; rank 0 reports
         return
 
@@ -122,8 +122,19 @@ def train(
     if res.resumed_from is not None:
         table.add_row("resumed from", str(res.resumed_from))
     if res.skipped_frames:
-        table.add_row("skipped frames", f"{len(res.skipped_frames)} (see log.txt)")
+        table.add_row("skipped frames", f"{len(res.skipped_frames)} (reasons in {out / 'log.txt'})")
     console.print(table)
     if res.interrupted:
         console.print(f"[yellow]interrupted[/] at step {res.step}: continue with --resume --out {out}")
         raise typer.Exit(130)
+
+
+def _one_message(exc: BaseException) -> str:
+    """The error's message without a traceback a DataLoader worker may have put into it."""
+    text = str(exc)
+    if "Traceback (most recent call last)" not in text:
+        return text
+    import re
+
+    last = [ln for ln in text.strip().splitlines() if ln.strip()][-1].strip()
+    return re.sub(r"^[A-Za-z_][\w.]*(Error|Exception): ", "", last)

@@ -13,6 +13,7 @@ Only ``manifest.json`` and the metadata table ``frames.parquet`` are read up fro
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -37,11 +38,35 @@ class DataError(DatasetError):
 
 
 def resolve_inside(root: Path, rel: str, field: str, source: str) -> Path:
-    """``root / rel``, refusing absolute paths and ``..`` escapes out of the data set."""
-    path = (root / rel).resolve()
-    if Path(rel).is_absolute() or not path.is_relative_to(root.resolve()):
-        raise DatasetError(f"{source}: field {field!r} = {rel!r} points outside the data set root {root}")
+    """``root / rel`` resolved, or a :class:`DataError` when ``rel`` is not a relative path inside the data
+    set (absolute paths, ``..`` escapes and symbolic links leading out are refused). Every reader of a
+    frame's files goes through it (images, annotations, labelling, training, validation)."""
+    try:
+        if not isinstance(rel, str) or not rel or Path(rel).is_absolute():
+            raise ValueError("not a relative path")
+        base = Path(root).resolve()
+        path = (base / rel).resolve()
+        if not path.is_relative_to(base):
+            raise ValueError("outside")
+    except (ValueError, OSError, RuntimeError):  # also a NUL byte or a symbolic-link loop
+        raise DataError(
+            f"{source}: field {field!r} = {rel!r} points outside the data set root {root}"
+        ) from None
     return path
+
+
+FRAME_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[0-9]+$")
+
+
+def check_frame_ids(frame_ids: Sequence[Any], where: str) -> list[str]:
+    """Problems with the frame ids of a table: each must be ``<route_id>/<step>`` (letters, digits,
+    ``_ . -``), because label folders use it as a file path (``maps/<frame_id>.npy``)."""
+    bad = [(i, f) for i, f in enumerate(frame_ids) if not isinstance(f, str) or not FRAME_ID_PATTERN.match(f)]
+    if not bad:
+        return []
+    i, f = bad[0]
+    more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+    return [f"{where}: frame_id {f!r} (row {i}){more} is not '<route_id>/<step>' (letters, digits, _ . -)"]
 
 
 def _load_manifest(root: Path) -> dict[str, Any]:
@@ -81,15 +106,31 @@ class FrameRecord:
     image_paths: tuple[str, ...]  # relative to root, in camera_names order
     annotation_path: str
     row: dict[str, Any] = field(repr=False)  # every column of frames.parquet
+    dims: dict[str, int] = field(default_factory=dict, repr=False)  # known annotation sizes (N cameras, ...)
+
+    def image_file(self, camera: str | int) -> Path:
+        """The path of one camera's image (a :class:`DataError` if it points outside the data set)."""
+        i = camera if isinstance(camera, int) else self.camera_names.index(camera)
+        return resolve_inside(self.root, self.image_paths[i], "image_paths", f"frame {self.frame_id!r}")
+
+    def annotation_file(self) -> Path:
+        """The path of the annotation file (a :class:`DataError` if it points outside the data set)."""
+        return resolve_inside(self.root, self.annotation_path, "annotation_path", f"frame {self.frame_id!r}")
 
     def image(self, camera: str | int) -> np.ndarray:
-        """One camera's image ``[H, W, 3]`` uint8 (read from disk on every call)."""
+        """One camera's image ``[H, W, 3]`` uint8 (read from disk on every call); a :class:`DataError`
+        naming the file when it is missing, outside the data set or does not decode."""
         from PIL import Image
 
-        i = camera if isinstance(camera, int) else self.camera_names.index(camera)
-        path = resolve_inside(self.root, self.image_paths[i], "image_paths", f"frame {self.frame_id}")
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+        path = self.image_file(camera)
+        try:
+            with Image.open(path) as im:
+                return np.asarray(im.convert("RGB"))
+        except Exception as exc:
+            raise DataError(
+                f"{path}: corrupt or unreadable image of frame {self.frame_id!r} "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
 
     @cached_property
     def images(self) -> np.ndarray:
@@ -99,9 +140,14 @@ class FrameRecord:
     @cached_property
     def annotation(self) -> dict[str, np.ndarray]:
         """Every array of the frame's ``.npz`` file (read once, no pickle)."""
-        path = resolve_inside(self.root, self.annotation_path, "annotation_path", f"frame {self.frame_id}")
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        path = self.annotation_file()
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except Exception as exc:
+            raise DataError(
+                f"{path}: unreadable annotation file of frame {self.frame_id!r} ({type(exc).__name__}: {exc})"
+            ) from exc
 
     def to_agent_input(self) -> AgentInput:
         """What a driver would have seen at this frame (for open-loop evaluation)."""
@@ -124,15 +170,33 @@ class RecordedDataset:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.manifest = _load_manifest(self.root)
+        mpath = self.root / fmt.MANIFEST
+        names = self.manifest.get("camera_names")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+            raise DatasetError(f"{mpath}: field 'camera_names' must be a non-empty list of names: {names}")
+        hw = self.manifest.get("image_hw")
+        if not (isinstance(hw, list) and len(hw) == 2 and all(isinstance(v, int) and v > 0 for v in hw)):
+            raise DatasetError(f"{mpath}: field 'image_hw' must be [height, width] in pixels, got {hw!r}")
         path = self.root / fmt.FRAMES
         if not path.is_file():
             raise DatasetError(f"{path}: missing")
-        self.table = pq.read_table(path)
+        try:
+            self.table = pq.read_table(path)
+        except Exception as exc:  # truncated, garbage or not Parquet at all
+            raise DatasetError(
+                f"{path}: unreadable frame table ({type(exc).__name__}: {exc}); the file is corrupt or "
+                f"truncated (riskdistill data validate {self.root} lists every problem)"
+            ) from None
         missing = [c for c in fmt.FRAME_SCHEMA.names if c not in self.table.column_names]
         if missing:
             raise DatasetError(f"{path}: missing column(s) {missing}")
-        self.camera_names: tuple[str, ...] = tuple(self.manifest["camera_names"])
-        self._index = {fid: i for i, fid in enumerate(self.table.column("frame_id").to_pylist())}
+        self.camera_names: tuple[str, ...] = tuple(names)
+        frame_ids = self.table.column("frame_id").to_pylist()
+        bad = check_frame_ids(frame_ids, str(path))
+        if bad:
+            raise DatasetError(bad[0])
+        self._index = {fid: i for i, fid in enumerate(frame_ids)}
+        self.ann_dims = annotation_dims(self.manifest)
 
     def __len__(self) -> int:
         return self.table.num_rows
@@ -175,6 +239,7 @@ class RecordedDataset:
             image_paths=tuple(row["image_paths"]),
             annotation_path=row["annotation_path"],
             row=row,
+            dims=dict(self.ann_dims),
         )
 
     def info(self) -> dict[str, Any]:
@@ -206,6 +271,147 @@ class RecordedDataset:
             "settings": m.get("settings", {}),
             "created": m.get("created", {}),
         }
+
+
+# ------------------------------------------------------------------------------------------ annotation arrays
+#: Annotation fields that must hold finite numbers (NaN marks "none" only in boxes, polylines and distances).
+FINITE_FIELDS = frozenset(
+    {
+        "K",
+        "T_ego_from_cam",
+        "ego_pose_world",
+        "ego_center_ego",
+        "ego_size_lwh",
+        "actor_center_ego",
+        "actor_size_lwh",
+        "actor_yaw_ego",
+        "actor_velocity_ego",
+        "future_xy",
+        "future_yaw",
+    }
+)
+
+
+def annotation_dims(manifest: dict[str, Any]) -> dict[str, int]:
+    """Annotation sizes a data set fixes for every frame: ``N`` (cameras) and ``F`` (future waypoints, from
+    the recording settings when present)."""
+    dims: dict[str, int] = {}
+    names = manifest.get("camera_names")
+    if isinstance(names, list):
+        dims["N"] = len(names)
+    steps = (manifest.get("settings") or {}).get("future_waypoints")
+    if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0:
+        dims["F"] = steps
+    return dims
+
+
+def _shape_tokens(shape: str) -> tuple[str | int, ...] | None:
+    """``"[A, N, 4]"`` -> ``("A", "N", 4)``; None for a shape text this checker does not understand."""
+    text = shape.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    inner = text[1:-1].strip()
+    if not inner:
+        return ()
+    out: list[str | int] = []
+    for tok in (t.strip() for t in inner.split(",")):
+        if tok.isdigit():
+            out.append(int(tok))
+        elif tok.isidentifier():
+            out.append(tok)
+        else:
+            return None
+    return tuple(out)
+
+
+def _shape_problem(
+    shape: tuple[int, ...],
+    want: tuple[str | int, ...],
+    bound: dict[str, int],
+    origin: dict[str, str],
+    name: str,
+) -> str | None:
+    if len(shape) != len(want):
+        return f"{len(want)} dimension(s), got {len(shape)}"
+    new: dict[str, int] = {}
+    for size, w in zip(shape, want, strict=True):
+        if isinstance(w, int):
+            if size != w:
+                return f"size {w}, got {size}"
+            continue
+        have = bound.get(w, new.get(w))
+        if have is None:
+            new[w] = size
+        elif size != have:
+            return f"{w} = {have} from {origin.get(w, name)}"
+    for w, size in new.items():
+        bound[w], origin[w] = size, name
+    return None
+
+
+def check_annotation_arrays(
+    arrays: dict[str, Any], where: str, dims: dict[str, int] | None = None
+) -> list[str]:
+    """Problems with annotation arrays (one message each, naming ``where`` and the field): the kind of
+    values (text / numbers), the shape against :data:`riskdistill.data.format.ANNOTATION_KEYS` (sizes that
+    several fields share, e.g. ``A`` actors, must agree, and ``dims`` fixes known ones such as ``N``
+    cameras), and NaN / inf in :data:`FINITE_FIELDS`. Fields this version does not know are not judged
+    (optional keys of newer writers pass). The one check behind ``data validate``, labelling and training."""
+    return [msg for _, msg in _annotation_problems(arrays, where, dims)]
+
+
+def _annotation_problems(
+    arrays: dict[str, Any], where: str, dims: dict[str, int] | None
+) -> list[tuple[str, str]]:
+    specs = {k.name: k for k in fmt.ANNOTATION_KEYS}
+    bound = dict(dims or {})
+    origin = {k: "the data set's manifest" for k in bound}
+    problems: list[tuple[str, str]] = []
+    for name in (k for k in specs if k in arrays):  # format order: actor_id binds A before the others
+        spec = specs[name]
+        a = np.asarray(arrays[name])
+        text = spec.dtype == "U"
+        if (a.dtype.kind != "U") if text else (a.dtype.kind not in "biuf"):
+            what = "text" if text else "numbers"
+            msg = f"{where}: field {name!r} has dtype {a.dtype}, expected {what} ({spec.dtype})"
+            problems.append((name, msg))
+            continue
+        want = _shape_tokens(spec.shape)
+        if want is not None:
+            why = _shape_problem(a.shape, want, bound, origin, repr(name))
+            if why is not None:
+                msg = f"{where}: field {name!r} has shape {a.shape}, expected {spec.shape} ({why})"
+                problems.append((name, msg))
+                continue
+        if name in FINITE_FIELDS and a.dtype.kind == "f":
+            bad = np.argwhere(~np.isfinite(a))
+            if len(bad):
+                at = [int(v) for v in bad[0]]
+                msg = f"{where}: field {name!r} contains {len(bad)} NaN/inf value(s), first at index {at}"
+                problems.append((name, msg))
+    return problems
+
+
+def check_image_file(path: Path, rel: str, hw: Sequence[int] | None = None, formats=("JPEG",)) -> str | None:
+    """None when the file decodes completely as one of ``formats`` (and is ``hw`` = (height, width) when
+    given); otherwise the problem, naming ``rel``. Decoding catches truncated and garbage files that a
+    header check passes."""
+    from PIL import Image
+
+    try:
+        if not path.is_file():
+            return f"{rel}: image file is missing"
+        if path.stat().st_size == 0:
+            return f"{rel}: image file is empty (0 bytes)"
+        with Image.open(path) as im:
+            if im.format not in formats:
+                return f"{rel}: not a {'/'.join(formats)} image ({im.format})"
+            if hw is not None and (im.height, im.width) != tuple(hw):
+                return f"{rel}: image is {im.width}x{im.height}, manifest image_hw is {hw[1]}x{hw[0]}"
+            im.load()  # decodes every pixel: a truncated or corrupt file raises here
+    except Exception as exc:
+        return f"{rel}: corrupt or unreadable image ({type(exc).__name__}: {exc})"
+    return None
 
 
 def disk_usage(root: Path) -> int:
@@ -273,46 +479,43 @@ def _check_annotation(path: Path, rel: str, manifest: dict[str, Any], cam_names:
     problems = []
     try:
         with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            missing = [k for k in fmt.ANNOTATION_KEY_NAMES if k not in keys]
-            if missing:
-                problems.append(f"{rel}: missing annotation key(s) {missing}")
-            for spec in (*fmt.ANNOTATION_KEYS, *fmt.OPTIONAL_ANNOTATION_KEYS):
-                if spec.name not in keys:
-                    continue
-                dt = z[spec.name].dtype
-                if (dt.kind != "U") if spec.dtype == "U" else (dt != np.dtype(spec.dtype)):
-                    problems.append(f"{rel}: {spec.name} has dtype {dt}, expected {spec.dtype}")
-            n_cam = len(cam_names)
-            if {"actor_id", "actor_visible_px", "actor_box2d"} <= keys:
-                n_act = len(z["actor_id"])
-                for name, shape in (("actor_visible_px", (n_act, n_cam)), ("actor_box2d", (n_act, n_cam, 4))):
-                    if z[name].shape != shape:
-                        problems.append(f"{rel}: {name} has shape {z[name].shape}, expected {shape}")
-                for spec in fmt.OPTIONAL_ANNOTATION_KEYS:  # per-actor optional keys: one entry per actor
-                    if spec.shape.startswith("[A") and spec.name in keys and len(z[spec.name]) != n_act:
-                        problems.append(
-                            f"{rel}: {spec.name} has {len(z[spec.name])} entries for {n_act} actors"
-                        )
-            if {"K", "T_ego_from_cam", "camera_names"} <= keys:
-                names = [str(s) for s in z["camera_names"]]
-                if names != cam_names:
-                    problems.append(f"{rel}: camera_names {names} != manifest camera_names {cam_names}")
-                hw = tuple(int(v) for v in manifest["image_hw"])
-                problems += check_calibration(z["K"], z["T_ego_from_cam"], hw, cam_names, rel)
-            if "future_xy" in keys and not np.all(np.isfinite(z["future_xy"])):
-                problems.append(f"{rel}: future_xy contains NaN or inf")
-            if "ego_pose_world" in keys and not np.all(np.isfinite(z["ego_pose_world"])):
-                problems.append(f"{rel}: ego_pose_world contains NaN or inf")
+            arrays = {k: z[k] for k in z.files}
     except Exception as exc:  # a truncated or foreign file
-        problems.append(f"{rel}: unreadable annotation file ({type(exc).__name__}: {exc})")
+        return [f"{rel}: unreadable annotation file ({type(exc).__name__}: {exc})"]
+    keys = set(arrays)
+    required = [k.name for k in fmt.ANNOTATION_KEYS if not getattr(k, "optional", False)]
+    missing = [k for k in required if k not in keys]
+    if missing:
+        problems.append(f"{rel}: missing annotation key(s) {missing}")
+    shared = _annotation_problems(arrays, rel, annotation_dims(manifest))
+    problems += [msg for _, msg in shared]
+    judged = {name for name, _ in shared}
+    for spec in (*fmt.ANNOTATION_KEYS, *fmt.OPTIONAL_ANNOTATION_KEYS):
+        if spec.name not in keys or spec.name in judged:
+            continue
+        dt = arrays[spec.name].dtype
+        if (dt.kind != "U") if spec.dtype == "U" else (dt != np.dtype(spec.dtype)):
+            problems.append(f"{rel}: {spec.name} has dtype {dt}, expected {spec.dtype}")
+    if "actor_id" in keys:  # per-actor optional keys: one entry per actor
+        n_act = len(arrays["actor_id"])
+        for spec in fmt.OPTIONAL_ANNOTATION_KEYS:
+            if spec.shape.startswith("[A") and spec.name in keys and len(arrays[spec.name]) != n_act:
+                problems.append(f"{rel}: {spec.name} has {len(arrays[spec.name])} entries for {n_act} actors")
+    calib = {"K", "T_ego_from_cam", "camera_names"}
+    if calib <= keys and not judged & calib:
+        names = [str(s) for s in arrays["camera_names"]]
+        if names != cam_names:
+            problems.append(f"{rel}: camera_names {names} != manifest camera_names {cam_names}")
+        hw = tuple(int(v) for v in manifest["image_hw"])
+        problems += check_calibration(arrays["K"], arrays["T_ego_from_cam"], hw, cam_names, rel)
     return problems
 
 
 def validate_dataset(root: str | Path, *, check_hashes: bool = True, deep: bool = True) -> list[str]:
     """Every problem found in a recorded data set, one clear message each (naming the file and field);
-    ``[]`` means sound. ``check_hashes``: hash every listed file; ``deep``: open every annotation file and
-    image header."""
+    ``[]`` means sound. ``check_hashes``: hash every listed file; ``deep``: decode every image and check
+    every annotation file (:func:`check_annotation_arrays`). Paths that point outside the data set are
+    reported and never read."""
     root = Path(root)
     try:
         manifest = _load_manifest(root)
@@ -342,10 +545,14 @@ def validate_dataset(root: str | Path, *, check_hashes: bool = True, deep: bool 
     except Exception as exc:
         problems.append(f"{fmt.MANIFEST}: rig is invalid ({exc})")
 
-    # listed files: present, right content
+    # listed files: inside the data set, present, right content
     files: dict[str, str] = manifest["files"]
     for rel, digest in files.items():
-        path = root / rel
+        try:
+            path = resolve_inside(root, rel, "files", str(fmt.MANIFEST))
+        except DataError as exc:
+            problems.append(str(exc))
+            continue
         if not path.is_file():
             problems.append(f"{rel}: listed in the manifest but missing")
         elif check_hashes and _sha256(path) != digest:
@@ -377,6 +584,7 @@ def validate_dataset(root: str | Path, *, check_hashes: bool = True, deep: bool 
             f"{fmt.FRAMES}: frames of {n_routes} routes but manifest counts.routes = {counts.get('routes')}"
         )
     fids = table.column("frame_id").to_pylist()
+    problems += check_frame_ids(fids, fmt.FRAMES)
     if len(set(fids)) != len(fids):
         problems.append(f"{fmt.FRAMES}: frame_id values are not unique")
     for col in (*fmt.POSE_COLUMNS, "timestamp_s", "ego_speed_mps"):
@@ -400,8 +608,12 @@ def validate_dataset(root: str | Path, *, check_hashes: bool = True, deep: bool 
             problems.append(
                 f"{fmt.FRAMES}: frame {fid!r} lists {len(imgs)} images for {len(cam_names)} cameras"
             )
-        for rel in imgs:
-            path = root / rel
+        for k, rel in enumerate(imgs):
+            try:
+                path = resolve_inside(root, rel, f"image_paths[{k}]", f"{fmt.FRAMES}: frame {fid!r}")
+            except DataError as exc:
+                problems.append(str(exc))
+                continue
             if not path.is_file():
                 if rel in files:
                     continue  # already reported above
@@ -410,7 +622,11 @@ def validate_dataset(root: str | Path, *, check_hashes: bool = True, deep: bool 
                 problems.append(f"{rel}: image of frame {fid!r} is not listed in the manifest")
             elif deep:
                 problems += _check_image(path, rel, hw)
-        path = root / ann
+        try:
+            path = resolve_inside(root, ann, "annotation_path", f"{fmt.FRAMES}: frame {fid!r}")
+        except DataError as exc:
+            problems.append(str(exc))
+            continue
         if not path.is_file():
             if ann not in files:
                 problems.append(f"{ann}: annotation of frame {fid!r} is missing")
@@ -422,35 +638,37 @@ def validate_dataset(root: str | Path, *, check_hashes: bool = True, deep: bool 
 
 
 def _check_image(path: Path, rel: str, hw: tuple[int, ...]) -> list[str]:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            if im.format != "JPEG":
-                return [f"{rel}: not a JPEG image ({im.format})"]
-            if (im.height, im.width) != tuple(hw):
-                return [f"{rel}: image is {im.width}x{im.height}, manifest image_hw is {hw[1]}x{hw[0]}"]
-    except Exception as exc:
-        return [f"{rel}: unreadable image ({type(exc).__name__}: {exc})"]
-    return []
+    problem = check_image_file(path, rel, hw)
+    return [problem] if problem else []
 
 
 def annotation_fields(frame: FrameRecord, keys: Sequence[str], user: str = "") -> dict[str, np.ndarray]:
-    """``{key: frame.annotation[key]}`` for ``keys``, or a :class:`DataError` naming the annotation file, the
-    missing field(s) and who needed them (``user``)."""
+    """``{key: frame.annotation[key]}`` for ``keys``, checked by :func:`check_annotation_arrays` (kinds,
+    shapes, sizes shared between the fields asked for, NaN); otherwise a :class:`DataError` naming the
+    annotation file, the field and who needed it (``user``)."""
     path = frame.root / frame.annotation_path
+    who = f" (needed by {user})" if user else ""
     try:
         ann = frame.annotation
+        missing = [k for k in keys if k not in ann]
+        out = {k: ann[k] for k in keys if k in ann}
+    except DataError as exc:
+        raise DataError(f"{exc}{who}") from exc
     except Exception as exc:
         raise DataError(
-            f"{path}: unreadable annotation file of frame {frame.frame_id!r} ({type(exc).__name__}: {exc})"
+            f"{path}: unreadable annotation file of frame {frame.frame_id!r}{who} "
+            f"({type(exc).__name__}: {exc})"
         ) from exc
-    missing = [k for k in keys if k not in ann]
     if missing:
-        who = f" (needed by {user})" if user else ""
-        fields_ = repr(missing[0]) if len(missing) == 1 else str(missing)
-        raise DataError(f"{path}: missing annotation field {fields_}{who} in frame {frame.frame_id!r}")
-    return {k: ann[k] for k in keys}
+        also = f" (and {missing[1:]})" if len(missing) > 1 else ""
+        raise DataError(
+            f"{path}: missing annotation field {missing[0]!r}{also}{who} in frame {frame.frame_id!r}"
+        )
+    problems = check_annotation_arrays(out, str(path), frame.dims)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise DataError(f"{problems[0]}{who}; frame {frame.frame_id!r}{more}")
+    return out
 
 
 def ann_field(frame: FrameRecord, key: str, user: str = "") -> np.ndarray:

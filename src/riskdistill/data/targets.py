@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 
 from riskdistill.contracts import labels
 from riskdistill.contracts.batch import BEV_CHANNELS
-from riskdistill.data.storage import DataError, FrameRecord, ann_field
+from riskdistill.data.storage import DataError, FrameRecord, ann_field, annotation_fields
 from riskdistill.geometry import BevGrid
 from riskdistill.registry import Registry
 from riskdistill.types import ActorClass
@@ -50,9 +50,10 @@ class FutureTrajectoryTarget:
     name = "future_trajectory"
 
     def build(self, frame: FrameRecord, grid: BevGrid) -> dict[str, np.ndarray]:
-        xy = np.asarray(ann_field(frame, "future_xy", self.name), dtype=np.float32)
-        yaw = np.asarray(ann_field(frame, "future_yaw", self.name), dtype=np.float32)
-        valid = np.asarray(ann_field(frame, "future_valid", self.name), dtype=bool)
+        a = annotation_fields(frame, ("future_xy", "future_yaw", "future_valid"), self.name)
+        xy = np.asarray(a["future_xy"], dtype=np.float32)
+        yaw = np.asarray(a["future_yaw"], dtype=np.float32)
+        valid = np.asarray(a["future_valid"], dtype=bool)
         path = frame.root / frame.annotation_path
         if xy.ndim != 2 or xy.shape[1] != 2 or yaw.shape != xy.shape[:1] or valid.shape != xy.shape[:1]:
             raise DataError(
@@ -210,14 +211,27 @@ class BevOccupancyTarget:
 
     name = "bev_occupancy"
     channels: ClassVar[tuple[str, ...]] = BEV_CHANNELS
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "actor_id",
+        "actor_class",
+        "actor_center_ego",
+        "actor_size_lwh",
+        "actor_yaw_ego",
+        "lane_left_boundary",
+        "lane_right_boundary",
+        "lane_n_points",
+        "marking_polyline",
+        "marking_n_points",
+    )
 
     def build(self, frame: FrameRecord, grid: BevGrid) -> dict[str, np.ndarray]:
         n_rows, n_cols = grid.shape
         occ = np.zeros((len(self.channels), n_rows, n_cols), dtype=np.float32)
-        cls = np.asarray(ann_field(frame, "actor_class", self.name))
-        center = np.asarray(ann_field(frame, "actor_center_ego", self.name), dtype=np.float64)
-        size = np.asarray(ann_field(frame, "actor_size_lwh", self.name), dtype=np.float64)
-        yaw = np.asarray(ann_field(frame, "actor_yaw_ego", self.name), dtype=np.float64)
+        a = annotation_fields(frame, self.FIELDS, self.name)  # one check of shapes, sizes and NaN
+        cls = np.asarray(a["actor_class"])
+        center = np.asarray(a["actor_center_ego"], dtype=np.float64)
+        size = np.asarray(a["actor_size_lwh"], dtype=np.float64)
+        yaw = np.asarray(a["actor_yaw_ego"], dtype=np.float64)
         if len(cls):
             masks = box_footprint_mask(grid, center[:, :2], size[:, :2], yaw)
             groups = np.array([_CLASS_GROUP.get(int(c), -1) for c in cls])
@@ -226,17 +240,12 @@ class BevOccupancyTarget:
                 if sel.any():
                     occ[g] = masks[sel].any(axis=0)
 
-        occ[3] = drivable_mask(
-            grid,
-            ann_field(frame, "lane_left_boundary", self.name),
-            ann_field(frame, "lane_right_boundary", self.name),
-            ann_field(frame, "lane_n_points", self.name),
-        )
+        occ[3] = drivable_mask(grid, a["lane_left_boundary"], a["lane_right_boundary"], a["lane_n_points"])
 
         marks = Image.new("L", (n_cols, n_rows), 0)
         draw = ImageDraw.Draw(marks)
-        lines = np.asarray(ann_field(frame, "marking_polyline", self.name), dtype=np.float64)
-        m_pts = np.asarray(ann_field(frame, "marking_n_points", self.name))
+        lines = np.asarray(a["marking_polyline"], dtype=np.float64)
+        m_pts = np.asarray(a["marking_n_points"])
         for line, n in zip(lines, m_pts, strict=True):
             pts = line[: int(n)]
             pts = pts[np.all(np.isfinite(pts), axis=1)]

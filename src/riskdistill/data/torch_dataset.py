@@ -14,8 +14,11 @@ targets are built by separate builders (:mod:`riskdistill.data.targets`) from th
 Frames are read lazily: only ``manifest.json`` and ``frames.parquet`` are loaded up front; a sample's JPEGs
 and ``.npz`` are read in ``__getitem__`` (in the DataLoader worker).
 
-Bad input: a corrupt or truncated image, a missing file or a missing annotation field raises
-:class:`~riskdistill.data.targets.DataError` naming the file and the field (through DataLoader workers too).
+Bad input: a corrupt or truncated image, a missing file, a path outside the data set, or an annotation
+field that is missing, of the wrong shape or holds NaN (``storage.check_annotation_arrays``) raises
+:class:`~riskdistill.data.targets.DataError` naming the file and the field (through DataLoader workers too);
+any other ``ValueError`` / ``IndexError`` / ``KeyError`` / ``TypeError`` / ``OSError`` while a frame becomes a
+sample is turned into a ``DataError`` naming its annotation file.
 With ``on_error="skip"``, ``ds[i]`` returns the next valid frame (``i + 1``, ``i + 2``, ... wrapping
 around; deterministic), the passed-over frame ids are recorded in ``ds.skipped`` (frame id -> message, in
 the process that read them) and travel with the sample and the batch (``Batch.skipped``), so a training
@@ -42,7 +45,7 @@ from riskdistill.contracts.agent import AgentInput
 from riskdistill.contracts.batch import Batch, Observation, Sample, Targets
 from riskdistill.contracts.labels import default_label_dir
 from riskdistill.contracts.observation import observation_from_agent_input, resize_images, scale_intrinsics
-from riskdistill.data.storage import FrameRecord, RecordedDataset
+from riskdistill.data.storage import FrameRecord, RecordedDataset, resolve_inside
 from riskdistill.data.targets import (
     TARGET_BUILDERS,
     DataError,
@@ -123,11 +126,11 @@ def _jitter(imgs: np.ndarray, factors: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------ observation
 def read_image(root: Path, rel: str, frame_id: str, camera: str, hw: tuple[int, int]) -> np.ndarray:
-    """A JPEG as ``[H, W, 3]`` uint8, or :class:`DataError` naming the file (corrupt, truncated, missing or
-    of the wrong size)."""
+    """A JPEG as ``[H, W, 3]`` uint8, or :class:`DataError` naming the file (corrupt, truncated, missing,
+    of the wrong size, or outside the data set root)."""
     from PIL import Image
 
-    path = root / rel
+    path = resolve_inside(root, rel, "image_paths", f"camera {camera!r} of frame {frame_id!r}")
     try:
         with Image.open(path) as im:
             im.load()  # decodes now: a truncated file raises here
@@ -367,10 +370,17 @@ class DrivingDataset(Dataset):
     def load(self, idx: int) -> Sample:
         """The sample of record index ``idx`` (no skipping)."""
         frame = self.records.frame(idx)
-        lazy = _LazyAnnotation(frame.root / frame.annotation_path, frame.frame_id)
+        lazy = _LazyAnnotation(frame.annotation_file(), frame.frame_id)
         frame.__dict__["annotation"] = lazy  # read key by key instead of the whole .npz
         try:
             return self._load(idx, frame)
+        except DataError:
+            raise
+        except (ValueError, IndexError, KeyError, TypeError, OSError) as exc:  # data the checks let through
+            raise DataError(
+                f"{lazy.path}: frame {frame.frame_id!r} cannot be turned into a sample "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
         finally:
             lazy.close()
 
@@ -482,11 +492,18 @@ def _rotated_frame(frame: FrameRecord, theta: float) -> FrameRecord:
 
 
 # ------------------------------------------------------------------------------------------ collate
-def _stack(values: list[torch.Tensor | None], name: str) -> torch.Tensor | None:
+def _stack(values: list[torch.Tensor | None], name: str, frame_ids: list[str]) -> torch.Tensor | None:
     if all(v is None for v in values):
         return None
     if any(v is None for v in values):
         raise ValueError(f"collate_batch: field {name!r} is missing in some samples")
+    shapes = [tuple(v.shape) for v in values]  # type: ignore[union-attr]
+    if len(set(shapes)) > 1:
+        odd = next(k for k, sh in enumerate(shapes) if sh != shapes[0])
+        raise DataError(
+            f"collate_batch: field {name!r} has shape {shapes[odd]} in frame {frame_ids[odd]!r} but "
+            f"{shapes[0]} in frame {frame_ids[0]!r} (riskdistill data validate names the file)"
+        )
     return torch.stack(values)
 
 
@@ -495,9 +512,14 @@ def collate_batch(samples: list[Sample]) -> Batch:
     if not samples:
         raise ValueError("collate_batch: empty list")
 
+    ids = [s.frame_id for s in samples]
+
     def stack_dc(cls, objs):
         return cls(
-            **{f.name: _stack([getattr(o, f.name) for o in objs], f.name) for f in dataclasses.fields(cls)}
+            **{
+                f.name: _stack([getattr(o, f.name) for o in objs], f.name, ids)
+                for f in dataclasses.fields(cls)
+            }
         )
 
     return Batch(

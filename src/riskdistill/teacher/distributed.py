@@ -88,7 +88,9 @@ def ray_executor(
     """An executor for :func:`label_dataset` running ``map_batches(LabelActor,
     compute=ActorPoolStrategy(size=num_actors))``. ``teacher_factory`` builds each actor's teacher (default:
     the driver's teacher, pickled); ``address``: a running cluster (``"auto"``), else a local Ray is
-    started (``init_kwargs``, e.g. ``{"num_cpus": 2}``) unless one is running already."""
+    started (``init_kwargs``, e.g. ``{"num_cpus": 2}``) unless one is running already. A local Ray's servers
+    listen on every network interface (Ray refuses a loopback node address): the ``label`` command starts
+    one only when asked (``--ray-address local``)."""
 
     def run(job: LabelJob, data_root: str, teacher: Any, batches: Batches) -> Iterable[list[FrameOutcome]]:
         import ray

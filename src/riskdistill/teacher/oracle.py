@@ -58,6 +58,15 @@ _CLASS_NAMES = [
 ]
 
 
+def _refuse_non_finite(frame_id: str, **arrays: np.ndarray) -> None:
+    """A clear error for NaN / inf input (the scores would be NaN and every object silently dropped)."""
+    for name, a in arrays.items():
+        a = np.asarray(a, dtype=np.float64)
+        if not np.all(np.isfinite(a)):
+            at = [int(v) for v in np.argwhere(~np.isfinite(a))[0]]
+            raise ValueError(f"oracle teacher: frame {frame_id!r}: {name} has NaN or inf (first at {at})")
+
+
 def _construct_object(values: dict) -> ObjectRisk:
     """``ObjectRisk.model_construct(**values)`` (which cannot take the field named ``cls``): an instance
     from already valid values, every field given."""
@@ -278,7 +287,13 @@ class OracleTeacher:
         box2d: np.ndarray | None = None,
     ) -> FrameLabel:
         """The label of one frame from its :class:`~riskdistill.teacher.conflict.Scene` (``visible_px
-        [A, N]``, ``box2d [A, N, 4]`` with N = len(camera_names))."""
+        [A, N]``, ``box2d [A, N, 4]`` with N = len(camera_names)). NaN or inf in the positions, sizes,
+        velocities or the ego future raise a ``ValueError`` naming the frame and the field (never a silent
+        empty label)."""
+        fields = {"center_xy": scene.center_xy, "size_lw": scene.size_lw, "velocity_xy": scene.velocity_xy}
+        if scene.future_xy is not None:
+            fields["future_xy"] = scene.future_xy
+        _refuse_non_finite(frame_id, **fields)
         ids = np.asarray(actor_id, dtype=np.int64).reshape(-1)
         cls = np.asarray(actor_class, dtype=np.int64).reshape(-1)
         s = self.score(cls, scene)

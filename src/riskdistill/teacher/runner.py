@@ -53,7 +53,7 @@ from riskdistill.contracts.labels import (
     record_path,
     risk_map_path,
 )
-from riskdistill.data.storage import FrameRecord, RecordedDataset, resolve_inside
+from riskdistill.data.storage import FrameRecord, RecordedDataset
 from riskdistill.geometry import BevGrid
 from riskdistill.io import atomic_path, atomic_write_json
 from riskdistill.teacher.rasterise import RasterConfig, rasterise_label, save_risk_map
@@ -171,29 +171,64 @@ def iter_records(out_dir: Path) -> Iterable[FrameLabel]:
             log.warning("unreadable label record %s", p)
 
 
+def map_problem(path: Path, grid: BevGrid) -> str | None:
+    """None when a stored risk map is sound (readable ``.npy`` without pickle, float, the grid's shape
+    ``[H, W]`` or ``[1, H, W]``, finite, in [0, 1]); otherwise what is wrong with it. A rerun re-rasterises a
+    frame whose map has a problem instead of counting it as done."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        return "missing"
+    except Exception as exc:
+        return f"unreadable ({type(exc).__name__}: {exc})"
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.shape != grid.shape:
+        return f"shape {arr.shape}, the grid is {grid.shape}"
+    if arr.dtype.kind != "f":
+        return f"dtype {arr.dtype}, expected floats"
+    if not np.all(np.isfinite(arr)):
+        return "contains NaN or inf"
+    if arr.size and (float(arr.min()) < 0.0 or float(arr.max()) > 1.0):
+        return f"values outside [0, 1] ({float(arr.min())} .. {float(arr.max())})"
+    return None
+
+
 def is_error(result: Any) -> bool:
     return isinstance(result, BaseException) or (
         not isinstance(result, FrameLabel) and hasattr(result, "kind")
     )
 
 
+#: At most this many characters of a failed frame's raw text go into its error record (the cut is recorded).
+MAX_ERROR_RAW_CHARS = 16_384
+
+
 def error_info(result: Any) -> dict[str, Any]:
-    """``kind``, ``message``, ``raw_text`` of an exception or a teacher's reply error."""
+    """``kind``, ``message``, ``raw_text`` (at most :data:`MAX_ERROR_RAW_CHARS`; ``raw_chars`` is the full
+    length when it was cut) of an exception or a teacher's reply error."""
     if isinstance(result, BaseException):
         info = {
             "kind": str(getattr(result, "kind", None) or type(result).__name__),
             "message": str(getattr(result, "message", None) or result)[:2000],
             "raw_text": getattr(result, "raw_text", None),
         }
-        for k in ("status", "attempts"):
+        for k in ("status", "attempts", "raw_chars"):
             if isinstance(getattr(result, k, None), int):
                 info[k] = getattr(result, k)
-        return info
-    return {
-        "kind": str(getattr(result, "kind", "error")),
-        "message": str(getattr(result, "message", "") or result)[:2000],
-        "raw_text": getattr(result, "raw_text", None),
-    }
+    else:
+        info = {
+            "kind": str(getattr(result, "kind", "error")),
+            "message": str(getattr(result, "message", "") or result)[:2000],
+            "raw_text": getattr(result, "raw_text", None),
+        }
+    raw = info["raw_text"]
+    if raw is not None and not isinstance(raw, str):
+        raw = info["raw_text"] = repr(raw)
+    if isinstance(raw, str) and len(raw) > MAX_ERROR_RAW_CHARS:
+        info["raw_text"] = raw[:MAX_ERROR_RAW_CHARS]
+        info.setdefault("raw_chars", len(raw))
+    return info
 
 
 # ------------------------------------------------------------------------------------------ one frame
@@ -232,9 +267,8 @@ def _install_lazy_annotation(frame: FrameRecord) -> LazyAnnotation | None:
     if "annotation" in frame.__dict__:
         return None
     try:
-        path = resolve_inside(frame.root, frame.annotation_path, "annotation_path", f"frame {frame.frame_id}")
-        lazy = LazyAnnotation(path)
-    except Exception:  # unreadable: leave it to FrameRecord.annotation to raise its own clear error
+        lazy = LazyAnnotation(frame.annotation_file())
+    except Exception:  # unreadable or outside the data set: FrameRecord.annotation raises its own clear error
         return None
     frame.__dict__["annotation"] = lazy
     return lazy
@@ -482,11 +516,13 @@ def plan_frames(
     mkey: str,
     shard: tuple[int, int],
     limit: int | None = None,
+    grid: BevGrid | None = None,
 ) -> tuple[list[tuple[int, bool]], int, int]:
     """The frames this shard still has to do: ``[(index, needs teacher)]``, the shard size and the number
     already finished. A frame is finished when its last index entry has the current cache key, its record
-    carries the teacher's config hash and its map exists; it needs only re-rasterising when the record is
-    current but the map key is not."""
+    carries the teacher's config hash and its map exists (and, given the ``grid``, is sound:
+    :func:`map_problem`); it needs only re-rasterising when the record is current but the map key is not,
+    or the map is missing or corrupt."""
     i_shard, n_shard = shard
     index = read_index(out_dir)
     ids = ds.table.column("frame_id").to_pylist()
@@ -506,9 +542,13 @@ def plan_frames(
             if rec is None or rec.provenance.config_hash != teacher_hash:
                 rec = None
         if rec is not None and e is not None:
-            if e.get("key") == cache_key(fid, teacher_hash, mkey) and map_path(out_dir, fid).is_file():
-                finished += 1
-                continue
+            if e.get("key") == cache_key(fid, teacher_hash, mkey):
+                mp = map_path(out_dir, fid)
+                problem = map_problem(mp, grid) if grid is not None else (None if mp.is_file() else "missing")
+                if problem is None:
+                    finished += 1
+                    continue
+                log.warning("%s: %s; re-rasterising it from its record", mp, problem)
             todo.append((i, False))  # label is current, map is not
         else:
             todo.append((i, True))
@@ -583,7 +623,7 @@ def label_dataset(
     }
     atomic_write_json(out / LABELLING_JSON, settings)
 
-    todo, in_shard, finished = plan_frames(ds, out, t_hash, mkey, sh, limit)
+    todo, in_shard, finished = plan_frames(ds, out, t_hash, mkey, sh, limit, grid=g)
     result = LabelRunResult(out_dir=out, run_dir=None, shard=sh, frames_in_shard=in_shard, skipped=finished)
     tag = f"shard-{sh[0]}-of-{sh[1]}"
     rdir = None

@@ -12,10 +12,11 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from riskdistill.contracts.compat import check_image_size
 from riskdistill.data.frame_cache import FrameCache
-from riskdistill.data.storage import RecordedDataset
+from riskdistill.data.storage import DataError, RecordedDataset
 from riskdistill.data.targets import TargetBuilder
 from riskdistill.data.torch_dataset import DrivingDataset, collate_batch
 from riskdistill.geometry import BevGrid
+from riskdistill.io import atomic_write_text
 from riskdistill.training.config import TrainConfig
 from riskdistill.training.targets import build_risk_target
 
@@ -153,3 +154,31 @@ def make_loader(
         persistent_workers=persistent and num_workers > 0,
         generator=torch.Generator().manual_seed(0),
     )
+
+
+def skip_reason(dataset: DrivingDataset, frame_id: str) -> str:
+    """Why ``on_error="skip"`` passed over a frame: the error recorded in this process, else the error of
+    loading it again here (DataLoader workers keep their own records)."""
+    if frame_id in dataset.skipped:
+        return dataset.skipped[frame_id]
+    try:
+        dataset.load(dataset.records.index_of(frame_id))
+    except DataError as exc:
+        return str(exc)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "it loads now (a passing problem while it was read)"
+
+
+def process_failure(text: str, run_dir: Path) -> str:
+    """A failed training process in one line: the child's error message (the last line of its traceback);
+    the whole traceback is kept in ``<run_dir>/process_error.txt``."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    last = lines[-1].strip() if lines else "unknown error"
+    where = ""
+    try:
+        atomic_write_text(Path(run_dir) / "process_error.txt", text.rstrip() + "\n")
+        where = f" (traceback: {Path(run_dir) / 'process_error.txt'})"
+    except OSError:
+        pass
+    return f"a training process failed: {last}{where}"

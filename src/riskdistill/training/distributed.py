@@ -8,6 +8,12 @@ few collectives the engine needs.
   Numba/OpenMP thread pools do not survive a fork), sets the same variables and runs the function.
 
 Backend: ``nccl`` when training on CUDA, ``gloo`` on the CPU.
+
+Network exposure: the rendezvous store of rank 0 listens on ``MASTER_ADDR`` only (not on every interface,
+torch's default): ``127.0.0.1`` for ``--nproc`` on one machine, the address the user gives for several
+machines. With a loopback ``MASTER_ADDR`` the gloo / NCCL sockets are kept on the loopback interface too
+(``GLOO_SOCKET_IFNAME`` / ``NCCL_SOCKET_IFNAME``, unless already set). Under ``torchrun`` the store belongs to
+torchrun's agent, which listens where ``--master-addr`` / ``--rdzv-endpoint`` say.
 """
 
 from __future__ import annotations
@@ -56,8 +62,64 @@ def init_distributed(device_type: str) -> DistInfo:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device_type == "cuda":
         torch.cuda.set_device(local_rank)
-    dist.init_process_group(backend=backend)
+    addr, port, rank = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), int(os.environ["RANK"])
+    if is_loopback(addr):
+        confine_to_loopback()
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true":
+        dist.init_process_group(backend=backend)  # torchrun's agent hosts the store
+    else:
+        store = rendezvous_store(addr, port, rank, world)
+        dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, initialised_here=True)
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (``127.x.x.x``, ``::1``)."""
+    import ipaddress
+
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def confine_to_loopback() -> None:
+    """Keep gloo's and NCCL's sockets on the loopback interface (unless the user chose an interface)."""
+    names = [n for _, n in socket.if_nameindex()] if hasattr(socket, "if_nameindex") else []
+    lo = next((n for n in ("lo", "lo0") if n in names), None)
+    if lo is None:
+        return
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", lo)
+    os.environ.setdefault("NCCL_SOCKET_IFNAME", lo)
+
+
+def rendezvous_store(addr: str, port: int, rank: int, world: int) -> dist.TCPStore:
+    """The process group's key-value store: rank 0 serves it on ``addr:port`` only (a socket bound to that
+    address and handed to torch), the other ranks connect to it."""
+    from torch.distributed.constants import default_pg_timeout
+
+    if rank != 0:
+        return dist.TCPStore(addr, port, world, is_master=False, timeout=default_pg_timeout)
+    family, kind, proto, _, sockaddr = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+        sock.listen(max(world, 16) * 4)
+    except OSError as exc:
+        sock.close()
+        raise RuntimeError(f"cannot listen on MASTER_ADDR:MASTER_PORT = {addr}:{port} ({exc})") from exc
+    return dist.TCPStore(
+        addr,
+        port,
+        world,
+        is_master=True,
+        timeout=default_pg_timeout,
+        master_listen_fd=sock.detach(),  # the store owns (and closes) the socket from here on
+        use_libuv=True,
+    )
 
 
 def shutdown_distributed(info: DistInfo) -> None:

@@ -63,7 +63,14 @@ from riskdistill.training.checkpoint import (
     save_checkpoint,
 )
 from riskdistill.training.config import RESUME_ALLOWED, TrainConfig, config_drift
-from riskdistill.training.data import ResumableSampler, build_datasets, data_signature, make_loader
+from riskdistill.training.data import (
+    ResumableSampler,
+    build_datasets,
+    data_signature,
+    make_loader,
+    process_failure,
+    skip_reason,
+)
 from riskdistill.training.logger import MetricsLogger, risk_map_grid
 
 log = logging.getLogger("riskdistill.training")
@@ -479,6 +486,9 @@ class _Trainer:
                     t0 = time.perf_counter()
                     for batch in self.train_loader:
                         losses = self._train_step(batch)
+                        for fid in batch.skipped:
+                            if fid not in skipped:  # the reason goes to log.txt, once per frame
+                                log.warning("skipped frame %s: %s", fid, skip_reason(self.train_ds, fid))
                         skipped += batch.skipped
                         st.step += 1
                         st.batch_in_epoch += 1
@@ -608,7 +618,7 @@ def launch(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, nproc: i
     try:
         ddp.spawn(_spawned, (cfg.to_dict(), str(run_dir), resume), nproc)
     except ProcessRaisedException as exc:  # the child's traceback, ending with its error message
-        raise TrainingProcessError(f"a training process failed:\n{exc}") from None
+        raise TrainingProcessError(process_failure(str(exc), run_dir)) from None
     from riskdistill.io import load_json_object
 
     return TrainResult.from_dict(load_json_object(result_path, RuntimeError))

@@ -287,7 +287,7 @@ class _SceneExport:
         cs_token = _token(self.route_id, "calibrated_sensor", json.dumps(cs, sort_keys=True))
         self.calibrated.setdefault(cs_token, {"token": cs_token, **cs})
         filename = f"samples/{cam}/{self.log_name}__{cam}__{ts}.jpg"
-        shutil.copyfile(self.ds.root / rec.image_paths[ci], self.out / filename)
+        shutil.copyfile(rec.image_file(ci), self.out / filename)
         self.per_cam[cam].append(
             {
                 "token": _token(self.route_id, rec.step, cam, "sample_data"),

@@ -11,19 +11,30 @@ Repaired (each repair is recorded in ``Provenance.decoding["repairs"]``):
   (``closed_truncated``); a partial entry is never kept. Nothing complete: ``truncated``;
 - numbers written as strings (``"0.7"``, ``"12"``) and integral floats as ids (``12.0``): converted
   (``coerced_number``); a missing ``summary`` (``missing_summary``) or ``reason`` (``missing_reason``): empty;
-  control characters inside strings: accepted and replaced by spaces; reasons longer than the schema allows:
-  cut (``reason_cut``); unknown extra keys: ignored (``extra_keys``);
+  control characters inside strings: accepted and replaced by spaces; invisible format characters
+  (bidirectional overrides such as U+202E, zero-width characters) and lone surrogates: removed
+  (``format_chars``); reasons / summaries longer than the configured limits (the teacher's
+  ``reason_max_chars`` / ``summary_max_chars``, the ones its schema sends): cut (``reason_cut``,
+  ``summary_cut``); unknown extra keys: ignored (``extra_keys``);
 - a risk within 1e-6 outside [0, 1] (float formatting noise): clipped (``clipped``);
 - an id listed twice: the first entry counts (list order is the model's ranking), later ones are dropped
   (``duplicate_id``); with ``ParseConfig(duplicate_ids="reject")`` it is an error instead.
 
 Rejected (a :class:`ReplyError` with its ``kind``; the teacher re-asks, then records the failure):
-``empty`` (no text), ``no_json`` (no ``{``), ``syntax`` (broken JSON that is not a truncation),
-``truncated`` (cut off before any complete entry), ``schema`` (wrong types or missing ``objects``, ``id``
-or ``risk``; percent strings like ``"70%"``; booleans), ``nan`` (NaN or infinity), ``range`` (risk < 0 or
-> 1: a score of 70 is *not* read as 70 %, the scale is ambiguous), ``unknown_id`` (an id that was not
-listed), ``duplicate_id`` (only with ``duplicate_ids="reject"``). Transport failures of the backends use
-``http``, ``timeout``, ``connection`` and ``backend``.
+``empty`` (no text), ``no_json`` (no ``{``), ``syntax`` (broken JSON that is not a truncation, or JSON
+nested deeper than :data:`MAX_JSON_DEPTH` levels), ``truncated`` (cut off before any complete entry),
+``schema`` (wrong types or missing ``objects``, ``id`` or ``risk``; an empty ``objects`` list when objects
+were listed: the schema sent asks for at least one; percent strings like ``"70%"``; booleans), ``nan``
+(NaN or infinity), ``range`` (risk < 0 or > 1: a score of 70 is *not* read as 70 %, the scale is
+ambiguous), ``unknown_id`` (an id that was not listed), ``duplicate_id`` (only with
+``duplicate_ids="reject"``). Transport failures of the backends use ``http``, ``timeout``, ``connection``,
+``protocol`` (the server answered, but not with a chat completion: a body that is not UTF-8 or not JSON,
+e.g. an HTML page with status 200) and ``backend``; ``input`` is a frame whose own data cannot be sent (an
+image that does not decode).
+
+Raw text is kept for every failure and every label, at most :data:`MAX_RAW_CHARS` characters; a longer
+text is cut and its full length recorded (``ReplyError.raw_chars``; a label's
+``provenance.decoding["raw_response_chars"]``).
 
 Objects the reply does not mention get no entry in the label (the label lists the key objects the VLM
 chose; on the BEV map they have risk 0). Ranks follow the risk, highest first; ties keep the reply's order.
@@ -34,6 +45,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -58,41 +70,63 @@ ReplyErrorKind = Literal[
     "timeout",
     "connection",
     "backend",
+    "protocol",
+    "input",
 ]
 REPLY_ERROR_KINDS: tuple[str, ...] = ReplyErrorKind.__args__  # type: ignore[attr-defined]
-TRANSPORT_KINDS = frozenset({"http", "timeout", "connection", "backend"})
+TRANSPORT_KINDS = frozenset({"http", "timeout", "connection", "backend", "protocol"})
 RANGE_TOLERANCE = 1e-6
 MAX_SUMMARY_CHARS = 4 * MAX_REASON_CHARS
+MAX_JSON_DEPTH = 32  # a reply's JSON needs 3 levels; deeper nesting is refused before json.loads recurses
+MAX_RAW_CHARS = 16_384  # raw text kept per label / failure (a reply of 512 tokens is ~2,000 characters)
+
+
+def cap_raw(text: str | None) -> tuple[str, int | None]:
+    """``(text, None)``, or its first :data:`MAX_RAW_CHARS` characters and the full length when longer."""
+    text = text if text is not None else ""
+    if len(text) <= MAX_RAW_CHARS:
+        return text, None
+    return text[:MAX_RAW_CHARS], len(text)
 
 
 class ReplyError(Exception):
     """A reply (or a request) that gave no usable label. ``kind`` is one of :data:`REPLY_ERROR_KINDS`;
-    ``raw_text`` the model's text (or the server's error body); ``status`` the HTTP status if any."""
+    ``raw_text`` the model's text (or the server's body), at most :data:`MAX_RAW_CHARS` characters
+    (``raw_chars``: the full length when it was cut, else None); ``status`` the HTTP status if any."""
 
     def __init__(
-        self, kind: str, message: str, raw_text: str | None = "", status: int | None = None, attempts: int = 1
+        self,
+        kind: str,
+        message: str,
+        raw_text: str | None = "",
+        status: int | None = None,
+        attempts: int = 1,
+        raw_chars: int | None = None,
     ):
         if kind not in REPLY_ERROR_KINDS:
             raise ValueError(f"unknown ReplyError kind {kind!r}; valid: {list(REPLY_ERROR_KINDS)}")
         super().__init__(f"{kind}: {message}")
         self.kind = kind
         self.message = message
-        self.raw_text = raw_text if raw_text is not None else ""
+        self.raw_text, cut = cap_raw(raw_text)
+        self.raw_chars = cut if cut is not None else raw_chars
         self.status = status
         self.attempts = attempts
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able failure record (kind, message, raw text, HTTP status, attempts)."""
+        """A JSON-able failure record (kind, message, raw text, its full length if cut, status, attempts)."""
         return {
             "kind": self.kind,
             "message": self.message,
             "raw_text": self.raw_text,
+            "raw_chars": self.raw_chars,
             "status": self.status,
             "attempts": self.attempts,
         }
 
     def __reduce__(self):  # picklable across process / Ray boundaries
-        return (ReplyError, (self.kind, self.message, self.raw_text, self.status, self.attempts))
+        args = (self.kind, self.message, self.raw_text, self.status, self.attempts, self.raw_chars)
+        return (ReplyError, args)
 
 
 class ParseConfig(StrictConfig):
@@ -122,9 +156,10 @@ _CTRL = re.compile(r"[\x00-\x1f\x7f]")
 
 def _scan_object(text: str, start: int) -> tuple[str, int | None, list[str]]:
     """Scan the JSON value starting with ``{`` at ``start``. Returns ``("complete", end, [])`` with the index
-    after the matching ``}``, ``("mismatch", None, [])`` for a closing bracket that does not match, or
-    ``("open", cut, closers)`` when the text ends first: the last safe cut position (after a complete entry
-    of the top object or of one of its arrays; None if there is none) and the brackets that close it."""
+    after the matching ``}``, ``("mismatch", None, [])`` for a closing bracket that does not match,
+    ``("deep", None, [])`` for brackets nested deeper than :data:`MAX_JSON_DEPTH`, or ``("open", cut,
+    closers)`` when the text ends first: the last safe cut position (after a complete entry of the top
+    object or of one of its arrays; None if there is none) and the brackets that close it."""
     stack: list[str] = []
     in_str = esc = False
     cut: int | None = None
@@ -143,6 +178,8 @@ def _scan_object(text: str, start: int) -> tuple[str, int | None, list[str]]:
             in_str = True
         elif ch in "{[":
             stack.append("}" if ch == "{" else "]")
+            if len(stack) > MAX_JSON_DEPTH:
+                return "deep", None, []
         elif ch in "}]":
             if not stack or stack[-1] != ch:
                 return "mismatch", None, []
@@ -173,6 +210,8 @@ def extract_json_text(text: str, config: ParseConfig, repairs: list[str]) -> str
     status, pos, closers = _scan_object(body, start)
     if status == "mismatch":
         raise ReplyError("syntax", "mismatched brackets in the JSON object", text)
+    if status == "deep":
+        raise ReplyError("syntax", f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels", text)
     if status == "complete":
         assert pos is not None
         if body[:start].strip() or body[pos:].strip():
@@ -191,12 +230,16 @@ def _reject_constant(name: str) -> float:
 
 
 def load_json(text: str, raw: str, strict: bool) -> Any:
+    """``json.loads`` whose every failure is a :class:`ReplyError` carrying the raw text (also JSON nested
+    too deeply for the parser's recursion, which raises ``RecursionError``)."""
     try:
         return json.loads(text, strict=strict, parse_constant=_reject_constant)
     except ValueError as exc:
         if "non-finite number" in str(exc):
             raise ReplyError("nan", f"the reply contains {str(exc).rsplit(' ', 1)[-1]}", raw) from None
         raise ReplyError("syntax", f"invalid JSON ({exc})", raw) from None
+    except RecursionError:
+        raise ReplyError("syntax", "the JSON is nested too deeply to parse", raw) from None
 
 
 # ------------------------------------------------------------------------------------------ values
@@ -219,13 +262,25 @@ def _number(v: Any, what: str, raw: str, config: ParseConfig, repairs: list[str]
     return v
 
 
+def _visible(s: str, repairs: list[str]) -> str:
+    """``s`` without invisible format characters (Unicode category Cf: bidirectional overrides and
+    isolates, zero-width spaces and joiners, BOM) and lone surrogates (Cs), which would let a reason read
+    differently from what it stores."""
+    if s.isascii():
+        return s
+    out = "".join(ch for ch in s if unicodedata.category(ch) not in ("Cf", "Cs"))
+    if len(out) != len(s):
+        repairs.append("format_chars")
+    return out
+
+
 def _text(v: Any, what: str, raw: str, limit: int, repairs: list[str]) -> str:
     if v is None:
         repairs.append(f"missing_{what}")
         return ""
     if not isinstance(v, str):
         raise ReplyError("schema", f"{what} must be a string, got {type(v).__name__}", raw)
-    s = " ".join(_CTRL.sub(" ", v).split())
+    s = " ".join(_visible(_CTRL.sub(" ", v), repairs).split())
     if len(s) > limit:
         repairs.append(f"{what}_cut")
         s = s[: limit - 1].rstrip() + "…"
@@ -233,9 +288,13 @@ def _text(v: Any, what: str, raw: str, limit: int, repairs: list[str]) -> str:
 
 
 def parse_reply(
-    text: str | None, object_ids: Sequence[int] | set[int], config: ParseConfig | None = None
+    text: str | None,
+    object_ids: Sequence[int] | set[int],
+    config: ParseConfig | None = None,
+    summary_max_chars: int = MAX_SUMMARY_CHARS,
 ) -> ParsedReply:
-    """Validate (and repair) a reply against the listed ``object_ids``; raises :class:`ReplyError`."""
+    """Validate (and repair) a reply against the listed ``object_ids``; raises :class:`ReplyError`.
+    Reasons are cut at ``config.reason_max_chars``, the summary at ``summary_max_chars``."""
     config = config or ParseConfig()
     raw = text or ""
     repairs: list[str] = []
@@ -252,6 +311,13 @@ def parse_reply(
     if not isinstance(items, list):
         raise ReplyError("schema", f"'objects' must be a list, got {type(items).__name__}", raw)
     allowed = {int(i) for i in object_ids}
+    if not items and allowed:
+        raise ReplyError(
+            "schema",
+            f"'objects' is empty, but {len(allowed)} object(s) were listed and the reply schema asks for at "
+            f"least one (minItems 1)",
+            raw,
+        )
     out: list[tuple[int, float, str]] = []
     seen: set[int] = set()
     for k, item in enumerate(items):
@@ -287,7 +353,7 @@ def parse_reply(
             continue
         seen.add(oid)
         out.append((oid, risk, reason))
-    summary = _text(data.get("summary"), "summary", raw, MAX_SUMMARY_CHARS, repairs)
+    summary = _text(data.get("summary"), "summary", raw, min(summary_max_chars, MAX_SUMMARY_CHARS), repairs)
     if extra:
         repairs.append("extra_keys")
     return ParsedReply(objects=out, summary=summary, repairs=list(dict.fromkeys(repairs)))

@@ -18,13 +18,14 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
 import riskdistill
 from riskdistill.config import StrictConfig
-from riskdistill.data.storage import FrameRecord, resolve_inside
+from riskdistill.data.storage import DataError, FrameRecord, check_image_file
 from riskdistill.teacher.objects import GroundedObject
 from riskdistill.teacher.schema import MAX_REASON_CHARS, FrameLabel, Provenance
 from riskdistill.teacher.vlm.backends import (
@@ -40,6 +41,7 @@ from riskdistill.teacher.vlm.parse import (
     ParseConfig,
     ReplyError,
     build_label,
+    cap_raw,
     parse_reply,
 )
 from riskdistill.teacher.vlm.prompt import (
@@ -71,6 +73,8 @@ _OPERATIONAL_KEYS = frozenset(
         "enforce_eager",
         "max_model_len",
         "max_images_per_prompt",
+        "max_response_bytes",
+        "max_consecutive_failures",
     }
 )
 
@@ -111,6 +115,21 @@ class PreparedFrame:
     objects: dict[int, GroundedObject]
 
 
+_IMAGE_FORMATS = {".jpg": ("JPEG",), ".jpeg": ("JPEG",), ".png": ("PNG",), ".webp": ("WEBP",)}
+
+
+def checked_image(frame: FrameRecord, camera: str) -> Path:
+    """The path of a frame's camera image after decoding it completely: a :class:`DataError` naming the file
+    when it lies outside the data set, is empty, truncated or corrupt, or its content does not match its
+    suffix, so a broken image is never sent to a model (nor labelled)."""
+    path = frame.image_file(camera)
+    formats = _IMAGE_FORMATS.get(path.suffix.lower(), ("JPEG", "PNG", "WEBP"))
+    problem = check_image_file(path, str(path), None, formats)
+    if problem is not None:
+        raise DataError(f"{problem} (camera {camera!r} of frame {frame.frame_id!r})")
+    return path
+
+
 def default_grounder(frame: FrameRecord) -> list[GroundedObject]:
     """Ground-truth grounding (``teacher.grounding.ground_truth_objects``)."""
     from riskdistill.teacher.grounding import ground_truth_objects
@@ -130,6 +149,9 @@ class VLMTeacher:
         if isinstance(config, dict):
             config = VLMTeacherConfig.from_dict(config, source="VLM teacher config")
         self.config = config
+        # replies are held to the limits the reply schema announces (not only the schema module's maximum)
+        reason_max = min(config.parse.reason_max_chars, config.reason_max_chars)
+        self._parse = config.parse.model_copy(update={"reason_max_chars": reason_max})
         self.template: PromptTemplate = load_template(config.prompt)
         self.grounder: Grounder = grounder or default_grounder
         self._backend = backend
@@ -190,16 +212,7 @@ class VLMTeacher:
             reason_max_chars=c.reason_max_chars,
             reply_schema=json.dumps(schema, separators=(",", ":")),
         )
-        index = {n: i for i, n in enumerate(frame.camera_names)}
-        images = tuple(
-            ImageInput(
-                camera=n,
-                path=resolve_inside(
-                    frame.root, frame.image_paths[index[n]], "image_paths", f"frame {frame.frame_id}"
-                ),
-            )
-            for n in cams
-        )
+        images = tuple(ImageInput(camera=n, path=checked_image(frame, n)) for n in cams)
         request = VLMRequest(
             request_id=frame.frame_id,
             system=system,
@@ -212,13 +225,18 @@ class VLMTeacher:
 
     def _provenance(self, raw: str | None, attempt: int, repairs: list[str], decoding: dict) -> Provenance:
         b = self.backend
+        decoding = {**decoding, "attempt": attempt, "repairs": repairs}
+        if raw is not None:
+            raw, full = cap_raw(raw)
+            if full is not None:  # the stored raw text is cut: say so, with the full length
+                decoding["raw_response_chars"] = full
         return Provenance(
             teacher="vlm",
             model_id=b.model_id,
             model_revision=b.model_revision,
             prompt_template_id=self.template.template_id,
             prompt_hash=self.template.prompt_hash,
-            decoding={**decoding, "attempt": attempt, "repairs": repairs},
+            decoding=decoding,
             seed=self.config.decoding.seed + max(attempt - 1, 0),
             raw_response=raw,
             package_version=riskdistill.__version__,
@@ -233,7 +251,9 @@ class VLMTeacher:
             reply.attempts = attempt
             return reply
         try:
-            parsed = parse_reply(reply, prepared.objects.keys(), self.config.parse)
+            parsed = parse_reply(
+                reply, prepared.objects.keys(), self._parse, summary_max_chars=self.config.summary_max_chars
+            )
             decoding = self._decoding_params()
             return build_label(
                 prepared.frame_id,
@@ -246,6 +266,10 @@ class VLMTeacher:
             return err
         except ValidationError as exc:  # a reply the schema check let through but the label rejects
             return ReplyError("schema", f"the label is invalid: {exc}", reply, attempts=attempt)
+        except Exception as exc:  # one odd reply never fails the batch: it is this frame's error
+            msg = f"the reply could not be read ({type(exc).__name__}: {exc})"
+            raw = reply if isinstance(reply, str) else repr(reply)
+            return ReplyError("syntax", msg, raw, attempts=attempt)
 
     def _decoding_params(self) -> dict[str, Any]:
         return self.backend.decoding_params()
@@ -260,7 +284,10 @@ class VLMTeacher:
                 prepared = self.prepare(frame)
             except CameraConfigError:
                 raise
-            except Exception as exc:  # an unreadable annotation or image path: a per-frame failure
+            except DataError as exc:  # the frame's own data (image, annotation): never sent anywhere
+                results[i] = ReplyError("input", f"cannot build the prompt: {exc}", "")
+                continue
+            except Exception as exc:  # any other failure while preparing: this frame's error
                 results[i] = ReplyError(
                     "backend", f"cannot build the prompt: {type(exc).__name__}: {exc}", ""
                 )

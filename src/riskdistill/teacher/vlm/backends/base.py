@@ -26,6 +26,13 @@ from riskdistill.teacher.vlm.parse import ReplyError
 _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 
 
+class BackendUnavailableError(RuntimeError):
+    """The model server stopped answering (a circuit breaker tripped). ``fatal``: the labelling runner stops
+    the run with this message instead of recording one failure per frame; frames already written stay."""
+
+    fatal = True
+
+
 class DecodingConfig(StrictConfig):
     """Decoding parameters shared by the backends. ``temperature == 0``: greedy; otherwise sampled with
     ``seed`` (+ the attempt number on a re-ask). ``constrained``: JSON-schema constrained decoding
