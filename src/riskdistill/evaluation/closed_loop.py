@@ -15,7 +15,8 @@ A route whose instance fails to build or whose simulation raises is recorded as 
 crashed"; a driver that raises (while being built, reset or asked to act) as "Failed - Agent crashed".
 Both score 0 and never abort the suite. At the end ``OUT/results.json`` holds the CARLA leaderboard
 checkpoint file, ``OUT/summary.json`` the DS / SR / Efficiency / Comfortness / ability table and the
-variant, and ``OUT/risk_outcome.json`` the risk-vs-outcome analysis when the driver predicted risk.
+variant, ``OUT/risk_outcome.json`` the risk-vs-outcome analysis when the driver predicted risk, and
+``OUT/bench2drive/`` the folder Bench2Drive's own tools read (:mod:`riskdistill.evaluation.bench2drive_io`).
 File layouts: ``docs/metrics.md``.
 
 With ``rerun_every=N`` each route evaluated in this call is also recorded, from inside its worker, to
@@ -43,7 +44,8 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from riskdistill.agent import Action, AgentInput, Driver, SensorRequest
-from riskdistill.evaluation.comfort import compute_comfort, compute_efficiency
+from riskdistill.evaluation import bench2drive_io as b2d
+from riskdistill.evaluation.comfort import compute_efficiency
 from riskdistill.evaluation.driving_score import (
     RouteResult,
     compute_route_scores,
@@ -51,7 +53,7 @@ from riskdistill.evaluation.driving_score import (
     compute_summary,
 )
 from riskdistill.evaluation.generalisation import parse_rig_shift, select_routes, split_perturbation
-from riskdistill.evaluation.leaderboard import save_checkpoint_json
+from riskdistill.evaluation.leaderboard import leaderboard_route_id, save_checkpoint_json
 from riskdistill.evaluation.risk_metrics import compute_path_risk
 from riskdistill.io import atomic_write_json, load_json
 from riskdistill.sim.env import DrivingEnv, RouteLog
@@ -68,6 +70,7 @@ ARTEFACT_DT_S = 0.5  # ego trajectory and plans are stored every 0.5 s
 RERUN_DIR = "rerun"  # OUT/rerun/<route_id>.rrd with evaluate_suite(rerun_every=N)
 DEFAULT_STUDENT_RIG = "bench2drive"
 EVAL_CONFIG = "eval_config.json"
+SCORING = "bench2drive-0.0.4 criteria, riskdistill scoring v2"  # part of the resume key
 ROUTE_RESULT_FIELDS = tuple(f.name for f in fields(RouteResult))
 _IMPORT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -174,8 +177,8 @@ class EvalVariant:
     """What the evaluation changed relative to the nominal setting: a rig shift (``None`` = nominal), the
     scenario selection (``all``, ``heldout``, ...), the JPEG quality the observations pass through (``None``:
     raw renders), an optional rig override for students and an optional cap on every route's timeout
-    (``route_timeout_s``; the scenario's own is 60 s + route length / 2 m/s), for smoke tests and benchmarks:
-    a route still running then ends "Failed - Agent timed out"."""
+    (``route_timeout_s``; Bench2Drive's own is 300 s + 10 s x metres advanced / speed limit), for smoke tests
+    and benchmarks: a route still running then ends "Failed - Agent timed out"."""
 
     rig_shift: str | None = None
     scenarios: str = "all"
@@ -405,10 +408,8 @@ class _SafeRecorder:
 
 # ------------------------------------------------------------------------------------------ results
 def result_from_log(spec: RouteSpec, index: int, log: RouteLog, wall_s: float) -> RouteResult:
-    comfort = None
-    if len(log.x_m) >= 3:
-        comfort = compute_comfort(log.x_m, log.y_m, log.yaw_rad)
-    efficiency = compute_efficiency(log.progress_m, log.speed_mps, log.traffic_speed_mps, log.route_length_m)
+    comfort = b2d.metric_comfort(b2d.metric_samples(log))
+    efficiency = compute_efficiency(e.message for e in log.events if e.kind == Infraction.MIN_SPEED)
     end = log.end if log.end != RouteEnd.RUNNING else RouteEnd.SIM_CRASHED
     return RouteResult(
         route_id=spec.route_id,
@@ -424,7 +425,7 @@ def result_from_log(spec: RouteSpec, index: int, log: RouteLog, wall_s: float) -
         duration_system_s=wall_s,
         efficiency=efficiency,
         comfort=comfort,
-        passed_first_junction_cleanly=log.passed_first_junction_cleanly,
+        junction_completion=log.first_junction_completion,
         index=index,
         weather_id=spec.seed,
         save_name=spec.route_id,
@@ -456,10 +457,12 @@ def result_to_dict(r: RouteResult) -> dict[str, Any]:
         "duration_system_s": r.duration_system_s,
         "efficiency": r.efficiency,
         "comfort": r.comfort,
-        "passed_first_junction_cleanly": r.passed_first_junction_cleanly,
+        "junction_completion": r.junction_completion,
         "index": r.index,
         "weather_id": r.weather_id,
         "save_name": r.save_name,
+        "leaderboard_id": r.leaderboard_id,
+        "town_name": r.town_name,
     }
 
 
@@ -507,6 +510,8 @@ def _route_doc(
         {"time_s": rec.plans_t, "xy_world": rec.plans_xy} if rec is not None and rec.plans_t else None
     )
     doc["path_risk"] = {"time_s": rec.risk_t, "risk": rec.risk} if rec is not None and rec.risk_t else None
+    doc["metric_info"] = b2d.metric_samples(log)  # moved to OUT/bench2drive/metric/ when the file is written
+    doc["comfort"] = b2d.metric_comfort(doc["metric_info"])
     return doc
 
 
@@ -628,13 +633,14 @@ def evaluate_suite(
     variant = variant or EvalVariant()
     factory = make_driver_factory(driver_spec, variant.rig)  # fail fast on an unknown driver
     parse_rig_shift(variant.rig_shift)  # ... and on a bad rig shift
+    numbers = {spec.route_id: n for n, spec in enumerate(suite.routes)}  # leaderboard ids: suite positions
     suite = select_routes(suite, variant.scenarios)
     routes = suite.routes[:limit] if limit is not None else list(suite.routes)
     out_dir = Path(out_dir)
     route_dir = out_dir / "routes"
     route_dir.mkdir(parents=True, exist_ok=True)
     driver_key = str(Path(driver_spec).resolve()) if is_checkpoint_dir(driver_spec) else driver_spec
-    _check_eval_config(out_dir, {"driver": driver_key, "variant": variant.to_dict()})
+    _check_eval_config(out_dir, {"driver": driver_key, "variant": variant.to_dict(), "scoring": SCORING})
     results: dict[str, RouteResult] = {}
     todo: list[tuple[int, RouteSpec]] = []
     for i, spec in enumerate(routes):
@@ -664,7 +670,11 @@ def evaluate_suite(
         specs = {s.route_id: s for s in routes}
 
         def done(d: dict[str, Any]) -> None:
-            d = {**d, "spec": specs[d["route_id"]].to_dict(), "driver": driver_key, "variant": vdict}
+            spec = specs[d["route_id"]]
+            d = {**d, "spec": spec.to_dict(), "driver": driver_key, "variant": vdict}
+            d["leaderboard_id"] = leaderboard_route_id(numbers[spec.route_id])
+            d["town_name"] = b2d.town_name(spec)
+            b2d.save_metric_info(out_dir, d["save_name"], d.pop("metric_info"))
             atomic_write_json(route_dir / f"{d['route_id']}.json", d)
             results[d["route_id"]] = result_from_dict(d)
             progress.advance(task)
@@ -687,7 +697,8 @@ def evaluate_suite(
     summary["suite"] = suite.name
     summary["driver"] = driver_key
     summary["variant"] = vdict
-    save_checkpoint_json(out_dir / "results.json", ordered, n_routes_in_suite=len(routes))
+    checkpoint = save_checkpoint_json(out_dir / "results.json", ordered, n_routes_in_suite=len(routes))
+    b2d.write_bench2drive_folder(out_dir, checkpoint, [(numbers[s.route_id], s) for s in routes])
     atomic_write_json(out_dir / "summary.json", summary)
     _write_risk_outcome(out_dir, [s.route_id for s in routes])
     return ordered, summary
@@ -696,11 +707,11 @@ def evaluate_suite(
 def load_route_docs(out_dir: str | Path) -> list[dict[str, Any]]:
     """The route files of a closed-loop output folder, in the order of its ``results.json`` records
     (layout: ``docs/metrics.md``); for reports and viewers."""
-    from riskdistill.evaluation.leaderboard import load_checkpoint_json
+    from riskdistill.evaluation.leaderboard import load_checkpoint_json, record_route_name
 
     out_dir = Path(out_dir)
     records = load_checkpoint_json(out_dir / "results.json")
-    return [load_json(out_dir / "routes" / f"{r['route_id']}.json") for r in records]
+    return [load_json(out_dir / "routes" / f"{record_route_name(r)}.json") for r in records]
 
 
 def _write_risk_outcome(out_dir: Path, route_ids: list[str]) -> None:
