@@ -24,10 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from riskdistill.evaluation.comfort import compute_comfort
 from riskdistill.io import atomic_write_json, atomic_write_text
+from riskdistill.sim.criteria import route_file_s
 from riskdistill.sim.env import RouteLog
 from riskdistill.sim.suites import RouteSpec
 
@@ -37,7 +36,6 @@ METRIC_DIR = "metric"
 METRIC_FILE = "metric_info.json"
 ROUTES_XML = "routes.xml"
 TOWN_PREFIX = "RiskDistill_"
-XML_WAYPOINT_SPACING_M = 2.0  # Bench2Drive's route files list a position every 2 m
 MIN_METRIC_SAMPLES = 3  # the efficiency/smoothness tool's Savitzky-Golay fit needs three samples
 _DIGITS = 6
 
@@ -166,9 +164,7 @@ def route_xml(number: int, spec: RouteSpec) -> ET.Element:
     attrs = {"id": str(number), "town": town_name(spec), "name": spec.route_id, "seed": str(spec.seed)}
     route = ET.Element("route", attrs)
     waypoints = ET.SubElement(route, "waypoints")
-    s_all = np.arange(inst.start_s_m, path.length_m, XML_WAYPOINT_SPACING_M)
-    s_all = np.append(s_all, path.length_m) if path.length_m - s_all[-1] > 0.05 else s_all
-    for p in path.point_at(s_all):
+    for p in path.point_at(route_file_s(inst.start_s_m, path.length_m)):
         ET.SubElement(waypoints, "position", {"x": f"{p[0]:.1f}", "y": f"{-p[1]:.1f}", "z": "0.0"})
     scenarios = ET.SubElement(route, "scenarios")
     scenario = ET.SubElement(scenarios, "scenario", {"name": f"{spec.scenario}_1", "type": spec.scenario})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,11 +30,44 @@ MIN_SPEED_FINAL_SHARE = 0.95  # the last checkpoint is recorded at the end when 
 ROUTE_TIMEOUT_MIN_S = 300.0
 ROUTE_TIMEOUT_SPEED_SHARE = 0.10  # each metre advanced adds 1 / (10 % of the speed limit) seconds
 
+# ability_benchmark.py's Traffic_Signs rule, on the route as Bench2Drive's route files list it
+ROUTE_FILE_SPACING_M = 2.0  # route files list a position every 2 m
+JUNCTION_TRACE_M = 1.0  # the tool traces the route between positions at 1 m (GlobalRoutePlanner(map, 1.0))
+JUNCTION_EXTRA_POINTS = 8  # the first junction point + 8 more must be passed
+
 # YieldToEmergencyVehicle (scenario) and YieldToEmergencyVehicleTest
 EV_TRIGGER_DISTANCE_M = 50.0  # InTriggerDistanceToVehicle(ego, ev, 50)
 EV_IDLE_S = 10.0  # then Idle(10): the ego has this long to let the EV pass
 EV_IN_FRONT_DISTANCE_M = 10.0  # WaitUntilInFront(ev, ego): close to the point ahead of the ego
 EV_END_DISTANCE_M = 50.0  # DriveDistance(ev, 50) after it got in front
+
+
+def route_file_s(start_s_m: float, end_s_m: float) -> np.ndarray:
+    """Arc lengths of the positions a Bench2Drive route file lists for a route: every 2 m and the end."""
+    s = np.arange(start_s_m, end_s_m, ROUTE_FILE_SPACING_M)
+    return np.append(s, end_s_m) if end_s_m - s[-1] > 0.05 else s
+
+
+def junction_completion(
+    path_xy_at: Any, path_s: np.ndarray, in_junction: np.ndarray, s_pos: np.ndarray
+) -> float | None:
+    """Bench2Drive's ``ability_benchmark.py``: trace the route between its listed positions ``s_pos`` at 1 m
+    (``max(round(chord), 1)`` points per gap, each gap's start included), find the first point in a junction,
+    and return ``(its index + 1 + 8) / number of points``; None when no point is in a junction.
+
+    ``path_xy_at(s)`` gives route points, ``in_junction[k]`` whether route point ``path_s[k]`` lies on a
+    junction lane. Positions are rounded to 0.1 m, as route files write them.
+    """
+    xy = np.round(path_xy_at(s_pos), 1)
+    n_per_gap = np.maximum(np.round(np.hypot(*np.diff(xy, axis=0).T) / JUNCTION_TRACE_M), 1).astype(int)
+    s_points = np.concatenate(
+        [s_pos[i] + (s_pos[i + 1] - s_pos[i]) * np.arange(n) / n for i, n in enumerate(n_per_gap)]
+    )
+    k = np.minimum(np.searchsorted(path_s, s_points), len(path_s) - 1)
+    flags = in_junction[k]
+    if not flags.any():
+        return None
+    return (int(np.argmax(flags)) + 1 + JUNCTION_EXTRA_POINTS) / len(s_points)
 
 
 class CollisionCounter:

@@ -26,7 +26,9 @@ from riskdistill.sim.criteria import (
     OutsideRouteLanes,
     RouteTimeout,
     YieldToEmergencyVehicle,
+    junction_completion,
     min_speed_message,
+    route_file_s,
 )
 from riskdistill.sim.events import InfractionEvent, RouteEnd
 from riskdistill.sim.scenarios.base import ScenarioInstance
@@ -42,7 +44,6 @@ STOP_ZONE_M = 4.0  # the ego must come to a stop within this distance before a s
 ROUTE_END_TOLERANCE_M = 2.0
 TARGET_POINT_AHEAD_M = 20.0
 OUTSIDE_LANE_MARGIN_M = 0.5  # OutsideRouteLanesTest.ALLOWED_OUT_DISTANCE: beyond half the lane width
-JUNCTION_EXTRA_WAYPOINTS = 8  # ability_benchmark.py: the first junction waypoint + 8 (1 m apart)
 
 ObservationFn = Callable[[ScenarioInstance, World], dict]  # e.g. sim.sensors.observe.CameraObserver
 
@@ -326,16 +327,13 @@ class DrivingEnv:
         return [self._event(Infraction.YIELD_EMERGENCY_VEHICLE, message, located=False)]
 
     def _first_junction_completion(self) -> float | None:
-        """Bench2Drive's ability tool: share of the route at its first junction point plus 8 points (1 m
-        apart); None when the route has no junction."""
+        """The share of the route Bench2Drive's ability tool asks a failed Traffic_Signs route to have
+        completed (the first junction point + 8, on the route traced at 1 m; see ``criteria``)."""
         route = self.instance.route
         lanes = self.world.map.lanes
         in_junction = np.array([lanes[int(lid)].junction_id is not None for lid in route.lane_of_point])
-        if not in_junction.any():
-            return None
-        s_first = float(route.path.s[int(np.argmax(in_junction))]) - self.instance.start_s_m
-        length = max(self.log.route_length_m, 1e-6)
-        return (np.floor(max(s_first, 0.0)) + 1.0 + JUNCTION_EXTRA_WAYPOINTS) / (np.floor(length) + 1.0)
+        s_pos = route_file_s(self.instance.start_s_m, route.length_m)
+        return junction_completion(route.path.point_at, route.path.s, in_junction, s_pos)
 
     def _check_termination(self) -> None:
         log = self.log
