@@ -156,14 +156,20 @@ def _weather_attributes(weather: Any, route_percentage: int) -> dict[str, str]:
 
 def route_xml(number: int, spec: RouteSpec) -> ET.Element:
     """One ``<route id=... town=...>`` element: waypoints every 2 m (CARLA frame), the scenario with its
-    trigger point, and the weather. ``name`` and ``seed`` (ignored by Bench2Drive) name the suite entry."""
-    from riskdistill.sim.scenarios import build_scenario
+    trigger point, and the weather. ``name`` and ``seed`` (ignored by Bench2Drive) name the suite entry. A
+    route whose scenario cannot be built keeps its id, town and scenario type only."""
+    from riskdistill.sim.scenarios import ScenarioError, build_scenario
 
-    inst = build_scenario(spec.scenario, spec.seed, spec.layout)
-    path = inst.route.path
     attrs = {"id": str(number), "town": town_name(spec), "name": spec.route_id, "seed": str(spec.seed)}
     route = ET.Element("route", attrs)
     waypoints = ET.SubElement(route, "waypoints")
+    try:
+        inst = build_scenario(spec.scenario, spec.seed, spec.layout)
+    except ScenarioError:  # its result is "Failed - Simulation crashed"; the entry keeps id, town and type
+        scenarios = ET.SubElement(route, "scenarios")
+        ET.SubElement(scenarios, "scenario", {"name": f"{spec.scenario}_1", "type": spec.scenario})
+        return route
+    path = inst.route.path
     for p in path.point_at(route_file_s(inst.start_s_m, path.length_m)):
         ET.SubElement(waypoints, "position", {"x": f"{p[0]:.1f}", "y": f"{-p[1]:.1f}", "z": "0.0"})
     scenarios = ET.SubElement(route, "scenarios")
