@@ -31,7 +31,7 @@ ONCOMING_COURTESY_M = 15.0
 
 EGO_COLOR = (230, 230, 230)
 DESPAWN_XY_M = 1.0e5  # where actors that left the scene are parked
-CONTACT_SEARCH_M = 15.0  # actors and layout objects farther than this from the ego cannot touch it
+CONTACT_SEARCH_M = 2.0  # beyond the ego's bounding circle, layout objects (poles) cannot touch it
 
 
 def _unit(yaw: float) -> np.ndarray:
@@ -78,6 +78,7 @@ class World:
         self.ego_accel_mps2 = 0.0
         self.ego_yaw_rate_radps = 0.0
         self.ego_contacts: list[EgoContact] = []  # contacts of the last step (see ``_respond_to_contacts``)
+        self._layout_boxes: tuple[np.ndarray, np.ndarray] | None = None  # pole centres and corners, cached
         self.light_offset_s: dict[int, float] = {j: 0.0 for j in road_map.junctions}
         self.light_override: dict[int, LightState] = {}
         self._light_ids = np.array(sorted(road_map.traffic_lights), dtype=np.int64)
@@ -382,31 +383,46 @@ class World:
         a = self.actors
         return box_corners_2d(np.array([[a.x[0], a.y[0]]]), a.yaw[:1], a.length[:1], a.width[:1])
 
+    def _near_ego(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Indices (>= 1) of actors at ``x, y`` whose bounding circle meets the ego's (a cheap pre-test)."""
+        a = self.actors
+        n = len(x)
+        radius = 0.5 * np.hypot(a.length[:n], a.width[:n])
+        near = (x[1:] - a.x[0]) ** 2 + (y[1:] - a.y[0]) ** 2 < (radius[1:] + radius[0]) ** 2
+        return np.flatnonzero(near) + 1
+
     def _touching(self, ego_corners: np.ndarray, x: np.ndarray, y: np.ndarray, yaw: np.ndarray) -> np.ndarray:
         """Indices (>= 1) of actors whose box at poses ``x, y, yaw`` (all actors) overlaps ``ego_corners``."""
         a = self.actors
         n = len(x)
         if n <= 1:
             return np.zeros(0, dtype=np.int64)
-        idx = np.arange(1, n)
-        idx = idx[(x[1:] - a.x[0]) ** 2 + (y[1:] - a.y[0]) ** 2 < CONTACT_SEARCH_M**2]
+        idx = self._near_ego(x, y)
         if not len(idx):
             return idx
         corners = box_corners_2d(np.stack([x[idx], y[idx]], axis=1), yaw[idx], a.length[idx], a.width[idx])
         return idx[boxes_overlap_matrix(ego_corners, corners)[0]]
 
-    def _touching_layout(self, ego_corners: np.ndarray) -> list[int]:
+    def _near_layout(self) -> np.ndarray:
+        if self._layout_boxes is None:
+            return np.flatnonzero([True] * len(self.map.layout_obstacles))  # first call: test all, cache
         a = self.actors
-        out = []
-        for k, ob in enumerate(self.map.layout_obstacles):
-            if (ob.center[0] - a.x[0]) ** 2 + (ob.center[1] - a.y[0]) ** 2 > CONTACT_SEARCH_M**2:
-                continue
-            oc = box_corners_2d(
-                ob.center[None], np.array([ob.yaw]), np.array([ob.length_m]), np.array([ob.width_m])
-            )
-            if boxes_overlap_matrix(ego_corners, oc)[0, 0]:
-                out.append(k)
-        return out
+        reach = 0.5 * np.hypot(a.length[0], a.width[0]) + CONTACT_SEARCH_M
+        return np.flatnonzero(((self._layout_boxes[0] - [a.x[0], a.y[0]]) ** 2).sum(axis=1) < reach**2)
+
+    def _touching_layout(self, ego_corners: np.ndarray) -> list[int]:
+        """Indices of the map's layout obstacles (poles) that overlap ``ego_corners``."""
+        if self._layout_boxes is None:
+            obs = self.map.layout_obstacles
+            centres = np.array([ob.center for ob in obs]).reshape(-1, 2)
+            yaw = np.array([ob.yaw for ob in obs])
+            size = np.array([[ob.length_m, ob.width_m] for ob in obs]).reshape(-1, 2)
+            self._layout_boxes = (centres, box_corners_2d(centres, yaw, size[:, 0], size[:, 1]))
+        centres, corners = self._layout_boxes
+        near = self._near_layout()
+        if not len(near):
+            return []
+        return [int(k) for k in near[boxes_overlap_matrix(ego_corners, corners[near])[0]]]
 
     def _respond_to_contacts(self, pre: _PreStep) -> list[EgoContact]:
         """Find what the ego touches after this step, then make sure nothing passes through anything.
@@ -421,6 +437,8 @@ class World:
         """
         a = self.actors
         n = len(pre.x)
+        if not len(self._near_ego(a.x[:n], a.y[:n])) and not len(self._near_layout()):
+            return []
         ego_c = self._ego_corners()
         hit = self._touching(ego_c, a.x[:n], a.y[:n], a.yaw[:n])
         poles = self._touching_layout(ego_c)
