@@ -353,3 +353,21 @@ def test_min_speed_checkpoints_compare_with_the_background_traffic() -> None:
     # without background traffic every checkpoint is 100 %
     log = run_route(instance_from_context(straight_ctx()), lambda env: HoldSpeedDriver(env, 5.0))
     assert {e.value for e in log.events if e.kind == Infraction.MIN_SPEED} == {100.0}
+
+
+def test_a_driver_that_ignores_obstacles_counts_one_collision_per_obstacle() -> None:
+    from riskdistill.sim.scenarios import build_scenario
+    from riskdistill.sim.suites import load_suite
+
+    bench = {r.route_id: r for r in load_suite("bench").routes}
+    for name in ("bench_ParkedObstacle_0", "bench_Accident_0", "bench_ConstructionObstacle_3"):
+        r = bench[name]
+        log = run_route(build_scenario(r.scenario, r.seed, r.layout), lambda env: HoldSpeedDriver(env, 8.0))
+        ids = [e.actor_id for e in collisions(log)]
+        assert 1 <= len(ids) <= 3 and len(ids) == len(set(ids)), (name, [e.message for e in collisions(log)])
+    # drifting onto the sidewalk along a row of poles (one every 30 m): stopped by the first
+    log = run_route(
+        instance_from_context(straight_ctx()), lambda env: HoldSpeedDriver(env, 6.0, offset_m=-4.45)
+    )
+    assert [e.kind for e in collisions(log)] == [Infraction.COLLISION_LAYOUT]
+    assert log.end == RouteEnd.BLOCKED
