@@ -39,6 +39,24 @@ def test_preview_unknown_scenario_is_a_clear_error(tmp_path: Path) -> None:
     assert "valid scenario types" in res.output and "PedestrianCrossing" in res.output
 
 
+def test_export_routes_writes_a_bench2drive_routes_file(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    suite = tmp_path / "two.json"
+    routes = [
+        {"route_id": "a", "scenario": "HardBreakRoute", "seed": 1},
+        {"route_id": "b", "scenario": "YieldToEmergencyVehicle", "seed": 2},
+    ]
+    suite.write_text(json.dumps({"name": "two", "routes": routes}))
+    out = tmp_path / "routes.xml"
+    res = runner.invoke(app, ["sim", "export-routes", "--suite", str(suite), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    got = [(r.get("id"), r.get("name")) for r in ET.parse(out).getroot().findall("route")]
+    assert got == [("0", "a"), ("1", "b")]
+    res = runner.invoke(app, ["sim", "export-routes", "--suite", "nope", "--out", str(out)])
+    assert res.exit_code != 0 and "not found" in res.output
+
+
 def test_closed_loop_eval_writes_leaderboard_json_and_resumes(tmp_path: Path) -> None:
     args = [
         "eval",

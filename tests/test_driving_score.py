@@ -10,10 +10,10 @@ import pytest
 
 from riskdistill.evaluation.comfort import (
     COMFORT_BOUNDS,
-    compute_checkpoint_efficiency,
     compute_comfort,
     compute_comfort_signals,
     compute_efficiency,
+    min_speed_percent,
     segment_bounds,
     violated_bounds,
 )
@@ -34,8 +34,10 @@ from riskdistill.evaluation.leaderboard import (
     CheckpointFormatError,
     build_checkpoint_json,
     load_checkpoint_json,
+    record_route_name,
     save_checkpoint_json,
 )
+from riskdistill.sim.criteria import OutsideRouteLanes, min_speed_message
 from riskdistill.sim.events import InfractionEvent, RouteEnd
 from riskdistill.types import Ability, Infraction
 
@@ -127,6 +129,7 @@ def test_route_deviation_caps_rc_without_a_factor():
 
 
 def test_status_perfect_completed_failed():
+    # CARLA's rule; min-speed checkpoints make every completed route "Completed" in practice
     assert compute_status(route()) == "Perfect"
     assert compute_status(route(events=[ev(Infraction.MIN_SPEED)])) == "Completed"  # any event counts
     assert compute_status(route(events=[ev(Infraction.RED_LIGHT)])) == "Completed"
@@ -207,65 +210,77 @@ def test_ability_grouping():
 
 
 def test_traffic_signs_first_junction_rule():
-    # failed after a clean first junction: counts for Traffic_Signs, not for Emergency_Brake nor SR
-    failed_clean = route(
+    # ability_benchmark.py: a failed Traffic_Signs route counts when its completion passed the first junction
+    # point + 8 and it has no stop-sign or red-light infraction; it never counts for the other abilities
+    failed_past = route(
         "RouteScenario_1_rep0",
         scenario="OppositeVehicleRunningRedLight",
         end=RouteEnd.BLOCKED,
         rc=60.0,
         events=[ev(Infraction.COLLISION_VEHICLE)],
-        passed_first_junction_cleanly=True,
+        junction_completion=0.55,
     )
-    failed_dirty = route(
+    failed_red = route(
         "RouteScenario_2_rep0",
         scenario="VanillaSignalizedTurnEncounterRedLight",
         end=RouteEnd.BLOCKED,
         rc=60.0,
         events=[ev(Infraction.RED_LIGHT)],
-        passed_first_junction_cleanly=False,
+        junction_completion=0.55,
     )
+    failed_before = route(
+        "RouteScenario_4_rep0",
+        scenario="OppositeVehicleTakingPriority",
+        end=RouteEnd.BLOCKED,
+        rc=50.0,
+        junction_completion=0.55,
+    )
+    no_junction = route("RouteScenario_5_rep0", scenario="PedestrianCrossing", end=RouteEnd.BLOCKED, rc=90.0)
     ok = route("RouteScenario_3_rep0", scenario="InvadingTurn")
-    rates = compute_ability_success_rates([failed_clean, failed_dirty, ok])
-    assert rates["Traffic_Signs"] == pytest.approx(50.0)
+    results = [failed_past, failed_red, failed_before, no_junction, ok]
+    rates = compute_ability_success_rates(results)
+    assert rates["Traffic_Signs"] == pytest.approx(25.0)
     assert rates["Emergency_Brake"] == pytest.approx(0.0)
     assert rates["Give_Way"] == pytest.approx(100.0)
     assert rates["Overtaking"] is None and rates["Merging"] is None
-    s = compute_summary([failed_clean, failed_dirty, ok])
-    assert s["success_rate"] == pytest.approx(100.0 / 3)
-    assert s["ability_mean"] == pytest.approx((50.0 + 0.0 + 100.0) / 3)
+    s = compute_summary(results)
+    assert s["success_rate"] == pytest.approx(100.0 / 5)
+    assert s["ability_mean"] is None  # Bench2Drive's script divides by all five abilities
+
+
+def test_ability_mean_is_over_all_five():
+    names = [
+        "Accident",
+        "HighwayCutIn",
+        "HardBreakRoute",
+        "InvadingTurn",
+        "VanillaNonSignalizedTurnEncounterStopsign",
+    ]
+    results = [route(f"RouteScenario_{k}_rep0", scenario=n) for k, n in enumerate(names)]
+    results[0] = route("RouteScenario_0_rep0", scenario="Accident", end=RouteEnd.BLOCKED, rc=10.0)
+    s = compute_summary(results)
+    assert s["abilities"]["Overtaking"] == 0.0
+    assert s["ability_mean"] == pytest.approx(400.0 / 5)
 
 
 # -----------------------------------------------------------------------------
 # efficiency
 
 
-def test_efficiency_discards_checkpoints_above_1000():
-    # 100 m route, 20 checkpoints of 5 m, ten samples each
-    progress = np.arange(200) * 0.5
-    ego = np.full(200, 5.0)
-    traffic = np.full(200, 5.0)  # 100 %
-    traffic[0:10] = 10.0  # checkpoint 0: 50 %
-    traffic[30:40] = 0.25  # checkpoint 3: 2000 % -> discarded
-    traffic[50:60] = np.nan  # checkpoint 5: no traffic -> 100 %
-    values = compute_checkpoint_efficiency(progress, ego, traffic, 100.0)
-    assert values[0] == pytest.approx(50.0)
-    assert values[3] == pytest.approx(2000.0)
-    assert values[5] == pytest.approx(100.0)
-    eff = compute_efficiency(progress, ego, traffic, 100.0)
-    assert eff == pytest.approx((50.0 + 18 * 100.0) / 19)
+def test_efficiency_reads_the_min_speed_messages_like_bench2drive():
+    messages = [min_speed_message(v) for v in (50.0, 2000.0, 100, 86.25)]
+    assert messages[2] == "Average speed is 100% of the surrounding traffic's one"
+    assert [min_speed_percent(m) for m in messages] == [50.0, 2000.0, 100.0, 86.25]
+    assert compute_efficiency(messages) == pytest.approx((50.0 + 100.0 + 86.25) / 3)  # > 1000 % dropped
+    assert compute_efficiency([]) is None
+    assert compute_efficiency([min_speed_message(1500.0)]) is None
+    with pytest.raises(ValueError, match="no percentage"):
+        min_speed_percent("Average speed is fast")
 
 
-def test_efficiency_partial_traffic_and_empty():
-    # one checkpoint: ego 4 and 8 m/s with traffic 10 m/s, plus an ego sample without traffic (ignored)
-    eff = compute_efficiency([1.0, 2.0, 3.0], [4.0, 8.0, 30.0], [10.0, 10.0, np.nan], 100.0, n_checkpoints=1)
-    assert eff == pytest.approx(60.0)
-    assert compute_efficiency([], [], [], 100.0) is None
-    # route stopped halfway: only the checkpoints it reached count
-    values = compute_checkpoint_efficiency([10.0, 60.0], [5.0, 5.0], [5.0, 10.0], 100.0, n_checkpoints=4)
-    assert np.isnan(values[1]) and np.isnan(values[3])
-    assert compute_efficiency([10.0, 60.0], [5.0, 5.0], [5.0, 10.0], 100.0, n_checkpoints=4) == pytest.approx(
-        75.0
-    )
+def test_summary_efficiency_is_over_routes_that_have_one():
+    results = [route("RouteScenario_1_rep0", efficiency=50.0), route("RouteScenario_2_rep0")]
+    assert compute_summary(results)["efficiency"] == pytest.approx(50.0)
 
 
 # -----------------------------------------------------------------------------
@@ -278,69 +293,56 @@ def test_segments_are_cut_like_bench2drive():
     assert segment_bounds(45) == [(0, 20), (20, 40)]  # trailing 5 samples dropped
 
 
+def samples(lon_acc, yaw_rate_degps=None, lat_acc=None, yaw=0.3):
+    """metric_info-style arrays [N, 3] for a car heading ``yaw`` (CARLA frame), given its accelerations."""
+    lon_acc = np.asarray(lon_acc, dtype=np.float64)
+    n = len(lon_acc)
+    lat = np.zeros(n) if lat_acc is None else np.asarray(lat_acc, dtype=np.float64)
+    rate = np.zeros(n) if yaw_rate_degps is None else np.asarray(yaw_rate_degps, dtype=np.float64)
+    fwd = np.tile([math.cos(yaw), math.sin(yaw), 0.0], (n, 1))
+    right = np.tile([-math.sin(yaw), math.cos(yaw), 0.0], (n, 1))
+    acc = lon_acc[:, None] * fwd + lat[:, None] * right
+    ang = np.stack([np.zeros(n), np.zeros(n), rate], axis=1)
+    return acc, ang, fwd, right
+
+
 def test_constant_speed_straight_line_is_comfortable():
-    t = np.arange(100) * DT
-    yaw = 0.7
-    s = 10.0 * t
-    assert compute_comfort(s * np.cos(yaw), s * np.sin(yaw), np.full(100, yaw)) == 1.0
-
-
-def test_heading_wrapping_around_pi_is_not_a_yaw_rate():
-    t = np.arange(100) * DT
-    yaw = np.where(np.arange(100) % 2 == 0, math.pi - 1e-3, -math.pi + 1e-3)
-    assert compute_comfort(-10.0 * t, np.zeros(100), yaw) == 1.0
+    assert compute_comfort(*samples(np.zeros(100))) == 1.0
 
 
 def test_violent_brake_is_uncomfortable():
-    # 15 m/s for 3 s, then -8 m/s^2 until standstill (t = 4.875 s), then stopped; 10 s at 10 Hz
-    t = np.arange(100) * DT
-    v0, a, tb = 15.0, -8.0, 3.0
-    t_stop = tb + v0 / -a
-    s = np.where(
-        t < tb,
-        v0 * t,
-        np.where(t < t_stop, v0 * tb + v0 * (t - tb) + 0.5 * a * (t - tb) ** 2, v0 * tb + v0**2 / (2 * -a)),
-    )
-    zeros = np.zeros(100)
-    # segments [0,20) cruise, [20,40) and [40,60) contain the brake, [60,100) standstill
-    assert compute_comfort(s, zeros, zeros) == pytest.approx(3 / 5)
-    sig = compute_comfort_signals(s[20:40], zeros[20:40], zeros[20:40])
-    assert sig["lon_acc"].min() == pytest.approx(-8.0, abs=0.2)
+    lon = np.zeros(100)
+    lon[30:49] = -8.0  # a hard stop inside chunks [20, 40) and [40, 60)
+    assert compute_comfort(*samples(lon)) == pytest.approx(3 / 5)
+    sig = compute_comfort_signals(*(a[20:40] for a in samples(lon)))
+    assert sig["lon_acc"][15] == pytest.approx(-8.0, abs=1e-9)  # inside the stop, away from the edges
     assert "lon_acc" in violated_bounds(sig)
 
 
 def test_moderate_acceleration_is_comfortable_but_strong_is_not():
-    t = np.arange(40) * DT
-    zeros = np.zeros(40)
-    assert compute_comfort(0.5 * 2.0 * t**2, zeros, zeros) == 1.0  # 2.0 < 2.40
-    assert compute_comfort(0.5 * 3.0 * t**2, zeros, zeros) == 0.0  # 3.0 > 2.40
+    assert compute_comfort(*samples(np.full(40, 2.0))) == 1.0  # 2.0 < 2.40
+    assert compute_comfort(*samples(np.full(40, 3.0))) == 0.0  # 3.0 > 2.40
+    assert compute_comfort(*samples(np.zeros(40), lat_acc=np.full(40, 4.5))) == 1.0
+    assert compute_comfort(*samples(np.zeros(40), lat_acc=np.full(40, 5.0))) == 0.0
 
 
-def test_hard_zigzag_yaw_fails():
-    t = np.arange(100) * DT
-    yaw = 0.4 * np.sin(2 * math.pi * 0.5 * t)  # yaw rate up to 1.26 rad/s
-    x = np.cumsum(5.0 * np.cos(yaw) * DT)
-    y = np.cumsum(5.0 * np.sin(yaw) * DT)
-    assert compute_comfort(x, y, yaw) == 0.0
-
-
-def test_slow_weave_fails_on_yaw_rate_alone():
-    t = np.arange(100) * DT
-    yaw = 1.2 * np.sin(t)  # yaw rate up to 1.2 rad/s, yaw acc up to 1.2 rad/s^2, at 1 m/s
-    x = np.cumsum(np.cos(yaw) * DT)
-    y = np.cumsum(np.sin(yaw) * DT)
-    for start, stop in segment_bounds(100):
-        assert violated_bounds(compute_comfort_signals(x[start:stop], y[start:stop], yaw[start:stop])) == [
-            "yaw_rate"
-        ]
+def test_yaw_rate_bound_applies_to_carlas_degrees_per_second():
+    # Bench2Drive's tool bounds CARLA's angular velocity (deg/s) by nuPlan's 0.95 (rad/s): 0.9 deg/s passes,
+    # a gentle 1 deg/s turn (0.017 rad/s) does not
+    assert compute_comfort(*samples(np.zeros(40), yaw_rate_degps=np.full(40, 0.9))) == 1.0
+    sig = compute_comfort_signals(*samples(np.zeros(20), yaw_rate_degps=np.full(20, 1.0)))
+    assert violated_bounds(sig) == ["yaw_rate"]
+    sig = compute_comfort_signals(*samples(np.zeros(20), yaw_rate_degps=np.full(20, 2.0)))
+    assert violated_bounds(sig) == ["yaw_acc", "yaw_rate"]  # the "yaw acceleration" is the smoothed rate
     assert set(COMFORT_BOUNDS) == {"lon_acc", "lat_acc", "jerk", "lon_jerk", "yaw_acc", "yaw_rate"}
 
 
 def test_comfort_rejects_bad_input():
     with pytest.raises(ValueError, match="at least 3"):
-        compute_comfort([0.0, 1.0], [0.0, 0.0], [0.0, 0.0])
+        compute_comfort(*samples(np.zeros(2)))
+    acc, ang, fwd, right = samples(np.zeros(5))
     with pytest.raises(ValueError, match="length"):
-        compute_comfort([0.0, 1.0, 2.0], [0.0, 0.0], [0.0, 0.0, 0.0])
+        compute_comfort_signals(acc, ang[:4], fwd, right)
 
 
 # -----------------------------------------------------------------------------
@@ -348,11 +350,15 @@ def test_comfort_rejects_bad_input():
 
 
 def _suite() -> list[RouteResult]:
+    off = OutsideRouteLanes(outside_m=50.0, completed_m=500.0)  # 10 % of the completed 500 m
+    outside = InfractionEvent(Infraction.OUTSIDE_ROUTE_LANES, 9.0, 0.0, 0.0, off.message(), value=off.percent)
     return [
         route(
-            "RouteScenario_1711_rep0",
+            "bench_Accident_0",
             scenario="Accident",
             events=[ev(Infraction.MIN_SPEED)],
+            leaderboard_id="RouteScenario_1711_rep0",
+            town_name="RiskDistill_straight",
             index=0,
             weather_id=3,
             save_name="RouteScenario_1711_rep0_Town12_Accident_1_3",
@@ -361,11 +367,12 @@ def _suite() -> list[RouteResult]:
             duration_system_s=80.0,
         ),
         route(
-            "RouteScenario_1712_rep0",
+            "bench_ParkingExit_0",
             scenario="ParkingExit",
             end=RouteEnd.BLOCKED,
             rc=50.0,
-            events=[ev(Infraction.COLLISION_VEHICLE), ev(Infraction.OUTSIDE_ROUTE_LANES, value=10.0)],
+            events=[ev(Infraction.COLLISION_VEHICLE), outside],
+            leaderboard_id="RouteScenario_1712_rep0",
             index=1,
             route_length_m=1000.0,
         ),
@@ -383,6 +390,11 @@ def test_checkpoint_json_layout():
         assert list(rec["infractions"]) == list(INFRACTION_KEYS) and len(INFRACTION_KEYS) == 12
     assert r0["status"] == "Completed" and r0["num_infractions"] == 1
     assert r0["scenario_name"] == "Accident" and r0["weather_id"] == 3
+    assert r0["route_id"] == "RouteScenario_1711_rep0" and r0["route_name"] == "bench_Accident_0"
+    assert r0["town_name"] == "RiskDistill_straight" and record_route_name(r0) == "bench_Accident_0"
+    assert r1["infractions"]["outside_route_lanes"] == [
+        "Agent went outside its route lanes for about 50.0 meters (10.0% of the completed route)"
+    ]
     assert r0["meta"] == {"route_length": 500.0, "duration_game": 40.0, "duration_system": 80.0}
     assert r1["status"] == "Failed - Agent got blocked"
     assert r1["scores"]["score_composed"] == pytest.approx(50.0 * 0.6 * 0.9)  # 27
@@ -391,7 +403,7 @@ def test_checkpoint_json_layout():
     assert g["scores_mean"]["score_composed"] == pytest.approx((100.0 + 27.0) / 4)
     assert g["meta"]["exceptions"] == [["RouteScenario_1712_rep0", 1, "Failed - Agent got blocked"]]
     assert g["meta"]["total_length"] == 1500.0
-    # 0.5 km + 0.5 km driven; 1 vehicle collision -> 1 per km; outside lanes: 10 % of 500 m = 0.05 km
+    # 0.5 km + 0.5 km driven; 1 vehicle collision -> 1 per km; outside lanes: the message's 50 m = 0.05 km
     assert g["infractions"]["collisions_vehicle"] == pytest.approx(1.0)
     assert g["infractions"]["outside_route_lanes"] == pytest.approx(0.05)
     assert data["values"][0] == str(g["scores_mean"]["score_composed"])

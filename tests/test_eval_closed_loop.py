@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import pickle
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from riskdistill.contracts.agent import Action, AgentInput, SensorRequest
+from riskdistill.evaluation.bench2drive_io import metric_comfort
 from riskdistill.evaluation.closed_loop import evaluate_suite
 from riskdistill.evaluation.drivers import StudentDriverFactory, make_driver_factory
 from riskdistill.evaluation.generalisation import EvalVariant
@@ -140,7 +142,11 @@ def test_expert_results_have_the_leaderboard_structure_and_route_artefacts(tmp_p
     assert set(cp) == {"global_record", "progress", "records"} and cp["progress"] == [1, 1]
     assert data["entry_status"] == "Finished" and data["eligible"] is True and len(data["values"]) == 15
     rec = load_checkpoint_json(tmp_path / "results.json")[0]
-    assert rec["route_id"] == "short_accident" and rec["status"] == "Perfect"
+    assert rec["route_id"] == "RouteScenario_0_rep0" and rec["route_name"] == "short_accident"
+    assert rec["town_name"] == "RiskDistill_straight" and rec["save_name"] == "short_accident"
+    # one min-speed message per checkpoint: completed without an infraction is "Completed", as in Bench2Drive
+    assert rec["status"] == "Completed" and len(rec["infractions"]["min_speed_infractions"]) >= 18
+    assert rec["num_infractions"] == len(rec["infractions"]["min_speed_infractions"])
     assert set(rec["infractions"]) == set(INFRACTION_KEYS)
     assert set(rec["scores"]) == {"score_route", "score_penalty", "score_composed"}
     assert rec["scores"]["score_penalty"] == 1.0 and rec["scores"]["score_route"] > 95.0
@@ -151,12 +157,34 @@ def test_expert_results_have_the_leaderboard_structure_and_route_artefacts(tmp_p
     traj = doc["trajectory"]
     assert np.allclose(np.diff(traj["time_s"]), 0.5)
     assert len(traj["x_m"]) == len(traj["time_s"]) and traj["time_s"][-1] <= doc["duration_game_s"]
-    assert doc["status"] == "Perfect" and doc["error"] is None and doc["variant"]["rig_shift"] is None
+    assert doc["status"] == "Completed" and doc["error"] is None and doc["variant"]["rig_shift"] is None
+    assert "metric_info" not in doc and doc["leaderboard_id"] == "RouteScenario_0_rep0"
     assert doc["spec"] == SHORT.to_dict()
     assert doc["path_risk"] is None  # the expert predicts no risk
     assert summary["variant"]["scenarios"] == "all"
     assert summary["driving_score"] == pytest.approx(rec["scores"]["score_route"], abs=1e-5)
     assert not (tmp_path / "risk_outcome.json").exists()
+    # the folder Bench2Drive's tools read: the checkpoint alone in json/, a metric_info.json per save_name
+    b2d = tmp_path / "bench2drive"
+    assert [p.name for p in (b2d / "json").iterdir()] == ["results.json"]
+    assert json.loads((b2d / "json" / "results.json").read_text()) == data
+    info = json.loads((b2d / "metric" / "short_accident" / "metric_info.json").read_text())
+    assert len(info) == round(doc["duration_game_s"] / 0.1) + 1  # every 0.1 s step from t = 0
+    first = info["0"]
+    assert set(first) == {
+        "acceleration",
+        "angular_velocity",
+        "forward_vector",
+        "right_vector",
+        "location",
+        "rotation",
+    }
+    assert summary["comfortness"] == pytest.approx(100.0 * metric_comfort(info))
+    assert summary["efficiency"] == pytest.approx(results[0].efficiency)
+    route_xml = ET.parse(b2d / "routes.xml").getroot().findall("route")
+    assert [(r.get("id"), r.get("name"), r.get("town")) for r in route_xml] == [
+        ("0", "short_accident", "RiskDistill_straight")
+    ]
     # resuming with another variant is refused instead of mixing results
     with pytest.raises(ValueError, match="other settings"):
         evaluate_suite(
@@ -180,6 +208,9 @@ def test_crashes_score_zero_and_never_abort_the_suite(tmp_path: Path) -> None:
     assert summary["driving_score"] == 0.0 and summary["n_evaluated"] == 2
     records = load_checkpoint_json(tmp_path / "a" / "results.json")
     assert [r["status"] for r in records] == ["Failed - Agent crashed", "Failed - Simulation crashed"]
+    # a route that never ran still has a metric_info.json Bench2Drive's tool can read (3 standing samples)
+    info = json.loads((tmp_path / "a" / "bench2drive" / "metric" / "broken" / "metric_info.json").read_text())
+    assert len(info) == 3 and info["0"]["location"] == [0.0, 0.0, 0.0]
 
     evaluate_suite(suite(SHORT), spec("make_unbuildable_driver"), tmp_path / "b", show_progress=False)
     doc = json.loads((tmp_path / "b" / "routes" / "short_accident.json").read_text())

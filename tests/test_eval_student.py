@@ -35,7 +35,7 @@ def test_student_closed_loop_on_a_short_route(checkpoint: Path, tmp_path: Path) 
     doc = json.loads((tmp_path / "routes" / "short_accident.json").read_text())
     assert doc["error"] is None, doc.get("traceback")
     assert doc["status"] == "Failed - Agent timed out" and results[0].duration_game_s == pytest.approx(2.0)
-    assert load_checkpoint_json(tmp_path / "results.json")[0]["route_id"] == "short_accident"
+    assert load_checkpoint_json(tmp_path / "results.json")[0]["route_name"] == "short_accident"
     assert len(doc["plans"]["time_s"]) == 4 and np.asarray(doc["plans"]["xy_world"]).shape == (4, 6, 2)
     risk = np.asarray(doc["path_risk"]["risk"])
     assert len(risk) == 20 and ((risk >= 0.0) & (risk <= 1.0)).all()

@@ -75,6 +75,24 @@ def preview(
     )
 
 
+@app.command("export-routes")
+def export_routes(
+    suite: str = typer.Option("bench", "--suite", help="train | val | bench | path to a suite JSON."),
+    out: Path = typer.Option(..., "--out", help="Output routes file (.xml)."),
+) -> None:
+    """Write a suite as a Bench2Drive routes XML (route id = position in the suite, CARLA frame)."""
+    from riskdistill.config import ConfigError
+    from riskdistill.evaluation.bench2drive_io import save_routes_xml
+    from riskdistill.sim.suites import load_suite
+
+    try:
+        routes = list(enumerate(load_suite(suite).routes))
+    except ConfigError as exc:
+        fail(str(exc))
+    save_routes_xml(out, routes)
+    console.print(f"[green]wrote[/] {out}  ({len(routes)} routes)")
+
+
 @app.command("make-suites")
 def make_suites(
     out_dir: Path = typer.Option(None, "--out-dir", help="Default: the package's suites folder."),

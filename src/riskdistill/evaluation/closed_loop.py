@@ -18,8 +18,9 @@ Each finished route is written atomically to ``OUT/routes/<route_id>.json`` (the
 artefacts for reports: the ego trajectory every 0.5 s, the plans, the predicted risk on the planned path
 over time), so a killed run resumes where it stopped. Crashes score 0 and never abort the suite. At the end
 ``OUT/results.json`` holds the CARLA leaderboard checkpoint file, ``OUT/summary.json`` the DS / SR /
-Efficiency / Comfortness / ability table and the variant, and ``OUT/risk_outcome.json`` the
-risk-vs-outcome analysis when the driver predicted risk. File layouts: ``docs/metrics.md``.
+Efficiency / Comfortness / ability table and the variant, ``OUT/risk_outcome.json`` the risk-vs-outcome
+analysis when the driver predicted risk, and ``OUT/bench2drive/`` the folder Bench2Drive's own tools read
+(:mod:`riskdistill.evaluation.bench2drive_io`). File layouts: ``docs/metrics.md``.
 
 Recorders (``recorders=[viz.rerun_log.RerunRecording(every=2)]``: a Rerun recording
 ``OUT/rerun/<route_id>.rrd`` per route) run inside the workers next to the driver: they change neither
@@ -38,6 +39,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from riskdistill.evaluation import bench2drive_io as b2d
 from riskdistill.evaluation.drivers import (
     LEGACY_DRIVER_OPTIONS,
     StudentDriverFactory,
@@ -46,8 +48,8 @@ from riskdistill.evaluation.drivers import (
 )
 from riskdistill.evaluation.driving_score import RouteResult, compute_summary
 from riskdistill.evaluation.generalisation import EvalVariant, parse_rig_shift, select_routes
-from riskdistill.evaluation.leaderboard import save_checkpoint_json
-from riskdistill.evaluation.results import check_eval_config, result_from_dict, write_risk_outcome
+from riskdistill.evaluation.leaderboard import leaderboard_route_id, save_checkpoint_json
+from riskdistill.evaluation.results import SCORING, check_eval_config, result_from_dict, write_risk_outcome
 from riskdistill.evaluation.route_runner import RecorderFactory, run_one_route
 from riskdistill.io import atomic_write_json, load_json
 from riskdistill.sim.suites import RouteSpec, Suite
@@ -75,13 +77,14 @@ def evaluate_suite(
     # fail fast on an unknown driver or option
     factory = make_driver_factory(driver_spec, variant.rig, driver_options)
     parse_rig_shift(variant.rig_shift)  # ... and on a bad rig shift
+    numbers = {spec.route_id: n for n, spec in enumerate(suite.routes)}  # leaderboard ids: suite positions
     suite = select_routes(suite, variant.scenarios)
     routes = suite.routes[:limit] if limit is not None else list(suite.routes)
     out_dir = Path(out_dir)
     route_dir = out_dir / "routes"
     route_dir.mkdir(parents=True, exist_ok=True)
     driver_key = str(Path(driver_spec).resolve()) if is_checkpoint_dir(driver_spec) else driver_spec
-    eval_config: dict[str, Any] = {"driver": driver_key, "variant": variant.to_dict()}
+    eval_config: dict[str, Any] = {"driver": driver_key, "variant": variant.to_dict(), "scoring": SCORING}
     resolved_options: dict[str, Any] | None = None
     if isinstance(factory, StudentDriverFactory):
         resolved_options = factory.options()
@@ -105,8 +108,8 @@ def evaluate_suite(
         if todo and isinstance(factory, StudentDriverFactory) and options.get("engine") == "onnx":
             options["onnx_dir"] = factory.prepare(engine_dir).onnx_dir  # exported once, loaded by workers
         results = _run_routes(
-            routes, todo, results, driver_spec, driver_key, variant, out_dir, recorders, options or None,
-            workers, show_progress,
+            routes, numbers, todo, results, driver_spec, driver_key, variant, out_dir, recorders,
+            options or None, workers, show_progress,
         )  # fmt: skip
 
     ordered = [results[s.route_id] for s in routes]
@@ -116,7 +119,8 @@ def evaluate_suite(
     summary["variant"] = variant.to_dict()
     if resolved_options is not None:
         summary["driver_options"] = resolved_options
-    save_checkpoint_json(out_dir / "results.json", ordered, n_routes_in_suite=len(routes))
+    checkpoint = save_checkpoint_json(out_dir / "results.json", ordered, n_routes_in_suite=len(routes))
+    b2d.write_bench2drive_folder(out_dir, checkpoint, [(numbers[s.route_id], s) for s in routes])
     atomic_write_json(out_dir / "summary.json", summary)
     write_risk_outcome(out_dir, [s.route_id for s in routes])
     return ordered, summary
@@ -124,6 +128,7 @@ def evaluate_suite(
 
 def _run_routes(
     routes: list[RouteSpec],
+    numbers: dict[str, int],
     todo: list[tuple[int, RouteSpec]],
     results: dict[str, RouteResult],
     driver_spec: str,
@@ -152,7 +157,11 @@ def _run_routes(
         specs = {s.route_id: s for s in routes}
 
         def done(d: dict[str, Any]) -> None:
-            d = {**d, "spec": specs[d["route_id"]].to_dict(), "driver": driver_key, "variant": vdict}
+            spec = specs[d["route_id"]]
+            d = {**d, "spec": spec.to_dict(), "driver": driver_key, "variant": vdict}
+            d["leaderboard_id"] = leaderboard_route_id(numbers[spec.route_id])
+            d["town_name"] = b2d.town_name(spec)
+            b2d.save_metric_info(out_dir, d["save_name"], d.pop("metric_info"))
             atomic_write_json(route_dir / f"{d['route_id']}.json", d)
             results[d["route_id"]] = result_from_dict(d)
             progress.advance(task)

@@ -1,32 +1,37 @@
-"""Bench2Drive's Comfortness and Efficiency for one route.
+"""Bench2Drive's Comfortness (Driving Smoothness) and Efficiency, computed the way its tool computes them.
 
-Comfortness (bench2drive.md, nuPlan bounds): the 10 Hz ego log is cut into 20-step segments; in each,
-the kinematics are smoothed / differentiated with a Savitzky-Golay filter (window 7, order 2), and the
-segment is comfortable if, at every step,
+Bench2Drive's ``tools/efficiency_smoothness_benchmark.py`` reads two things per route: the route's
+``min_speed_infractions`` messages in the results file, and a ``metric_info.json`` that the agent wrote with
+the ego's CARLA state at every step (``acceleration`` m/s^2 and ``angular_velocity`` deg/s as CARLA reports
+them, ``forward_vector``, ``right_vector``, ``location``, ``rotation``). This module computes the same
+numbers from the same data (:mod:`riskdistill.evaluation.bench2drive_io` writes it), so that running the tool
+on an output folder reproduces ``summary.json``.
 
-* longitudinal acceleration is in (-4.05, 2.40) m/s^2,
-* |lateral acceleration| < 4.89 m/s^2,
-* |jerk| < 8.37 m/s^3 (derivative of the acceleration magnitude, as nuPlan / Bench2Drive),
-* |longitudinal jerk| < 4.13 m/s^3,
-* |yaw acceleration| < 1.93 rad/s^2,
-* |yaw rate| < 0.95 rad/s.
+**Comfortness** of a route: the samples are cut into consecutive chunks of 20 (a trailing shorter chunk is
+dropped; a route of at most 20 samples is one chunk). A chunk is comfortable when, after Savitzky-Golay
+smoothing (window ``min(7, len)``, order 2; derivatives with spacing 0.1 s), every step satisfies (nuPlan's
+bounds, strict inequalities):
 
-The route value is the share of comfortable segments. Bench2Drive reads accelerations from CARLA; here
-they are derived from the logged poses: world velocity and acceleration are Savitzky-Golay derivatives of
-the positions, and are expressed in the ego's body frame (x forward, y left) using the smoothed heading.
-The projection of the world acceleration onto the body axes equals ``d(v_body)/dt`` plus the rotation
-terms (``a_lon = dv_lon/dt - yaw_rate * v_lat``, ``a_lat = dv_lat/dt + yaw_rate * v_lon``). Yaw rate and
-yaw acceleration are the first and second derivatives of the unwrapped heading. (Bench2Drive's script
-bounds the smoothed yaw *rate* again in place of the yaw acceleration; this uses the real derivative.)
+* longitudinal acceleration ``acceleration . forward_vector`` in (-4.05, 2.40),
+* lateral acceleration ``acceleration . right_vector`` in (-4.89, 4.89),
+* jerk (derivative of the smoothed ``|acceleration|``) in (-8.37, 8.37),
+* longitudinal jerk in (-4.13, 4.13),
+* "yaw acceleration" in (-1.93, 1.93) and yaw rate in (-0.95, 0.95).
 
-Efficiency (CARLA ``MinimumSpeedRouteTest`` as Bench2Drive records it): the route is split into 20
-checkpoints by distance; per checkpoint, 100 x mean ego speed / mean surrounding-traffic speed over the
-samples that had traffic (100 when none had); checkpoint values above 1000 are discarded and the route
-value is the mean of the rest.
+As in the tool, both yaw terms are the smoothed z angular velocity after ``_phase_unwrap`` (the "yaw
+acceleration" is not differentiated), and the angular velocity is in CARLA's deg/s while the bounds are
+nuPlan's rad/s: any sustained turn faster than 0.95 deg/s makes a chunk uncomfortable. The route value is the
+share of comfortable chunks; the benchmark value the mean over all routes (x 100).
+
+**Efficiency** of a route: the percentages of its min-speed messages (first ``\\b\\d+\\.?\\d*%`` in the text),
+dropping those above 1000, averaged; routes without min-speed messages have none. The benchmark value is the
+mean over the routes that have one.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -37,183 +42,117 @@ SAVGOL_ORDER = 2
 SEGMENT_LEN = 20
 LOG_DT_S = 0.1
 
-#: (low, high) open bounds of a comfortable step; nuPlan's values as used by Bench2Drive.
+#: (low, high) open bounds of a comfortable step, as Bench2Drive's tool applies them.
 COMFORT_BOUNDS: dict[str, tuple[float, float]] = {
     "lon_acc": (-4.05, 2.40),  # m/s^2
     "lat_acc": (-4.89, 4.89),  # m/s^2
     "jerk": (-8.37, 8.37),  # m/s^3
     "lon_jerk": (-4.13, 4.13),  # m/s^3
-    "yaw_acc": (-1.93, 1.93),  # rad/s^2
-    "yaw_rate": (-0.95, 0.95),  # rad/s
+    "yaw_acc": (-1.93, 1.93),  # applied to the smoothed angular velocity (deg/s), see the module doc
+    "yaw_rate": (-0.95, 0.95),  # likewise
 }
 
-EFFICIENCY_CHECKPOINTS = 20
 EFFICIENCY_MAX_PCT = 1000.0  # checkpoint values above this are discarded
-EFFICIENCY_NO_TRAFFIC_PCT = 100.0
+_PERCENT = re.compile(r"\b\d+\.?\d*%")
+_MIN_SAMPLES = 3  # a quadratic Savitzky-Golay fit needs three points
 
-_MIN_SAMPLES = 3  # a quadratic fit needs three points
 
-
-def _as_1d(name: str, values: Any) -> np.ndarray:
+def _vectors(name: str, values: Any) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if arr.ndim != 2 or arr.shape[1] < 3:
+        raise ValueError(f"{name} must have shape [N, 3], got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite")
     return arr
 
 
-def _savgol(y: np.ndarray, deriv: int = 0, dt_s: float = LOG_DT_S) -> np.ndarray:
-    """Savitzky-Golay smoothing / derivative, window 7 (or the longest odd window that fits), order 2."""
-    window = min(SAVGOL_WINDOW, len(y))
-    if window % 2 == 0:
-        window -= 1
-    return savgol_filter(y, window_length=window, polyorder=SAVGOL_ORDER, deriv=deriv, delta=dt_s)
+def _phase_unwrap(values: np.ndarray) -> np.ndarray:
+    """Subtract multiples of 2 pi so that consecutive values differ by at most pi (nuPlan's helper)."""
+    adjust = np.zeros_like(values)
+    adjust[1:] = np.cumsum(np.round(np.diff(values) / (2.0 * np.pi)))
+    return values - 2.0 * np.pi * adjust
 
 
 def compute_comfort_signals(
-    x_m: Any, y_m: Any, yaw_rad: Any, dt_s: float = LOG_DT_S
+    acceleration: Any, angular_velocity: Any, forward_vector: Any, right_vector: Any, dt_s: float = LOG_DT_S
 ) -> dict[str, np.ndarray]:
-    """The six bounded kinematic signals of one stretch of log, keyed like :data:`COMFORT_BOUNDS`.
+    """The six bounded signals of one chunk, keyed like :data:`COMFORT_BOUNDS` (inputs ``[N, 3]``, N >= 3)."""
+    acc = _vectors("acceleration", acceleration)[:, :2]
+    ang = _vectors("angular_velocity", angular_velocity)
+    fwd = _vectors("forward_vector", forward_vector)[:, :2]
+    right = _vectors("right_vector", right_vector)[:, :2]
+    if not len(acc) == len(ang) == len(fwd) == len(right):
+        raise ValueError(f"sample arrays differ in length: {len(acc)}, {len(ang)}, {len(fwd)}, {len(right)}")
+    window = min(SAVGOL_WINDOW, len(acc))
+    if window < _MIN_SAMPLES:
+        raise ValueError(f"comfort needs at least {_MIN_SAMPLES} samples, got {len(acc)}")
 
-    Also returns ``v_lon`` / ``v_lat`` (body-frame velocity, m/s) for inspection. Needs at least 3 samples.
-    """
-    x, y, yaw = _as_1d("x_m", x_m), _as_1d("y_m", y_m), _as_1d("yaw_rad", yaw_rad)
-    if not len(x) == len(y) == len(yaw):
-        raise ValueError(f"x_m, y_m and yaw_rad differ in length: {len(x)}, {len(y)}, {len(yaw)}")
-    if len(x) < _MIN_SAMPLES:
-        raise ValueError(f"comfort needs at least {_MIN_SAMPLES} samples, got {len(x)}")
-    if not (np.isfinite(x).all() and np.isfinite(y).all() and np.isfinite(yaw).all()):
-        raise ValueError("x_m, y_m and yaw_rad must be finite")
-    if not dt_s > 0.0:
-        raise ValueError(f"dt_s must be positive, got {dt_s}")
+    def smooth(y: np.ndarray, deriv: int = 0) -> np.ndarray:
+        return savgol_filter(
+            y, window_length=window, polyorder=SAVGOL_ORDER, deriv=deriv, delta=dt_s, axis=-1
+        )
 
-    heading = np.unwrap(yaw)
-    psi = _savgol(heading)
-    cos_psi, sin_psi = np.cos(psi), np.sin(psi)
-
-    vx, vy = _savgol(x, 1, dt_s), _savgol(y, 1, dt_s)
-    ax, ay = _savgol(x, 2, dt_s), _savgol(y, 2, dt_s)
-    v_lon = vx * cos_psi + vy * sin_psi
-    v_lat = -vx * sin_psi + vy * cos_psi
-    lon_acc = _savgol(ax * cos_psi + ay * sin_psi)
-    lat_acc = _savgol(-ax * sin_psi + ay * cos_psi)
-    acc_mag = _savgol(np.hypot(lon_acc, lat_acc))
+    yaw_rate = _phase_unwrap(ang[:, 2])
+    lon_acc = smooth(np.einsum("ij,ij->i", acc, fwd))
+    lat_acc = smooth(np.einsum("ij,ij->i", acc, right))
+    magnitude = smooth(np.hypot(acc[:, 0], acc[:, 1]))
     return {
-        "v_lon": v_lon,
-        "v_lat": v_lat,
         "lon_acc": lon_acc,
         "lat_acc": lat_acc,
-        "jerk": _savgol(acc_mag, 1, dt_s),
-        "lon_jerk": _savgol(lon_acc, 1, dt_s),
-        "yaw_acc": _savgol(heading, 2, dt_s),
-        "yaw_rate": _savgol(heading, 1, dt_s),
+        "jerk": smooth(magnitude, deriv=1),
+        "lon_jerk": smooth(lon_acc, deriv=1),
+        "yaw_acc": smooth(yaw_rate),
+        "yaw_rate": smooth(yaw_rate),
     }
 
 
 def violated_bounds(signals: dict[str, np.ndarray]) -> list[str]:
     """Names of the :data:`COMFORT_BOUNDS` that some step of ``signals`` leaves (strict inequalities)."""
-    out = []
-    for name, (low, high) in COMFORT_BOUNDS.items():
-        values = signals[name]
-        if not bool(np.all((values > low) & (values < high))):
-            out.append(name)
-    return out
+    return [
+        name
+        for name, (low, high) in COMFORT_BOUNDS.items()
+        if not bool(np.all((signals[name] > low) & (signals[name] < high)))
+    ]
 
 
 def segment_bounds(n_samples: int, segment_len: int = SEGMENT_LEN) -> list[tuple[int, int]]:
-    """``[start, stop)`` of the comfort segments of a log, as Bench2Drive cuts it.
-
-    A log of at most ``segment_len`` samples is one segment; a longer log is cut into consecutive
-    ``segment_len`` chunks and a trailing shorter chunk is dropped.
-    """
-    if segment_len < _MIN_SAMPLES:
-        raise ValueError(f"segment_len must be at least {_MIN_SAMPLES}, got {segment_len}")
+    """``[start, stop)`` of the comfort chunks: one chunk for at most ``segment_len`` samples, otherwise the
+    full ``segment_len`` chunks (a shorter trailing chunk is dropped)."""
     if n_samples <= segment_len:
         return [(0, n_samples)]
     return [(s, s + segment_len) for s in range(0, n_samples - segment_len + 1, segment_len)]
 
 
 def compute_comfort(
-    x_m: Any, y_m: Any, yaw_rad: Any, dt_s: float = LOG_DT_S, segment_len: int = SEGMENT_LEN
+    acceleration: Any, angular_velocity: Any, forward_vector: Any, right_vector: Any, dt_s: float = LOG_DT_S
 ) -> float:
-    """Share in [0, 1] of comfortable ``segment_len``-step segments of an ego log (see the module doc).
-
-    ``x_m``, ``y_m`` are world positions and ``yaw_rad`` the heading (any branch; it is unwrapped), sampled
-    every ``dt_s`` seconds. Raises ``ValueError`` for fewer than 3 samples: callers store ``None`` then.
-    """
-    x, y, yaw = _as_1d("x_m", x_m), _as_1d("y_m", y_m), _as_1d("yaw_rad", yaw_rad)
-    if not len(x) == len(y) == len(yaw):
-        raise ValueError(f"x_m, y_m and yaw_rad differ in length: {len(x)}, {len(y)}, {len(yaw)}")
-    if len(x) < _MIN_SAMPLES:
-        raise ValueError(f"comfort needs at least {_MIN_SAMPLES} samples, got {len(x)}")
-    segments = segment_bounds(len(x), segment_len)
-    comfortable = 0
-    for start, stop in segments:
-        signals = compute_comfort_signals(x[start:stop], y[start:stop], yaw[start:stop], dt_s)
-        comfortable += not violated_bounds(signals)
-    return comfortable / len(segments)
-
-
-def compute_checkpoint_efficiency(
-    progress_m: Any,
-    ego_speed_mps: Any,
-    traffic_speed_mps: Any,
-    route_length_m: float,
-    n_checkpoints: int = EFFICIENCY_CHECKPOINTS,
-) -> np.ndarray:
-    """Efficiency (%) of each of the ``n_checkpoints`` equal-distance stretches of a route.
-
-    A sample belongs to checkpoint ``floor(progress / (route_length / n))`` (clipped to the route).
-    ``traffic_speed_mps`` is the mean speed of the surrounding traffic at that sample, NaN when there is
-    none. Per checkpoint: ``100 * mean(ego speed) / mean(traffic speed)`` over its samples that had
-    traffic; 100 when none had (or the traffic stood still); NaN when the ego logged no sample there.
-    Values are not yet cut at 1000 %.
-    """
-    progress = _as_1d("progress_m", progress_m)
-    ego = _as_1d("ego_speed_mps", ego_speed_mps)
-    traffic = _as_1d("traffic_speed_mps", traffic_speed_mps)
-    if not len(progress) == len(ego) == len(traffic):
-        raise ValueError(
-            f"progress_m, ego_speed_mps and traffic_speed_mps differ in length: "
-            f"{len(progress)}, {len(ego)}, {len(traffic)}"
+    """Share in [0, 1] of comfortable chunks of a route's samples (see the module doc); ValueError below 3."""
+    acc = _vectors("acceleration", acceleration)
+    chunks = segment_bounds(len(acc))
+    ok = 0
+    for start, stop in chunks:
+        signals = compute_comfort_signals(
+            acc[start:stop],
+            np.asarray(angular_velocity)[start:stop],
+            np.asarray(forward_vector)[start:stop],
+            np.asarray(right_vector)[start:stop],
+            dt_s,
         )
-    if not route_length_m > 0.0:
-        raise ValueError(f"route_length_m must be positive, got {route_length_m}")
-    if n_checkpoints < 1:
-        raise ValueError(f"n_checkpoints must be >= 1, got {n_checkpoints}")
-    if not (np.isfinite(progress).all() and np.isfinite(ego).all()):
-        raise ValueError("progress_m and ego_speed_mps must be finite")
-
-    step = route_length_m / n_checkpoints
-    idx = np.clip(np.floor(progress / step).astype(np.int64), 0, n_checkpoints - 1)
-    has_traffic = np.isfinite(traffic)
-    out = np.full(n_checkpoints, np.nan)
-    for k in range(n_checkpoints):
-        in_k = idx == k
-        if not in_k.any():
-            continue
-        with_traffic = in_k & has_traffic
-        mean_traffic = float(traffic[with_traffic].mean()) if with_traffic.any() else 0.0
-        if mean_traffic > 0.0:
-            out[k] = 100.0 * float(ego[with_traffic].mean()) / mean_traffic
-        else:
-            out[k] = EFFICIENCY_NO_TRAFFIC_PCT
-    return out
+        ok += not violated_bounds(signals)
+    return ok / len(chunks)
 
 
-def compute_efficiency(
-    progress_m: Any,
-    ego_speed_mps: Any,
-    traffic_speed_mps: Any,
-    route_length_m: float,
-    n_checkpoints: int = EFFICIENCY_CHECKPOINTS,
-) -> float | None:
-    """Route Efficiency (%): mean of the checkpoint values, discarding those above 1000 %.
+def min_speed_percent(message: str) -> float:
+    """The checkpoint value of a min-speed message, read as Bench2Drive's tool reads it."""
+    match = _PERCENT.search(message)
+    if match is None:
+        raise ValueError(f"no percentage in min-speed message {message!r}")
+    return float(match.group().rstrip("%"))
 
-    See :func:`compute_checkpoint_efficiency` for the checkpoint values. ``None`` when there are no samples
-    (or every checkpoint value was discarded).
-    """
-    values = compute_checkpoint_efficiency(
-        progress_m, ego_speed_mps, traffic_speed_mps, route_length_m, n_checkpoints
-    )
-    kept = values[np.isfinite(values) & (values <= EFFICIENCY_MAX_PCT)]
-    return float(kept.mean()) if kept.size else None
+
+def compute_efficiency(min_speed_messages: Iterable[str]) -> float | None:
+    """Route Efficiency (%): mean of the message percentages up to 1000 %; None without any (Bench2Drive's
+    tool skips a route without messages, and fails on one whose values are all above 1000 %)."""
+    values = [min_speed_percent(m) for m in min_speed_messages]
+    kept = [v for v in values if v <= EFFICIENCY_MAX_PCT]
+    return sum(kept) / len(kept) if kept else None

@@ -78,7 +78,7 @@ def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
     """Read a closed-loop output folder. The label defaults to ``run.json``'s ``config.label``, else the
     folder name without a ``_seedN`` / ``-sN`` suffix (which gives the seed)."""
     from riskdistill.evaluation.driving_score import compute_route_scores, compute_summary, is_success
-    from riskdistill.evaluation.leaderboard import load_checkpoint_json
+    from riskdistill.evaluation.leaderboard import load_checkpoint_json, record_route_name
     from riskdistill.evaluation.results import result_from_dict
 
     run_dir = Path(run_dir)
@@ -92,7 +92,7 @@ def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
     scores: dict[str, dict[str, float | None]] = {}
     results = []
     for rec in records:
-        rid = rec["route_id"]
+        rid = record_route_name(rec)
         route_file = run_dir / "routes" / f"{rid}.json"
         if route_file.is_file():
             r = result_from_dict(load_json(route_file))
@@ -123,7 +123,7 @@ def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
     else:
         summary = {}
     variant = summary.get("variant") or {}
-    return RunData(run_dir, label, seed, summary, [r["route_id"] for r in records], scores, variant)
+    return RunData(run_dir, label, seed, summary, [record_route_name(r) for r in records], scores, variant)
 
 
 # ------------------------------------------------------------------------------------------ statistics

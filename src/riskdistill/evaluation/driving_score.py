@@ -12,6 +12,11 @@ Definitions follow ``/work/shared/reference/bench2drive.md`` and the CARLA leade
 * Driving Score DS = sum of composed scores / number of routes in the suite: a missing or crashed route
   counts 0.
 * Success: the route was completed and has no infraction other than ``min_speed_infractions``.
+* Status: ``"Perfect"`` only for a completed route with no recorded event at all; since a route records a
+  min-speed event at every checkpoint, completed routes are ``"Completed"`` in practice, as in Bench2Drive.
+
+Per-route scores are rounded to 6 digits before they are averaged, as the results records hold them, so that
+Bench2Drive's statistics code run on ``results.json`` gives the summary's numbers exactly.
 """
 
 from __future__ import annotations
@@ -131,9 +136,10 @@ class RouteResult:
 
     ``route_completion_pct`` is RC in [0, 100]. ``efficiency`` and ``comfort`` are the per-route values
     of :func:`riskdistill.evaluation.comfort.compute_efficiency` (%) and ``compute_comfort`` (a share in
-    [0, 1]), ``None`` when they could not be measured. ``passed_first_junction_cleanly`` feeds the
-    Traffic_Signs ability rule: ``True`` when the ego got past the route's first junction without a
-    stop-sign or red-light infraction (``None``: not measured / no junction).
+    [0, 1]), ``None`` when they could not be measured. ``junction_completion`` feeds the Traffic_Signs
+    ability rule: the share of the route at its first junction point plus 8 points (1 m apart), ``None``
+    without a junction. ``leaderboard_id`` (``RouteScenario_<n>_rep0``) and ``town_name`` are what the
+    results records show Bench2Drive's tools; ``route_id`` stays the readable name of the suite.
     """
 
     route_id: str
@@ -146,10 +152,12 @@ class RouteResult:
     duration_system_s: float = 0.0
     efficiency: float | None = None
     comfort: float | None = None
-    passed_first_junction_cleanly: bool | None = None
+    junction_completion: float | None = None
     index: int = 0
     weather_id: int | str | None = None
     save_name: str = ""
+    leaderboard_id: str = ""
+    town_name: str = ""
 
     def __post_init__(self) -> None:
         self.route_end = RouteEnd(self.route_end)
@@ -189,14 +197,19 @@ def compute_penalty(events: Iterable[InfractionEvent]) -> float:
     return ip
 
 
+ROUND_DIGITS_SCORE = 6  # CARLA's statistics manager rounds the per-route scores to 6 digits
+
+
 def compute_route_scores(result: RouteResult) -> dict[str, float]:
     """``{"score_route": RC (%), "score_penalty": IP, "score_composed": max(RC * IP, 0) (%)}``.
 
-    RC is taken as measured (clipped to [0, 100]): a route-ending event has already capped it.
+    RC is taken as measured (clipped to [0, 100]): a route-ending event has already capped it. Each value is
+    rounded to 6 digits, as in the results records.
     """
     rc = min(max(float(result.route_completion_pct), 0.0), 100.0)
     ip = compute_penalty(result.events)
-    return {"score_route": rc, "score_penalty": ip, "score_composed": max(rc * ip, 0.0)}
+    scores = {"score_route": rc, "score_penalty": ip, "score_composed": max(rc * ip, 0.0)}
+    return {key: round(value, ROUND_DIGITS_SCORE) for key, value in scores.items()}
 
 
 def compute_status(result: RouteResult) -> str:
@@ -247,22 +260,25 @@ def abilities_of(scenario_type: str) -> list[Ability]:
 def is_ability_success(result: RouteResult, ability: Ability) -> bool:
     """Success of a route as counted for one ability.
 
-    Traffic_Signs also counts a route that failed later on when the ego passed the first junction
-    without a stop-sign or red-light infraction (``passed_first_junction_cleanly is True``). Bench2Drive's
-    ``ability_benchmark.py`` derives that from the route completion at the first junction plus 8
-    waypoints; here the environment measures it.
+    Traffic_Signs also counts a failed route whose completion passed the first junction plus 8 route points
+    (``score_route / 100 > junction_completion``) with no stop-sign and no red-light infraction anywhere on
+    the route: Bench2Drive's ``ability_benchmark.py`` rule.
     """
     if is_success(result):
         return True
-    return ability is Ability.TRAFFIC_SIGNS and result.passed_first_junction_cleanly is True
+    if ability is not Ability.TRAFFIC_SIGNS or result.junction_completion is None:
+        return False
+    kinds = {Infraction(e.kind) for e in result.events}
+    if kinds & {Infraction.STOP_SIGN, Infraction.RED_LIGHT}:
+        return False
+    return compute_route_scores(result)["score_route"] / 100.0 > result.junction_completion
 
 
 def compute_ability_success_rates(results: Sequence[RouteResult]) -> dict[str, float | None]:
     """Success rate (%) per ability over the evaluated routes of its scenarios; ``None`` without routes.
 
-    Each route counts once per ability it belongs to. (Bench2Drive's script counts a Traffic_Signs route
-    twice, once by the general rule and once by the junction rule, doubling that denominator; this
-    follows the definition in bench2drive.md instead.)
+    Each route counts once per ability it belongs to (as in Bench2Drive's ``ability_benchmark.py``, whose
+    junction rule adds to the successes only).
     """
     hits = {ability: 0 for ability in Ability}
     totals = {ability: 0 for ability in Ability}
@@ -303,9 +319,10 @@ def compute_summary(results: Sequence[RouteResult], n_routes_in_suite: int | Non
     * ``success_rate`` (%) = successful routes / n_routes;
     * ``efficiency`` (%): mean of the per-route values that exist (each already discards checkpoints
       above 1000 %); ``None`` when no route has one;
-    * ``comfortness`` (%): 100 x mean of the per-route comfortable-segment shares; ``None`` likewise;
+    * ``comfortness`` (%): 100 x mean of the per-route comfortable-chunk shares; ``None`` likewise;
     * ``abilities``: success rate (%) per ability over its evaluated routes (``None`` without routes)
-      and ``ability_mean``, the mean over the abilities that have routes;
+      and ``ability_mean``, the mean over all five abilities (``None`` unless every ability has routes,
+      as Bench2Drive's script divides by five);
     * ``infractions``: event count per key (all 12 keys), ``km_driven`` and ``infractions_per_km``
       (count / km driven, where km driven weights each route's length by its RC, as CARLA).
     """
@@ -326,6 +343,7 @@ def compute_summary(results: Sequence[RouteResult], n_routes_in_suite: int | Non
     comfort = _mean([r.comfort for r in results if r.comfort is not None])
     abilities = compute_ability_success_rates(results)
     present = [v for v in abilities.values() if v is not None]
+    ability_mean = _mean(present) if len(present) == len(abilities) else None
 
     counts = count_infractions(e for r in results for e in r.events)
     km = km_driven(results)
@@ -339,7 +357,7 @@ def compute_summary(results: Sequence[RouteResult], n_routes_in_suite: int | Non
         "efficiency": efficiency,
         "comfortness": None if comfort is None else 100.0 * comfort,
         "abilities": abilities,
-        "ability_mean": _mean(present),
+        "ability_mean": ability_mean,
         "infractions": counts,
         "km_driven": km,
         "infractions_per_km": {key: n / km for key, n in counts.items()},

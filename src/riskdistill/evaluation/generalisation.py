@@ -62,8 +62,8 @@ class EvalVariant:
     """What the evaluation changed relative to the nominal setting: a rig shift (``None`` = nominal), the
     scenario selection (``all``, ``heldout``, ...), the JPEG quality the observations pass through (``None``:
     raw renders), an optional rig override for students and an optional cap on every route's timeout
-    (``route_timeout_s``; the scenario's own is 60 s + route length / 2 m/s), for smoke tests and benchmarks:
-    a route still running then ends "Failed - Agent timed out"."""
+    (``route_timeout_s``; Bench2Drive's own is 300 s + 10 s x metres advanced / speed limit), for smoke tests
+    and benchmarks: a route still running then ends "Failed - Agent timed out"."""
 
     rig_shift: str | None = None
     scenarios: str = "all"

@@ -6,9 +6,10 @@ Layout (as Bench2Drive's ``leaderboard/utils/statistics_manager.py`` writes it):
       "_checkpoint": {
         "global_record": {index: -1, route_id: -1, status, infractions, scores_mean, scores_std_dev, meta},
         "progress": [routes done, routes in the suite],
-        "records": [{route_id, index, scenario_name, weather_id, save_name, status, num_infractions,
-                     infractions: {12 keys: [message, ...]}, scores: {score_route, score_penalty,
-                     score_composed}, meta: {route_length, duration_game, duration_system}}, ...]
+        "records": [{route_id, index, scenario_name, weather_id, save_name, town_name, route_name, status,
+                     num_infractions, infractions: {12 keys: [message, ...]},
+                     scores: {score_route, score_penalty, score_composed},
+                     meta: {route_length, duration_game, duration_system}}, ...]
       },
       "entry_status": "Finished", "eligible": true, "sensors": [], "values": [...], "labels": [...]
     }
@@ -18,7 +19,12 @@ Global record, as CARLA computes it: ``scores_mean`` divides by the suite size (
 one-route suite); ``status`` is the worst route status (Perfect > Completed > Failed) and ``meta.exceptions``
 lists ``[route_id, index, status]`` of the failed routes; ``infractions`` are events per km driven (route
 length x RC), except ``outside_route_lanes`` which CARLA reports as the kilometres driven outside the route
-lanes (here: percent x completed route length). Scores are rounded to 6 digits, the rest to 3.
+lanes (read, as CARLA does, from the ninth word of the event message). Scores are rounded to 6 digits, the
+rest to 3.
+
+Route ids are the leaderboard's ``RouteScenario_<n>_rep<k>`` (``n``: the route's position in its suite file,
+``k``: the repetition, always 0), which Bench2Drive's statistics and ability code parse; ``route_name`` holds
+the suite's readable id and ``save_name`` the folder of the route's ``metric_info.json``.
 """
 
 from __future__ import annotations
@@ -29,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from riskdistill.evaluation.driving_score import (
+    _MIN_KM_DRIVEN,
     RouteResult,
     compute_route_scores,
     compute_status,
-    km_driven,
 )
 from riskdistill.io import atomic_write_json, load_json
 from riskdistill.types import Infraction
@@ -81,10 +87,12 @@ def build_route_record(result: RouteResult) -> dict[str, Any]:
     scores = compute_route_scores(result)
     return {
         "index": int(result.index),
-        "route_id": result.route_id,
+        "route_id": result.leaderboard_id or leaderboard_route_id(result.index),
         "scenario_name": result.scenario_type,
         "weather_id": result.weather_id,
         "save_name": result.save_name,
+        "town_name": result.town_name,
+        "route_name": result.route_id,
         "status": compute_status(result),
         "num_infractions": sum(len(v) for v in infractions.values()),
         "infractions": infractions,
@@ -97,11 +105,21 @@ def build_route_record(result: RouteResult) -> dict[str, Any]:
     }
 
 
-def _outside_lanes_km(result: RouteResult) -> float:
-    """Kilometres driven outside the route lanes: the events' percent of the completed route length."""
-    completed_m = result.route_length_m * min(max(result.route_completion_pct, 0.0), 100.0) / 100.0
-    pct = sum(e.value or 0.0 for e in result.events if Infraction(e.kind) is Infraction.OUTSIDE_ROUTE_LANES)
-    return pct / 100.0 * completed_m / 1000.0
+def leaderboard_route_id(number: int, repetition: int = 0) -> str:
+    """``RouteScenario_<number>_rep<repetition>``, the CARLA leaderboard's route id."""
+    return f"RouteScenario_{int(number)}_rep{int(repetition)}"
+
+
+def record_route_name(record: dict[str, Any]) -> str:
+    """The readable route id of a results record (``route_name``; ``route_id`` in files without one)."""
+    return str(record.get("route_name") or record["route_id"])
+
+
+def _outside_lanes_km(record: dict[str, Any]) -> float:
+    """Kilometres driven outside the route lanes, as CARLA reads them: the metres are the ninth word of the
+    first outside-lanes message ("Agent went outside its route lanes for about X meters (...)")."""
+    messages = record["infractions"][str(Infraction.OUTSIDE_ROUTE_LANES)]
+    return float(messages[0].split(" ")[8]) / 1000.0 if messages else 0.0
 
 
 def build_global_record(
@@ -140,11 +158,13 @@ def build_global_record(
             key: round(math.sqrt(v / (n_total - 1)), ROUND_DIGITS) for key, v in scores_std_dev.items()
         }
 
-    km = km_driven(results)
+    # as CARLA: from the (rounded) record values
+    km = sum(rec["meta"]["route_length"] / 1000.0 * rec["scores"]["score_route"] / 100.0 for rec in records)
+    km = max(km, _MIN_KM_DRIVEN)
     infractions: dict[str, float] = {}
     for key in INFRACTION_KEYS:
         if key == str(Infraction.OUTSIDE_ROUTE_LANES):
-            value = sum(_outside_lanes_km(r) for r in results)
+            value = sum(_outside_lanes_km(rec) for rec in records)
         else:
             value = sum(len(rec["infractions"][key]) for rec in records) / km
         infractions[key] = round(value, ROUND_DIGITS)

@@ -8,7 +8,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from riskdistill.evaluation.comfort import compute_comfort, compute_efficiency
+from riskdistill.evaluation import bench2drive_io as b2d
+from riskdistill.evaluation.comfort import compute_efficiency
 from riskdistill.evaluation.driving_score import RouteResult, compute_route_scores, compute_status
 from riskdistill.io import atomic_write_json, load_json
 from riskdistill.sim.env import RouteLog
@@ -18,14 +19,13 @@ from riskdistill.types import Infraction
 
 ARTEFACT_DT_S = 0.5  # ego trajectory and plans are stored every 0.5 s
 EVAL_CONFIG = "eval_config.json"
+SCORING = "bench2drive-0.0.4 criteria, riskdistill scoring v2"  # part of the resume key
 ROUTE_RESULT_FIELDS = tuple(f.name for f in fields(RouteResult))
 
 
 def result_from_log(spec: RouteSpec, index: int, log: RouteLog, wall_s: float) -> RouteResult:
-    comfort = None
-    if len(log.x_m) >= 3:
-        comfort = compute_comfort(log.x_m, log.y_m, log.yaw_rad)
-    efficiency = compute_efficiency(log.progress_m, log.speed_mps, log.traffic_speed_mps, log.route_length_m)
+    comfort = b2d.metric_comfort(b2d.metric_samples(log))
+    efficiency = compute_efficiency(e.message for e in log.events if e.kind == Infraction.MIN_SPEED)
     end = log.end if log.end != RouteEnd.RUNNING else RouteEnd.SIM_CRASHED
     return RouteResult(
         route_id=spec.route_id,
@@ -41,7 +41,7 @@ def result_from_log(spec: RouteSpec, index: int, log: RouteLog, wall_s: float) -
         duration_system_s=wall_s,
         efficiency=efficiency,
         comfort=comfort,
-        passed_first_junction_cleanly=log.passed_first_junction_cleanly,
+        junction_completion=log.first_junction_completion,
         index=index,
         weather_id=spec.seed,
         save_name=spec.route_id,
@@ -73,10 +73,12 @@ def result_to_dict(r: RouteResult) -> dict[str, Any]:
         "duration_system_s": r.duration_system_s,
         "efficiency": r.efficiency,
         "comfort": r.comfort,
-        "passed_first_junction_cleanly": r.passed_first_junction_cleanly,
+        "junction_completion": r.junction_completion,
         "index": r.index,
         "weather_id": r.weather_id,
         "save_name": r.save_name,
+        "leaderboard_id": r.leaderboard_id,
+        "town_name": r.town_name,
     }
 
 
@@ -125,6 +127,8 @@ def route_doc(
         {"time_s": rec.plans_t, "xy_world": rec.plans_xy} if rec is not None and rec.plans_t else None
     )
     doc["path_risk"] = {"time_s": rec.risk_t, "risk": rec.risk} if rec is not None and rec.risk_t else None
+    doc["metric_info"] = b2d.metric_samples(log)  # moved to OUT/bench2drive/metric/ when the file is written
+    doc["comfort"] = b2d.metric_comfort(doc["metric_info"])
     return doc
 
 
@@ -150,11 +154,11 @@ def check_eval_config(out_dir: Path, config: dict[str, Any], defaults: dict[str,
 def load_route_docs(out_dir: str | Path) -> list[dict[str, Any]]:
     """The route files of a closed-loop output folder, in the order of its ``results.json`` records
     (layout: ``docs/metrics.md``); for reports and viewers."""
-    from riskdistill.evaluation.leaderboard import load_checkpoint_json
+    from riskdistill.evaluation.leaderboard import load_checkpoint_json, record_route_name
 
     out_dir = Path(out_dir)
     records = load_checkpoint_json(out_dir / "results.json")
-    return [load_json(out_dir / "routes" / f"{r['route_id']}.json") for r in records]
+    return [load_json(out_dir / "routes" / f"{record_route_name(r)}.json") for r in records]
 
 
 def write_risk_outcome(out_dir: Path, route_ids: list[str]) -> None:

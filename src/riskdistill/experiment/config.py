@@ -158,14 +158,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "seeds": [0, 1, 2],
         "variants": ["baseline", "rsd", "control"],
         "data": {
-            "train_routes": 184,
+            "train_routes": 192,
             "bench_routes_per_type": 5,
             "every_n_steps": 1,
             "bench_every_n_steps": 2,
         },
         "train": {"max_steps": 20000, "batch_size": 16, "num_workers": 2},
         "eval": {
-            "closed_loop_routes": 120,
+            "closed_loop_routes": 125,
             "rig_shifts": ["pitch-3deg", "height+0.3", "fov-10", "drop-CAM_BACK"],
         },
     },

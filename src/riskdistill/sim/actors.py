@@ -75,6 +75,7 @@ class ActorTable:
     brake_override: np.ndarray = field(
         init=False
     )  # >0: forced deceleration (m/s^2) for scripted hard braking
+    background: np.ndarray = field(init=False)  # background traffic (Bench2Drive's role_name 'background')
 
     _COLUMNS = (
         ("id", np.int64, -1),
@@ -100,6 +101,7 @@ class ActorTable:
         ("stop_timer", np.float64, 0.0),
         ("wait_timer", np.float64, 0.0),
         ("brake_override", np.float64, 0.0),
+        ("background", np.bool_, False),
     )
 
     def __post_init__(self) -> None:

@@ -19,8 +19,18 @@ import numpy as np
 
 from riskdistill.contracts.agent import Action, AgentInput, EgoState
 from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M
-from riskdistill.geometry import box_corners_2d, boxes_overlap_matrix
 from riskdistill.sim.actors import Behavior
+from riskdistill.sim.criteria import (
+    STATIC_OBJECT_ID,
+    CollisionCounter,
+    MinSpeedMonitor,
+    OutsideRouteLanes,
+    RouteTimeout,
+    YieldToEmergencyVehicle,
+    junction_completion,
+    min_speed_message,
+    route_file_s,
+)
 from riskdistill.sim.events import InfractionEvent, RouteEnd
 from riskdistill.sim.scenarios.base import ScenarioInstance
 from riskdistill.sim.vehicle import WaypointController
@@ -34,6 +44,7 @@ STOP_SPEED_MPS = 0.1
 STOP_ZONE_M = 4.0  # the ego must come to a stop within this distance before a stop-sign line
 ROUTE_END_TOLERANCE_M = 2.0
 TARGET_POINT_AHEAD_M = 20.0
+OUTSIDE_LANE_MARGIN_M = 0.5  # OutsideRouteLanesTest.ALLOWED_OUT_DISTANCE: beyond half the lane width
 
 ObservationFn = Callable[[ScenarioInstance, World], dict]  # e.g. sim.sensors.observe.CameraObserver
 
@@ -51,8 +62,11 @@ class RouteLog:
     y_m: list[float] = field(default_factory=list)
     yaw_rad: list[float] = field(default_factory=list)
     speed_mps: list[float] = field(default_factory=list)
-    traffic_speed_mps: list[float] = field(default_factory=list)  # NaN when no traffic around
+    accel_mps2: list[float] = field(default_factory=list)  # along the heading (rear axle)
+    yaw_rate_radps: list[float] = field(default_factory=list)
+    traffic_speed_mps: list[float] = field(default_factory=list)  # background vehicles; NaN when none
     passed_first_junction_cleanly: bool | None = None
+    first_junction_completion: float | None = None  # share of the route at the first junction + 8 m
 
     @property
     def route_completion_pct(self) -> float:
@@ -84,9 +98,13 @@ class DrivingEnv:
         self.controller = WaypointController(self.world.ego_params)
         self.progress_m = self.instance.start_s_m
         self.log = RouteLog(route_length_m=instance.route.length_m - instance.start_s_m)
-        self._colliding: set[int] = set()
+        self.log.first_junction_completion = self._first_junction_completion()
+        self._collisions = CollisionCounter()
+        self._min_speed = MinSpeedMonitor(self.log.route_length_m)
+        self._route_timeout = RouteTimeout(instance.route_timeout_s)
+        self._outside = OutsideRouteLanes()
+        self._yield = YieldToEmergencyVehicle() if instance.emergency_vehicle_id is not None else None
         self._blocked_s = 0.0
-        self._outside_m = 0.0
         self._stop_zone_min_speed: dict[int, float] = {}
         self._route_stop_lines = self._stop_lines_on_route()
         self._passed_lines: set[int] = set()
@@ -109,14 +127,17 @@ class DrivingEnv:
             controls = self.controller.control(action.waypoints_ego, world.ego.speed_mps, world.dt_s)
         self._last_controls_steer = controls.clipped().steer
         prev_front = self._ego_front()
+        prev_progress = self.progress_m
         self.instance.script.update(world, self.progress_m)
         world.step(controls)
         events: list[InfractionEvent] = []
         self._update_progress()
         events += self._check_collisions()
         events += self._check_stop_lines(prev_front, self._ego_front())
-        self._check_outside_lanes()
+        self._outside.update(self.progress_m - prev_progress, self._outside_route_lanes())
         events += self._check_scenario_timeout()
+        events += self._check_min_speed()
+        events += self._check_yield()
         self._check_termination()
         if self.log.end != RouteEnd.RUNNING:
             events += self._final_events()
@@ -179,60 +200,29 @@ class DrivingEnv:
             self.progress_m = max(self.progress_m, s)
 
     def _check_collisions(self) -> list[InfractionEvent]:
-        a = self.world.actors
-        n = a.n
-        if n <= 1 and not self.world.map.layout_obstacles:
-            return []
-        ego_c = box_corners_2d(np.array([[a.x[0], a.y[0]]]), a.yaw[:1], a.length[:1], a.width[:1])
+        """Bench2Drive's ``CollisionTest`` over the contacts the world found (it already stopped the ego or
+        pushed the other back): one event per actor and place, none while the ego stands still."""
+        world = self.world
+        xy = self._ego_centre()
+        self._collisions.update(world.time_s, xy)
         events = []
-        if n > 1:
-            others = np.arange(1, n)
-            near = (a.x[1:n] - a.x[0]) ** 2 + (a.y[1:n] - a.y[0]) ** 2 < 15.0**2
-            idx = others[near]
-            hits: set[int] = set()
-            if len(idx):
-                corners = box_corners_2d(
-                    np.stack([a.x[idx], a.y[idx]], axis=1), a.yaw[idx], a.length[idx], a.width[idx]
-                )
-                overlap = boxes_overlap_matrix(ego_c, corners)[0]
-                hits = {int(j) for j in idx[overlap]}
-            for j in sorted(hits - self._colliding):
-                cls = ActorClass(int(a.cls[j]))
+        a = world.actors
+        for c in sorted(world.ego_contacts, key=lambda c: (c.layout, c.other)):
+            other_id = STATIC_OBJECT_ID if c.layout else c.other
+            if not self._collisions.counts(other_id, world.time_s, xy, c.ego_speed_mps):
+                continue
+            if c.layout:
+                kind, type_name = Infraction.COLLISION_LAYOUT, "static.pole"
+            else:
+                cls = ActorClass(int(a.cls[c.other]))
                 if cls == ActorClass.PEDESTRIAN:
                     kind, type_name = Infraction.COLLISION_PEDESTRIAN, "walker.pedestrian"
                 elif cls.is_static_obstacle:
                     kind, type_name = Infraction.COLLISION_LAYOUT, f"static.prop.{cls.name.lower()}"
                 else:
                     kind, type_name = Infraction.COLLISION_VEHICLE, f"vehicle.{cls.name.lower()}"
-                events.append(
-                    self._event(kind, f"Agent collided against object with type={type_name} and id={j}", j)
-                )
-                # Physical response: both come to rest.
-                self.world.ego.speed_mps = 0.0
-                if a.behavior[j] in (Behavior.VEHICLE, Behavior.WALKER):
-                    a.speed[j] = 0.0
-                    a.hold[j] = True
-            self._colliding = hits
-        for k, ob in enumerate(self.world.map.layout_obstacles):
-            key = -1 - k
-            if (ob.center[0] - a.x[0]) ** 2 + (ob.center[1] - a.y[0]) ** 2 > 12.0**2:
-                self._colliding.discard(key)
-                continue
-            oc = box_corners_2d(
-                ob.center[None], np.array([ob.yaw]), np.array([ob.length_m]), np.array([ob.width_m])
-            )
-            if boxes_overlap_matrix(ego_c, oc)[0, 0]:
-                if key not in self._colliding:
-                    events.append(
-                        self._event(
-                            Infraction.COLLISION_LAYOUT,
-                            "Agent collided against object with type=static.prop.pole",
-                        )
-                    )
-                    self.world.ego.speed_mps = 0.0
-                self._colliding.add(key)
-            else:
-                self._colliding.discard(key)
+            message = f"Agent collided against object with type={type_name} and id={other_id}"
+            events.append(self._event(kind, message, None if c.layout else c.other))
         return events
 
     def _stop_lines_on_route(self) -> list[int]:
@@ -273,17 +263,6 @@ class DrivingEnv:
                 self.log.passed_first_junction_cleanly = not self._junction_infraction
         return events
 
-    def _check_outside_lanes(self) -> None:
-        if len(self.log.x_m) == 0:
-            return
-        step_m = float(
-            np.hypot(
-                self.world.actors.x[0] - self._prev_centre[0], self.world.actors.y[0] - self._prev_centre[1]
-            )
-        )
-        if self._outside_route_lanes():
-            self._outside_m += step_m
-
     def _outside_route_lanes(self) -> bool:
         """True when the ego centre is not on a driving lane of the route's direction (or its neighbours)."""
         world = self.world
@@ -292,20 +271,74 @@ class DrivingEnv:
         for lid in lanes:
             lane = world.map.lanes[lid]
             s, lat = lane.project(xy)
-            if abs(lat) <= 0.5 * lane.width_m + 0.3 and -0.5 < s < lane.length_m + 0.5:
+            if abs(lat) <= 0.5 * lane.width_m + OUTSIDE_LANE_MARGIN_M and -0.5 < s < lane.length_m + 0.5:
                 return False
         return True
 
-    def _check_scenario_timeout(self) -> list[InfractionEvent]:
+    def _scenario_running(self) -> bool:
+        """A scenario with a Bench2Drive scenario timeout runs (triggered, not finished, not timed out)."""
         sc = self.instance.script
-        if self._scenario_timeout_reported or sc.triggered_at_s is None:
+        return (
+            self.instance.scenario_timeout_s is not None
+            and sc.triggered_at_s is not None
+            and not self._scenario_timeout_reported
+            and self.progress_m < self.instance.scenario_end_s_m
+        )
+
+    def _check_scenario_timeout(self) -> list[InfractionEvent]:
+        if not self._scenario_running():
             return []
-        if self.progress_m >= self.instance.scenario_end_s_m:
-            return []
-        if self.world.time_s - sc.triggered_at_s > self.instance.scenario_timeout_s:
+        if self.world.time_s - self.instance.script.triggered_at_s > self.instance.scenario_timeout_s:
             self._scenario_timeout_reported = True
-            return [self._event(Infraction.SCENARIO_TIMEOUT, "Agent timed out a scenario")]
+            self._blocked_s = 0.0  # the blocked test restarts when the scenario ends
+            return [self._event(Infraction.SCENARIO_TIMEOUT, "Agent timed out a scenario", located=False)]
         return []
+
+    def _check_min_speed(self) -> list[InfractionEvent]:
+        progress = self.progress_m - self.instance.start_s_m
+        value = self._min_speed.update(progress, self.world.ego.speed_mps, self._traffic_speed())
+        return [] if value is None else [self._min_speed_event(value)]
+
+    def _min_speed_event(self, value: float | int) -> InfractionEvent:
+        return self._event(Infraction.MIN_SPEED, min_speed_message(value), value=float(value), located=False)
+
+    def _traffic_speed(self) -> float:
+        """Mean speed of the background vehicles still in the scene (NaN when there are none)."""
+        a = self.world.actors
+        n = a.n
+        bg = a.background[:n] & (a.behavior[:n] == Behavior.VEHICLE)
+        return float(a.speed[:n][bg].mean()) if bg.any() else float("nan")
+
+    def _check_yield(self) -> list[InfractionEvent]:
+        ev = self.instance.emergency_vehicle_id
+        if self._yield is None or self._yield.ended or self.instance.script.triggered_at_s is None:
+            return []
+        a = self.world.actors
+        ended = self._yield.update(
+            self.world.time_s,
+            self._ego_centre(),
+            0.5 * float(a.length[0]),
+            np.array([a.x[ev], a.y[ev]]),
+            float(a.yaw[ev]),
+            0.5 * float(a.length[ev]),
+        )
+        return self._yield_events() if ended else []
+
+    def _yield_events(self) -> list[InfractionEvent]:
+        if self._yield is None or not self._yield.failing:
+            return []
+        self._yield.failing = False  # judged once
+        message = "Agent failed to yield to an emergency vehicle"
+        return [self._event(Infraction.YIELD_EMERGENCY_VEHICLE, message, located=False)]
+
+    def _first_junction_completion(self) -> float | None:
+        """The share of the route Bench2Drive's ability tool asks a failed Traffic_Signs route to have
+        completed (the first junction point + 8, on the route traced at 1 m; see ``criteria``)."""
+        route = self.instance.route
+        lanes = self.world.map.lanes
+        in_junction = np.array([lanes[int(lid)].junction_id is not None for lid in route.lane_of_point])
+        s_pos = route_file_s(self.instance.start_s_m, route.length_m)
+        return junction_completion(route.path.point_at, route.path.s, in_junction, s_pos)
 
     def _check_termination(self) -> None:
         log = self.log
@@ -317,53 +350,73 @@ class DrivingEnv:
         if dist > ROUTE_DEVIATION_M:
             log.end = RouteEnd.DEVIATED
             return
-        if self.world.ego.speed_mps < BLOCKED_SPEED_MPS:
+        if self.world.ego.speed_mps < BLOCKED_SPEED_MPS and not self._scenario_running():
             self._blocked_s += self.world.dt_s
         else:
-            self._blocked_s = 0.0
+            self._blocked_s = 0.0  # ScenarioTimeout switches the blocked test off while its scenario runs
         if self._blocked_s >= BLOCKED_TIME_S:
             log.end = RouteEnd.BLOCKED
             return
-        if self.world.time_s >= self.instance.route_timeout_s:
+        lane = self.world.map.lanes[self._route_lane_id()]
+        self._route_timeout.update(self.progress_m - self.instance.start_s_m, lane.speed_limit_mps)
+        if self._route_timeout.expired(self.world.time_s):
             log.end = RouteEnd.TIMEOUT
 
+    def _route_lane_id(self) -> int:
+        route = self.instance.route
+        k = min(int(np.searchsorted(route.path.s, self.progress_m)), len(route.lane_of_point) - 1)
+        return int(route.lane_of_point[k])
+
     def _final_events(self) -> list[InfractionEvent]:
+        """Events Bench2Drive records when the route stops: the last min-speed checkpoint, the outside-lanes
+        share, a yield test still running, and why the route ended."""
         events = []
         log = self.log
-        if self._outside_m > 0.0:
-            pct = 100.0 * self._outside_m / max(log.route_length_m, 1e-6)
+        value = self._min_speed.finish(self.progress_m - self.instance.start_s_m)
+        if value is not None:
+            events.append(self._min_speed_event(value))
+        if self._outside.outside_m > 0.0:
             events.append(
                 self._event(
                     Infraction.OUTSIDE_ROUTE_LANES,
-                    f"Agent went outside its route lanes for about {pct:.3f}% of the route",
-                    value=round(pct, 3),
+                    self._outside.message(),
+                    value=self._outside.percent,
+                    located=False,
                 )
             )
+        if self._yield is not None and not self._yield.ended:
+            events += self._yield_events()
         if log.end == RouteEnd.DEVIATED:
             events.append(self._event(Infraction.ROUTE_DEVIATION, "Agent deviated from the route"))
         elif log.end == RouteEnd.BLOCKED:
             events.append(self._event(Infraction.BLOCKED, "Agent got blocked"))
         elif log.end == RouteEnd.TIMEOUT:
-            events.append(self._event(Infraction.ROUTE_TIMEOUT, "Route timeout"))
+            events.append(self._event(Infraction.ROUTE_TIMEOUT, "Route timeout.", located=False))
         return events
 
     def _event(
-        self, kind: Infraction, message: str, actor_id: int | None = None, value: float | None = None
+        self,
+        kind: Infraction,
+        message: str,
+        actor_id: int | None = None,
+        value: float | None = None,
+        located: bool = True,
     ) -> InfractionEvent:
+        """An event; ``located`` appends the ego position (world frame) to the message as Bench2Drive does for
+        collisions, lights, stops, deviations and blocking."""
         x, y = float(self.world.actors.x[0]), float(self.world.actors.y[0])
         return InfractionEvent(
             kind=kind,
             time_s=self.world.time_s,
             x_m=x,
             y_m=y,
-            message=f"{message} at (x={x:.3f}, y={y:.3f}, z=0.000)",
+            message=f"{message} at (x={x:.3f}, y={y:.3f}, z=0.000)" if located else message,
             actor_id=actor_id,
             value=value,
         )
 
     def _record(self) -> None:
         a = self.world.actors
-        self._prev_centre = (float(a.x[0]), float(a.y[0]))
         if not self._record_log:
             return
         log = self.log
@@ -373,11 +426,6 @@ class DrivingEnv:
         log.y_m.append(float(a.y[0]))
         log.yaw_rad.append(float(a.yaw[0]))
         log.speed_mps.append(float(a.speed[0]))
-        n = a.n
-        moving = np.flatnonzero(a.behavior[1:n] == Behavior.VEHICLE) + 1
-        if len(moving):
-            d2 = (a.x[moving] - a.x[0]) ** 2 + (a.y[moving] - a.y[0]) ** 2
-            near = moving[d2 < 50.0**2]
-            log.traffic_speed_mps.append(float(a.speed[near].mean()) if len(near) else float("nan"))
-        else:
-            log.traffic_speed_mps.append(float("nan"))
+        log.accel_mps2.append(float(self.world.ego_accel_mps2))
+        log.yaw_rate_radps.append(float(self.world.ego_yaw_rate_radps))
+        log.traffic_speed_mps.append(self._traffic_speed())

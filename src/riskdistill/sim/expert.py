@@ -8,6 +8,9 @@ then picks a speed with the Intelligent Driver Model against the nearest of:
   ego along the reference path at its nominal speed; the first overlap becomes an obstacle,
 - a red/yellow light or an unserved stop sign on the route.
 
+An emergency vehicle coming up from behind in the ego's lane makes it move over to a neighbouring lane (when
+that lane is free), slow down until the vehicle has passed, and move back.
+
 The target speed respects the lane's speed limit, curvature, and caution near occluders (parked
 vehicles or big static objects next to the path, crosswalks, pedestrians near the kerb). Steering is
 pure pursuit on the reference path; pedals come from the commanded acceleration.
@@ -29,6 +32,10 @@ from riskdistill.sim.route import smoothstep
 from riskdistill.types import ActorClass, LightState
 
 STATIC_STANDOFF_M = 4.0
+PASS_SPEED_CAP_MPS = 7.0  # while going around a static blocker
+YIELD_SPEED_SHARE = 0.7  # of the speed limit, while an emergency vehicle passes
+YIELD_WAIT_SHARE = 0.5  # of the speed limit, while waiting for a gap to move over
+YIELD_LOOK_BEHIND_M = 70.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ class _Avoidance:
     s_hold_end: float
     s_ramp_out: float
     offset_m: float
+    speed_cap_mps: float = PASS_SPEED_CAP_MPS
+    yielding: bool = False  # moved over for an emergency vehicle (not around a blocker)
 
 
 def _plan_offset(plan: _Avoidance, s: np.ndarray) -> np.ndarray:
@@ -109,6 +118,8 @@ class ExpertDriver:
         self._wait_s = 0.0
         self._last_corridor_actor = -1
         self._nudge_m = 0.0
+        self._yield_ev: int | None = None
+        self._yield_wait_cap = np.inf
         self.last_reason = ""
 
     # ------------------------------------------------------------------------------------------ main
@@ -124,6 +135,7 @@ class ExpertDriver:
         half_len = 0.5 * world.actors.length[0]
 
         self._plan_avoidance(s_centre, v)
+        self._plan_yield(s_centre, v)
         target = self._invader_nudge(s_centre) if self._avoid is None else 0.0
         self._nudge_m += float(np.clip(target - self._nudge_m, -0.15, 0.15))
         s_grid = np.arange(s_rear - 2.0, s_rear + cfg.lookahead_m, 0.5)
@@ -131,7 +143,8 @@ class ExpertDriver:
 
         v_target = self._target_speed(s_grid, ref, s_rear, v)
         gap, lead_v, reason = self._corridor_gap(s_grid, ref, s_centre + half_len)
-        if self._avoid is not None and np.isfinite(gap) and self._resolve_standoff(s_centre, half_len):
+        standoff = self._avoid is not None and not self._avoid.yielding and np.isfinite(gap)
+        if standoff and self._resolve_standoff(s_centre, half_len):
             ref = self._reference(s_grid)
             gap, lead_v, reason = self._corridor_gap(s_grid, ref, s_centre + half_len)
         g2, why2 = self._forecast_gap(s_grid, ref, s_centre, v, v_target)
@@ -226,6 +239,97 @@ class ExpertDriver:
         plan = _Avoidance(s_in, s_full, s1 + 3.0, s1 + 3.0 + ramp, offset)
         if self._side_clear(plan, v):
             self._avoid = plan
+
+    def _plan_yield(self, s_centre: float, v: float) -> None:
+        """Move over for an emergency vehicle coming up behind us in our lane; move back once it passed."""
+        av = self._avoid
+        self._yield_wait_cap = np.inf
+        if self._yield_ev is not None:
+            a = self.env.world.actors
+            j = self._yield_ev
+            path = self.env.instance.route.path
+            s_j, _ = path.project(np.array([a.x[j], a.y[j]]), s_hint=s_centre, window_m=80.0)
+            gone = a.behavior[j] != Behavior.VEHICLE
+            passed = gone or s_j - s_centre > 0.5 * (a.length[j] + a.length[0]) + 6.0
+            if passed and av is not None and av.yielding:
+                ramp = float(np.clip(1.2 * v + 8.0, 12.0, 25.0))
+                av.s_hold_end = max(min(av.s_hold_end, s_centre + 2.0), av.s_full)
+                av.s_ramp_out = av.s_hold_end + ramp
+                av.speed_cap_mps = np.inf
+            if passed or av is None:
+                self._yield_ev = None
+            return
+        if av is not None:
+            return
+        j = self._emergency_behind(s_centre)
+        if j is None:
+            return
+        route = self.env.instance.route
+        k = min(int(np.searchsorted(route.path.s, s_centre)), len(route.lane_of_point) - 1)
+        lane = self.env.world.map.lanes[int(route.lane_of_point[k])]
+        sides = [
+            (n, sign) for n, sign in ((lane.right_neighbor, -1.0), (lane.left_neighbor, 1.0)) if n is not None
+        ]
+        if not sides:
+            return  # nowhere to go
+        ramp = float(np.clip(1.2 * v + 8.0, 12.0, 25.0))
+        cap = YIELD_SPEED_SHARE * lane.speed_limit_mps
+        hold = s_centre + 1.0 + ramp + 1000.0
+        for _, sign in sides:
+            offset = sign * lane.width_m
+            plan = _Avoidance(
+                s_centre + 1.0, s_centre + 1.0 + ramp, hold, hold + ramp, offset, cap, yielding=True
+            )
+            if self._lane_free(plan, v, cap, j):
+                self._avoid = plan
+                self._yield_ev = j
+                return
+        # Both sides busy: slow down so that the traffic beside us gets ahead and leaves a gap.
+        self._yield_wait_cap = YIELD_WAIT_SHARE * lane.speed_limit_mps
+
+    def _emergency_behind(self, s_centre: float) -> int | None:
+        """An emergency vehicle behind us in our lane, driving our way, within 70 m; None if there is none."""
+        a = self.env.world.actors
+        n = a.n
+        path = self.env.instance.route.path
+        cand = np.flatnonzero(
+            (a.cls[:n] == ActorClass.EMERGENCY_VEHICLE) & (a.behavior[:n] == Behavior.VEHICLE)
+        )
+        for j in cand:
+            if (a.x[j] - a.x[0]) ** 2 + (a.y[j] - a.y[0]) ** 2 > YIELD_LOOK_BEHIND_M**2:
+                continue
+            s_j, lat_j = path.project(np.array([a.x[j], a.y[j]]), s_hint=s_centre - 35.0, window_m=50.0)
+            same_way = np.cos(a.yaw[j] - float(path.heading_at(s_j))) > 0.8
+            if s_j < s_centre and abs(lat_j) < 1.5 and same_way:
+                return int(j)
+        return None
+
+    def _lane_free(self, plan: _Avoidance, v: float, v_cap: float, ignore: int) -> bool:
+        """Room on the shifted path while we move over (slowing to ``v_cap`` at 2 m/s^2) and for 6 s on it.
+
+        Positions are compared at equal times in route coordinates: a vehicle ahead of us needs 3 m of room, a
+        vehicle behind us 2 m plus 1 s at its speed (it brakes for us, as IDM drivers do).
+        """
+        a = self.env.world.actors
+        n = a.n
+        path = self.env.instance.route.path
+        ts = np.arange(0.0, 6.01, 0.5)
+        v_t = np.maximum(v - 2.0 * ts, min(v, v_cap))
+        s_t = plan.s_ramp_in - 1.0 + np.concatenate([[0.0], np.cumsum(0.5 * (v_t[1:] + v_t[:-1]) * 0.5)])
+        off_t = _plan_offset(plan, s_t)
+        for j in range(1, n):
+            if j == ignore or a.behavior[j] == Behavior.WALKER:
+                continue
+            if (a.x[j] - a.x[0]) ** 2 + (a.y[j] - a.y[0]) ** 2 > 120.0**2:
+                continue
+            s_j, lat_j = path.project_many(self._predict(j, ts), s_t[0] - 80.0, s_t[-1] + 80.0)
+            half = 0.5 * (a.length[j] + a.length[0])
+            beside = np.abs(lat_j - off_t) < 0.5 * (a.width[j] + a.width[0]) + 0.6
+            ds = s_j - s_t
+            clash = beside & (ds < half + 3.0) & (ds > -(half + 2.0 + 1.0 * a.speed[j]))
+            if clash.any():
+                return False
+        return True
 
     def _resolve_standoff(self, s_centre: float, half_len: float) -> bool:
         """Something is in the way of the pass (usually oncoming traffic that stopped for us).
@@ -364,7 +468,8 @@ class ExpertDriver:
         kappa = np.convolve(kappa, np.ones(5) / 5, mode="same")
         limits = np.minimum(limits, np.sqrt(cfg.lat_accel_max_mps2 / np.maximum(kappa, 1e-4)))
         if self._avoid is not None:
-            limits = np.minimum(limits, 7.0)
+            limits = np.minimum(limits, self._avoid.speed_cap_mps)
+        limits = np.minimum(limits, self._yield_wait_cap)
         caps = self._caution_caps(s_grid, ref)
         limits = np.minimum(limits, caps)
         # Reach each limit with comfortable braking.

@@ -6,10 +6,13 @@ environment (:mod:`riskdistill.sim.env`) wraps it with a route, a driver and inf
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from riskdistill.contracts.agent import Controls
 from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M
+from riskdistill.geometry import box_corners_2d, boxes_overlap_matrix
 from riskdistill.sim.actors import ActorTable, Behavior
 from riskdistill.sim.roadmap import JunctionControl, RoadMap
 from riskdistill.sim.route import Path
@@ -24,6 +27,36 @@ ONCOMING_COURTESY_M = 15.0
 
 EGO_COLOR = (230, 230, 230)
 DESPAWN_XY_M = 1.0e5  # where actors that left the scene are parked
+CONTACT_SEARCH_M = 2.0  # beyond the ego's bounding circle, layout objects (poles) cannot touch it
+
+
+def _unit(yaw: float) -> np.ndarray:
+    return np.array([np.cos(yaw), np.sin(yaw)])
+
+
+@dataclass(frozen=True)
+class EgoContact:
+    """The ego touched something during the last step (found before the collision response).
+
+    ``other`` is the actor index, or the index in ``RoadMap.layout_obstacles`` when ``layout`` is True;
+    ``ego_speed_mps`` is the ego's speed at the contact, before the response stopped or slowed it.
+    """
+
+    other: int
+    layout: bool
+    ego_speed_mps: float
+
+
+@dataclass
+class _PreStep:
+    """What the collision response restores: the ego state and every actor's pose before the step."""
+
+    ego: BicycleState
+    x: np.ndarray
+    y: np.ndarray
+    yaw: np.ndarray
+    s: np.ndarray
+    speed: np.ndarray
 
 
 class World:
@@ -40,6 +73,8 @@ class World:
         self.ego: BicycleState | None = None
         self.ego_accel_mps2 = 0.0
         self.ego_yaw_rate_radps = 0.0
+        self.ego_contacts: list[EgoContact] = []  # contacts of the last step (see ``_respond_to_contacts``)
+        self._layout_boxes: tuple[np.ndarray, np.ndarray] | None = None  # pole centres and corners, cached
         self.light_offset_s: dict[int, float] = {j: 0.0 for j in road_map.junctions}
         self.light_override: dict[int, LightState] = {}
         self._light_ids = np.array(sorted(road_map.traffic_lights), dtype=np.int64)
@@ -192,6 +227,10 @@ class World:
         movers = np.flatnonzero(beh == Behavior.VEHICLE)
         walkers = np.flatnonzero(beh == Behavior.WALKER)
         dt = self.dt_s
+        pre = None
+        if self.ego is not None:
+            pre = _PreStep(self.ego, a.x[:n].copy(), a.y[:n].copy(), a.yaw[:n].copy(), a.s[:n].copy(),
+                           a.speed[:n].copy())  # fmt: skip
 
         if len(movers):
             self._step_vehicles(movers)
@@ -214,6 +253,7 @@ class World:
             a.x[0] = e.x_m + EGO_REAR_AXLE_TO_CENTER_M * np.cos(e.yaw_rad)
             a.y[0] = e.y_m + EGO_REAR_AXLE_TO_CENTER_M * np.sin(e.yaw_rad)
             a.yaw[0], a.speed[0], a.accel[0] = e.yaw_rad, e.speed_mps, self.ego_accel_mps2
+            self.ego_contacts = self._respond_to_contacts(pre)
 
         self.time_s = round(self.time_s + dt, 9)
         self.step_count += 1
@@ -333,6 +373,106 @@ class World:
         d = front - rear
         a.x[idx], a.y[idx] = centre[:, 0], centre[:, 1]
         a.yaw[idx] = np.arctan2(d[:, 1], d[:, 0])
+
+    # ----------------------------------------------------------------------------- collisions
+    def _ego_corners(self) -> np.ndarray:
+        a = self.actors
+        return box_corners_2d(np.array([[a.x[0], a.y[0]]]), a.yaw[:1], a.length[:1], a.width[:1])
+
+    def _near_ego(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Indices (>= 1) of actors at ``x, y`` whose bounding circle meets the ego's (a cheap pre-test)."""
+        a = self.actors
+        n = len(x)
+        radius = 0.5 * np.hypot(a.length[:n], a.width[:n])
+        near = (x[1:] - a.x[0]) ** 2 + (y[1:] - a.y[0]) ** 2 < (radius[1:] + radius[0]) ** 2
+        return np.flatnonzero(near) + 1
+
+    def _touching(self, ego_corners: np.ndarray, x: np.ndarray, y: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+        """Indices (>= 1) of actors whose box at poses ``x, y, yaw`` (all actors) overlaps ``ego_corners``."""
+        a = self.actors
+        n = len(x)
+        if n <= 1:
+            return np.zeros(0, dtype=np.int64)
+        idx = self._near_ego(x, y)
+        if not len(idx):
+            return idx
+        corners = box_corners_2d(np.stack([x[idx], y[idx]], axis=1), yaw[idx], a.length[idx], a.width[idx])
+        return idx[boxes_overlap_matrix(ego_corners, corners)[0]]
+
+    def _near_layout(self) -> np.ndarray:
+        if self._layout_boxes is None:
+            return np.flatnonzero([True] * len(self.map.layout_obstacles))  # first call: test all, cache
+        a = self.actors
+        reach = 0.5 * np.hypot(a.length[0], a.width[0]) + CONTACT_SEARCH_M
+        return np.flatnonzero(((self._layout_boxes[0] - [a.x[0], a.y[0]]) ** 2).sum(axis=1) < reach**2)
+
+    def _touching_layout(self, ego_corners: np.ndarray) -> list[int]:
+        """Indices of the map's layout obstacles (poles) that overlap ``ego_corners``."""
+        if self._layout_boxes is None:
+            obs = self.map.layout_obstacles
+            centres = np.array([ob.center for ob in obs]).reshape(-1, 2)
+            yaw = np.array([ob.yaw for ob in obs])
+            size = np.array([[ob.length_m, ob.width_m] for ob in obs]).reshape(-1, 2)
+            self._layout_boxes = (centres, box_corners_2d(centres, yaw, size[:, 0], size[:, 1]))
+        centres, corners = self._layout_boxes
+        near = self._near_layout()
+        if not len(near):
+            return []
+        return [int(k) for k in near[boxes_overlap_matrix(ego_corners, corners[near])[0]]]
+
+    def _respond_to_contacts(self, pre: _PreStep) -> list[EgoContact]:
+        """Find what the ego touches after this step, then make sure nothing passes through anything.
+
+        * The ego drove into something (its new box overlaps the other's box from before the step: static
+          actors, layout objects, or a vehicle it ran into): the ego goes back to its pose before the step and
+          keeps only the other's speed along its heading (0 against anything standing).
+        * A moving actor drove into the ego: it goes back to its place before the step, keeping only the
+          ego's speed along its own heading.
+        * Both moved into each other: both go back.
+        A pair that already overlapped before the step stays as it is.
+        """
+        a = self.actors
+        n = len(pre.x)
+        if not len(self._near_ego(a.x[:n], a.y[:n])) and not len(self._near_layout()):
+            return []
+        ego_c = self._ego_corners()
+        hit = self._touching(ego_c, a.x[:n], a.y[:n], a.yaw[:n])
+        poles = self._touching_layout(ego_c)
+        if not len(hit) and not poles:
+            return []
+        v_contact = float(self.ego.speed_mps)
+        contacts = [EgoContact(int(j), False, v_contact) for j in hit]
+        contacts += [EgoContact(k, True, v_contact) for k in poles]
+        into = self._touching(ego_c, pre.x, pre.y, pre.yaw)
+        ego_back = bool(len(into) or poles)
+        if ego_back:
+            heading = np.array([np.cos(pre.ego.yaw_rad), np.sin(pre.ego.yaw_rad)])
+            along = [pre.speed[j] * float(_unit(pre.yaw[j]) @ heading) for j in into]
+            v_keep = min([v_contact, *(max(v, 0.0) for v in along)] + ([0.0] if poles else []))
+            self._put_ego_back(pre, v_keep)
+        moving = (a.behavior[:n] == Behavior.VEHICLE) | (a.behavior[:n] == Behavior.WALKER)
+        pushed = [
+            int(j) for j in self._touching(self._ego_corners(), a.x[:n], a.y[:n], a.yaw[:n]) if moving[j]
+        ]
+        if pushed:
+            e_vel = self.ego.speed_mps * _unit(self.ego.yaw_rad)
+            for j in pushed:
+                a.s[j] = pre.s[j]
+                a.speed[j] = float(np.clip(e_vel @ _unit(pre.yaw[j]), 0.0, pre.speed[j]))
+                a.accel[j] = (a.speed[j] - pre.speed[j]) / self.dt_s
+                a.x[j], a.y[j], a.yaw[j] = pre.x[j], pre.y[j], pre.yaw[j]
+            if not ego_back and len(self._touching(self._ego_corners(), a.x[:n], a.y[:n], a.yaw[:n])):
+                self._put_ego_back(pre, 0.0)
+        return contacts
+
+    def _put_ego_back(self, pre: _PreStep, speed_mps: float) -> None:
+        a = self.actors
+        e = pre.ego
+        self.ego = BicycleState(e.x_m, e.y_m, e.yaw_rad, float(speed_mps), self.ego.steer)
+        self.ego_accel_mps2 = (float(speed_mps) - e.speed_mps) / self.dt_s
+        self.ego_yaw_rate_radps = 0.0
+        a.x[0], a.y[0], a.yaw[0] = pre.x[0], pre.y[0], pre.yaw[0]
+        a.speed[0], a.accel[0] = speed_mps, self.ego_accel_mps2
 
     # ----------------------------------------------------------------------------- queries
     def ego_pose_rear(self) -> tuple[float, float, float]:

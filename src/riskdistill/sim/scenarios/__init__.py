@@ -1,6 +1,6 @@
 """The scenario library. Each module registers its scenario types; this import makes them available."""
 
-from riskdistill.sim.scenarios import crossing, cut_in, junction, obstacles  # noqa: F401  (registration)
+from riskdistill.sim.scenarios import crossing, cut_in, emergency, junction, obstacles  # noqa: F401  (registration)
 from riskdistill.sim.scenarios.base import (
     REGISTRY,
     ScenarioError,

@@ -36,6 +36,8 @@ def _free(ctx: BuildContext, xy: np.ndarray, spacing_m: float) -> bool:
     occ = _occupied(ctx)
     if len(occ) and np.min(np.linalg.norm(occ - xy, axis=1)) < spacing_m:
         return False
+    if any(ctx.map.lanes[lid].project(xy)[1] ** 2 < 1.0 for lid in ctx.keep_clear_lane_ids):
+        return False  # a lane the scenario keeps free of background traffic (Bench2Drive's RemoveRoadLane)
     if ctx.route is not None:
         ego = occ[0]
         if np.linalg.norm(ego - xy) < EGO_CLEARANCE_M:
@@ -60,7 +62,7 @@ def add_background_traffic(ctx: BuildContext, density: float) -> None:
             walk = random_lane_walk(ctx, lane.id, s0 + 250.0)
             pid = ctx.lane_path(walk, start_s_m=s0)
             v = lane.speed_limit_mps * ctx.uniform(0.6, 0.95)
-            ctx.add_vehicle(pid, 0.0, v * ctx.uniform(0.7, 1.0), v)
+            ctx.add_vehicle(pid, 0.0, v * ctx.uniform(0.7, 1.0), v, background=True)
     _add_sidewalk_pedestrians(ctx, count=int(ctx.rng.integers(2, 7)))
 
 

@@ -7,6 +7,7 @@ is fully determined by ``(type, seed)`` plus optional layout overrides from a su
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,23 @@ from riskdistill.types import Ability, ActorClass, LightState
 
 class ScenarioError(ValueError):
     """A scenario could not be built (unknown type, bad parameters, or no valid instance for a seed)."""
+
+
+#: Bench2Drive's ``ScenarioTimeout`` (``_scenario_timeout = 240`` s in scenario_runner): only these scenario
+#: types have one; the others never time out as a scenario (only the route timeout applies).
+SCENARIO_TIMEOUT_S = 240.0
+SCENARIOS_WITH_TIMEOUT: frozenset[str] = frozenset(
+    {
+        "Accident", "AccidentTwoWays", "BlockedIntersection", "ConstructionObstacle",
+        "ConstructionObstacleTwoWays", "CrossingBicycleFlow", "EnterActorFlow", "EnterActorFlowV2",
+        "HazardAtSideLane", "HazardAtSideLaneTwoWays", "HighwayExit", "InterurbanActorFlow",
+        "InterurbanAdvancedActorFlow", "InvadingTurn", "MergerIntoSlowTraffic", "MergerIntoSlowTrafficV2",
+        "NonSignalizedJunctionLeftTurn", "NonSignalizedJunctionLeftTurnEnterFlow",
+        "NonSignalizedJunctionRightTurn", "ParkedObstacle", "ParkedObstacleTwoWays", "ParkingExit",
+        "SequentialLaneChange", "SignalizedJunctionLeftTurn", "SignalizedJunctionLeftTurnEnterFlow",
+        "SignalizedJunctionRightTurn", "T_Junction", "VehicleOpensDoorTwoWays",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -177,13 +195,14 @@ class ScenarioInstance:
     weather: Weather
     allowed_lane_ids: set[int]
     scenario_end_s_m: float
-    scenario_timeout_s: float
-    route_timeout_s: float
+    scenario_timeout_s: float | None  # None: the scenario type has no scenario timeout
+    route_timeout_s: float  # a cap on Bench2Drive's route timeout (inf: none; see sim.env)
     abilities: tuple[Ability, ...]
     params: dict[str, Any] = field(default_factory=dict)
     #: The scenario's hazard actors (actor id -> role, e.g. "crossing pedestrian"): privileged scenario
     #: ground truth for label quality (recorded in the annotations, never shown to a driver).
     hazards: dict[int, str] = field(default_factory=dict)
+    emergency_vehicle_id: int | None = None  # the actor the ego must yield to (YieldToEmergencyVehicle)
 
 
 VEHICLE_COLORS = [
@@ -205,8 +224,10 @@ class BuildContext:
         self.route: Route | None = None
         self.start_s_m = 0.0
         self.scenario_end_s_m: float | None = None
-        self.scenario_timeout_s = 60.0
+        self.scenario_timeout_s: float | None = None  # build_scenario sets Bench2Drive's, if the type has one
         self.extra_allowed_lanes: set[int] = set()
+        self.keep_clear_lane_ids: set[int] = set()  # no background traffic is spawned on these lanes
+        self.emergency_vehicle_id: int | None = None
         self.params: dict[str, Any] = {}
         self.hazards: dict[int, str] = {}
 
@@ -415,8 +436,9 @@ def instance_from_context(
         allowed_lane_ids=allowed,
         scenario_end_s_m=ctx.scenario_end_s_m if ctx.scenario_end_s_m is not None else route.length_m,
         scenario_timeout_s=ctx.scenario_timeout_s,
-        route_timeout_s=60.0 + route.length_m / 2.0,
+        route_timeout_s=math.inf,
         abilities=abilities,
         params={"layout": layout.params.model_dump(mode="json"), **ctx.params},
         hazards=dict(ctx.hazards),
+        emergency_vehicle_id=ctx.emergency_vehicle_id,
     )

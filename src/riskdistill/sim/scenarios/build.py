@@ -11,6 +11,8 @@ from riskdistill.sim.layouts import LayoutParams
 from riskdistill.sim.road_layouts import build_layout
 from riskdistill.sim.scenarios.background import add_background_traffic
 from riskdistill.sim.scenarios.base import (
+    SCENARIO_TIMEOUT_S,
+    SCENARIOS_WITH_TIMEOUT,
     BuildContext,
     ScenarioError,
     ScenarioInstance,
@@ -41,6 +43,8 @@ def build_scenario(
             f"scenario {scenario_type!r} seed {seed}: invalid layout parameters: {exc}"
         ) from exc
     ctx = BuildContext(layout, rng)
+    if scenario_type in SCENARIOS_WITH_TIMEOUT:
+        ctx.scenario_timeout_s = SCENARIO_TIMEOUT_S
     try:
         sc.populate(ctx)
     except ScenarioError:

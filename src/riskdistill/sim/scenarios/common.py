@@ -43,7 +43,7 @@ def add_background(ctx: BuildContext, density: float, keep_clear: KeepClear = ()
             walk = random_lane_walk(ctx, lane.id, s0 + 250.0)
             pid = ctx.lane_path(walk, start_s_m=s0)
             v = lane.speed_limit_mps * ctx.uniform(0.6, 0.95)
-            ctx.add_vehicle(pid, 0.0, v * ctx.uniform(0.7, 1.0), v)
+            ctx.add_vehicle(pid, 0.0, v * ctx.uniform(0.7, 1.0), v, background=True)
 
 
 def add_timed_vehicle(
