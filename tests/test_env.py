@@ -339,12 +339,24 @@ def test_outside_lanes_share_is_over_the_completed_distance_on_a_failed_route() 
     assert event.message.endswith(f"({round(event.value, 2)}% of the completed route)")
 
 
+def hold(speed_mps: float, offset_m: float = 0.0) -> type:
+    """A privileged factory of HoldSpeedDriver (it reads the route from the environment)."""
+
+    class Hold(HoldSpeedDriver):
+        privileged = True
+
+        def __init__(self, env: DrivingEnv):
+            super().__init__(env, speed_mps, offset_m=offset_m)
+
+    return Hold
+
+
 def test_min_speed_checkpoints_compare_with_the_background_traffic() -> None:
     ctx = straight_ctx()
     back = ctx.layout.roads["main"].backward_lane_ids[0]
     ctx.add_vehicle(ctx.lane_path([back]), 5.0, 10.0, cls=ActorClass.CAR, background=True)
     ctx.add_vehicle(ctx.lane_path([back]), 60.0, 10.0, cls=ActorClass.CAR)  # a scenario actor: not counted
-    log = run_route(instance_from_context(ctx), lambda env: HoldSpeedDriver(env, 5.0))
+    log = run_route(instance_from_context(ctx), hold(5.0))
     assert log.end == RouteEnd.COMPLETED
     values = [e.value for e in log.events if e.kind == Infraction.MIN_SPEED]
     assert 19 <= len(values) <= 20  # one per twentieth of the route, the last when the route ends
@@ -352,7 +364,7 @@ def test_min_speed_checkpoints_compare_with_the_background_traffic() -> None:
     msg = next(e.message for e in log.events if e.kind == Infraction.MIN_SPEED)
     assert msg.startswith("Average speed is ") and msg.endswith("% of the surrounding traffic's one")
     # without background traffic every checkpoint is 100 %
-    log = run_route(instance_from_context(straight_ctx()), lambda env: HoldSpeedDriver(env, 5.0))
+    log = run_route(instance_from_context(straight_ctx()), hold(5.0))
     assert {e.value for e in log.events if e.kind == Infraction.MIN_SPEED} == {100.0}
 
 
@@ -363,12 +375,10 @@ def test_a_driver_that_ignores_obstacles_counts_one_collision_per_obstacle() -> 
     bench = {r.route_id: r for r in load_suite("bench").routes}
     for name in ("bench_ParkedObstacle_0", "bench_Accident_0", "bench_ConstructionObstacle_3"):
         r = bench[name]
-        log = run_route(build_scenario(r.scenario, r.seed, r.layout), lambda env: HoldSpeedDriver(env, 8.0))
+        log = run_route(build_scenario(r.scenario, r.seed, r.layout), hold(8.0))
         ids = [e.actor_id for e in collisions(log)]
         assert 1 <= len(ids) <= 3 and len(ids) == len(set(ids)), (name, [e.message for e in collisions(log)])
     # drifting onto the sidewalk along a row of poles (one every 30 m): stopped by the first
-    log = run_route(
-        instance_from_context(straight_ctx()), lambda env: HoldSpeedDriver(env, 6.0, offset_m=-4.45)
-    )
+    log = run_route(instance_from_context(straight_ctx()), hold(6.0, offset_m=-4.45))
     assert [e.kind for e in collisions(log)] == [Infraction.COLLISION_LAYOUT]
     assert log.end == RouteEnd.BLOCKED

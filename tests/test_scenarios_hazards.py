@@ -84,7 +84,8 @@ def test_a_declared_hazard_must_be_marked(monkeypatch) -> None:
     with pytest.raises(ScenarioError, match="declares no hazard"):
         build_scenario("Overeager", 1)
     with pytest.raises(ScenarioError, match="cannot be a hazard"):
-        from riskdistill.sim.layouts import LayoutParams, build_layout
+        from riskdistill.sim.layouts import LayoutParams
+        from riskdistill.sim.road_layouts import build_layout
         from riskdistill.sim.scenarios.base import BuildContext
 
         BuildContext(build_layout(LayoutParams(family="straight")), np.random.default_rng(0)).mark_hazard(

@@ -56,14 +56,25 @@ class Registry(Generic[T]):
         self._items[name] = obj
         return obj
 
-    def get(self, name: str) -> T:
-        """The plug-in called ``name``; an unknown name is an error that lists the valid ones."""
+    def get(self, name: str, *default: Any) -> T:
+        """The plug-in called ``name``; an unknown name is an error that lists the valid ones (or ``default``
+        when one is given, as for a mapping)."""
         try:
             return self._items[name]
         except (KeyError, TypeError):
+            if default:
+                return default[0]
             raise self.error(f"unknown {self.kind} {name!r}; valid {self.kind}s: {self.names()}") from None
 
-    __getitem__ = get
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
+    def __setitem__(self, name: str, obj: T) -> None:
+        """Replace or add a plug-in (tests swap one in temporarily; plug-ins use :meth:`register`)."""
+        self._items[name] = obj
+
+    def __delitem__(self, name: str) -> None:
+        del self._items[name]
 
     def names(self) -> list[str]:
         return sorted(self._items)
