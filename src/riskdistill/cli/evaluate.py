@@ -154,6 +154,9 @@ def open_loop(
     out: Path = typer.Option(Path("runs/open_loop.json"), "--out", help="Metrics JSON file."),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N frames."),
+    stride: int = typer.Option(
+        1, "--stride", min=1, help="Every N-th frame (a quick check over all routes)."
+    ),
     convention: str = typer.Option("vad", "--convention", help="L2 convention: vad | uniad."),
     device: str = typer.Option("cpu", "--device"),
     workers: int = typer.Option(0, "--workers", help="DataLoader workers."),
@@ -174,6 +177,7 @@ def open_loop(
             labels,
             batch_size=batch_size,
             limit=limit,
+            stride=stride,
             convention=convention,  # type: ignore[arg-type]
             device=device,
             num_workers=workers,

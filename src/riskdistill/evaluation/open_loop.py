@@ -471,6 +471,7 @@ def evaluate_open_loop(
     labels_dir: str | Path | None = None,
     batch_size: int = 8,
     limit: int | None = None,
+    stride: int = 1,
     convention: Literal["vad", "uniad"] = "vad",
     device: str = "cpu",
     num_workers: int = 0,
@@ -507,7 +508,10 @@ def evaluate_open_loop(
     ds = DrivingDataset(
         data_dir, grid, targets, cameras=cfg.cameras, image_hw=tuple(cfg.image_hw), image_dtype="uint8"
     )
-    dataset = ds if limit is None else Subset(ds, range(min(limit, len(ds))))
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    picked = range(0, len(ds), stride)  # every stride-th frame: a quick check over every route
+    dataset = ds if limit is None and stride == 1 else Subset(ds, list(picked)[:limit])
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_batch, num_workers=num_workers)
     index = FutureFrameIndex(ds.records)
     acc = OpenLoopAccumulator(convention=convention, occupancy_channels=BEV_CHANNELS)
