@@ -165,3 +165,21 @@ def test_a_path_speed_planner_exports_to_onnx_with_its_driving_outputs(tmp_path)
     rows = onnx_parity(student, path, [make_obs(1), make_obs(3)], True)
     assert all(v < 1e-3 for r in rows for k, v in r.items() if k.endswith("diff"))
     assert {"path_max_abs_diff", "speed_logits_max_abs_diff"} <= set(rows[0])
+
+
+def test_waypoints_can_be_a_learned_correction_to_the_kinematic_arc() -> None:
+    from riskdistill.evaluation.open_loop import compute_baseline_plans
+
+    torch.manual_seed(0)
+    cfg = student_config(
+        "tiny", heads={"risk": {"enabled": False}, "planning": {"waypoint_prior": "kinematic_arc"}}
+    )
+    student = build_student(cfg).eval()
+    head = student.heads["planning"]
+    torch.nn.init.zeros_(head.out.weight)
+    torch.nn.init.zeros_(head.out.bias)
+    obs = make_obs(3)
+    with torch.no_grad():
+        wp = student(obs)["waypoints"].numpy()
+    arc = compute_baseline_plans(obs.ego_state.numpy(), obs.target_point.numpy())["kinematic_arc"]
+    np.testing.assert_allclose(wp, arc, atol=1e-5)  # no correction learned yet: the physics prior itself

@@ -333,25 +333,19 @@ def compute_baseline_plans(
 
     - ``constant_velocity``: straight ahead at the current speed;
     - ``kinematic_arc``: along the circular arc through the origin, tangent to the heading, that passes
-      through the route's target point, at the current speed and acceleration (never reversing).
+      through the route's target point, at the current speed and acceleration, never reversing
+      (:func:`riskdistill.models.heads.planning.kinematic_arc`).
 
     A network that does not beat these has not learned to plan (``docs/metrics.md``)."""
+    import torch
+
+    from riskdistill.models.heads.planning import kinematic_arc
+
     ego = np.asarray(ego_state, dtype=np.float64).reshape(-1, 4)
     tp = np.asarray(target_point, dtype=np.float64).reshape(-1, 2)
-    t = dt_s * np.arange(1, n + 1)[None, :]  # [1, n]
-    v, a = ego[:, :1], ego[:, 1:2]
-    stop_t = np.where(a < 0, -v / np.minimum(a, -1e-9), np.inf)
-    te = np.minimum(t, stop_t)
-    dist = np.maximum(v * te + 0.5 * a * te**2, 0.0)  # [B, n]
-    cv = np.stack([v * t, np.zeros_like(t * v)], axis=-1)
-    # curvature of the arc through (0, 0) with heading +x and through (tx, ty): k = 2 ty / (tx^2 + ty^2)
-    k = 2.0 * tp[:, 1:2] / np.maximum((tp**2).sum(-1, keepdims=True), 1e-6)
-    small = np.abs(k) < 1e-6
-    ks = np.where(small, 1.0, k)
-    arc = np.stack(
-        [np.where(small, dist, np.sin(ks * dist) / ks), np.where(small, 0.0, (1.0 - np.cos(ks * dist)) / ks)],
-        axis=-1,
-    )
+    t = dt_s * np.arange(1, n + 1)[None, :]
+    cv = np.stack([ego[:, :1] * t, np.zeros_like(t * ego[:, :1])], axis=-1)
+    arc = kinematic_arc(torch.from_numpy(ego), torch.from_numpy(tp), n).numpy()
     return {"constant_velocity": cv, "kinematic_arc": arc}
 
 

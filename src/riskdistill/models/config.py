@@ -145,6 +145,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "path_points": 20,
                 "speed_bins_mps": list(CPU_SPEED_BINS_MPS),
                 "waypoint_weight": 0.5,
+                "waypoint_prior": "kinematic_arc",
             },
             "occupancy": {
                 "hidden": 32,

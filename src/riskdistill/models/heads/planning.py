@@ -23,7 +23,7 @@ A driver turns path and speed into waypoints with :meth:`PlanningHead.plan`.
 from __future__ import annotations
 
 import itertools
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ import torch.nn.functional as F  # noqa: N812
 from pydantic import Field, field_validator
 from torch import nn
 
-from riskdistill.contracts.agent import PLAN_HORIZON
+from riskdistill.contracts.agent import PLAN_DT_S, PLAN_HORIZON
 from riskdistill.contracts.batch import Observation, Targets
 from riskdistill.contracts.observation import EGO_STATE_FIELDS
 from riskdistill.contracts.plan import waypoints_from_path_speed
@@ -55,6 +55,9 @@ class PlanningHeadConfig(HeadConfig):
     path_spacing_m: float = Field(default=1.0, gt=0.0)
     speed_bins_mps: tuple[float, ...] = Field(default=(), description="(): no target-speed output")
     waypoint_weight: float = Field(default=1.0, ge=0.0)
+    waypoint_prior: Literal["none", "kinematic_arc"] = Field(
+        default="none", description="kinematic_arc: the waypoints are a learned correction to that plan"
+    )
     path_weight: float = Field(default=1.0, ge=0.0)
     speed_weight: float = Field(default=1.0, ge=0.0)
 
@@ -89,6 +92,24 @@ class _DecoderLayer(nn.Module):
 
 
 EGO_SCALE = {"speed_mps": 0.1, "accel_mps2": 0.2, "yaw_rate_radps": 1.0, "steer": 1.0}
+
+
+def kinematic_arc(ego_state: torch.Tensor, target_point: torch.Tensor, n: int = PLAN_HORIZON) -> torch.Tensor:
+    """``[B, n, 2]`` waypoints every ``PLAN_DT_S`` along the circular arc through the origin, tangent to the
+    heading, that passes through the target point, at the current speed and acceleration (``ego_state``
+    columns 0 and 1), never reversing: a plan that needs no learning (also the open-loop baseline of
+    ``evaluation.open_loop.compute_baseline_plans``)."""
+    v, a = ego_state[:, 0:1], ego_state[:, 1:2]
+    t = torch.arange(1, n + 1, dtype=ego_state.dtype, device=ego_state.device)[None] * PLAN_DT_S  # [1, n]
+    stop_t = torch.where(a < 0, -v / a.clamp(max=-1e-9), torch.full_like(v, float("inf")))
+    te = torch.minimum(t, stop_t)
+    dist = (v * te + 0.5 * a * te**2).clamp(min=0.0)  # [B, n]
+    k = 2.0 * target_point[:, 1:2] / (target_point**2).sum(-1, keepdim=True).clamp(min=1e-6)
+    small = k.abs() < 1e-6
+    ks = torch.where(small, torch.ones_like(k), k)
+    x = torch.where(small, dist, torch.sin(ks * dist) / ks)
+    y = torch.where(small, torch.zeros_like(dist), (1.0 - torch.cos(ks * dist)) / ks)
+    return torch.stack([x, y], dim=-1)
 
 
 def two_hot(values: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
@@ -170,7 +191,10 @@ class PlanningHead(Head):
         for layer in self.layers:
             q = layer(q, memory, pos)
         steps = self.out(q[:, :PLAN_HORIZON]) * self.step_scale_m  # [B, 6, 2] displacement per 0.5 s
-        out = {"waypoints": torch.cumsum(steps, dim=1)}
+        waypoints = torch.cumsum(steps, dim=1)
+        if self.cfg.waypoint_prior == "kinematic_arc":  # learn a correction to the physics prior
+            waypoints = waypoints + kinematic_arc(obs.ego_state.float(), obs.target_point.float())
+        out = {"waypoints": waypoints}
         k = PLAN_HORIZON
         if self.path_out is not None:
             p = self.cfg.path_points
