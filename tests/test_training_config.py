@@ -48,7 +48,7 @@ def test_unknown_keys_list_the_valid_ones() -> None:
         TrainConfig.from_dict({"data": {"root": "x", "bach_size": 3}})
     with pytest.raises(ConfigError, match=r"\['wieght'\].*'weight'"):
         load_train_config(base=DATA, overrides=["model.heads.risk.wieght=2"])
-    with pytest.raises(ConfigError, match=r"unknown student preset 'huge'.*'base', 'tiny'"):
+    with pytest.raises(ConfigError, match=r"unknown student preset 'huge'.*'base', 'cpu', 'tiny'"):
         load_train_config(base={**DATA, "model": {"preset": "huge"}})
     with pytest.raises(ConfigError, match="data"):
         TrainConfig.from_dict({})  # the data set is required

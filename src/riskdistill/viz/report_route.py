@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import ImageDraw
 
+from riskdistill.types import Infraction
 from riskdistill.viz.report_data import ClosedLoopRun, RouteOutcome
 from riskdistill.viz.report_names import slug
 
@@ -60,7 +61,8 @@ def _clip(text: str, n: int) -> str:
 
 
 def infraction_cell(outcome: RouteOutcome, page_href: str | None) -> str:
-    """The main table's infraction cell: counts per kind, the first messages (cut), a link to all of them.
+    """The main table's infraction cell: counts per kind, the first messages (cut; min-speed checkpoints,
+    recorded on every route, after the infractions), a link to all of them.
     Never long: a route with thousands of events gives a few lines."""
     from riskdistill.viz.report_html import esc
 
@@ -71,7 +73,7 @@ def infraction_cell(outcome: RouteOutcome, page_href: str | None) -> str:
     head = ", ".join(f"{n} &times; {esc(k.replace('_', ' '))}" for k, n in counts.most_common())
     quotes = "".join(
         f'<div class="q">{e.time_s:.1f} s: {esc(_clip(str(e.message), CELL_CHARS))}</div>'
-        for e in sorted(events, key=lambda e: e.time_s)[:CELL_MESSAGES]
+        for e in sorted(events, key=lambda e: (e.kind == Infraction.MIN_SPEED, e.time_s))[:CELL_MESSAGES]
     )
     more = ""
     if page_href is not None:
