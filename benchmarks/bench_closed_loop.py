@@ -18,6 +18,12 @@ than wall time; ``2 x 60 / CPU s per route`` is the rate two otherwise idle core
 runs every configuration that many times, interleaved, and keeps the fastest (a shared host slows runs, never
 speeds them up); the driving results are the same every time. Route files stay in ``--out`` (default: a
 temporary folder) for comparisons.
+
+``--steady`` runs the routes one after the other in this process on one thread, as an evaluation worker
+does once started (after a warm-up route: imports, loading the student, the ONNX export), and reports CPU
+seconds per route and per 10 Hz step; ``120 / CPU s per route`` is what two otherwise idle cores would
+give on a long suite, where worker start-up is spread over many routes. On a shared host this is the
+number to compare: CPU time is counted only while the process runs.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from rich.table import Table
 
 from riskdistill.evaluation.closed_loop import evaluate_suite
 from riskdistill.evaluation.generalisation import EvalVariant
+from riskdistill.evaluation.route_runner import run_one_route
 from riskdistill.sim.suites import load_suite
 
 
@@ -71,6 +78,58 @@ def run_config(ckpt: Path, suite, out: Path, workers: int, options: dict, varian
     }
 
 
+def run_steady(ckpt: Path, suite, options: dict, variant: EvalVariant) -> dict:
+    """The routes one after the other in this process on one thread, as a worker runs them once started:
+    CPU seconds per route and per simulated step, after a warm-up route (imports, loading, export)."""
+    import torch
+
+    torch.set_num_threads(1)
+    vdict = variant.to_dict()
+    run_one_route(suite.routes[0], 0, str(ckpt), {**vdict, "route_timeout_s": 1.0}, None, (), options)
+    c0, t0 = time.process_time(), time.perf_counter()
+    docs = [
+        run_one_route(spec, i, str(ckpt), vdict, None, (), options) for i, spec in enumerate(suite.routes)
+    ]
+    cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    steps = sum(d["duration_game_s"] for d in docs) * 10.0
+    return {
+        "cpu_s_per_route": cpu / len(docs),
+        "cpu_ms_per_step": 1000.0 * cpu / max(steps, 1.0),
+        "wall_s": wall,
+        "ds": sum(d["scores"]["score_composed"] for d in docs) / len(docs),
+        "errors": [d["error"] for d in docs if d["error"]],
+    }
+
+
+def steady_main(args, ckpt: Path, suite, configs, variant: EvalVariant) -> None:
+    best: dict[str, dict] = {}
+    for _ in range(args.repeats):
+        for name, options in configs:
+            r = run_steady(ckpt, suite, options, variant)
+            if r["errors"]:
+                Console().print(f"[red]{name} route errors:[/] {r['errors']}")
+            if name not in best or r["cpu_s_per_route"] < best[name]["cpu_s_per_route"]:
+                best[name] = r
+    table = Table(
+        title=f"closed loop in one process, one thread, {ckpt.name}, {len(suite.routes)} bench routes, "
+        f"after a warm-up route, best of {args.repeats}"
+    )
+    for col in ("config", "CPU s / route", "CPU ms / step", "speed-up", "routes/min on 2 idle cores", "DS"):
+        table.add_column(col, justify="left" if col == "config" else "right")
+    ref = best[configs[0][0]]
+    for name, _ in configs:
+        r = best[name]
+        table.add_row(
+            name,
+            f"{r['cpu_s_per_route']:.2f}",
+            f"{r['cpu_ms_per_step']:.2f}",
+            f"{ref['cpu_s_per_route'] / r['cpu_s_per_route']:.2f}x",
+            f"{120.0 / r['cpu_s_per_route']:.1f}",
+            f"{r['ds']:.1f}",
+        )
+    Console(width=200).print(table)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--routes", type=int, default=4, help="bench routes, spread over the scenario types")
@@ -81,6 +140,7 @@ def main() -> None:
     ap.add_argument("--image-hw", type=int, nargs=2, default=[64, 176])
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: an untrained tiny student")
     ap.add_argument("--out", type=Path, default=None, help="keep the evaluation folders here")
+    ap.add_argument("--steady", action="store_true", help="routes in this process: CPU per route and step")
     args = ap.parse_args()
 
     tmp = args.out or Path(tempfile.mkdtemp(prefix="bench_closed_loop_"))
@@ -99,6 +159,9 @@ def main() -> None:
     suite = load_suite("bench").spread(args.routes)
     variant = EvalVariant(route_timeout_s=timeout or None)
     configs = [(c, parse_config(c)) for c in args.configs]
+    if args.steady:
+        steady_main(args, ckpt, suite, configs, variant)
+        return
 
     best: dict[tuple[str, int], dict] = {}
     for rep in range(args.repeats):

@@ -71,3 +71,9 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.close(fd)
         os.unlink(lock)
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _engine_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Exported ONNX graphs (``models.engines.engine_cache_dir``) go to a session folder, not ~/.cache."""
+    os.environ.setdefault("RISKDISTILL_CACHE", str(tmp_path_factory.mktemp("riskdistill_cache")))

@@ -42,6 +42,7 @@ def test_student_closed_loop_on_a_short_route(checkpoint: Path, tmp_path: Path) 
     assert (
         summary["driver"] == str(checkpoint.resolve()) and summary["variant"]["rig_shift"] == "drop-CAM_BACK"
     )
+    assert summary["driver_options"] == {"plan_every_steps": 5, "engine": "onnx"}  # the defaults
     outcome = json.loads((tmp_path / "risk_outcome.json").read_text())
     assert outcome["n_routes_with_risk"] == 1
 
@@ -106,18 +107,28 @@ def test_driver_options_plan_rate_and_engine(checkpoint: Path, tmp_path: Path) -
     assert len(risk) == 20 and all(risk[k] == risk[k - k % 5] for k in range(20))  # held between plans
     # resuming with other options is refused, naming both
     with pytest.raises(ValueError, match="plan_every_steps"):
-        evaluate_suite(one, str(checkpoint), tmp_path, show_progress=False, variant=variant)
-    # a folder written before the options existed resumes with the options it was evaluated with
-    legacy = tmp_path / "legacy"
-    evaluate_suite(one, str(checkpoint), legacy, show_progress=False, variant=variant)
-    cfg = json.loads((legacy / "eval_config.json").read_text())
-    assert cfg.pop("driver_options") == {"plan_every_steps": 1, "engine": "eager"}
-    (legacy / "eval_config.json").write_text(json.dumps(cfg))
-    evaluate_suite(one, str(checkpoint), legacy, show_progress=False, variant=variant)
-    with pytest.raises(ValueError, match="old, new"):
         evaluate_suite(
-            one, str(checkpoint), legacy, show_progress=False, variant=variant, driver_options=options
+            one,
+            str(checkpoint),
+            tmp_path,
+            show_progress=False,
+            variant=variant,
+            driver_options={"plan_every_steps": 2},
         )
+    evaluate_suite(
+        one, str(checkpoint), tmp_path, show_progress=False, variant=variant
+    )  # the defaults: resumes
+    # a folder written before the options existed was evaluated every step with eager PyTorch: it resumes
+    # with those options only (the defaults are 2 Hz and onnx)
+    legacy = tmp_path / "legacy"
+    before = {"plan_every_steps": 1, "engine": "eager"}
+    evaluate_suite(one, str(checkpoint), legacy, show_progress=False, variant=variant, driver_options=before)
+    cfg = json.loads((legacy / "eval_config.json").read_text())
+    assert cfg.pop("driver_options") == before
+    (legacy / "eval_config.json").write_text(json.dumps(cfg))
+    evaluate_suite(one, str(checkpoint), legacy, show_progress=False, variant=variant, driver_options=before)
+    with pytest.raises(ValueError, match="old, new"):
+        evaluate_suite(one, str(checkpoint), legacy, show_progress=False, variant=variant)
     # options that do not exist, or for a driver that is not a student
     with pytest.raises(ValueError, match="valid engines"):
         evaluate_suite(one, str(checkpoint), tmp_path / "x", driver_options={"engine": "tensorrt"})

@@ -83,7 +83,7 @@ def test_student_driver_drives_in_the_simulator() -> None:
 
     torch.manual_seed(0)
     student = build_student(student_config("tiny", temporal={"enabled": True}))
-    driver = StudentDriver(student, "bench2drive", (48, 132), history_stride=2)  # resized on the fly
+    driver = StudentDriver(student, "bench2drive", (48, 132), history_stride=2, plan_every_steps=1)  # resized
     assert driver.sensors.rig == "bench2drive" and driver.sensors.image_hw == (48, 132)
     env = DrivingEnv(observe=CameraObserver(resize_rig(load_rig("bench2drive"), 64, 176)))
     ai = env.reset(build_scenario("VehicleTurningRoutePedestrian", 7, {"family": "junction4"}))

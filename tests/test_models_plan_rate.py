@@ -142,8 +142,9 @@ def test_every_step_eager_matches_the_student_called_directly(student) -> None:
     observation, bit for bit."""
     env = DrivingEnv(observe=CameraObserver(resize_rig(load_rig("bench2drive"), *HW)))
     ai = env.reset(_instance())
-    driver = StudentDriver(student, "bench2drive", HW)
-    assert driver.plan_every_steps == 1 and driver.engine.name == "eager"
+    assert StudentDriver(student, "bench2drive", HW).plan_every_steps == 5  # the default: 2 Hz
+    driver = StudentDriver(student, "bench2drive", HW, plan_every_steps=1)
+    assert driver.engine.name == "eager"
     driver.reset()
     for _ in range(4):
         action = driver.act(ai)
@@ -161,8 +162,8 @@ def test_onnx_engine_matches_eager_in_the_driver(student, tmp_path) -> None:
     env = DrivingEnv(observe=CameraObserver(resize_rig(load_rig("bench2drive"), *HW)))
     ai = env.reset(_instance())
     onnx = OnnxEngine(student, with_risk=True, onnx_path=tmp_path)
-    fast = StudentDriver(student, "bench2drive", HW, engine=onnx)
-    ref = StudentDriver(student, "bench2drive", HW, engine="eager")
+    fast = StudentDriver(student, "bench2drive", HW, engine=onnx, plan_every_steps=1)
+    ref = StudentDriver(student, "bench2drive", HW, engine="eager", plan_every_steps=1)
     for _ in range(3):
         a, b = fast.act(ai), ref.act(ai)
         np.testing.assert_allclose(a.waypoints_ego, b.waypoints_ego, atol=1e-4, rtol=0)
@@ -191,7 +192,7 @@ def test_bad_rates_and_engines_are_refused(student) -> None:
     with pytest.raises(ValueError, match="multiple of plan_every_steps"):
         StudentDriver(temporal, "bench2drive", HW, plan_every_steps=2, history_stride=5)
     with pytest.raises(ValueError, match="temporal student"):
-        StudentDriver(temporal, "bench2drive", HW, engine="onnx")
+        StudentDriver(temporal, "bench2drive", HW, engine="onnx", plan_every_steps=1)
 
 
 def test_a_temporal_student_sees_the_frame_of_an_earlier_planning_step(student) -> None:

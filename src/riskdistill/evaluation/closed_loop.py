@@ -31,7 +31,6 @@ recorded again, and a recording that fails is dropped with a warning in the rout
 from __future__ import annotations
 
 import multiprocessing as mp
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -102,15 +101,12 @@ def evaluate_suite(
                 pass  # unreadable: run it again
         todo.append((i, spec))
     if todo and isinstance(factory, StudentDriverFactory):
-        factory.check()  # ... and on a checkpoint that does not load
-    with tempfile.TemporaryDirectory(prefix="riskdistill_engine_") as engine_dir:
-        options = dict(resolved_options or {})
-        if todo and isinstance(factory, StudentDriverFactory) and options.get("engine") == "onnx":
-            options["onnx_dir"] = factory.prepare(engine_dir).onnx_dir  # exported once, loaded by workers
-        results = _run_routes(
-            routes, numbers, todo, results, driver_spec, driver_key, variant, out_dir, recorders,
-            options or None, workers, show_progress,
-        )  # fmt: skip
+        factory.check()  # ... and on a checkpoint that does not load or a rig it was not trained with
+        factory.prepare()  # the onnx engine's graph: exported once here, loaded by the workers
+    results = _run_routes(
+        routes, numbers, todo, results, driver_spec, driver_key, variant, out_dir, recorders,
+        resolved_options, workers, show_progress,
+    )  # fmt: skip
 
     ordered = [results[s.route_id] for s in routes]
     summary = compute_summary(ordered, n_routes_in_suite=len(routes))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,9 @@ _ENGINE_CACHE: dict[tuple, Any] = {}
 DRIVER_OPTIONS = ("plan_every_steps", "engine")
 #: What a folder evaluated before the options existed was driven with.
 LEGACY_DRIVER_OPTIONS = {"plan_every_steps": 1, "engine": "eager"}
+#: The engine closed-loop evaluation uses unless told otherwise (temporal students: ``eager``, the export
+#: has no history input). Measured in ``benchmarks/bench_inference.py`` and ``bench_closed_loop.py``.
+EVAL_DEFAULT_ENGINE = "onnx"
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,10 @@ class StudentDriverFactory:
     The rig is ``rig`` if given, else the checkpoint's ``config.json`` key ``"rig"`` (top level or under
     ``"data"``), else the built-in rig named in the manifest of the training data (``data.root``), else
     :data:`DEFAULT_STUDENT_RIG`; the image size is the student config's ``image_hw``. ``plan_every_steps``
-    and ``engine`` are the driver's (None: ``StudentDriver``'s defaults); ``onnx_dir`` is where the ``onnx``
-    engine finds (or exports) its graph, shared by the worker processes (:meth:`prepare`).
+    and ``engine`` configure the driver (None: ``StudentDriver``'s planning rate and
+    :data:`EVAL_DEFAULT_ENGINE`, see :meth:`options`); ``onnx_dir`` is where the ``onnx`` engine finds (or
+    exports, :meth:`prepare`) its graph (default ``models.engines.engine_cache_dir()``), shared by the
+    worker processes.
     """
 
     checkpoint: str
@@ -113,14 +118,20 @@ class StudentDriverFactory:
         return None
 
     def options(self) -> dict[str, Any]:
-        """The resolved driver options (:data:`DRIVER_OPTIONS`), defaults filled in."""
-        from riskdistill.models.driver import DEFAULT_ENGINE, DEFAULT_PLAN_EVERY_STEPS
+        """The resolved driver options (:data:`DRIVER_OPTIONS`), defaults filled in: ``StudentDriver``'s
+        planning rate, :data:`EVAL_DEFAULT_ENGINE` (``eager`` for a temporal student)."""
+        from riskdistill.models.driver import DEFAULT_PLAN_EVERY_STEPS
+        from riskdistill.models.io import load_student_config
 
+        engine = self.engine
+        if engine is None:
+            temporal = load_student_config(self.checkpoint).temporal.enabled
+            engine = "eager" if temporal else EVAL_DEFAULT_ENGINE
         return {
             "plan_every_steps": int(
                 DEFAULT_PLAN_EVERY_STEPS if self.plan_every_steps is None else self.plan_every_steps
             ),
-            "engine": str(DEFAULT_ENGINE if self.engine is None else self.engine),
+            "engine": str(engine),
         }
 
     def checkpoint_rig(self) -> str:
@@ -161,18 +172,23 @@ class StudentDriverFactory:
         )
         return observation_from_agent_input(ai, student.cfg.cameras, (h, w)).batched()
 
-    def prepare(self, onnx_dir: str | Path) -> StudentDriverFactory:
+    def prepare(self) -> None:
         """For the ``onnx`` engine: export the graph once into ``onnx_dir`` (the workers load it instead of
-        each exporting it) and return the factory that points there; any other engine: ``self``."""
+        each exporting it); nothing for other engines. ValueError when the export fails."""
         if self.options()["engine"] != "onnx":
-            return self
+            return
         from riskdistill.models import load_student
         from riskdistill.models.engines import OnnxEngine
 
         student = load_student(self.checkpoint, map_location="cpu").eval()  # leaves this process's threads
-        engine = OnnxEngine(student, student.has_risk_head, onnx_path=onnx_dir)
-        engine.prepare(self.example_observation(student))
-        return replace(self, onnx_dir=str(onnx_dir))
+        engine = OnnxEngine(student, student.has_risk_head, onnx_path=self.onnx_dir)
+        try:
+            engine.prepare(self.example_observation(student))
+        except Exception as exc:
+            raise ValueError(
+                f"driver checkpoint {self.checkpoint}: the onnx engine could not export the student "
+                f"({type(exc).__name__}: {exc}); evaluate with engine 'eager' (--engine eager)"
+            ) from exc
 
     def _engine(self, student: Any) -> Any:
         opts = self.options()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import ConfigDict, Field, RootModel, SerializeAsAny, model_validator
+from pydantic_core import PydanticUndefined
 
 from riskdistill.config import StrictConfig, deep_merge
 from riskdistill.geometry import BEV_GRID_PRESETS, BevGrid
@@ -37,7 +38,7 @@ class HeadsConfig(RootModel[dict[str, SerializeAsAny[HeadConfig]]]):
     def _build(cls, data: Any) -> Any:
         if isinstance(data, HeadsConfig):
             return data.root
-        if data is None:
+        if data is None or data is PydanticUndefined:  # HeadsConfig(): the defaults
             data = {}
         if not isinstance(data, dict):
             raise ValueError(f"heads must be a mapping of head name -> config, got {type(data).__name__}")

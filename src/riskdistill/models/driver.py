@@ -31,8 +31,10 @@ from riskdistill.contracts.plan_hold import PlanHold
 from riskdistill.models.engines import ENGINES, Engine, build_engine
 from riskdistill.models.student import Student
 
-#: The planning rate of ``StudentDriver`` unless told otherwise: every simulator step (10 Hz).
-DEFAULT_PLAN_EVERY_STEPS = 1
+#: The planning rate of ``StudentDriver`` unless told otherwise: every 5th simulator step (2 Hz), the rate of
+#: the recorded data and of the plan's waypoints; it drives as well as planning at 10 Hz for a fifth of the
+#: compute (``docs/benchmarks.md``, closed-loop throughput).
+DEFAULT_PLAN_EVERY_STEPS = 5
 DEFAULT_ENGINE = "eager"
 
 

@@ -12,16 +12,18 @@
     engine = build_engine("onnx", student, with_risk=True)
     out = engine(observation)            # numpy arrays with the batch dimension: out["waypoints"] [B, 6, 2]
 
-The ONNX graph is exported on the first call, from that call's observation (shapes and dtypes), into
-``onnx_path`` (default: a fresh temporary folder), or loaded from ``onnx_path`` when the file exists and was
-exported from the same weights (its name is checked against a hash of the weights and the export settings).
+The ONNX graph is exported on the first call, from that call's observation (shapes and dtypes), into the
+folder ``onnx_path`` (default: :func:`engine_cache_dir`, ``$RISKDISTILL_CACHE/onnx`` or
+``~/.cache/riskdistill/onnx``), or loaded from there when a file exported from the same weights exists: its
+name holds a hash of the weights, the student config, the export settings and the torch version, and the
+observation's shape. Files are written atomically, so processes may share the folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,12 @@ from riskdistill.models.export import INPUT_NAMES, export_onnx
 from riskdistill.models.student import Student
 
 ENGINES: tuple[str, ...] = ("eager", "onnx")
+
+
+def engine_cache_dir() -> Path:
+    """Where exported graphs are kept: ``$RISKDISTILL_CACHE/onnx``, else ``~/.cache/riskdistill/onnx``."""
+    root = os.environ.get("RISKDISTILL_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "riskdistill") / "onnx"
 
 
 class EagerEngine:
@@ -92,7 +100,7 @@ class OnnxEngine:
 
     def _file_for(self, obs: Observation) -> Path:
         if self._dir is None:
-            self._dir = Path(tempfile.mkdtemp(prefix="riskdistill_onnx_"))
+            self._dir = engine_cache_dir()
         shape = "x".join(str(d) for d in obs.images.shape)
         dtype = str(obs.images.dtype).removeprefix("torch.")
         return self._dir / f"student-{self.digest}-{dtype}-{shape}.onnx"
