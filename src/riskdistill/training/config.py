@@ -97,6 +97,11 @@ class TrainConfig(StrictConfig):
     seed: int = 0
     cpu_threads: int | None = Field(default=None, ge=1, description="torch threads per process")
     log_every_steps: int = Field(default=10, ge=1)
+    bev_grad_every_steps: int | None = Field(
+        default=50,
+        ge=1,
+        description="log every head loss's gradient norm at the BEV features every N steps (None: never)",
+    )
     val_every_steps: int | None = Field(default=None, ge=1, description="None: at the end only")
     checkpoint_every_steps: int | None = Field(default=500, ge=1, description="None: final only")
     keep_last_checkpoints: int = Field(default=2, ge=0)
@@ -191,6 +196,7 @@ RESUME_ALLOWED = frozenset(
         "epochs",
         "cpu_threads",
         "log_every_steps",
+        "bev_grad_every_steps",
         "val_every_steps",
         "checkpoint_every_steps",
         "keep_last_checkpoints",
