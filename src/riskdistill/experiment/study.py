@@ -241,8 +241,8 @@ def bev_grad_summary(run_dir: Path) -> dict[str, float] | None:
         return None
     keys = sorted({k for r in rows for k in r if k.startswith("bev_grad_")})
     out = {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
-    if out.get("bev_grad_planning"):
-        out["risk_over_planning"] = out.get("bev_grad_risk", 0.0) / out["bev_grad_planning"]
+    if out.get("bev_grad_planning") and "bev_grad_risk" in out:
+        out["risk_over_planning"] = out["bev_grad_risk"] / out["bev_grad_planning"]
     out["rows"] = len(rows)
     return out
 
@@ -388,8 +388,13 @@ def merge_study(
         {"variant": c.variant, "seed": c.seed, "rig": c.rig, "reason": c.missing} for c in cells if c.missing
     ]
     if missing and not allow_missing:
-        listed = "; ".join(f"{m['variant']}-s{m['seed']} {m['rig']}: {m['reason']}" for m in missing[:8])
-        more = f" (and {len(missing) - 8} more)" if len(missing) > 8 else ""
+        lost = sorted({m["seed"] for m in missing if m["reason"].startswith("no part")})
+        items = [f"seed {s}: no part holds it" for s in lost]
+        items += [
+            f"{m['variant']}-s{m['seed']} {m['rig']}: {m['reason']}" for m in missing if m["seed"] not in lost
+        ]
+        listed = "; ".join(items[:8])
+        more = f" (and {len(items) - 8} more)" if len(items) > 8 else ""
         raise MergeError(
             f"{len(missing)} missing part(s) of the study: {listed}{more}. Run or resume them, or merge with "
             "--allow-missing (the missing parts are then listed in the results, never averaged over)"
@@ -433,6 +438,7 @@ def merge_study(
         "git_commit": parts[0].commits[0] if parts[0].commits else None,
         "parts": [{"path": str(p.path), "seeds": p.config.seeds} for p in parts],
         "seeds": seeds,
+        "seeds_with_results": sorted({c.seed for c in cells if c.outcomes is not None}),
         "variants": cfg.variants,
         "rigs": cfg.rigs,
         "pairs": [list(p) for p in cfg.pairs],

@@ -43,6 +43,10 @@ def verdict(c: dict[str, Any], alpha: float = 0.05) -> str:
     )
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
 def _comparisons(statistics: dict[str, Any], rig: str, selection: str) -> list[dict[str, Any]]:
     return [c for c in statistics["comparisons"] if c["rig"] == rig and c["selection"] == selection]
 
@@ -101,10 +105,16 @@ def render_study_readme(
         f"- Routes that crashed (scored 0, kept): {study['crashed_routes']}.",
     ]
     if study["missing"]:
+        lost = sorted({m["seed"] for m in study["missing"] if m["reason"].startswith("no part")})
+        items = [f"seed {s} (no part holds it)" for s in lost]
+        items += [
+            f"{m['variant']}-s{m['seed']} {m['rig']} ({m['reason']})"
+            for m in study["missing"]
+            if m["seed"] not in lost
+        ]
         lines.append(
             f"- **Missing ({len(study['missing'])} cells, not averaged over; comparisons use the seeds both "
-            "variants have):** "
-            + "; ".join(f"{m['variant']}-s{m['seed']} {m['rig']} ({m['reason']})" for m in study["missing"])
+            "variants have):** " + "; ".join(items)
         )
     else:
         lines.append("- Missing: nothing; every seed x variant x rig finished.")
@@ -115,7 +125,7 @@ def render_study_readme(
     for tm in timings.values():
         by = tm["by_kind_s"]
         total += tm["total_s"]
-        cells = [f"{by.get(k, 0.0) / 60:.0f} min" for k in _KINDS]
+        cells = [_duration(by.get(k, 0.0)) for k in _KINDS]
         lines.append(f"| {tm['seeds']} | " + " | ".join(cells) + f" | {tm['total_s'] / 3600:.2f} |")
     lines += [
         "",
@@ -146,7 +156,8 @@ def render_study_readme(
         det = "-" if lt["detection_rate"] is None else f"{lt['detection_rate']:.2f}"
         lead = "-" if lt["lead_time_mean_s"] is None else f"{lt['lead_time_mean_s']:.2f} s"
         lines.append(
-            f"- {v}: {lt['n_events']} collisions on the nominal rig, detected before {det}, lead {lead}."
+            f"- {v}: {lt['n_events']} collisions on the nominal rig; path risk above {lt['threshold']} "
+            f"before them (detection rate) {det}, mean lead time {lead}."
         )
     by_v: dict[str, list[dict[str, Any]]] = {}
     for row in diagnostics["per_seed"]:
@@ -178,7 +189,8 @@ def render_study_readme(
         "scenarios, driven by small CPU students.",
         f"- Anything about a VLM teacher unless the teacher above is `vlm` (here: "
         f"`{cfg['teacher']['kind']}`).",
-        f"- Effects smaller than the intervals: with {len(study['seeds'])} seed(s) the seed-to-seed "
+        f"- Effects smaller than the intervals: with {len(study['seeds_with_results'])} seed(s) the "
+        "seed-to-seed "
         "variation is estimated from very few values; the intervals resample seeds and routes "
         "(docs/experiment.md).",
         "- Independence it assumes: the McNemar test treats every (seed, route) pair as independent; the "
