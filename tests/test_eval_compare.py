@@ -129,7 +129,11 @@ def test_single_seed_uses_the_bootstrap_and_files_are_written(tmp_path: Path) ->
     saved = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert saved["labels"].keys() == {"control", "rsd"}
     md = (tmp_path / "cmp" / "comparison.md").read_text()
-    assert "| control | 1 | 70.00 [" in md and "Wilcoxon" in md and "| rsd | route score | 5 |" in md
+    assert (
+        "| control | 1 | 70.00 [" in md
+        and "Wilcoxon" in md
+        and "| rsd - control | nominal | 0 | 5 | 20.00 [" in md
+    )
     with pytest.raises(FileNotFoundError, match=r"results\.json"):
         write_comparison([str(tmp_path / "nope")], tmp_path / "cmp2")
 

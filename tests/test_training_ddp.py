@@ -23,6 +23,7 @@ def test_two_process_gloo_run_keeps_replicas_identical(labelled_dataset: Path, t
         max_steps=3,
         data={"max_train_samples": 8, "val_fraction": 0.5, "split_seed": 0, "max_val_samples": 3},
         checkpoint_every_steps=2,
+        bev_grad_every_steps=2,  # the per-head BEV gradient probe runs under DDP too
     )
     run = tmp_path / "ddp"
     res = launch(cfg, run, nproc=2)
@@ -39,6 +40,8 @@ def test_two_process_gloo_run_keeps_replicas_identical(labelled_dataset: Path, t
     assert [r["step"] for r in train_rows] == [1, 2, 3]  # rank 0 alone writes the log
     val = [r for r in rows if r["split"] == "val"]
     assert len(val) == 1 and math.isfinite(val[0]["planning_l1_m"]) and "risk_l1" in val[0]
+    probes = [r for r in rows if r["split"] == "bev_grad"]
+    assert [r["step"] for r in probes] == [2] and probes[0]["bev_grad_risk"] > 0.0
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "final",
         "latest.json",

@@ -209,13 +209,26 @@ def compare(
     runs: list[str] = typer.Argument(..., help="Closed-loop output folders, optionally LABEL=DIR."),
     out: Path = typer.Option(Path("runs/compare"), "--out", help="Folder for comparison.json / .md."),
     reference: str | None = typer.Option(None, "--reference", help="Label to pair against (default: first)."),
+    pair: list[str] = typer.Option(
+        [],
+        "--pair",
+        help="A:B pairs compared as A - B, e.g. --pair rsd:baseline --pair rsd:control "
+        "(default: every label against the reference).",
+    ),
 ) -> None:
-    """Mean and 95 % CI per label (seeds or bootstrap over routes) and paired per-route tests."""
+    """Mean and 95 % CI per label and rig (seeds or bootstrap over routes), paired tests per rig (bootstrap
+    over seeds then routes, Wilcoxon for DS, McNemar for success, Holm-adjusted)."""
     from riskdistill.evaluation.compare import write_comparison
     from riskdistill.evaluation.leaderboard import CheckpointFormatError
 
+    pairs = None
+    if pair:
+        bad = [p for p in pair if p.count(":") != 1 or "" in p.split(":")]
+        if bad:
+            fail(f"--pair takes A:B (two labels), got {bad}")
+        pairs = [tuple(p.split(":")) for p in pair]
     try:
-        comparison = write_comparison(runs, out, reference)
+        comparison = write_comparison(runs, out, reference, pairs)
     except (FileNotFoundError, CheckpointFormatError, ValueError) as exc:
         fail(str(exc))
     from riskdistill.evaluation.compare import render_markdown

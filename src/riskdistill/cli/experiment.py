@@ -1,4 +1,5 @@
-"""``riskdistill demo`` and ``riskdistill experiment``: the RSD study end to end (see ``experiment/``)."""
+"""``riskdistill demo``, ``riskdistill experiment`` and ``riskdistill experiment merge``: the RSD study end to
+end (see ``experiment/``)."""
 
 from __future__ import annotations
 
@@ -42,11 +43,25 @@ def results_table(result: Any) -> Table:
     return table
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``"1"`` / ``"0,2"`` -> ``[1]`` / ``[0, 2]``."""
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        fail(f"--seeds takes comma-separated integers, got {text!r}")
+
+
 def _run(
-    preset: str, config: Path | None, out: Path | None, overrides: dict[str, Any], sets: list[str]
+    preset: str,
+    config: Path | None,
+    out: Path | None,
+    overrides: dict[str, Any],
+    sets: list[str],
+    seeds: str | None = None,
+    execution: Any = None,
 ) -> None:
     from riskdistill.config import ConfigError, apply_overrides, deep_merge
-    from riskdistill.experiment import ExperimentConfig, experiment_config, run_experiment
+    from riskdistill.experiment import ExperimentConfig, config_for_seeds, experiment_config, run_experiment
 
     try:
         if config is not None:
@@ -55,12 +70,14 @@ def _run(
             base = experiment_config(preset).to_dict()
         merged = apply_overrides(deep_merge(base, overrides), sets)
         cfg = ExperimentConfig.from_dict(merged, source=str(config or f"preset {preset!r}"))
+        if seeds is not None:
+            cfg = config_for_seeds(cfg, parse_seeds(seeds))
     except (ConfigError, ValueError) as exc:
         fail(str(exc))
     out = out or Path("runs") / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    console.print(f"[bold]riskdistill {cfg.name}[/] -> {out}")
+    console.print(f"[bold]riskdistill {cfg.name}[/] (seeds {cfg.seeds}) -> {out}")
     try:
-        result = run_experiment(cfg, out, console)
+        result = run_experiment(cfg, out, console, execution=execution)
     except ValueError as exc:
         fail(str(exc))
     console.print(results_table(result))
@@ -81,12 +98,74 @@ def demo(
     _run("quick" if quick else "demo", None, out, {"workers": workers}, [])
 
 
+experiment_app = typer.Typer(
+    help="The RSD study: seeds x {baseline, RSD, controls} x {nominal rig, shifted rigs} on the bench suite, "
+    "resumable and splittable by seed; `experiment merge` combines the parts into a result folder.",
+    invoke_without_command=True,
+)
+
+
+@experiment_app.callback(invoke_without_command=True)
 def experiment(
-    preset: str = typer.Option("full", "--preset", help="demo | quick | full (ignored with --config)."),
+    ctx: typer.Context,
+    preset: str = typer.Option(
+        "full", "--preset", help="demo | quick | study | full (ignored with --config)."
+    ),
     config: Path = typer.Option(None, "--config", help="An ExperimentConfig JSON file."),
     out: Path = typer.Option(None, "--out", help="Output folder; rerun with the same folder to resume."),
     set_: list[str] = typer.Option([], "--set", help="Dotted overrides, e.g. --set train.max_steps=2000."),
+    seeds: str = typer.Option(
+        None, "--seeds", help="Run only these seeds of the study (e.g. 1 or 0,2): one part, for `merge`."
+    ),
+    ray_address: str = typer.Option(
+        None,
+        "--ray-address",
+        help="Run training jobs and closed-loop route batches as Ray tasks: 'auto', "
+        "'ray://host:10001', or 'local' (a Ray on this machine). Results equal a local run.",
+    ),
+    ray_routes_per_task: int = typer.Option(
+        4, "--ray-routes-per-task", min=1, help="Closed-loop routes per task."
+    ),
+    ray_train_cpus: float = typer.Option(
+        None, "--ray-train-cpus", help="CPUs of a training task (default: this process's torch threads)."
+    ),
+    ray_train_gpus: float = typer.Option(0.0, "--ray-train-gpus", help="GPUs of a training task."),
 ) -> None:
-    """The full study: seeds x {baseline, RSD, control} x {nominal rig, shifted rigs}, on the bench suite with
-    its held-out scenario and layout; ends in the comparison report with confidence intervals."""
-    _run(preset, config, out, {}, set_)
+    """The study: seeds x {baseline, RSD, controls} x {nominal rig, shifted rigs}, on the bench suite with
+    its held-out scenario and layout; ends in the comparison report with confidence intervals. `--seeds`
+    runs one part of a study split over machines (merge the parts with `riskdistill experiment merge`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from riskdistill.experiment import Execution
+
+    execution = Execution(
+        ray_address=ray_address,
+        train_cpus=ray_train_cpus,
+        train_gpus=ray_train_gpus,
+        routes_per_task=ray_routes_per_task,
+    )
+    _run(preset, config, out, {}, set_, seeds, execution)
+
+
+@experiment_app.command("merge")
+def merge(
+    parts: list[Path] = typer.Argument(..., help="Experiment output folders (parts of one study)."),
+    out: Path = typer.Option(..., "--out", help="The result folder, e.g. results/<study-name>."),
+    allow_missing: bool = typer.Option(
+        False, "--allow-missing", help="Merge what finished and list the missing parts (default: refuse)."
+    ),
+    name: str = typer.Option(None, "--name", help="The study's name (default: the --out folder's name)."),
+) -> None:
+    """Merge finished study parts (one or more seeds each) into one result folder: statistics over seeds and
+    routes, diagnostics, per-seed and per-route files and a README. Parts of different studies (config, git
+    commit, route suite) are refused, naming the field; missing parts are refused unless --allow-missing."""
+    from riskdistill.experiment import MergeError, merge_study
+
+    try:
+        res = merge_study(parts, out, allow_missing=allow_missing, name=name)
+    except MergeError as exc:
+        fail(str(exc))
+    typer.echo((out / "comparison.md").read_text())
+    if res.missing:
+        console.print(f"[bold yellow]{len(res.missing)} missing cell(s)[/], listed in {out / 'study.json'}")
+    console.print(f"written: {out} (README.md, comparison.md, diagnostics.md, seeds/, routes/)")

@@ -307,8 +307,20 @@ class DrivingDataset(Dataset):
         return len(self.indices)
 
     def set_epoch(self, epoch: int) -> None:
-        """Changes the augmentation draws (call it before each epoch; workers see it when re-created)."""
+        """Changes the augmentation draws and tells every target builder with a ``set_epoch`` method (e.g.
+        the shuffled control's per-epoch derangement); call it before each epoch (workers see it when
+        re-created: see :attr:`epoch_dependent`)."""
         self.epoch = int(epoch)
+        for b in self.builders:
+            set_builder_epoch = getattr(b, "set_epoch", None)
+            if set_builder_epoch is not None:
+                set_builder_epoch(self.epoch)
+
+    @property
+    def epoch_dependent(self) -> bool:
+        """Whether samples change with :meth:`set_epoch` (augmentation, or a builder with ``set_epoch``):
+        DataLoader workers must then be re-created every epoch (not persistent)."""
+        return self.augment is not None or any(hasattr(b, "set_epoch") for b in self.builders)
 
     @property
     def route_ids(self) -> list[str]:

@@ -31,7 +31,7 @@ recorded again, and a recording that fails is dropped with a warning in the rout
 from __future__ import annotations
 
 import multiprocessing as mp
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,22 @@ from riskdistill.evaluation.route_runner import RecorderFactory, run_one_route
 from riskdistill.io import atomic_write_json, load_json
 from riskdistill.sim.suites import RouteSpec, Suite
 
+#: Runs the routes left to do somewhere else (e.g. as Ray tasks) and yields their route files as they
+#: finish: ``(todo [(index, spec)], driver_spec, variant dict, out_dir, recorders) -> route files``; a route
+#: file is what :func:`~riskdistill.evaluation.route_runner.run_one_route` returns
+#: (``route_runner.run_route_batch`` runs a batch of them).
+RouteExecutor = Callable[
+    [
+        list[tuple[int, RouteSpec]],
+        str,
+        dict[str, Any],
+        Path,
+        tuple[RecorderFactory, ...],
+        dict[str, Any] | None,
+    ],
+    Iterable[dict[str, Any]],
+]
+
 
 def evaluate_suite(
     suite: Suite,
@@ -64,9 +80,11 @@ def evaluate_suite(
     variant: EvalVariant | None = None,
     recorders: Sequence[RecorderFactory] = (),
     driver_options: dict[str, Any] | None = None,
+    executor: RouteExecutor | None = None,
 ) -> tuple[list[RouteResult], dict[str, Any]]:
     """Run ``driver_spec`` over ``suite`` (its ``variant.scenarios`` selection, then the first ``limit``
-    routes); resumable. Returns results and summary (which records the variant).
+    routes); resumable. Returns results and summary (which records the variant). ``executor`` runs the
+    routes instead of the local worker processes (a route's result does not depend on where it runs).
 
     ``recorders`` (e.g. ``viz.rerun_log.RerunRecording(every=2)``) also record every route run by this call
     next to the driver (see the module docstring); they change no result and are not part of the resume
@@ -105,7 +123,7 @@ def evaluate_suite(
         factory.prepare()  # the onnx engine's graph: exported once here, loaded by the workers
     results = _run_routes(
         routes, numbers, todo, results, driver_spec, driver_key, variant, out_dir, recorders,
-        resolved_options, workers, show_progress,
+        resolved_options, workers, show_progress, executor,
     )  # fmt: skip
 
     ordered = [results[s.route_id] for s in routes]
@@ -135,6 +153,7 @@ def _run_routes(
     driver_options: dict[str, Any] | None,
     workers: int,
     show_progress: bool,
+    executor: RouteExecutor | None = None,
 ) -> dict[str, RouteResult]:
     """Run the routes of ``todo`` (in worker processes for a student), writing each route file as it ends."""
     route_dir = out_dir / "routes"
@@ -162,7 +181,10 @@ def _run_routes(
             results[d["route_id"]] = result_from_dict(d)
             progress.advance(task)
 
-        if workers <= 1 and not is_checkpoint_dir(driver_spec):
+        if executor is not None and todo:
+            for d in executor(todo, driver_spec, vdict, out_dir, recorders, driver_options):
+                done(d)
+        elif workers <= 1 and not is_checkpoint_dir(driver_spec):
             for i, spec in todo:
                 done(run_one_route(spec, i, driver_spec, vdict, out_dir, recorders, driver_options))
         else:

@@ -35,6 +35,7 @@ from riskdistill.evaluation.risk_metrics import (
     compute_auc,
     compute_risk_kl_per_frame,
     compute_risk_pearson_per_frame,
+    compute_student_hazard_recall,
 )
 from riskdistill.geometry import box_corners_2d, boxes_overlap_matrix
 
@@ -243,6 +244,8 @@ class OpenLoopAccumulator:
     risk_pearson: list[np.ndarray] = field(default_factory=list)
     risk_scores: list[np.ndarray] = field(default_factory=list)
     risk_labels: list[np.ndarray] = field(default_factory=list)
+    hazards_found: int = 0
+    hazards: int = 0
     iou_counts: np.ndarray | None = None
 
     def add_planning(self, frame_ids: Sequence[str], pred_xy: Any, gt_xy: Any, valid: Any) -> None:
@@ -268,6 +271,9 @@ class OpenLoopAccumulator:
         self.risk_pearson.append(compute_risk_pearson_per_frame(p, t))
         self.risk_scores.append(p.astype(np.float32).ravel())
         self.risk_labels.append((t > self.auc_threshold).ravel())
+        found, n = compute_student_hazard_recall(p, t)
+        self.hazards_found += found
+        self.hazards += n
 
     def add_occupancy(self, logits: Any, target: Any) -> None:
         counts = compute_iou_counts(logits, target)
@@ -301,6 +307,8 @@ class OpenLoopAccumulator:
             out["risk_auc"] = compute_auc(np.concatenate(self.risk_scores), np.concatenate(self.risk_labels))
             out["risk_kl_temperature"] = self.kl_temperature
             out["risk_auc_threshold"] = self.auc_threshold
+            out["risk_hazard_recall"] = self.hazards_found / self.hazards if self.hazards else None
+            out["risk_hazards"] = self.hazards
         if self.iou_counts is not None:
             out.update(iou_from_counts(self.iou_counts, self.occupancy_channels))
         return out

@@ -12,6 +12,8 @@ All functions are pure. Maps are ``[H, W]`` (or ``[N, H, W]`` for a stack of fra
   :func:`compute_risk_auc` uses the predicted risk as the score for ``teacher risk > threshold``, pooled over
   every cell of every frame.
 * :func:`compute_path_risk`: the largest predicted risk within a corridor along a planned path (closed loop).
+* :func:`compute_student_hazard_recall`: how many of the teacher's hazards the predicted map finds (the
+  study's diagnostic of the student's risk-map quality on bench).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from riskdistill.geometry import BevGrid
 KL_TEMPERATURE = 0.1  # risk values live in [0, 1]; at tau = 1 every spatial softmax is nearly uniform
 AUC_THRESHOLD = 0.5  # a teacher cell counts as risky above this
 PATH_CORRIDOR_HALF_WIDTH_M = 1.0  # about half the ego's width
+HAZARD_THRESHOLD = 0.5  # a teacher hazard: a connected region of cells at or above this
 
 
 def _as_stack(name: str, x: Any) -> np.ndarray:
@@ -163,3 +166,31 @@ def compute_path_risk(
         raise ValueError(f"risk map has shape {m.shape}, the grid is {grid.shape}")
     mask = path_corridor_mask(grid, path_ego, half_width_m)
     return float(m[mask].max()) if mask.any() else 0.0
+
+
+def compute_student_hazard_recall(
+    pred: Any, teacher: Any, threshold: float = HAZARD_THRESHOLD
+) -> tuple[int, int]:
+    """``(found, hazards)`` over a stack of frames: the student's risk-map hazard recall is
+    ``found / hazards``. A *hazard* is a connected region (8-neighbourhood) of teacher cells
+    ``>= threshold`` in one frame; it is *found* when the predicted map reaches ``threshold`` at some cell
+    of that region. Maps ``[H, W]``, ``[N, H, W]`` or ``[N, 1, H, W]``.
+
+    This is the one place the study's diagnostic "the student's risk-map quality on bench (hazard recall)"
+    is computed (open loop accumulates it as ``risk_hazard_recall``). The teacher issue's hazard-recall
+    metric for teacher labels (``teacher/quality.py``, another branch) defines hazards from ground truth;
+    once merged, this function is where it is wired in (the student's map in place of the teacher's)."""
+    from scipy.ndimage import label as connected_regions
+
+    p, t = _as_stack("pred", pred), _as_stack("teacher", teacher)
+    if p.shape != t.shape:
+        raise ValueError(f"predicted risk {p.shape} and teacher risk {t.shape} differ in shape")
+    found = hazards = 0
+    for pf, tf in zip(p, t, strict=True):
+        regions, n = connected_regions(tf >= threshold, structure=np.ones((3, 3), dtype=bool))
+        if n == 0:
+            continue
+        hit = np.unique(regions[(pf >= threshold) & (regions > 0)])
+        hazards += n
+        found += len(hit)
+    return found, hazards

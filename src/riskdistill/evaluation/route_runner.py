@@ -255,3 +255,18 @@ def run_one_route(
     r = result_from_log(spec, index, log, time.perf_counter() - t0)
     doc = route_doc(r, log, artefacts, error=artefacts.error, tb=artefacts.traceback)
     return _finish_recorders(doc, recs, env, spec, out)
+
+
+def run_route_batch(
+    items: Sequence[tuple[int, RouteSpec]],
+    driver_spec: str,
+    variant: dict[str, Any] | None = None,
+    out_dir: str | Path | None = None,
+    recorders: Sequence[RecorderFactory] = (),
+    driver_options: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`run_one_route` for each ``(index, spec)`` of a batch, in order: one task of a distributed
+    evaluation (e.g. a Ray task of ``riskdistill experiment --ray-address``). Never raises."""
+    return [
+        run_one_route(spec, i, driver_spec, variant, out_dir, recorders, driver_options) for i, spec in items
+    ]

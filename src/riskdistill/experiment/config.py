@@ -7,10 +7,17 @@ or a JSON file. Variants:
 
 - ``baseline``: the student without RiskHead (planning + perception heads only);
 - ``rsd``: the same student with the RiskHead trained on the teacher's risk maps;
-- ``control``: the same RiskHead trained on maps that carry no risk information (``control_targets``:
-  the teacher's maps shuffled across frames, or the labels of a control teacher such as ``footprint``,
-  object footprints at one score, written to ``data/train/labels/control-<name>``), which tells whether a
-  gain comes from the teacher or from any extra supervision.
+- the controls, the same RiskHead trained on maps without the teacher's risk judgement, which tell whether a
+  gain comes from the teacher or from any extra supervision:
+
+  - ``shuffled``: the teacher's maps, each frame given another frame's map, re-drawn every epoch;
+  - ``corridor``: the expert's future path as a corridor at the teacher maps' statistics (plan
+    supervision through the RiskHead, no risk semantics), labels in ``data/train/labels/control-corridor``;
+  - ``footprint``: every object's footprint at one score, labels in ``data/train/labels/control-footprint``;
+  - ``control``: one of these, named by ``train.control_targets`` (the ``demo`` / ``full`` presets).
+
+A study split over machines runs one part per seed (``seeds`` = that seed, ``all_seeds`` = the study's
+seeds); ``riskdistill experiment merge`` combines the parts (``experiment/study.py``).
 """
 
 from __future__ import annotations
@@ -22,8 +29,11 @@ from pydantic import Field, field_validator, model_validator
 from riskdistill.config import StrictConfig, deep_merge
 from riskdistill.geometry import BEV_GRID_PRESETS
 
-Variant = Literal["baseline", "rsd", "control"]
+Variant = Literal["baseline", "rsd", "control", "shuffled", "corridor", "footprint"]
 RISK_TARGETS: dict[str, str] = {"baseline": "off", "rsd": "teacher"}
+ControlTargets = Literal["shuffled", "corridor", "footprint"]
+#: Controls trained on a control teacher's label folder (the others: ``shuffled``, a target builder).
+CONTROL_TEACHERS = ("corridor", "footprint")
 
 
 class DataPlan(StrictConfig):
@@ -57,7 +67,7 @@ class TrainPlan(StrictConfig):
     max_steps: int = Field(500, ge=1)
     batch_size: int = Field(8, ge=1)
     num_workers: int = Field(1, ge=0)
-    control_targets: Literal["shuffled", "footprint"] = "shuffled"
+    control_targets: ControlTargets = "shuffled"  # what the variant "control" is
     overrides: list[str] = Field(default_factory=list)  # dotted ``key=value`` overrides of the train config
 
 
@@ -67,7 +77,7 @@ class EvalPlan(StrictConfig):
     nominal-rig runs also write a Rerun recording per route (``closed_loop-nominal/rerun/<route_id>.rrd``,
     every ``rerun_every``-th simulator step)."""
 
-    closed_loop_routes: int = Field(8, ge=1)
+    closed_loop_routes: int | None = Field(8, ge=1)  # None: every recorded bench route
     rig_shifts: list[str] = Field(default_factory=lambda: ["pitch-3deg"])
     max_route_steps: int | None = Field(None, ge=10)
     rerun: bool = True
@@ -77,6 +87,7 @@ class EvalPlan(StrictConfig):
 class ExperimentConfig(StrictConfig):
     name: str = "rsd"
     seeds: list[int] = Field(default_factory=lambda: [0])
+    all_seeds: list[int] | None = None  # the study's seeds when this run is one part of it (None: seeds)
     variants: list[Variant] = Field(default_factory=lambda: ["baseline", "rsd"])
     workers: int = Field(2, ge=1)
     data: DataPlan = Field(default_factory=DataPlan)
@@ -97,6 +108,50 @@ class ExperimentConfig(StrictConfig):
         if not v or len(set(v)) != len(v):
             raise ValueError(f"variants must be a non-empty list without repeats, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _seeds_of_the_study(self) -> ExperimentConfig:
+        if self.all_seeds is not None:
+            if len(set(self.all_seeds)) != len(self.all_seeds):
+                raise ValueError(f"all_seeds must not repeat, got {self.all_seeds}")
+            outside = [s for s in self.seeds if s not in self.all_seeds]
+            if outside:
+                raise ValueError(
+                    f"seeds {outside} are not among the study's seeds all_seeds={self.all_seeds}"
+                )
+        from riskdistill.evaluation.generalisation import parse_rig_shift
+
+        for shift in self.eval.rig_shifts:
+            parse_rig_shift(shift)  # a bad rig shift fails at load, not after training
+        if len(set(self.eval.rig_shifts)) != len(self.eval.rig_shifts) or "nominal" in self.eval.rig_shifts:
+            raise ValueError(
+                f"eval.rig_shifts must be distinct shifts other than nominal, got {self.eval.rig_shifts}"
+            )
+        return self
+
+    @property
+    def study_seeds(self) -> list[int]:
+        """Every seed of the study (``all_seeds``, else ``seeds``)."""
+        return list(self.all_seeds if self.all_seeds is not None else self.seeds)
+
+    @property
+    def rigs(self) -> list[str]:
+        """``nominal`` and the rig shifts, in order."""
+        return ["nominal", *self.eval.rig_shifts]
+
+    def control_kind(self, variant: str) -> str | None:
+        """What a control variant trains on (``shuffled``, ``corridor``, ``footprint``); None otherwise."""
+        if variant == "control":
+            return self.train.control_targets
+        return variant if variant in ("shuffled", *CONTROL_TEACHERS) else None
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """The study's comparisons ``(a, b)`` as ``a - b``: RSD against the baseline and against every
+        control (without RSD: every variant against the first)."""
+        if "rsd" in self.variants:
+            return [("rsd", v) for v in self.variants if v != "rsd"]
+        return [(v, self.variants[0]) for v in self.variants[1:]]
 
     @model_validator(mode="after")
     def _consistent_with_the_student(self) -> ExperimentConfig:
@@ -143,8 +198,9 @@ class ExperimentConfig(StrictConfig):
 
 
 #: Named configurations. ``demo``: ``make demo`` (about 20 minutes on 2 cores); ``quick``: the same
-#: pipeline in a few minutes (tests); ``full``: the study with seeds and controls (GPU-sized with
-#: ``train.preset=base``).
+#: pipeline in a few minutes (tests); ``study``: the committed RSD study, run one seed per machine
+#: (``--seeds 1``) and merged (``riskdistill experiment merge``); ``full``: the study with seeds and controls
+#: (GPU-sized with ``train.preset=base``).
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {"name": "demo"},
     "quick": {
@@ -152,6 +208,31 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"train_routes": 3, "bench_max_routes": 3, "every_n_steps": 5, "max_steps": 120},
         "train": {"max_steps": 6, "batch_size": 2, "num_workers": 0},
         "eval": {"closed_loop_routes": 2, "max_route_steps": 60},
+    },
+    # The RSD study on 2 CPU cores, one part per seed (docs/experiment.md). Every variant of a seed trains
+    # with the same data, order and budget; all 120 bench routes under the nominal rig and four shifts
+    # (lower cameras, tilted up, narrower fields of view, a dead front-left camera).
+    # PLACEHOLDER BUDGETS, set by the lead with the final cpu-student recipe: train.max_steps,
+    # data.train_routes / every_n_steps / max_steps, eval.max_route_steps. One part (one seed) evaluates
+    # len(variants) x 5 rigs x 120 routes; at ~4 routes/min on 2 cores that is ~12 h for 5 variants, so
+    # the ~2 h target needs shorter routes (eval.max_route_steps), fewer variants or fewer rigs.
+    "study": {
+        "name": "study",
+        "seeds": [0, 1, 2],
+        "variants": ["baseline", "rsd", "shuffled", "corridor", "footprint"],
+        "data": {
+            "train_routes": 96,  # PLACEHOLDER
+            "every_n_steps": 2,  # PLACEHOLDER
+            "bench_routes_per_type": 5,  # all 120 bench routes (24 types x 5)
+            "bench_every_n_steps": 4,
+        },
+        "train": {"preset": "cpu", "max_steps": 2000, "batch_size": 8, "num_workers": 1},  # PLACEHOLDER
+        "eval": {
+            "closed_loop_routes": None,  # every bench route
+            "rig_shifts": ["height-0.3", "pitch-3deg", "fov-10", "drop-CAM_FRONT_LEFT"],
+            "max_route_steps": None,  # PLACEHOLDER (None: each scenario's own timeout)
+            "rerun": False,
+        },
     },
     "full": {
         "name": "full",
@@ -173,8 +254,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def experiment_config(preset: str, **overrides: Any) -> ExperimentConfig:
-    """A preset (``demo``, ``quick``, ``full``) with nested overrides."""
+    """A preset (``demo``, ``quick``, ``study``, ``full``) with nested overrides."""
     if preset not in PRESETS:
         raise ValueError(f"unknown experiment preset {preset!r}; valid presets: {sorted(PRESETS)}")
     merged = deep_merge(PRESETS[preset], overrides)
     return ExperimentConfig.from_dict(merged, source=f"preset {preset!r}")
+
+
+def config_for_seeds(cfg: ExperimentConfig, seeds: list[int]) -> ExperimentConfig:
+    """The part of the study ``cfg`` that runs ``seeds`` (``riskdistill experiment --seeds``): ``seeds`` set,
+    ``all_seeds`` kept as the study's; a seed outside the study is an error."""
+    study = cfg.study_seeds
+    bad = [s for s in seeds if s not in study]
+    if bad or not seeds:
+        raise ValueError(
+            f"--seeds {seeds}: seeds {bad or seeds} are not among the study's seeds {study} "
+            "(another set of seeds is another study: --set seeds=[...])"
+        )
+    return ExperimentConfig.from_dict({**cfg.to_dict(), "seeds": list(seeds), "all_seeds": study})

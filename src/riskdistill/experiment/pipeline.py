@@ -3,10 +3,14 @@
 ``run_experiment(cfg, out_dir)`` lays its outputs out as::
 
     out_dir/experiment.json                 the resolved ExperimentConfig (a resume refuses a different one)
-    out_dir/run.json, log.txt               run directory (git commit, package versions, seeds)
+    out_dir/run.json, log.txt               run directory (git commit, package versions, seeds); a resume
+                                            with another commit keeps the earlier run.json as
+                                            run.before-<utc>.json (the study merge refuses mixed commits)
+    out_dir/study_suite.json                the closed-loop routes (the study merge compares them)
     out_dir/stages/<stage>.json             finished stages (outputs + seconds): resume skips them
     out_dir/data/train, data/bench          recorded data sets (expert demonstrations + cameras)
     out_dir/data/*/labels/risk              teacher labels: records/, maps/, label_card.{json,md}
+    out_dir/data/train/labels/control-<kind>  a control teacher's labels (corridor: + label_stats.json)
     out_dir/train/<variant>-s<seed>/        training runs (checkpoints/final is evaluated)
     out_dir/eval/<variant>-s<seed>/open_loop.json
     out_dir/eval/<variant>-s<seed>/closed_loop-<rig>/   Bench2Drive-style results per rig, with
@@ -14,8 +18,9 @@
     out_dir/compare/                        comparison table with confidence intervals and paired tests
     out_dir/report/index.html               the self-contained HTML report
 
-Every variant (baseline / RSD / control) of a seed trains with the same data order, budget and seed; they
-differ only in the RiskHead and its targets.
+Every variant (baseline / RSD / controls) of a seed trains with the same data order, budget and seed; they
+differ only in the RiskHead and its targets. With an :class:`~riskdistill.experiment.execution.Execution`
+on Ray, training jobs and closed-loop route batches run as Ray tasks, with identical results.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from typing import Any
 
 from rich.console import Console
 
-from riskdistill.experiment.config import RISK_TARGETS, ExperimentConfig
+from riskdistill.experiment.config import CONTROL_TEACHERS, RISK_TARGETS, ExperimentConfig
+from riskdistill.experiment.execution import Execution, RayContext, RayRouteExecutor, run_train_tasks
 from riskdistill.experiment.stages import StageRunner
-from riskdistill.io import atomic_write_json, load_json_object
+from riskdistill.io import atomic_write_json, load_json, load_json_object
 from riskdistill.sim.suites import Suite, load_suite
 
 log = logging.getLogger(__name__)
@@ -64,6 +70,67 @@ def bench_subset(per_type: int) -> Suite:
     )
 
 
+STUDY_SUITE = "study_suite.json"
+
+
+def control_label_dir(data_dir: Path, kind: str) -> Path:
+    """Where a control teacher's labels of the training data go."""
+    return data_dir / "train" / "labels" / f"control-{kind}"
+
+
+def train_job(
+    cfg_dict: dict[str, Any],
+    out_dir: str,
+    variant: str,
+    seed: int,
+    show_progress: bool = False,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Train ``variant`` with ``seed`` (``out_dir/train/<variant>-s<seed>``, resuming a started run); the
+    stage outputs. Module level and plain arguments, so a Ray task runs exactly this. ``threads``: torch
+    threads when the configuration does not set ``cpu_threads``."""
+    from riskdistill.training.config import load_train_config
+    from riskdistill.training.engine import launch
+
+    cfg = ExperimentConfig.from_dict(cfg_dict)
+    out, tp = Path(out_dir), cfg.train
+    data_dir = out / "data"
+    kind = cfg.control_kind(variant)
+    labels = control_label_dir(data_dir, kind) if kind in CONTROL_TEACHERS else None
+    mode = "shuffled" if kind == "shuffled" else "teacher" if labels is not None else RISK_TARGETS[variant]
+    base = {
+        "data": {
+            "root": str(data_dir / "train"),
+            **({"labels": str(labels)} if labels is not None else {}),
+            "batch_size": tp.batch_size,
+            "num_workers": tp.num_workers,
+            "image_hw": list(cfg.image_hw),
+        },
+        "model": {"preset": tp.preset, "image_hw": list(cfg.image_hw)},
+        "risk_targets": mode,
+        "max_steps": tp.max_steps,
+        "seed": seed,
+        "shuffle_seed": seed,
+        "progress": show_progress,
+    }
+    tcfg = load_train_config(None, tp.overrides, base=base)
+    if threads is not None and tcfg.cpu_threads is None:
+        import torch
+
+        torch.set_num_threads(threads)
+    run_dir = out / "train" / run_name(variant, seed)
+    result = launch(tcfg, run_dir, resume=(run_dir / "checkpoints" / "latest.json").exists())
+    if result.checkpoint is None or result.interrupted:
+        raise RuntimeError(f"training {run_name(variant, seed)} did not finish (see {run_dir})")
+    return {
+        "checkpoint": str(result.checkpoint),
+        "steps": result.step,
+        "samples_per_s": result.samples_per_s,
+        "train_losses": result.train_losses,
+        "val_metrics": result.val_metrics,
+    }
+
+
 def check_resume(cfg: ExperimentConfig, out_dir: Path) -> None:
     """Write ``experiment.json``, or check that an existing one holds the same configuration."""
     path = out_dir / "experiment.json"
@@ -87,11 +154,19 @@ def check_resume(cfg: ExperimentConfig, out_dir: Path) -> None:
 class Pipeline:
     """The stages of :func:`run_experiment`; each method is one stage (or a family of them)."""
 
-    def __init__(self, cfg: ExperimentConfig, out_dir: Path, console: Console, show_progress: bool = True):
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        out_dir: Path,
+        console: Console,
+        show_progress: bool = True,
+        execution: Execution | None = None,
+    ):
         self.cfg = cfg
         self.out = Path(out_dir)
         self.console = console
         self.show_progress = show_progress
+        self.execution = execution or Execution()
         self.stages = StageRunner(self.out, console)
         self.data_dir = self.out / "data"
 
@@ -125,25 +200,39 @@ class Pipeline:
         self.console.print(f"recorded {res.n_frames} frames of {len(res.recorded)} {split} routes -> {out}")
         return {"path": str(out), "frames": res.n_frames, "routes": len(res.recorded)}
 
-    def control_label_dir(self) -> Path | None:
-        """The label folder of a control teacher's maps (``control_targets`` other than ``shuffled``)."""
-        tp = self.cfg.train
-        if "control" not in self.cfg.variants or tp.control_targets == "shuffled":
-            return None
-        return self.data_dir / "train" / "labels" / f"control-{tp.control_targets}"
+    def control_teachers(self) -> list[str]:
+        """The control teachers whose labels the variants train on (``corridor``, ``footprint``)."""
+        kinds = [self.cfg.control_kind(v) for v in self.cfg.variants]
+        return [k for k in CONTROL_TEACHERS if k in kinds]
 
-    def label(self, split: str, control: bool = False) -> dict[str, Any]:
-        """Label ``split`` with the study's teacher, or with the control teacher (``control``)."""
+    def control_options(self, kind: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The control teacher's config: the corridor is calibrated to the teacher's training maps
+        (``teacher.controls.calibrate_corridor``); returns the config and the calibration report."""
+        if kind != "corridor":
+            return {}, None
+        from riskdistill.contracts.labels import default_label_dir
+        from riskdistill.geometry import BevGrid
+        from riskdistill.teacher.controls import calibrate_corridor
+
+        data = self.data_dir / "train"
+        cfg, report = calibrate_corridor(data, default_label_dir(data), BevGrid.preset(self.cfg.teacher_grid))
+        return cfg.to_dict(), report
+
+    def label(self, split: str, control: str | None = None) -> dict[str, Any]:
+        """Label ``split`` with the study's teacher, or with the control teacher ``control``."""
         from riskdistill.contracts.labels import default_label_dir
         from riskdistill.teacher.build import make_teacher
+        from riskdistill.teacher.controls import compute_label_stats
         from riskdistill.teacher.runner import label_dataset
 
         data = self.data_dir / split
         t = self.cfg.teacher
         kind, options = t.kind, t.options
         out = default_label_dir(data)
-        if control:
-            kind, options, out = self.cfg.train.control_targets, {}, self.control_label_dir()
+        calibration = None
+        if control is not None:
+            kind, out = control, control_label_dir(self.data_dir, control)
+            options, calibration = self.control_options(control)
         teacher = make_teacher(kind, options)
         res = label_dataset(
             data,
@@ -159,7 +248,20 @@ class Pipeline:
             f"labelled {res.labelled} frames of {split} with the {kind} teacher "
             f"({res.frames_per_s:.0f} frames/s, {res.n_errors} errors) -> {out}"
         )
-        return {"path": str(out), **{k: v for k, v in res.to_dict().items() if k != "out_dir"}, "card": card}
+        outputs = {
+            "path": str(out),
+            **{k: v for k, v in res.to_dict().items() if k != "out_dir"},
+            "card": card,
+        }
+        if control is not None:  # what the control's maps share with the teacher's
+            stats = {
+                "teacher": compute_label_stats(default_label_dir(data)),
+                control: compute_label_stats(out),
+                "calibration": calibration,
+            }
+            atomic_write_json(out / "label_stats.json", stats)
+            outputs["label_stats"] = str(out / "label_stats.json")
+        return outputs
 
     @staticmethod
     def _label_card(data: Path, labels: Path) -> str:
@@ -170,43 +272,33 @@ class Pipeline:
 
     # -------------------------------------------------------------------------------------- training
     def train(self, variant: str, seed: int) -> dict[str, Any]:
-        from riskdistill.training.config import load_train_config
-        from riskdistill.training.engine import launch
+        out = train_job(self.cfg.to_dict(), str(self.out), variant, seed, self.show_progress)
+        self._print_trained(variant, seed, out)
+        return out
 
-        tp = self.cfg.train
-        control_labels = self.control_label_dir() if variant == "control" else None
-        mode = RISK_TARGETS.get(variant, "teacher" if control_labels else tp.control_targets)
-        base = {
-            "data": {
-                "root": str(self.data_dir / "train"),
-                **({"labels": str(control_labels)} if control_labels else {}),
-                "batch_size": tp.batch_size,
-                "num_workers": tp.num_workers,
-                "image_hw": list(self.cfg.image_hw),
-            },
-            "model": {"preset": tp.preset, "image_hw": list(self.cfg.image_hw)},
-            "risk_targets": mode,
-            "max_steps": tp.max_steps,
-            "seed": seed,
-            "shuffle_seed": seed,
-            "progress": self.show_progress,
-        }
-        cfg = load_train_config(None, tp.overrides, base=base)
-        run_dir = self.out / "train" / run_name(variant, seed)
-        result = launch(cfg, run_dir, resume=(run_dir / "checkpoints" / "latest.json").exists())
-        if result.checkpoint is None or result.interrupted:
-            raise RuntimeError(f"training {run_name(variant, seed)} did not finish (see {run_dir})")
+    def _print_trained(self, variant: str, seed: int, out: dict[str, Any]) -> None:
         self.console.print(
-            f"trained {run_name(variant, seed)}: {result.step} steps, {result.samples_per_s:.1f} samples/s, "
-            f"losses {', '.join(f'{k} {v:.3f}' for k, v in result.train_losses.items())}"
+            f"trained {run_name(variant, seed)}: {out['steps']} steps, {out['samples_per_s']:.1f} samples/s, "
+            f"losses {', '.join(f'{k} {v:.3f}' for k, v in out['train_losses'].items())}"
         )
-        return {
-            "checkpoint": str(result.checkpoint),
-            "steps": result.step,
-            "samples_per_s": result.samples_per_s,
-            "train_losses": result.train_losses,
-            "val_metrics": result.val_metrics,
-        }
+
+    def train_on_ray(self, runs: list[tuple[str, int]]) -> None:
+        """The training stages not done yet, as parallel Ray tasks (each stage recorded as it finishes)."""
+        import torch
+
+        jobs = {}
+        for variant, seed in runs:
+            name = f"train {run_name(variant, seed)}"
+            if self.stages.done(name) is None:
+                args = (self.cfg.to_dict(), str(self.out.resolve()), variant, seed, False)
+                jobs[name] = (train_job, args)
+        if not jobs:
+            return
+        self.console.print(f"training {len(jobs)} run(s) as Ray tasks")
+        for name, outputs, seconds in run_train_tasks(jobs, self.execution, torch.get_num_threads()):
+            self.stages.record(name, outputs, seconds)
+            variant, _, seed = name.removeprefix("train ").rpartition("-s")
+            self._print_trained(variant, int(seed), outputs)
 
     # ------------------------------------------------------------------------------------ evaluation
     def open_loop(self, name: str, checkpoint: str) -> dict[str, Any]:
@@ -226,7 +318,7 @@ class Pipeline:
         from riskdistill.viz.rerun_log import RerunRecording
 
         e = self.cfg.eval
-        suite = self.bench_suite().spread(e.closed_loop_routes)
+        suite = self.closed_loop_suite()
         variant = EvalVariant(
             rig_shift=rig_shift,
             route_timeout_s=None if e.max_route_steps is None else e.max_route_steps * 0.1,
@@ -243,16 +335,40 @@ class Pipeline:
             variant=variant,
             # a Rerun recording per route of the nominal rig (OUT/rerun/<route_id>.rrd), for inspection
             recorders=[RerunRecording(every=e.rerun_every)] if e.rerun and rig_shift is None else (),
+            executor=self.route_executor(),
         )
         return {"path": str(out), "summary": summary}
 
+    def closed_loop_suite(self) -> Suite:
+        """The closed-loop routes: ``eval.closed_loop_routes`` spread over the bench routes (None: all)."""
+        n = self.cfg.eval.closed_loop_routes
+        suite = self.bench_suite()
+        return suite if n is None else suite.spread(n)
+
+    def route_executor(self) -> RayRouteExecutor | None:
+        ex = self.execution
+        return RayRouteExecutor(ex.routes_per_task) if ex.uses_ray else None
+
+    def write_study_suite(self) -> None:
+        """``study_suite.json``: the closed-loop routes; a resume refuses a folder whose routes changed."""
+        path = self.out / STUDY_SUITE
+        suite = self.closed_loop_suite()
+        want = {"name": suite.name, "routes": [r.to_dict() for r in suite.routes]}
+        if path.is_file() and load_json(path) != want:
+            raise ValueError(
+                f"{path}: this folder was evaluated on other closed-loop routes (the bench suite changed); "
+                "use a new --out folder"
+            )
+        atomic_write_json(path, want)
+
     def compare(self, run_dirs: list[str]) -> dict[str, Any]:
-        """Nominal closed-loop runs compared (labels and seeds from each folder's ``run.json``)."""
+        """The closed-loop runs of every rig compared, pair by pair (``ExperimentConfig.pairs``: RSD against
+        the baseline and each control) and rig by rig (labels and seeds from each folder's ``run.json``)."""
         from riskdistill.evaluation.compare import write_comparison
 
         out = self.out / "compare"
         reference = "baseline" if "baseline" in self.cfg.variants else None
-        write_comparison(run_dirs, out, reference=reference)
+        write_comparison(run_dirs, out, reference=reference, pairs=self.cfg.pairs)
         return {"path": str(out / "comparison.json")}
 
     def report(
@@ -287,20 +403,23 @@ class Pipeline:
             s.run(f"record {split}", lambda split=split: self.record(split))
         for split in ("train", "bench"):
             s.run(f"label {split}", lambda split=split: self.label(split))
-        if self.control_label_dir() is not None:
-            s.run("label train control", lambda: self.label("train", control=True))
+        for kind in self.control_teachers():
+            s.run(f"label train control-{kind}", lambda k=kind: self.label("train", control=k))
 
         runs = [(variant, seed) for seed in self.cfg.seeds for variant in self.cfg.variants]
+        if self.execution.uses_ray:
+            self.train_on_ray(runs)
         ckpts: dict[tuple[str, int], str] = {}
         for variant, seed in runs:
             ckpts[variant, seed] = s.run(
                 f"train {run_name(variant, seed)}", lambda v=variant, sd=seed: self.train(v, sd)
             )["checkpoint"]
 
+        self.write_study_suite()
         open_loop: dict[str, dict[str, Any]] = {}
         summaries: dict[str, dict[str, Any]] = {}
         closed_specs: list[str] = []
-        nominal_runs: list[str] = []
+        closed_runs: list[str] = []
         open_specs: list[str] = []
         for variant, seed in runs:
             name, ckpt = run_name(variant, seed), ckpts[variant, seed]
@@ -315,12 +434,11 @@ class Pipeline:
                 )
                 summaries[f"{name}/{cond}"] = cl["summary"]
                 closed_specs.append(f"{variant}:{cond}={cl['path']}")
-                if shift is None:
-                    nominal_runs.append(cl["path"])
+                closed_runs.append(cl["path"])
 
         compare = None
         if len(self.cfg.variants) > 1:
-            compare = s.run("compare", lambda: self.compare(nominal_runs))["path"]
+            compare = s.run("compare", lambda: self.compare(closed_runs))["path"]
         report_ckpts = [ckpts[v, self.cfg.seeds[0]] for v in self.cfg.variants]
         train_dirs = [str(self.out / "train" / run_name(v, sd)) for v, sd in runs]
         report = s.run(
@@ -329,15 +447,37 @@ class Pipeline:
         return ExperimentResult(self.out, s, summaries, open_loop, Path(report))
 
 
+def keep_earlier_run_json(out_dir: Path) -> None:
+    """Before a resume rewrites ``run.json``: keep it as ``run.before-<utc>.json`` when it names another git
+    commit, so a folder never hides that parts of it ran on other code."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from riskdistill.runs import git_commit
+
+    path = out_dir / "run.json"
+    if path.is_file() and load_json(path).get("git_commit") != git_commit():
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        shutil.copy2(path, out_dir / f"run.before-{stamp}.json")
+
+
 def run_experiment(
-    cfg: ExperimentConfig, out_dir: str | Path, console: Console | None = None, show_progress: bool = True
+    cfg: ExperimentConfig,
+    out_dir: str | Path,
+    console: Console | None = None,
+    show_progress: bool = True,
+    execution: Execution | None = None,
 ) -> ExperimentResult:
-    """Run (or resume) the whole study in ``out_dir``; see the module docstring for the layout."""
+    """Run (or resume) the whole study in ``out_dir``; see the module docstring for the layout.
+    ``execution``: local (default) or Ray (:mod:`riskdistill.experiment.execution`)."""
     from riskdistill.runs import create_run_dir
 
     out_dir = Path(out_dir)
     check_resume(cfg, out_dir)
+    keep_earlier_run_json(out_dir)
     create_run_dir(
         out_dir, "experiment", cfg.to_dict(), seeds={f"seed{i}": s for i, s in enumerate(cfg.seeds)}
     )
-    return Pipeline(cfg, out_dir, console or Console(), show_progress).run()
+    execution = execution or Execution()
+    with RayContext(execution):
+        return Pipeline(cfg, out_dir, console or Console(), show_progress, execution).run()

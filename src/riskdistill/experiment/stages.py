@@ -57,18 +57,8 @@ class StageRunner:
             raise ValueError(f"{path}: not the record of stage {name!r}; delete it to run the stage again")
         return rec
 
-    def run(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """``fn()`` unless stage ``name`` finished before; returns the stage's outputs."""
-        rec = self.done(name)
-        if rec is not None:
-            self.timings.append(StageTiming(name, float(rec.get("seconds", 0.0)), resumed=True))
-            self.console.print(f"[dim]stage {name}: done before, skipped[/]")
-            return rec["outputs"]
-        self.console.rule(f"[bold]{name}")
-        log.info("stage %s: start", name)
-        t0 = time.perf_counter()
-        outputs = fn()
-        seconds = time.perf_counter() - t0
+    def record(self, name: str, outputs: dict[str, Any], seconds: float) -> None:
+        """Mark stage ``name`` finished with ``outputs`` (computed elsewhere, e.g. in a Ray task)."""
         atomic_write_json(
             self.stage_dir / _file_name(name),
             {
@@ -80,6 +70,21 @@ class StageRunner:
         )
         log.info("stage %s: done in %.1f s", name, seconds)
         self.timings.append(StageTiming(name, seconds, resumed=False))
+
+    def run(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``fn()`` unless stage ``name`` finished before; returns the stage's outputs."""
+        rec = self.done(name)
+        if rec is not None:
+            if any(t.name == name and not t.resumed for t in self.timings):  # recorded by this run
+                return rec["outputs"]
+            self.timings.append(StageTiming(name, float(rec.get("seconds", 0.0)), resumed=True))
+            self.console.print(f"[dim]stage {name}: done before, skipped[/]")
+            return rec["outputs"]
+        self.console.rule(f"[bold]{name}")
+        log.info("stage %s: start", name)
+        t0 = time.perf_counter()
+        outputs = fn()
+        self.record(name, outputs, time.perf_counter() - t0)
         return outputs
 
     def timing_table(self, title: str = "stage timings") -> Table:

@@ -56,6 +56,16 @@ def make_footprint_teacher(config: dict[str, Any], detector: dict[str, Any] | No
     return FootprintTeacher(FootprintConfig.from_dict(config, source="footprint teacher config"))
 
 
+@TEACHERS.register("corridor")
+def make_corridor_teacher(config: dict[str, Any], detector: dict[str, Any] | None = None) -> Any:
+    """The corridor control (``config``: a ``CorridorConfig`` dict; the study fills it in with
+    ``teacher.controls.calibrate_corridor``): the expert's future path at the teacher maps' statistics."""
+    from riskdistill.teacher.controls import CorridorConfig, CorridorTeacher
+
+    _no_detector("corridor", detector)
+    return CorridorTeacher(CorridorConfig.from_dict(config, source="corridor teacher config"))
+
+
 def make_teacher(kind: str, config: dict[str, Any], detector: dict[str, Any] | None = None) -> Any:
     """The teacher registered as ``kind`` built from ``config``; an unknown kind lists the valid ones."""
     return TEACHERS.get(kind)(config, detector)

@@ -292,14 +292,20 @@ def _finish_frame(
     grid: BevGrid,
     raster: RasterConfig,
     write_record: bool,
+    paint: Callable[[FrameRecord, BevGrid], np.ndarray] | None = None,
 ) -> int:
+    """Write the frame's map (``paint(frame, grid)`` for a teacher that paints its own, e.g. the corridor
+    control; else the label's objects rasterised) and record."""
     if label.frame_id != frame.frame_id:
         raise ValueError(
             f"teacher returned a label for frame {label.frame_id!r}, expected {frame.frame_id!r}"
         )
-    m, unlinked = rasterise_label(
-        {o.object_id: o.risk for o in label.objects}, frame.annotation, grid, raster
-    )
+    if paint is not None:
+        m, unlinked = np.asarray(paint(frame, grid), dtype=np.float32), []
+    else:
+        m, unlinked = rasterise_label(
+            {o.object_id: o.risk for o in label.objects}, frame.annotation, grid, raster
+        )
     save_risk_map(out_dir, frame.frame_id, m, grid)
     if write_record:  # temp file + rename, like the map: a killed run never leaves half a record (no fsync:
         # it guards against power loss only, and costs more than labelling a frame)
@@ -392,7 +398,10 @@ def _label_frames(
                 label = load_record(job.out_dir, frame.frame_id)
                 if label is None:
                     raise RuntimeError(f"record of frame {frame.frame_id!r} vanished")
-            unlinked = _finish_frame(job.out_dir, frame, label, job.grid, job.raster, write_record=need)
+            paint = getattr(teacher, "paint", None)  # a teacher that paints its own maps
+            unlinked = _finish_frame(
+                job.out_dir, frame, label, job.grid, job.raster, write_record=need, paint=paint
+            )
             yield FrameOutcome(
                 frame.frame_id,
                 "labelled" if need else "rasterised",

@@ -116,6 +116,11 @@ class TrainConfig(StrictConfig):
         default=False, description="convolution weights and activations in channels-last memory format"
     )
     log_every_steps: int = Field(default=10, ge=1)
+    bev_grad_every_steps: int | None = Field(
+        default=50,
+        ge=1,
+        description="log every head loss's gradient norm at the BEV features every N steps (None: never)",
+    )
     val_every_steps: int | None = Field(default=None, ge=1, description="None: at the end only")
     checkpoint_every_steps: int | None = Field(default=500, ge=1, description="None: final only")
     keep_last_checkpoints: int = Field(default=2, ge=0)
@@ -216,6 +221,7 @@ RESUME_ALLOWED = frozenset(
         "epochs",
         "cpu_threads",
         "log_every_steps",
+        "bev_grad_every_steps",
         "val_every_steps",
         "checkpoint_every_steps",
         "keep_last_checkpoints",

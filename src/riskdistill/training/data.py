@@ -70,7 +70,9 @@ def check_data_fits_model(cfg: TrainConfig) -> None:
 def build_datasets(
     cfg: TrainConfig, target_names: Sequence[str], grid: BevGrid
 ) -> tuple[DrivingDataset, DrivingDataset | None]:
-    """``(train, val)``; val is None when ``val_fraction`` is 0 or no route falls into it."""
+    """``(train, val)``; val is None when ``val_fraction`` is 0 or no route falls into it. Each data set has
+    its own target builders, so an epoch-dependent builder (the shuffled control) follows the training
+    epochs while validation always sees epoch 0, with or without DataLoader workers."""
     d = cfg.data
     check_data_fits_model(cfg)
     builders = target_builders(cfg, target_names, grid)
@@ -97,7 +99,7 @@ def build_datasets(
         )
     val = None
     if d.val_fraction > 0:
-        val = DrivingDataset(d.root, grid, builders, split="val", **common)
+        val = DrivingDataset(d.root, grid, target_builders(cfg, target_names, grid), split="val", **common)
         if d.max_val_samples is not None:
             val.indices = val.indices[: d.max_val_samples]
         if len(val) == 0:

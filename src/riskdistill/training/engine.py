@@ -159,6 +159,27 @@ def prepare_observation(obs: Observation) -> Observation:
     return obs
 
 
+def bev_grad_norms(outputs: dict[str, torch.Tensor], losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    """``{"bev_grad_<head>": ||d loss_head / d bev||}``: the L2 norm, over the batch, of the gradient each
+    weighted head loss sends into the shared BEV features ``outputs["bev"] [B, C, Hb, Wb]`` (0 for a loss
+    that does not reach them, e.g. one on the camera features). How strongly the RiskHead shapes the
+    features next to the planner is the study's diagnostic for "did the risk loss matter at all". One
+    partial backward per head (through the head only, graph retained), so it is cheap; it changes no
+    parameter gradient and draws no random number, so training numbers are the same with or without it."""
+    bev = outputs.get("bev")
+    if bev is None or not bev.requires_grad:
+        return {}
+    out: dict[str, float] = {}
+    for name, loss in losses.items():
+        if name == "total":
+            continue
+        g = None
+        if loss.requires_grad:
+            (g,) = torch.autograd.grad(loss, bev, retain_graph=True, allow_unused=True)
+        out[f"bev_grad_{name}"] = 0.0 if g is None else float(g.detach().float().norm())
+    return out
+
+
 def _remove_log_handler(run_dir: Path) -> None:
     lg = logging.getLogger("riskdistill")
     target = str((run_dir / "log.txt").resolve())
@@ -244,7 +265,7 @@ class _Trainer:
         pin = device.type == "cuda"
         self.train_loader = make_loader(
             self.train_ds, bs, self.sampler, cfg.data.num_workers, drop_last=True, pin_memory=pin,
-            persistent=not cfg.data.augment.active,  # augmentation draws follow set_epoch: fresh workers
+            persistent=not self.train_ds.epoch_dependent,  # samples follow set_epoch: fresh workers
         )  # fmt: skip
         self.val_loader = None
         if self.val_ds is not None:
@@ -291,6 +312,7 @@ class _Trainer:
             else None
         )
         self._stop = False
+        self._bev_grads: dict[str, float] = {}
         self._lr = self.optimizer.param_groups[0]["lr"]
         self.last_ckpt: Path | None = self.loaded.path if self.loaded is not None else None
 
@@ -349,9 +371,26 @@ class _Trainer:
         batch = batch.to(self.device, non_blocking=True)
         obs = prepare_observation(batch.observation)
         self.model.train()
-        with self._autocast():
-            outputs = self.model(obs)
-            losses = self._losses(outputs, batch, self.state.step)
+        every = self.cfg.bev_grad_every_steps
+        probe = bool(every) and (self.state.step + 1) % every == 0
+        captured: dict[str, torch.Tensor] = {}
+        encoder = getattr(self.student, "bev_encoder", None)
+        # the BEV tensor the heads read, taken inside the module: DDP hands out copies of the outputs
+        handle = (
+            encoder.register_forward_hook(lambda _m, _i, o: captured.__setitem__("bev", o))
+            if probe and encoder is not None
+            else None
+        )
+        try:
+            with self._autocast():
+                outputs = self.model(obs)
+                losses = self._losses(outputs, batch, self.state.step)
+        finally:
+            if handle is not None:
+                handle.remove()
+        self._bev_grads = {}
+        if probe:
+            self._bev_grads = bev_grad_norms({"bev": captured.get("bev", outputs.get("bev"))}, losses)
         self._log_risk_images(outputs, batch)
         loss = losses["total"]
         self.optimizer.zero_grad(set_to_none=True)
@@ -507,6 +546,8 @@ class _Trainer:
                         progress.update(task, completed=st.step, status=f"loss {losses['total']:.4f}")
 
                         last = st.step >= self.total_steps
+                        if self._bev_grads:
+                            self._log_bev_grads(self._bev_grads)
                         if st.step % cfg.log_every_steps == 0 or last:
                             result.train_losses = self._log_train(acc, acc_steps, acc_samples, acc_time)
                             acc.clear()
@@ -552,6 +593,14 @@ class _Trainer:
             self.logger.log(self.state.step, self.state.epoch, "train", row)
             log.info("step %d: %s", self.state.step, ", ".join(f"{k}={v:.4g}" for k, v in row.items()))
         return {k[len("loss_") :]: v for k, v in means.items() if k.startswith("loss_")}
+
+    def _log_bev_grads(self, norms: dict[str, float]) -> None:
+        """A ``split="bev_grad"`` row of ``metrics.csv``: :func:`bev_grad_norms` of this step, averaged over
+        the processes."""
+        means = ddp.all_reduce_sum(norms, self.info, torch.device("cpu"))
+        means = {k: v / self.info.world_size for k, v in means.items()}
+        if self.logger is not None:
+            self.logger.log(self.state.step, self.state.epoch, "bev_grad", means)
 
     def _log_val(self) -> dict[str, float]:
         metrics = self.validate()

@@ -302,9 +302,10 @@ def comparison_html(comparison: dict[str, Any], source: str) -> str:
             diff = _ci_cell(
                 {"mean": t.get("mean_diff"), "ci_low": t.get("ci_low"), "ci_high": t.get("ci_high")}
             )
+            rig = e.get("rig")
             rows.append(
                 [
-                    esc(e.get("label")),
+                    esc(e.get("label")) + ("" if rig in (None, "nominal") else f" @ {esc(rig)}"),
                     esc(e.get("reference")),
                     esc(name),
                     fmt(t.get("n")),

@@ -1,0 +1,478 @@
+"""The study merge: finished experiment parts (one or more seeds each) -> the committed result folder.
+
+    riskdistill experiment --preset study --seeds 0 --out runs/study-s0      # one machine per seed
+    riskdistill experiment --preset study --seeds 1 --out runs/study-s1
+    riskdistill experiment merge runs/study-s0 runs/study-s1 ... --out results/<study-name>
+
+:func:`merge_study` checks that the parts belong to one study: the same configuration in every field but
+``seeds`` (and ``workers`` / ``eval.rerun*``, which change no result), the same git commit (every
+invocation of every part: ``run.json`` and ``run.before-*.json``) and the same closed-loop routes
+(``study_suite.json``); anything else is refused, naming the field. Then it lists every expected cell
+(seed x variant x rig, the seeds being the study's ``all_seeds``): a cell whose closed-loop stage did not
+finish, or whose seed no part holds, is *missing*. Missing cells refuse the merge unless ``allow_missing``;
+then they are listed in ``study.json`` and the README, and the statistics use only the seeds a
+comparison's two variants both have (never an average over what is there). A route that crashed scored 0
+in its cell and stays in.
+
+The result folder (small JSON and Markdown, no checkpoints or images)::
+
+    README.md                      what was run, how long it took, what it shows and what it does not
+    study.json                     parts (folder, seeds, commit), seeds, variants, rigs, pairs, missing cells
+    config.json                    the resolved configuration (seeds = every merged seed)
+    suite.json                     the closed-loop routes
+    timings.json                   every part's stage timings
+    comparison.json / .md          the statistics (evaluation/study_stats.py)
+    diagnostics.json / .md         collisions by scenario type, risk-to-infraction lead time, BEV gradient
+                                   norms of the losses, the student's hazard recall on bench
+    seeds/s<seed>.json             per-seed summaries: training, open loop, closed loop per rig
+    routes/<variant>-s<seed>/<rig>.json   per-route outcomes
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from riskdistill.evaluation.study_stats import (
+    BOOTSTRAP_DRAWS,
+    BOOTSTRAP_SEED,
+    RouteOutcome,
+    compute_study_statistics,
+    render_study_markdown,
+    route_outcome,
+)
+from riskdistill.experiment.config import ExperimentConfig
+from riskdistill.experiment.pipeline import NOMINAL, STUDY_SUITE, run_name
+from riskdistill.io import atomic_write_json, atomic_write_text, load_json
+
+#: Configuration fields the parts of one study may differ in (they change no result).
+PART_FIELDS = ("seeds", "workers", "eval.rerun", "eval.rerun_every")
+
+
+class MergeError(ValueError):
+    """The parts cannot be merged into one study (the message names why)."""
+
+
+@dataclass
+class StudyPart:
+    """One experiment output folder (a part of the study)."""
+
+    path: Path
+    config: ExperimentConfig
+    commits: list[str | None]
+    suite: dict[str, Any] | None  # study_suite.json (None: the part never reached the closed loop)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path) -> StudyPart:
+        path = Path(path)
+        cfg_path = path / "experiment.json"
+        if not cfg_path.is_file():
+            raise MergeError(f"{path}: not an experiment folder (no experiment.json)")
+        config = ExperimentConfig.from_dict(load_json(cfg_path), source=str(cfg_path))
+        runs = [path / "run.json", *sorted(path.glob("run.before-*.json"))]
+        commits = [load_json(p).get("git_commit") for p in runs if p.is_file()]
+        suite = load_json(path / STUDY_SUITE) if (path / STUDY_SUITE).is_file() else None
+        stages = {}
+        for p in sorted((path / "stages").glob("*.json")):
+            rec = load_json(p)
+            if isinstance(rec, dict) and isinstance(rec.get("stage"), str):
+                stages[rec["stage"]] = rec
+        return cls(path, config, commits, suite, stages)
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        out.update(_flat(v, key) if isinstance(v, dict) and v else {key: v})
+    return out
+
+
+def check_parts(parts: list[StudyPart]) -> None:
+    """Refuse parts of different studies, naming the differing field (see the module docstring)."""
+    if not parts:
+        raise MergeError("merge needs at least one experiment folder")
+    first = parts[0]
+    want = {k: v for k, v in _flat(first.config.to_dict()).items() if k not in PART_FIELDS}
+    for p in parts:
+        if len(set(p.commits)) > 1:
+            raise MergeError(
+                f"{p.path}: its runs used several git commits {sorted(map(str, set(p.commits)))}: field "
+                "'git commit' differs inside the part; rerun it on one commit"
+            )
+    for p in parts[1:]:
+        have = {k: v for k, v in _flat(p.config.to_dict()).items() if k not in PART_FIELDS}
+        diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+        if diff:
+            k = diff[0]
+            raise MergeError(
+                f"cannot merge {p.path} with {first.path}: configuration field {k!r} differs "
+                f"({have.get(k)!r} vs {want.get(k)!r}; all differing fields: {diff}); the parts of a study "
+                f"differ only in {list(PART_FIELDS)}"
+            )
+        if p.commits[:1] != first.commits[:1]:
+            raise MergeError(
+                f"cannot merge {p.path} with {first.path}: field 'git commit' differs "
+                f"({p.commits[0]} vs {first.commits[0]})"
+            )
+        if p.suite is not None and first.suite is not None and p.suite != first.suite:
+            a = {r["route_id"]: r for r in first.suite["routes"]}
+            b = {r["route_id"]: r for r in p.suite["routes"]}
+            diff_routes = sorted(r for r in set(a) | set(b) if a.get(r) != b.get(r))
+            raise MergeError(
+                f"cannot merge {p.path} with {first.path}: field 'route suite' differs "
+                f"({first.suite['name']!r}, {len(a)} routes vs {p.suite['name']!r}, {len(b)} routes; first "
+                f"differing route: {diff_routes[:1]})"
+            )
+    owner: dict[int, Path] = {}
+    for p in parts:
+        for s in p.config.seeds:
+            if s in owner:
+                raise MergeError(f"seed {s} is in two parts, {owner[s]} and {p.path}: merge each seed once")
+            owner[s] = p.path
+
+
+@dataclass
+class Cell:
+    """One variant x seed x rig of the study: its routes, or why it is missing."""
+
+    variant: str
+    seed: int
+    rig: str
+    outcomes: dict[str, RouteOutcome] | None = None
+    docs: list[dict[str, Any]] = field(default_factory=list)  # the full route files (diagnostics)
+    missing: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _held_out(spec: dict[str, Any]) -> tuple[bool, bool]:
+    from riskdistill.evaluation.generalisation import is_held_out
+    from riskdistill.sim.suites import RouteSpec
+
+    s = RouteSpec.model_validate(spec)
+    return is_held_out(s, "heldout-layout"), is_held_out(s, "heldout-scenario")
+
+
+def load_cell(part: StudyPart | None, variant: str, seed: int, rig: str, suite: dict[str, Any]) -> Cell:
+    """A cell from its part's folder; missing (with the reason) when its closed loop did not finish."""
+    cell = Cell(variant, seed, rig)
+    name = run_name(variant, seed)
+    if part is None:
+        cell.missing = f"no part holds seed {seed}"
+        return cell
+    folder = part.path / "eval" / name / f"closed_loop-{rig}"
+    if f"closed loop {name} {rig}" not in part.stages:
+        n = len(list((folder / "routes").glob("*.json"))) if folder.is_dir() else 0
+        trained = f"train {name}" in part.stages
+        cell.missing = (
+            f"closed loop not finished ({n} of {len(suite['routes'])} routes written)"
+            if trained
+            else "training did not finish"
+        )
+        return cell
+    cell.outcomes = {}
+    for spec in suite["routes"]:
+        rid = spec["route_id"]
+        f = folder / "routes" / f"{rid}.json"
+        if not f.is_file():  # counts 0, as a missing route of a Bench2Drive suite
+            cell.notes.append(f"route {rid}: no route file (scored 0)")
+            continue
+        doc = load_json(f)
+        cell.docs.append(doc)
+        cell.outcomes[rid] = route_outcome(doc, *_held_out(spec))
+    return cell
+
+
+# ------------------------------------------------------------------------------------------ diagnostics
+def collisions_by_scenario(cells: list[Cell]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """``{rig: {variant: {scenario: {"routes", "collisions", "routes_with_collision", "per_route"}}}}``,
+    pooled over the seeds (a route counts once per seed)."""
+    out: dict[str, Any] = {}
+    for c in cells:
+        if c.outcomes is None:
+            continue
+        table = out.setdefault(c.rig, {}).setdefault(c.variant, {})
+        for o in c.outcomes.values():
+            row = table.setdefault(o.scenario, {"routes": 0, "collisions": 0, "routes_with_collision": 0})
+            row["routes"] += 1
+            row["collisions"] += o.collisions
+            row["routes_with_collision"] += int(o.collisions > 0)
+    for by_variant in out.values():
+        for table in by_variant.values():
+            for row in table.values():
+                row["per_route"] = row["collisions"] / row["routes"]
+    return out
+
+
+def lead_times(cells: list[Cell]) -> dict[str, dict[str, Any]]:
+    """Risk-to-infraction lead time of every variant that predicts risk, nominal rig, pooled over seeds
+    (``evaluation.risk_outcome.summarise_risk_outcome`` without its per-event list)."""
+    from riskdistill.evaluation.risk_outcome import summarise_risk_outcome
+
+    docs: dict[str, list[dict[str, Any]]] = {}
+    for c in cells:
+        if c.rig == NOMINAL and c.outcomes is not None:
+            docs.setdefault(c.variant, []).extend(c.docs)
+    out = {}
+    for variant, ds in docs.items():
+        summary = summarise_risk_outcome(ds)
+        if summary["n_routes_with_risk"]:
+            out[variant] = {k: v for k, v in summary.items() if k != "events"}
+    return out
+
+
+def bev_grad_summary(run_dir: Path) -> dict[str, float] | None:
+    """The mean of every ``bev_grad_*`` column over a training run's ``bev_grad`` rows (``metrics.csv``),
+    and ``risk_over_planning`` (the ratio of the means); None without rows."""
+    from riskdistill.training.logger import read_metrics
+
+    if not (run_dir / "metrics.csv").is_file():
+        return None
+    rows = [r for r in read_metrics(run_dir) if r.get("split") == "bev_grad"]
+    if not rows:
+        return None
+    keys = sorted({k for r in rows for k in r if k.startswith("bev_grad_")})
+    out = {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
+    if out.get("bev_grad_planning") and "bev_grad_risk" in out:
+        out["risk_over_planning"] = out["bev_grad_risk"] / out["bev_grad_planning"]
+    out["rows"] = len(rows)
+    return out
+
+
+OPEN_LOOP_KEYS = (
+    "l2_1s", "l2_2s", "l2_3s", "collision_rate_pct_2s", "risk_l1", "risk_auc", "risk_pearson",
+    "risk_hazard_recall", "risk_hazards",
+)  # fmt: skip
+
+
+def seed_summary(part: StudyPart | None, seed: int, cfg: ExperimentConfig, cells: list[Cell]) -> dict:
+    """What one seed produced, per variant: training (steps, last losses, validation), BEV gradient norms,
+    open-loop metrics (with the student's hazard recall) and the closed-loop numbers per rig."""
+    out: dict[str, Any] = {"seed": seed, "variants": {}}
+    for variant in cfg.variants:
+        name = run_name(variant, seed)
+        v: dict[str, Any] = {}
+        rec = part.stages.get(f"train {name}") if part is not None else None
+        if rec is not None:
+            o = rec["outputs"]
+            v["train"] = {k: o.get(k) for k in ("steps", "train_losses", "val_metrics")}
+            v["bev_grad"] = bev_grad_summary(part.path / "train" / name)
+        ol = part.path / "eval" / name / "open_loop.json" if part is not None else None
+        if ol is not None and ol.is_file():
+            m = load_json(ol).get("metrics", {})
+            v["open_loop"] = {k: m.get(k) for k in OPEN_LOOP_KEYS if k in m}
+        v["closed_loop"] = {}
+        for c in cells:
+            if c.variant != variant or c.seed != seed:
+                continue
+            if c.outcomes is None:
+                v["closed_loop"][c.rig] = {"missing": c.missing}
+                continue
+            outs = list(c.outcomes.values())
+            n = len(outs) + sum("no route file" in x for x in c.notes)  # a missing route file scores 0
+            km = max(sum(o.km_driven for o in outs), 0.001)
+            v["closed_loop"][c.rig] = {
+                "n_routes": n,
+                "driving_score": sum(o.driving_score for o in outs) / n,
+                "success_rate": 100.0 * sum(o.success for o in outs) / n,
+                "collisions_per_km": sum(o.collisions for o in outs) / km,
+                "crashed_routes": sorted(o.route_id for o in outs if o.crashed),
+                "notes": c.notes,
+            }
+        out["variants"][variant] = v
+    return out
+
+
+def render_diagnostics_markdown(diag: dict[str, Any], variants: list[str]) -> str:
+    """The diagnostics as Markdown tables (collisions by scenario on the nominal rig, lead times, BEV
+    gradient norms and hazard recall per variant and seed)."""
+    lines = ["## Collisions by scenario type (nominal rig, per route and seed)", ""]
+    coll = diag["collisions_by_scenario"].get(NOMINAL, {})
+    present = [v for v in variants if v in coll]
+    if present:
+        lines += ["| scenario | " + " | ".join(present) + " |", "|---|" + "---|" * len(present)]
+        scenarios = sorted({s for v in present for s in coll[v]})
+        for s in scenarios:
+            cells = [f"{coll[v][s]['per_route']:.2f}" if s in coll[v] else "-" for v in present]
+            lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    lines += ["", "## Risk to infraction (nominal rig, collisions, pooled over seeds)", ""]
+    lines += ["| variant | events | detected | lead time mean s | warning AUC |", "|---|---|---|---|---|"]
+    for v, d in diag["lead_time"].items():
+        det = "-" if d["detection_rate"] is None else f"{d['detection_rate']:.2f}"
+        lead = "-" if d["lead_time_mean_s"] is None else f"{d['lead_time_mean_s']:.2f}"
+        auc = "-" if d["warning_auc"] is None else f"{d['warning_auc']:.3f}"
+        lines.append(f"| {v} | {d['n_events']} | {det} | {lead} | {auc} |")
+    lines += ["", "## Training and open loop per seed", ""]
+    lines += [
+        "| variant | seed | BEV grad risk | BEV grad planning | risk / planning | hazard recall | risk AUC |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def f(x: Any, k: int = 3) -> str:
+        return "-" if x is None else f"{x:.{k}g}"
+
+    for row in diag["per_seed"]:
+        g = row.get("bev_grad") or {}
+        ol = row.get("open_loop") or {}
+        lines.append(
+            f"| {row['variant']} | {row['seed']} | {f(g.get('bev_grad_risk'))} | "
+            f"{f(g.get('bev_grad_planning'))} | {f(g.get('risk_over_planning'))} | "
+            f"{f(ol.get('risk_hazard_recall'))} | {f(ol.get('risk_auc'))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------ merge
+@dataclass
+class StudyResult:
+    out_dir: Path
+    statistics: dict[str, Any]
+    missing: list[dict[str, Any]]
+    study: dict[str, Any]
+
+
+def _stage_kind(name: str) -> str:
+    for kind in ("record", "label", "train", "open loop", "closed loop", "compare", "report"):
+        if name.startswith(kind):
+            return kind
+    return "other"
+
+
+def part_timings(part: StudyPart) -> dict[str, Any]:
+    stages = {n: float(r.get("seconds", 0.0)) for n, r in part.stages.items()}
+    by_kind: dict[str, float] = {}
+    for n, sec in stages.items():
+        by_kind[_stage_kind(n)] = by_kind.get(_stage_kind(n), 0.0) + sec
+    return {
+        "seeds": part.config.seeds,
+        "total_s": sum(stages.values()),
+        "by_kind_s": by_kind,
+        "stages": stages,
+    }
+
+
+def merge_study(
+    part_dirs: list[str | Path],
+    out_dir: str | Path,
+    allow_missing: bool = False,
+    name: str | None = None,
+    draws: int = BOOTSTRAP_DRAWS,
+) -> StudyResult:
+    """Merge finished parts into the result folder (see the module docstring); :class:`MergeError` when
+    they do not belong together or when cells are missing and ``allow_missing`` is False."""
+    from riskdistill.experiment.study_readme import render_study_readme
+
+    parts = [StudyPart.load(p) for p in part_dirs]
+    check_parts(parts)
+    cfg = parts[0].config
+    suites = [p.suite for p in parts if p.suite is not None]
+    if not suites:
+        raise MergeError(
+            f"no part reached the closed loop ({STUDY_SUITE} missing in {[str(p) for p in part_dirs]})"
+        )
+    suite = suites[0]
+    by_seed = {s: p for p in parts for s in p.config.seeds}
+    seeds = sorted(set(cfg.all_seeds) if cfg.all_seeds is not None else set(by_seed))
+    cells = [
+        load_cell(by_seed.get(s), v, s, rig, suite) for s in seeds for v in cfg.variants for rig in cfg.rigs
+    ]
+    missing = [
+        {"variant": c.variant, "seed": c.seed, "rig": c.rig, "reason": c.missing} for c in cells if c.missing
+    ]
+    if missing and not allow_missing:
+        lost = sorted({m["seed"] for m in missing if m["reason"].startswith("no part")})
+        items = [f"seed {s}: no part holds it" for s in lost]
+        items += [
+            f"{m['variant']}-s{m['seed']} {m['rig']}: {m['reason']}" for m in missing if m["seed"] not in lost
+        ]
+        listed = "; ".join(items[:8])
+        more = f" (and {len(items) - 8} more)" if len(items) > 8 else ""
+        raise MergeError(
+            f"{len(missing)} missing part(s) of the study: {listed}{more}. Run or resume them, or merge with "
+            "--allow-missing (the missing parts are then listed in the results, never averaged over)"
+        )
+    present = {(c.variant, c.seed, c.rig): c.outcomes for c in cells if c.outcomes is not None}
+    route_ids = [r["route_id"] for r in suite["routes"]]
+    selections = {"all": route_ids}
+    flags = {r["route_id"]: _held_out(r) for r in suite["routes"]}
+    for k, sel in ((0, "heldout-layout"), (1, "heldout-scenario")):
+        ids = [r for r in route_ids if flags[r][k]]
+        if ids:
+            selections[sel] = ids
+    statistics = compute_study_statistics(
+        present, route_ids, cfg.pairs, cfg.rigs, selections, draws=draws, seed=BOOTSTRAP_SEED
+    )
+    per_seed_summaries = {
+        s: seed_summary(by_seed.get(s), s, cfg, [c for c in cells if c.seed == s]) for s in seeds
+    }
+    diagnostics = {
+        "collisions_by_scenario": collisions_by_scenario(cells),
+        "lead_time": lead_times(cells),
+        "per_seed": [
+            {
+                "variant": v,
+                "seed": s,
+                "bev_grad": per_seed_summaries[s]["variants"][v].get("bev_grad"),
+                "open_loop": per_seed_summaries[s]["variants"][v].get("open_loop"),
+            }
+            for s in seeds
+            for v in cfg.variants
+        ],
+    }
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    merged_cfg = cfg.to_dict() | {"seeds": seeds, "all_seeds": None}  # the whole study, however it was split
+    suite_hash = hashlib.sha256(json.dumps(suite, sort_keys=True).encode()).hexdigest()[:16]
+    study = {
+        "name": name or out.name,
+        "experiment": cfg.name,
+        "git_commit": parts[0].commits[0] if parts[0].commits else None,
+        "parts": [{"path": str(p.path), "seeds": p.config.seeds} for p in parts],
+        "seeds": seeds,
+        "seeds_with_results": sorted({c.seed for c in cells if c.outcomes is not None}),
+        "variants": cfg.variants,
+        "rigs": cfg.rigs,
+        "pairs": [list(p) for p in cfg.pairs],
+        "suite": {"name": suite["name"], "n_routes": len(route_ids), "sha256": suite_hash},
+        "selections": {k: len(v) for k, v in selections.items()},
+        "missing": missing,
+        "crashed_routes": sum(o.crashed for c in cells if c.outcomes for o in c.outcomes.values()),
+    }
+    timings = {str(p.path): part_timings(p) for p in parts}
+    atomic_write_json(out / "study.json", study)
+    atomic_write_json(out / "config.json", merged_cfg)
+    atomic_write_json(out / "suite.json", suite)
+    atomic_write_json(out / "timings.json", timings)
+    atomic_write_json(out / "comparison.json", statistics)
+    atomic_write_text(out / "comparison.md", render_study_markdown(statistics))
+    atomic_write_json(out / "diagnostics.json", diagnostics)
+    atomic_write_text(out / "diagnostics.md", render_diagnostics_markdown(diagnostics, cfg.variants))
+    for s, summ in per_seed_summaries.items():
+        atomic_write_json(out / "seeds" / f"s{s}.json", summ)
+    for c in cells:
+        if c.outcomes is None:
+            continue
+        routes = []
+        for d in c.docs:
+            o = c.outcomes[d["route_id"]].to_dict()
+            o["route_completion_pct"] = d.get("route_completion_pct")
+            o["events"] = [[e["kind"], e["time_s"]] for e in d.get("events", [])]
+            o["error"] = d.get("error")
+            routes.append(o)
+        atomic_write_json(
+            out / "routes" / run_name(c.variant, c.seed) / f"{c.rig}.json",
+            {"variant": c.variant, "seed": c.seed, "rig": c.rig, "notes": c.notes, "routes": routes},
+        )
+    atomic_write_text(
+        out / "README.md", render_study_readme(study, merged_cfg, statistics, diagnostics, timings)
+    )
+    return StudyResult(out, statistics, missing, study)

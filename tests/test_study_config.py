@@ -1,0 +1,67 @@
+"""The study's configuration: the ``study`` preset, controls as variants, parts by seed (``--seeds``), the
+pairs compared, and a resumed part that keeps the earlier commit's run.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from riskdistill.cli.main import app
+from riskdistill.config import ConfigError
+from riskdistill.experiment import ExperimentConfig, config_for_seeds, experiment_config
+from riskdistill.experiment.pipeline import keep_earlier_run_json
+from riskdistill.runs import git_commit
+
+
+def test_the_study_preset() -> None:
+    cfg = experiment_config("study")
+    assert cfg.seeds == [0, 1, 2] and cfg.study_seeds == [0, 1, 2] and cfg.train.preset == "cpu"
+    assert cfg.variants == ["baseline", "rsd", "shuffled", "corridor", "footprint"]
+    assert cfg.pairs == [("rsd", "baseline"), ("rsd", "shuffled"), ("rsd", "corridor"), ("rsd", "footprint")]
+    assert cfg.eval.closed_loop_routes is None and len(cfg.eval.rig_shifts) >= 3
+    assert cfg.rigs[0] == "nominal" and cfg.data.bench_routes_per_type == 5  # all 120 bench routes
+    assert [cfg.control_kind(v) for v in cfg.variants] == [None, None, "shuffled", "corridor", "footprint"]
+    assert experiment_config("demo").control_kind("control") == "shuffled"  # train.control_targets
+    assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg
+    # no RSD variant: every variant against the first
+    assert experiment_config("quick", variants=["baseline", "corridor"]).pairs == [("corridor", "baseline")]
+
+
+def test_a_part_runs_some_seeds_of_the_study() -> None:
+    part = config_for_seeds(experiment_config("study"), [1])
+    assert part.seeds == [1] and part.all_seeds == [0, 1, 2] and part.study_seeds == [0, 1, 2]
+    assert config_for_seeds(part, [0, 2]).seeds == [0, 2]  # still the same study
+    with pytest.raises(ValueError, match=r"seeds \[5\] are not among the study's seeds \[0, 1, 2\]"):
+        config_for_seeds(part, [5])
+    with pytest.raises(ConfigError, match="not among the study's seeds"):
+        ExperimentConfig.from_dict({"seeds": [3], "all_seeds": [0, 1]})
+    with pytest.raises(ConfigError, match="not understood"):
+        experiment_config("study", eval={"rig_shifts": ["tilt+1"]})  # fails at load, not after training
+    with pytest.raises(ConfigError, match="distinct shifts other than nominal"):
+        experiment_config("study", eval={"rig_shifts": ["nominal"]})
+
+
+def test_cli_seeds_errors_name_the_problem(tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["experiment", "--preset", "study", "--seeds", "7", "--out", str(tmp_path / "x")]
+    )
+    assert res.exit_code == 2 and "not among the study's seeds" in res.output
+    res = runner.invoke(
+        app, ["experiment", "--preset", "study", "--seeds", "one", "--out", str(tmp_path / "y")]
+    )
+    assert res.exit_code == 2 and "comma-separated integers" in res.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_resume_on_another_commit_keeps_the_earlier_run_json(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text(json.dumps({"git_commit": "0ld"}))
+    keep_earlier_run_json(tmp_path)
+    kept = list(tmp_path.glob("run.before-*.json"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["git_commit"] == "0ld"
+    (tmp_path / "run.json").write_text(json.dumps({"git_commit": git_commit()}))
+    keep_earlier_run_json(tmp_path)  # the same commit: nothing to keep
+    assert len(list(tmp_path.glob("run.before-*.json"))) == 1

@@ -1,0 +1,245 @@
+"""The study merge on constructed parts: the result folder, refusals of parts that do not belong together
+(configuration, git commit, route suite, a seed twice), missing parts reported and never averaged over,
+and a crashed route scoring 0."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from riskdistill.cli.main import app
+from riskdistill.evaluation.driving_score import RouteResult
+from riskdistill.evaluation.leaderboard import save_checkpoint_json
+from riskdistill.evaluation.results import route_doc
+from riskdistill.experiment import MergeError, StageRunner, config_for_seeds, experiment_config, merge_study
+from riskdistill.experiment.pipeline import STUDY_SUITE
+from riskdistill.io import atomic_write_json
+from riskdistill.sim.events import InfractionEvent, RouteEnd
+from riskdistill.training.logger import MetricsLogger
+from riskdistill.types import Infraction
+
+VARIANTS = ["baseline", "rsd", "shuffled"]
+ROUTES = [
+    {
+        "route_id": f"bench_{s}_{k}",
+        "scenario": s,
+        "seed": 300_000 + 10 * i + k,
+        "layout": {"family": fam},
+        "tags": [],
+    }
+    for i, (s, fam) in enumerate(
+        [("Accident", "straight"), ("AccidentTwoWays", "straight"), ("VehicleTurningRoute", "junction_t")]
+    )
+    for k in range(4)
+]  # 12 routes: 4 of the held-out scenario type, 4 on the held-out layout
+
+
+def study_config(seeds: list[int], **over):
+    cfg = experiment_config(
+        "quick",
+        seeds=[0, 1, 2],
+        variants=VARIANTS,
+        eval={"rig_shifts": ["pitch-3deg"], "rerun": False},
+        **over,
+    )
+    return config_for_seeds(cfg, seeds)
+
+
+def route_score(variant: str, seed: int, rig: str, k: int) -> float:
+    """Route completion of a constructed route: RSD completes 30 points more on the nominal rig."""
+    rng = np.random.default_rng([seed, k, VARIANTS.index(variant), rig == "nominal"])
+    base = float(rng.uniform(20, 60))
+    return min(
+        100.0, base + (30.0 if variant == "rsd" and rig == "nominal" else 0.0) + (40 if k % 3 == 0 else 0)
+    )
+
+
+def fake_part(
+    root: Path,
+    seeds: list[int],
+    commit: str = "c0ffee",
+    routes: list[dict] | None = None,
+    skip: tuple[tuple[str, int, str], ...] = (),
+    crash: tuple[tuple[str, int, str, str], ...] = (),
+    **over,
+) -> Path:
+    """An experiment part as the pipeline leaves it: config, run.json, study_suite.json, finished stages,
+    closed-loop route files, training logs with BEV gradient rows and open-loop metrics."""
+    cfg = study_config(seeds, **over)
+    routes = routes or ROUTES
+    atomic_write_json(root / "experiment.json", cfg.to_dict())
+    atomic_write_json(root / "run.json", {"git_commit": commit, "config": cfg.to_dict()})
+    atomic_write_json(root / STUDY_SUITE, {"name": "bench-test", "routes": routes})
+    stages = StageRunner(root)
+    for seed in seeds:
+        for v in VARIANTS:
+            name = f"{v}-s{seed}"
+            stages.record(
+                f"train {name}", {"steps": 6, "train_losses": {"total": 1.0}, "val_metrics": {}}, 3.0
+            )
+            log = MetricsLogger(root / "train" / name, tensorboard=False)
+            for step in (2, 4):
+                g = {"bev_grad_planning": 2.0, **({"bev_grad_risk": 0.5 * step} if v != "baseline" else {})}
+                log.log(step, 0, "bev_grad", g)
+            log.close()
+            atomic_write_json(
+                root / "eval" / name / "open_loop.json",
+                {"metrics": {"l2_2s": 1.5, "risk_hazard_recall": 0.5}},
+            )
+            for rig in ("nominal", "pitch-3deg"):
+                if (v, seed, rig) in skip:
+                    continue
+                folder = root / "eval" / name / f"closed_loop-{rig}"
+                results = []
+                for k, spec in enumerate(routes):
+                    rid = spec["route_id"]
+                    rc = route_score(v, seed, rig, k)
+                    events = (
+                        [InfractionEvent(Infraction.COLLISION_VEHICLE, 3.0, 0.0, 0.0, "hit")]
+                        if k % 4 == 1
+                        else []
+                    )
+                    end = RouteEnd.COMPLETED if rc >= 100 else RouteEnd.BLOCKED
+                    if (v, seed, rig, rid) in crash:
+                        end, rc, events = RouteEnd.AGENT_CRASHED, 0.0, []
+                    r = RouteResult(rid, spec["scenario"], end, rc, events, route_length_m=200.0, index=k)
+                    doc = route_doc(r, error="boom" if end == RouteEnd.AGENT_CRASHED else None)
+                    doc["spec"] = spec
+                    doc["path_risk"] = (
+                        {"time_s": [0.0, 1.0, 2.0, 3.0], "risk": [0.1, 0.2, 0.7, 0.9]}
+                        if v != "baseline"
+                        else None
+                    )
+                    atomic_write_json(folder / "routes" / f"{rid}.json", doc)
+                    results.append(r)
+                save_checkpoint_json(folder / "results.json", results)
+                stages.record(f"closed loop {name} {rig}", {"path": str(folder), "summary": {}}, 10.0)
+    return root
+
+
+def test_merge_writes_the_result_folder(tmp_path: Path) -> None:
+    parts = [fake_part(tmp_path / f"s{s}", [s]) for s in (0, 1, 2)]
+    res = merge_study(parts, tmp_path / "results" / "toy", draws=400)
+    out = res.out_dir
+    for f in ("README.md", "study.json", "config.json", "suite.json", "timings.json", "comparison.json",
+              "comparison.md", "diagnostics.json", "diagnostics.md"):  # fmt: skip
+        assert (out / f).is_file(), f
+    study = json.loads((out / "study.json").read_text())
+    assert study["seeds"] == [0, 1, 2] and study["missing"] == [] and study["git_commit"] == "c0ffee"
+    assert study["pairs"] == [["rsd", "baseline"], ["rsd", "shuffled"]]
+    assert study["selections"] == {"all": 12, "heldout-layout": 4, "heldout-scenario": 4}
+    assert json.loads((out / "config.json").read_text())["seeds"] == [0, 1, 2]
+    # the planted +30 RC on the nominal rig is found against both, and not on the shifted rig
+    comps = {(c["a"], c["b"], c["rig"], c["selection"]): c for c in res.statistics["comparisons"]}
+    for b in ("baseline", "shuffled"):
+        assert comps["rsd", b, "nominal", "all"]["driving_score"]["ci_low"] > 0.0
+        assert comps["rsd", b, "pitch-3deg", "all"]["driving_score"]["ci_low"] < 0.0
+    # per-seed summaries and per-route files, small JSON
+    s1 = json.loads((out / "seeds" / "s1.json").read_text())
+    assert s1["variants"]["rsd"]["bev_grad"]["bev_grad_risk"] == pytest.approx(1.5)
+    assert s1["variants"]["rsd"]["bev_grad"]["risk_over_planning"] == pytest.approx(0.75)
+    assert s1["variants"]["rsd"]["open_loop"]["risk_hazard_recall"] == 0.5
+    assert s1["variants"]["baseline"]["closed_loop"]["nominal"]["n_routes"] == 12
+    routes = json.loads((out / "routes" / "rsd-s2" / "pitch-3deg.json").read_text())["routes"]
+    assert len(routes) == 12 and routes[1]["events"] == [["collisions_vehicle", 3.0]]
+    assert all("trajectory" not in r for r in routes)
+    # diagnostics: collisions by scenario type (route k % 4 == 1 collides), lead times of the risk variants
+    diag = json.loads((out / "diagnostics.json").read_text())
+    acc = diag["collisions_by_scenario"]["nominal"]["rsd"]["Accident"]
+    assert acc == {"routes": 12, "collisions": 3, "routes_with_collision": 3, "per_route": 0.25}
+    assert set(diag["lead_time"]) == {"rsd", "shuffled"}  # the baseline predicts no risk
+    assert diag["lead_time"]["rsd"]["n_events"] == 9 and diag["lead_time"]["rsd"]["lead_time_mean_s"] == 1.0
+    readme = (out / "README.md").read_text()
+    assert "## What was run" in readme and "## How long it took" in readme and "## What it shows" in readme
+    assert "## What it does not show" in readme and "## Interpretation" in readme
+    ds = comps["rsd", "baseline", "nominal", "all"]["driving_score"]
+    assert f"{ds['diff']:+.1f} [{ds['ci_low']:+.1f}, {ds['ci_high']:+.1f}]" in readme
+    assert "Missing: nothing" in readme and "| [1] |" in readme  # a timing row per part
+
+
+def test_merge_refuses_parts_of_different_studies(tmp_path: Path) -> None:
+    a = fake_part(tmp_path / "a", [0])
+    b = fake_part(tmp_path / "b", [1], train={"max_steps": 7})
+    with pytest.raises(MergeError, match=r"configuration field 'train.max_steps' differs \(7 vs 6"):
+        merge_study([a, b], tmp_path / "out")
+    c = fake_part(tmp_path / "c", [1], commit="deadbeef")
+    with pytest.raises(MergeError, match=r"field 'git commit' differs \(deadbeef vs c0ffee\)"):
+        merge_study([a, c], tmp_path / "out")
+    other = [dict(r, seed=r["seed"] + 1) if r["route_id"] == "bench_Accident_2" else r for r in ROUTES]
+    d = fake_part(tmp_path / "d", [1], routes=other)
+    with pytest.raises(MergeError, match=r"field 'route suite' differs .*\['bench_Accident_2'\]"):
+        merge_study([a, d], tmp_path / "out")
+    e = fake_part(tmp_path / "e", [0])
+    with pytest.raises(MergeError, match="seed 0 is in two parts"):
+        merge_study([a, e], tmp_path / "out")
+    # a part resumed on another commit carries both in its run.json files: refused too
+    atomic_write_json(a / "run.before-20260101T000000Z.json", {"git_commit": "0ld"})
+    with pytest.raises(MergeError, match="several git commits"):
+        merge_study([a], tmp_path / "out")
+    with pytest.raises(MergeError, match="not an experiment folder"):
+        merge_study([tmp_path / "nowhere"], tmp_path / "out")
+    # the workers count changes no result: parts may differ in it
+    f = fake_part(tmp_path / "f", [1], workers=1)
+    g = fake_part(tmp_path / "g", [2])
+    merge_study([e, f, g], tmp_path / "ok", draws=100)
+
+
+def test_missing_parts_are_refused_or_listed_never_averaged(tmp_path: Path) -> None:
+    a = fake_part(tmp_path / "a", [0])
+    b = fake_part(tmp_path / "b", [1], skip=(("shuffled", 1, "pitch-3deg"),))
+    with pytest.raises(
+        MergeError,
+        match=r"7 missing part\(s\) of the study: seed 2: no part holds it; shuffled-s1 pitch-3deg: closed"
+        r" loop.*--allow-missing",
+    ):
+        merge_study([a, b], tmp_path / "out")
+    res = merge_study([a, b], tmp_path / "out", allow_missing=True, draws=200)
+    missing = {(m["variant"], m["seed"], m["rig"]): m["reason"] for m in res.missing}
+    assert missing["rsd", 2, "nominal"] == "no part holds seed 2"
+    assert missing["shuffled", 1, "pitch-3deg"].startswith("closed loop not finished (0 of 12")
+    assert len(missing) == 3 * 2 * 1 + 1
+    comps = {(c["a"], c["b"], c["rig"], c["selection"]): c for c in res.statistics["comparisons"]}
+    shifted = comps["rsd", "shuffled", "pitch-3deg", "all"]
+    assert shifted["seeds"] == [0] and shifted["missing_seeds"] == {"rsd": [], "shuffled": [1]}
+    assert comps["rsd", "baseline", "pitch-3deg", "all"]["seeds"] == [0, 1]
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert "**Missing (7 cells" in readme and "shuffled-s1 pitch-3deg" in readme
+    res = CliRunner().invoke(app, ["experiment", "merge", str(a), str(b), "--out", str(tmp_path / "cli")])
+    assert res.exit_code == 2 and "missing part" in res.output
+
+
+def test_a_crashed_route_scores_zero_and_the_study_goes_on(tmp_path: Path) -> None:
+    crash = (("rsd", 0, "nominal", "bench_Accident_0"),)
+    parts = [
+        fake_part(tmp_path / "s0", [0], crash=crash),
+        fake_part(tmp_path / "s1", [1]),
+        fake_part(tmp_path / "s2", [2]),
+    ]
+    clean = [fake_part(tmp_path / "c0", [0]), parts[1], parts[2]]
+    res = merge_study(parts, tmp_path / "out", draws=200)
+    ref = merge_study(clean, tmp_path / "ref", draws=200)
+    assert res.study["crashed_routes"] == 1 and ref.study["crashed_routes"] == 0
+    s0 = json.loads((tmp_path / "out" / "seeds" / "s0.json").read_text())["variants"]["rsd"]["closed_loop"][
+        "nominal"
+    ]
+    assert s0["crashed_routes"] == ["bench_Accident_0"] and s0["n_routes"] == 12
+    route = json.loads((tmp_path / "out" / "routes" / "rsd-s0" / "nominal.json").read_text())["routes"][0]
+    assert (
+        route["driving_score"] == 0.0
+        and route["route_end"] == "Failed - Agent crashed"
+        and route["error"] == "boom"
+    )
+
+    def ds(r):
+        return next(
+            c
+            for c in r.statistics["comparisons"]
+            if (c["a"], c["b"], c["rig"], c["selection"]) == ("rsd", "baseline", "nominal", "all")
+        )["driving_score"]
+
+    lost = route_score("rsd", 0, "nominal", 0)  # what the crashed route would have scored
+    assert ds(res)["mean_a"] == pytest.approx(ds(ref)["mean_a"] - lost / 36)  # 0 over 3 seeds x 12 routes
