@@ -128,9 +128,12 @@ class Student(nn.Module):
     def losses(
         self, outputs: dict[str, torch.Tensor], targets: Targets, *, step: int | None = None
     ) -> dict[str, torch.Tensor]:
-        """One weighted scalar per head plus ``total``. ``step`` drives the risk-loss schedule."""
+        """One weighted scalar per head plus ``total``. ``step`` drives the risk-loss schedule. A
+        training-only head (``train_only``) has no outputs in eval mode and so no loss there (validation)."""
         out: dict[str, torch.Tensor] = {}
         for name, head in self.heads.items():
+            if head.train_only and not self.training and not all(k in outputs for k in head.output_keys):
+                continue
             out[name] = getattr(self.cfg.heads, name).weight * head.loss(outputs, targets, step)
         out["total"] = torch.stack(list(out.values())).sum()
         return out
