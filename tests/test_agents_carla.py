@@ -227,17 +227,20 @@ def test_replayed_route_plans_equal_the_native_path(checkpoint: Path, clip: Path
         assert ai.ego.speed_mps == pytest.approx(rec.ego.speed_mps, abs=1e-9)
         assert ai.ego.accel_mps2 == pytest.approx(rec.ego.accel_mps2, abs=1e-6)
         assert ai.ego.yaw_rate_radps == pytest.approx(rec.ego.yaw_rate_radps, abs=1e-6)
+        # the native path: the recorded frame, with the steering the agent commanded (CARLA has no sensor);
+        # both drivers see every frame, so they plan on the same ones (plan_every_steps) and hold alike
+        native_input = rec.to_agent_input()
+        native_input.ego = dataclasses.replace(native_input.ego, steer=ai.ego.steer)
         if step == 0:
             # the built-in env's first observation uses the route start (the rear axle) before its first
             # progress update; the agent projects the vehicle centre at once, as CARLA routes start there
+            native_input.target_point_ego = ai.target_point_ego
+            native.act(native_input)
             continue
         np.testing.assert_allclose(
             ai.target_point_ego, rec.target_point_ego, atol=1e-3, err_msg=f"step {step}"
         )
         assert ai.command == rec.command, step
-        # the native path: the recorded frame, with the steering the agent commanded (CARLA has no sensor)
-        native_input = rec.to_agent_input()
-        native_input.ego = dataclasses.replace(native_input.ego, steer=ai.ego.steer)
         want = native.act(native_input).waypoints_ego
         np.testing.assert_allclose(agent.last_plan, want, atol=1e-4, err_msg=f"step {step}")
         max_diff = max(max_diff, float(np.abs(agent.last_plan - want).max()))
