@@ -26,7 +26,11 @@ def train(
         None, "--data", help="A recorded data set folder (or data.root in --config)."
     ),
     out: Path = typer.Option(..., "--out", help="Run folder: run.json, log.txt, metrics.csv, checkpoints/."),
-    preset: str | None = typer.Option(None, "--preset", help="Student preset: tiny | base (default tiny)."),
+    preset: str | None = typer.Option(
+        None,
+        "--preset",
+        help="Student preset: cpu | tiny | base (default tiny; cpu: the 2-core driving recipe)",
+    ),
     config: Path | None = typer.Option(None, "--config", help="A TrainConfig JSON file."),
     risk: str | None = typer.Option(
         None,
