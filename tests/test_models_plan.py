@@ -134,6 +134,32 @@ def test_image_aux_head_trains_the_backbone_and_costs_nothing_at_inference() -> 
 
 
 # ------------------------------------------------------------------------------------------ init weights
+def test_the_shipped_sim_backbone_fits_the_cpu_student() -> None:
+    """``builtin:cpu_sim_backbone`` (what the demo and the study start from) loads into a cpu student and
+    carries trained weights, not a fresh initialisation."""
+    import json
+
+    from safetensors import safe_open
+
+    from riskdistill.experiment.config import SIM_BACKBONE, experiment_config
+    from riskdistill.models.io import load_init_weights, resolve_init_weights
+
+    path = resolve_init_weights(SIM_BACKBONE)
+    with safe_open(str(path), "pt") as f:
+        assert f.metadata()["preset"] == "cpu"
+    assert json.loads(path.with_suffix(".json").read_text())["name"] == path.stem  # its provenance
+    torch.manual_seed(0)
+    student = build_student(student_config("cpu"))
+    fresh = {k: v.clone() for k, v in student.state_dict().items()}
+    copied = load_init_weights(student, SIM_BACKBONE)
+    assert len(copied) > 50 and all(k.startswith("backbone.") for k in copied)
+    changed = [
+        k for k in copied if k.endswith("weight") and not torch.equal(student.state_dict()[k], fresh[k])
+    ]
+    assert len(changed) > 20
+    assert f"init_weights={SIM_BACKBONE}" in experiment_config("demo").train.overrides
+
+
 def test_init_weights_start_the_backbone_from_a_file(tmp_path) -> None:
     from riskdistill.models.io import load_init_weights, save_init_weights
 

@@ -201,8 +201,16 @@ class ExperimentConfig(StrictConfig):
 #: pipeline in a few minutes (tests); ``study``: the committed RSD study, run one seed per machine
 #: (``--seeds 1``) and merged (``riskdistill experiment merge``); ``full``: the study with seeds and controls
 #: (GPU-sized with ``train.preset=base``).
+#: The cpu preset's image backbone pretrained in the simulator (``riskdistill/weights/cpu_sim_backbone.json``
+#: says how); every variant of the demo and the study starts from it.
+SIM_BACKBONE = "builtin:cpu_sim_backbone"
+
 PRESETS: dict[str, dict[str, Any]] = {
-    "demo": {"name": "demo"},
+    "demo": {
+        "name": "demo",
+        "data": {"steer_noise": 0.25},  # recovery data, as in the cpu recipe
+        "train": {"overrides": [f"init_weights={SIM_BACKBONE}"]},
+    },
     "quick": {
         "name": "quick",
         "data": {"train_routes": 3, "bench_max_routes": 3, "every_n_steps": 5, "max_steps": 120},
@@ -210,11 +218,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval": {"closed_loop_routes": 2, "max_route_steps": 60},
     },
     # The RSD study on 2 CPU cores, one part per seed (docs/experiment.md). Every variant of a seed trains
-    # with the same data, order and budget; all 120 bench routes under the nominal rig and four shifts
+    # with the same data, order and budget; all 125 bench routes under the nominal rig and four shifts
     # (lower cameras, tilted up, narrower fields of view, a dead front-left camera).
     # PLACEHOLDER BUDGETS, set by the lead with the final cpu-student recipe: train.max_steps,
     # data.train_routes / every_n_steps / max_steps, eval.max_route_steps. One part (one seed) evaluates
-    # len(variants) x 5 rigs x 120 routes; at ~4 routes/min on 2 cores that is ~12 h for 5 variants, so
+    # len(variants) x 5 rigs x 125 routes; at ~4 routes/min on 2 cores that is ~12 h for 5 variants, so
     # the ~2 h target needs shorter routes (eval.max_route_steps), fewer variants or fewer rigs.
     "study": {
         "name": "study",
@@ -223,10 +231,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {
             "train_routes": 96,  # PLACEHOLDER
             "every_n_steps": 2,  # PLACEHOLDER
-            "bench_routes_per_type": 5,  # all 120 bench routes (24 types x 5)
+            "steer_noise": 0.25,
+            "bench_routes_per_type": 5,  # all 125 bench routes (25 types x 5)
             "bench_every_n_steps": 4,
         },
-        "train": {"preset": "cpu", "max_steps": 2000, "batch_size": 8, "num_workers": 1},  # PLACEHOLDER
+        "train": {  # PLACEHOLDER budget
+            "preset": "cpu",
+            "max_steps": 2000,
+            "batch_size": 8,
+            "num_workers": 1,
+            "overrides": [f"init_weights={SIM_BACKBONE}"],
+        },
         "eval": {
             "closed_loop_routes": None,  # every bench route
             "rig_shifts": ["height-0.3", "pitch-3deg", "fov-10", "drop-CAM_FRONT_LEFT"],
