@@ -181,6 +181,12 @@ def test_init_weights_start_the_backbone_from_a_file(tmp_path) -> None:
         load_init_weights(other, str(path))
     with pytest.raises(FileNotFoundError, match="no shipped weights 'nope'"):
         load_init_weights(b, "builtin:nope")
+    # wider prefixes: a whole trained student but its RiskHead (fine-tuning with a fresh head)
+    wide = ("backbone.", "view_transform.", "bev_encoder.", "heads.planning.")
+    whole = save_init_weights(a, tmp_path / "whole.safetensors", prefixes=wide)
+    copied = load_init_weights(b, str(whole), wide)
+    assert {k.split(".")[0] for k in copied} == {"backbone", "view_transform", "bev_encoder", "heads"}
+    assert not any(k.startswith("heads.risk.") for k in copied)
 
 
 def test_a_path_speed_planner_exports_to_onnx_with_its_driving_outputs(tmp_path) -> None:

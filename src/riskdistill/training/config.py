@@ -102,6 +102,12 @@ class TrainConfig(StrictConfig):
         default=None,
         description="a fresh run starts its image backbone from these weights (builtin:<name> or a path)",
     )
+    init_weights_prefixes: list[str] = Field(
+        default_factory=lambda: ["backbone."],
+        min_length=1,
+        description="which tensors init_weights copies, by name prefix (e.g. add view_transform., "
+        "bev_encoder., heads.planning. to fine-tune a whole trained student)",
+    )
     shuffle_seed: int = 0
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)

@@ -244,7 +244,7 @@ class _Trainer:
         if self.loaded is not None:
             load_model_weights(self.student, self.loaded.path)
         elif cfg.init_weights is not None:
-            copied = load_init_weights(self.student, cfg.init_weights)
+            copied = load_init_weights(self.student, cfg.init_weights, tuple(cfg.init_weights_prefixes))
             log.info("initialised %d tensors from %s", len(copied), cfg.init_weights)
         self.student.to(device)
         if cfg.channels_last:
