@@ -197,7 +197,7 @@ class ExperimentConfig(StrictConfig):
         return next(name for name, g in BEV_GRID_PRESETS.items() if g == want)
 
 
-#: Named configurations. ``demo``: ``make demo`` (about 20 minutes on 2 cores); ``quick``: the same
+#: Named configurations. ``demo``: ``make demo`` (about 17 minutes on 2 cores); ``quick``: the same
 #: pipeline in a few minutes (tests); ``study``: the committed RSD study, run one seed per machine
 #: (``--seeds 1``) and merged (``riskdistill experiment merge``); ``full``: the study with seeds and controls
 #: (GPU-sized with ``train.preset=base``).

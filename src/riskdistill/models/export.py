@@ -11,6 +11,7 @@ file in onnxruntime against PyTorch (``riskdistill export onnx`` prints it).
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import fields, replace
@@ -82,6 +83,11 @@ def export_onnx(
     if dynamic_batch:
         batch = torch.export.Dim("batch", min=1, max=4096)
         dynamic = tuple({0: batch} for _ in INPUT_NAMES)
+    # the exporter's graph optimiser logs a warning per multi-output op it leaves alone (harmless, and dozens
+    # of lines in an evaluation's output): quiet it for the export
+    quiet = logging.getLogger("onnxscript.optimizer")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         with atomic_path(path) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -91,6 +97,7 @@ def export_onnx(
             )  # fmt: skip
             program.save(str(tmp))
     finally:
+        quiet.setLevel(level)
         student.train(was_training)
     return path
 
