@@ -299,7 +299,8 @@ def ego_plan(scene: Scene, p: ConflictParams) -> EgoPlan:
     head = np.concatenate([seg_head[:1], 0.5 * (seg_head[1:] + seg_head[:-1]), seg_head[-1:]])
     # curve speed: heading change per metre, smoothed over ~5 points
     dh = np.abs(np.diff(seg_head)) / np.maximum(0.5 * (seg[1:] + seg[:-1]), 1e-3)
-    kappa = np.convolve(np.concatenate([[0.0], dh, [0.0]]), np.ones(5) / 5.0, mode="same")
+    # (zero-padded "valid" = numpy's "same", which would return 5 values for a path of fewer than 5 points)
+    kappa = np.convolve(np.pad(np.concatenate([[0.0], dh, [0.0]]), 2), np.ones(5) / 5.0, mode="valid")
     vcap = np.minimum(lim, np.sqrt(p.lateral_accel_mps2 / np.maximum(kappa, 1e-4)))
     stop = scene.stop_distance_m
     if np.isfinite(stop) and stop >= 0.0:  # the ego front (``stop`` short of the line) stops at it
