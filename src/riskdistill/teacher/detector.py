@@ -107,6 +107,34 @@ class _Detector:
     ) -> list[Detection]:
         raise NotImplementedError
 
+    def _load(self, config: DetectorConfig, processor_cls: Any, model_cls: Any) -> None:
+        """Processor and model from ``config.model_dir`` (local files only), on ``config.device``."""
+        import torch
+
+        self.config = config
+        path = Path(config.model_dir)
+        if not path.is_dir():
+            raise FileNotFoundError(f"detector model folder {path} does not exist (no hub downloads)")
+        self.processor = processor_cls.from_pretrained(path, local_files_only=True)
+        self.model = model_cls.from_pretrained(path, local_files_only=True)
+        self.model.eval().to(config.device)
+        self._torch = torch
+
+    def _forward(
+        self, images: np.ndarray | Sequence[np.ndarray], camera_names: Sequence[str], text: Any
+    ) -> tuple[list[np.ndarray], Any]:
+        """Writable uint8 copies of ``images`` and the model's outputs for them with ``text`` per image
+        (None for no images)."""
+        imgs = [np.array(im, dtype=np.uint8) for im in images]  # writable copies for torch
+        if len(imgs) != len(camera_names):
+            raise ValueError(f"{len(imgs)} images for {len(camera_names)} camera names")
+        if not imgs:
+            return imgs, None
+        inputs = self.processor(text=[text] * len(imgs), images=imgs, return_tensors="pt")
+        inputs = {k: v.to(self.config.device) for k, v in inputs.items()}
+        with self._torch.inference_mode():
+            return imgs, self.model(**inputs)
+
     def _keep(
         self, cam: str, h: int, w: int, scores: np.ndarray, labels: np.ndarray, boxes: np.ndarray
     ) -> list[Detection]:
@@ -148,33 +176,18 @@ class OpenVocabDetector(_Detector):
     """An OWLv2 detector loaded from ``config.model_dir`` (local files only)."""
 
     def __init__(self, config: DetectorConfig):
-        import torch
         from transformers import Owlv2ForObjectDetection, Owlv2Processor
 
-        self.config = config
-        path = Path(config.model_dir)
-        if not path.is_dir():
-            raise FileNotFoundError(f"detector model folder {path} does not exist (no hub downloads)")
-        self.processor = Owlv2Processor.from_pretrained(path, local_files_only=True)
-        self.model = Owlv2ForObjectDetection.from_pretrained(path, local_files_only=True)
-        self.model.eval().to(config.device)
-        self._torch = torch
+        self._load(config, Owlv2Processor, Owlv2ForObjectDetection)
         self.queries = [config.query_template.format(c) for c in config.classes]
 
     def detect_images(
         self, images: np.ndarray | Sequence[np.ndarray], camera_names: Sequence[str]
     ) -> list[Detection]:
         """Detections in images ``[N, H, W, 3]`` uint8 (one per camera name)."""
-        torch = self._torch
-        imgs = [np.array(im, dtype=np.uint8) for im in images]  # writable copies for torch
-        if len(imgs) != len(camera_names):
-            raise ValueError(f"{len(imgs)} images for {len(camera_names)} camera names")
+        imgs, outputs = self._forward(images, camera_names, self.queries)
         if not imgs:
             return []
-        inputs = self.processor(text=[self.queries] * len(imgs), images=imgs, return_tensors="pt")
-        inputs = {k: v.to(self.config.device) for k, v in inputs.items()}
-        with torch.inference_mode():
-            outputs = self.model(**inputs)
         sizes = [im.shape[:2] for im in imgs]
         results = self.processor.post_process_grounded_object_detection(
             outputs, threshold=self.config.score_threshold, target_sizes=sizes
@@ -209,17 +222,9 @@ class GroundingDinoDetector(_Detector):
     """A Grounding DINO detector loaded from ``config.model_dir`` (local files only)."""
 
     def __init__(self, config: DetectorConfig):
-        import torch
         from transformers import GroundingDinoForObjectDetection, GroundingDinoProcessor
 
-        self.config = config
-        path = Path(config.model_dir)
-        if not path.is_dir():
-            raise FileNotFoundError(f"detector model folder {path} does not exist (no hub downloads)")
-        self.processor = GroundingDinoProcessor.from_pretrained(path, local_files_only=True)
-        self.model = GroundingDinoForObjectDetection.from_pretrained(path, local_files_only=True)
-        self.model.eval().to(config.device)
-        self._torch = torch
+        self._load(config, GroundingDinoProcessor, GroundingDinoForObjectDetection)
         self.caption, self.class_tokens = caption_and_class_tokens(config.classes, self.processor.tokenizer)
 
     def detect_images(
@@ -227,15 +232,9 @@ class GroundingDinoDetector(_Detector):
     ) -> list[Detection]:
         """Detections in images ``[N, H, W, 3]`` uint8 (one per camera name)."""
         torch = self._torch
-        imgs = [np.array(im, dtype=np.uint8) for im in images]
-        if len(imgs) != len(camera_names):
-            raise ValueError(f"{len(imgs)} images for {len(camera_names)} camera names")
+        imgs, outputs = self._forward(images, camera_names, self.caption)
         if not imgs:
             return []
-        inputs = self.processor(images=imgs, text=[self.caption] * len(imgs), return_tensors="pt")
-        inputs = {k: v.to(self.config.device) for k, v in inputs.items()}
-        with torch.inference_mode():
-            outputs = self.model(**inputs)
         probs = outputs.logits.float().sigmoid()  # [N, Q, max_text_len]
         per_class = torch.stack([probs[..., idx].amax(-1) for idx in self.class_tokens], dim=-1)  # [N, Q, C]
         scores, labels = per_class.max(-1)
