@@ -168,7 +168,6 @@ def test_match_detections_links_projected_boxes_to_their_actors(frames) -> None:
 # ------------------------------------------------------------------------------------------ detector
 def test_tiny_owlv2_detections_go_through_matching(frames, tmp_path) -> None:
     from riskdistill.teacher.detector import (
-        DEFAULT_CLASSES,
         DetectorConfig,
         OpenVocabDetector,
         build_tiny_owlv2,
@@ -178,12 +177,7 @@ def test_tiny_owlv2_detections_go_through_matching(frames, tmp_path) -> None:
     frame = frames[len(frames) // 2]
     low = OpenVocabDetector(DetectorConfig(model_dir=str(model_dir), score_threshold=0.0, max_per_camera=100))
     dets = low.detect(frame)
-    h, w = (int(v) for v in frame.annotation["image_hw"])
-    assert dets and {d.camera for d in dets} <= set(frame.camera_names)
-    for d in dets:
-        x0, y0, x1, y1 = d.box2d
-        assert 0.0 <= x0 < x1 <= w and 0.0 <= y0 < y1 <= h
-        assert 0.0 < d.score <= 1.0 and d.label in DEFAULT_CLASSES
+    _assert_valid_detections(dets, frame)
     # thresholds filter monotonically; a cap per camera holds
     thr = float(np.median([d.score for d in dets]))
     high = OpenVocabDetector(
@@ -233,12 +227,7 @@ def test_tiny_grounding_dino_detections_go_through_matching(frames, tmp_path) ->
     assert words == ["open", "car", "door"] and len(tokens[0]) == 1
     frame = frames[len(frames) // 2]
     dets = low.detect(frame)
-    h, w = (int(v) for v in frame.annotation["image_hw"])
-    assert dets and {d.camera for d in dets} <= set(frame.camera_names)
-    for d in dets:
-        x0, y0, x1, y1 = d.box2d
-        assert 0.0 <= x0 < x1 <= w and 0.0 <= y0 < y1 <= h
-        assert 0.0 < d.score <= 1.0 and d.label in DEFAULT_CLASSES
+    _assert_valid_detections(dets, frame)
     assert len({d.label for d in dets}) > 1  # classes come from the token logits, not a fixed label
     # thresholds filter monotonically; a cap per camera holds; the same model gives the same detections
     thr = float(np.median([d.score for d in dets]))
@@ -291,3 +280,15 @@ def test_ipm_puts_a_painted_ground_point_at_its_bev_cell() -> None:
     bev2 = project_heatmaps_to_bev(half, np.stack([K, K]), np.stack([front, back]), grid, image_hw=hw)
     peak2 = np.unravel_index(np.argmax(bev2), bev2.shape)
     np.testing.assert_allclose(grid.cell_to_metric(peak2), target[:2], atol=0.5)
+
+
+def _assert_valid_detections(dets, frame) -> None:
+    """Some detections, each in one of the frame's cameras, inside its image, scored and labelled."""
+    from riskdistill.teacher.detector import DEFAULT_CLASSES
+
+    h, w = (int(v) for v in frame.annotation["image_hw"])
+    assert dets and {d.camera for d in dets} <= set(frame.camera_names)
+    for d in dets:
+        x0, y0, x1, y1 = d.box2d
+        assert 0.0 <= x0 < x1 <= w and 0.0 <= y0 < y1 <= h
+        assert 0.0 < d.score <= 1.0 and d.label in DEFAULT_CLASSES

@@ -264,14 +264,12 @@ def build_tiny_grounding_dino(
     gives ``[CLS]``, ``[SEP]``, ``.`` and ``?`` BERT's ids (101, 102, 1012, 1029): the model splits the
     caption into phrases at exactly those ids."""
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import (
         BertConfig,
         GroundingDinoConfig,
         GroundingDinoForObjectDetection,
         GroundingDinoImageProcessor,
         GroundingDinoProcessor,
-        PreTrainedTokenizerFast,
         SwinConfig,
     )
 
@@ -281,20 +279,8 @@ def build_tiny_grounding_dino(
         vocab[w] = 200 + k
     if 200 + len(words) > 1012:
         raise ValueError(f"too many class words ({len(words)}) for the tiny Grounding DINO vocabulary")
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 101), ("[SEP]", 102)]
-    )
     max_len = 64
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        pad_token="[PAD]",
-        unk_token="[UNK]",
-        model_max_length=max_len,
-    )
+    tokenizer = _word_level_tokenizer(vocab, ("[CLS]", "[SEP]"), "[PAD]", "[UNK]", max_len, bert_names=True)
     config = GroundingDinoConfig(
         backbone_config=SwinConfig(
             image_size=image_size,
@@ -340,8 +326,6 @@ def build_tiny_grounding_dino(
 
 
 def _tiny_tokenizer(words: Sequence[str], max_length: int) -> Any:
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
 
     vocab = {"<pad>": 0, "<unk>": 1}
     for w in sorted(set(words)):
@@ -349,19 +333,28 @@ def _tiny_tokenizer(words: Sequence[str], max_length: int) -> Any:
     # OWLv2 pools the text at argmax(input_ids): the end token must have the largest id
     vocab["<bos>"] = len(vocab)
     vocab["<eos>"] = len(vocab)
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    return _word_level_tokenizer(vocab, ("<bos>", "<eos>"), "<pad>", "<unk>", max_length, bert_names=False)
+
+
+def _word_level_tokenizer(
+    vocab: dict[str, int], ends: tuple[str, str], pad: str, unk: str, max_length: int, bert_names: bool
+) -> Any:
+    """A whitespace word-level fast tokenizer over ``vocab`` that wraps every text in ``ends`` (named
+    cls/sep for BERT-style models, bos/eos otherwise)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    first, last = ends
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=unk))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(
-        single="<bos> $A <eos>", special_tokens=[("<bos>", vocab["<bos>"]), ("<eos>", vocab["<eos>"])]
+        single=f"{first} $A {last}", special_tokens=[(first, vocab[first]), (last, vocab[last])]
     )
+    names = ("cls_token", "sep_token") if bert_names else ("bos_token", "eos_token")
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<bos>",
-        eos_token="<eos>",
-        pad_token="<pad>",
-        unk_token="<unk>",
+        tokenizer_object=tok, **dict(zip(names, ends, strict=True)), pad_token=pad, unk_token=unk,
         model_max_length=max_length,
-    )
+    )  # fmt: skip
 
 
 def build_tiny_owlv2(
