@@ -218,3 +218,26 @@ def test_waypoints_can_be_a_learned_correction_to_the_kinematic_arc() -> None:
         wp = student(obs)["waypoints"].numpy()
     arc = compute_baseline_plans(obs.ego_state.numpy(), obs.target_point.numpy())["kinematic_arc"]
     np.testing.assert_allclose(wp, arc, atol=1e-5)  # no correction learned yet: the physics prior itself
+
+
+def test_the_shipped_sim_student_is_what_the_study_fine_tunes() -> None:
+    """``builtin:cpu_sim_student`` holds every trained tensor of a cpu student but the RiskHead's: the
+    study's fine-tuning overrides copy all of it into a student with a fresh RiskHead."""
+    from riskdistill.experiment.config import SIM_STUDENT, experiment_config
+    from riskdistill.models.io import load_init_weights
+    from riskdistill.training.config import load_train_config
+
+    cfg = experiment_config("study")
+    assert f"init_weights={SIM_STUDENT}" in cfg.train.overrides
+    base = {"data": {"root": "unused"}, "model": {"preset": "cpu"}, "risk_targets": "teacher"}
+    tcfg = load_train_config(None, cfg.train.overrides, base=base)
+    assert tcfg.model.heads.risk.enabled
+    torch.manual_seed(0)
+    student = build_student(tcfg.model)
+    fresh = {k: v.clone() for k, v in student.state_dict().items()}
+    copied = load_init_weights(student, tcfg.init_weights, tuple(tcfg.init_weights_prefixes))
+    not_copied = sorted(set(fresh) - set(copied))
+    assert not_copied and all(k.startswith("heads.risk.") for k in not_copied)  # only the RiskHead is fresh
+    assert any(k.startswith("heads.planning.") for k in copied)
+    state = student.state_dict()
+    assert sum(not torch.equal(state[k], fresh[k]) for k in copied if k.endswith("weight")) > 50

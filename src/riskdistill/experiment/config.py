@@ -204,6 +204,26 @@ class ExperimentConfig(StrictConfig):
 #: The cpu preset's image backbone pretrained in the simulator (``riskdistill/weights/cpu_sim_backbone.json``
 #: says how); every variant of the demo and the study starts from it.
 SIM_BACKBONE = "builtin:cpu_sim_backbone"
+#: The whole cpu student of the same run, without RiskHead (``riskdistill/weights/cpu_sim_student.json``): the
+#: study fine-tunes it per variant, so a part fits two hours on 2 cores.
+SIM_STUDENT = "builtin:cpu_sim_student"
+#: Train overrides that fine-tune SIM_STUDENT: every tensor but the RiskHead's is copied (a variant with a
+#: RiskHead starts it fresh); the planner keeps the waypoint parametrisation it was trained with; a lower
+#: learning rate with a short warm-up; the augmentation of its training run.
+STUDENT_FINETUNE = [
+    f"init_weights={SIM_STUDENT}",
+    'init_weights_prefixes=["backbone.", "view_transform.", "bev_encoder.", "heads.planning.", '
+    '"heads.occupancy.", "heads.image_aux."]',
+    "model.heads.planning.waypoint_prior=none",
+    "optimizer.lr=3e-4",
+    "schedule.warmup_steps=50",
+    "schedule.min_lr_ratio=0.05",
+    "data.max_val_samples=600",
+    "data.augment.rotation_max_deg=5.0",
+    "data.augment.brightness=0.2",
+    "data.augment.contrast=0.2",
+    "channels_last=true",
+]
 
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {
@@ -217,35 +237,35 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train": {"max_steps": 6, "batch_size": 2, "num_workers": 0},
         "eval": {"closed_loop_routes": 2, "max_route_steps": 60},
     },
-    # The RSD study on 2 CPU cores, one part per seed (docs/experiment.md). Every variant of a seed trains
-    # with the same data, order and budget; all 125 bench routes under the nominal rig and four shifts
-    # (lower cameras, tilted up, narrower fields of view, a dead front-left camera).
-    # PLACEHOLDER BUDGETS, set by the lead with the final cpu-student recipe: train.max_steps,
-    # data.train_routes / every_n_steps / max_steps, eval.max_route_steps. One part (one seed) evaluates
-    # len(variants) x 5 rigs x 125 routes; at ~4 routes/min on 2 cores that is ~12 h for 5 variants, so
-    # the ~2 h target needs shorter routes (eval.max_route_steps), fewer variants or fewer rigs.
+    # The RSD study on 2 CPU cores, one part per seed (docs/experiment.md, results/study-cpu/). Every variant
+    # of a seed fine-tunes the same shipped cpu student (SIM_STUDENT, trained 6,000 steps without RiskHead)
+    # for the same steps, data order and seed: the baseline without RiskHead, RSD with a fresh RiskHead on
+    # the oracle's maps, the corridor control with the same fresh RiskHead on the expert's path painted at
+    # the teacher maps' statistics. All 125 bench routes under the nominal rig and three shifts (lower
+    # cameras, tilted up 3 degrees, a dead front-left camera). One part takes about two hours on 2 cores:
+    # recording ~15 min, labelling ~3 min, training 3 x ~12 min, closed loop 12 x ~6.5 min.
     "study": {
         "name": "study",
         "seeds": [0, 1, 2],
-        "variants": ["baseline", "rsd", "shuffled", "corridor", "footprint"],
+        "variants": ["baseline", "rsd", "corridor"],
         "data": {
-            "train_routes": 96,  # PLACEHOLDER
-            "every_n_steps": 2,  # PLACEHOLDER
+            "train_routes": 192,  # the whole train suite
+            "every_n_steps": 2,
             "steer_noise": 0.25,
             "bench_routes_per_type": 5,  # all 125 bench routes (25 types x 5)
             "bench_every_n_steps": 4,
         },
-        "train": {  # PLACEHOLDER budget
+        "train": {
             "preset": "cpu",
-            "max_steps": 2000,
+            "max_steps": 1000,
             "batch_size": 8,
             "num_workers": 1,
-            "overrides": [f"init_weights={SIM_BACKBONE}"],
+            "overrides": STUDENT_FINETUNE,
         },
         "eval": {
             "closed_loop_routes": None,  # every bench route
-            "rig_shifts": ["height-0.3", "pitch-3deg", "fov-10", "drop-CAM_FRONT_LEFT"],
-            "max_route_steps": None,  # PLACEHOLDER (None: each scenario's own timeout)
+            "rig_shifts": ["height-0.3", "pitch-3deg", "drop-CAM_FRONT_LEFT"],
+            "max_route_steps": None,  # each scenario's own timeout, as in Bench2Drive
             "rerun": False,
         },
     },
