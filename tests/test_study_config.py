@@ -24,9 +24,10 @@ def test_the_study_preset() -> None:
     assert cfg.eval.closed_loop_routes is None and len(cfg.eval.rig_shifts) >= 3
     assert cfg.rigs[0] == "nominal" and cfg.data.bench_routes_per_type == 5  # all 125 bench routes
     assert [cfg.control_kind(v) for v in cfg.variants] == [None, None, "corridor"]
-    every = experiment_config("study", variants=["baseline", "rsd", "shuffled", "corridor", "footprint"])
-    assert every.pairs == [("rsd", "baseline"), ("rsd", "shuffled"), ("rsd", "corridor"), ("rsd", "footprint")]
-    assert [every.control_kind(v) for v in every.variants] == [None, None, "shuffled", "corridor", "footprint"]
+    controls = ["shuffled", "corridor", "footprint"]
+    every = experiment_config("study", variants=["baseline", "rsd", *controls])
+    assert every.pairs == [("rsd", "baseline")] + [("rsd", c) for c in controls]
+    assert [every.control_kind(v) for v in every.variants] == [None, None, *controls]
     assert experiment_config("demo").control_kind("control") == "shuffled"  # train.control_targets
     assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg
     # no RSD variant: every variant against the first
