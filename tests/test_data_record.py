@@ -77,7 +77,8 @@ def test_recorded_files_counts_and_shapes(dataset: Path) -> None:
     assert "images" not in rec.__dict__ and "annotation" not in rec.__dict__  # lazy
     assert rec.images.shape == (6, H, W, 3) and rec.images.dtype == np.uint8
     a = rec.annotation
-    assert set(a) == set(fmt.ANNOTATION_KEY_NAMES) | set(fmt.OPTIONAL_ANNOTATION_KEY_NAMES)
+    dagger_only = {"expert_in_control"}  # written by DAgger recordings only (test_dagger.py)
+    assert set(a) == set(fmt.ANNOTATION_KEY_NAMES) | set(fmt.OPTIONAL_ANNOTATION_KEY_NAMES) - dagger_only
     assert a["expert_path_ego"].shape == (20, 2) and float(a["expert_noise_steer"]) == 0.0
     assert 0.0 <= float(a["expert_speed_mps"]) < 20.0
     n_act = len(a["actor_id"])

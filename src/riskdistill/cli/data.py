@@ -115,8 +115,21 @@ def record(
         max=1.0,
         help="Recovery data: bursts of steering noise up to this size; labels stay the expert's plan.",
     ),
+    dagger: Path | None = typer.Option(
+        None,
+        "--dagger",
+        help="DAgger-style recording: this student checkpoint drives, the expert's plan from where the car "
+        "is stays the label (sim/dagger.py).",
+    ),
+    dagger_expert_share: float = typer.Option(
+        0.0, "--dagger-expert-share", min=0.0, max=1.0, help="Share of 4 s segments the expert drives."
+    ),
 ) -> None:
-    """Record the expert driving a route suite: camera images, annotations, frames.parquet, manifest.json."""
+    """Record the expert driving a route suite: camera images, annotations, frames.parquet, manifest.json.
+
+    With --dagger a trained student drives instead (the expert drives --dagger-expert-share of the time),
+    and every frame is labelled with the expert's plan from the state the student brought the car into.
+    """
     from riskdistill.config import ConfigError
     from riskdistill.contracts.rig import load_rig
     from riskdistill.data.format import BENCH2DRIVE_JPEG_QUALITY
@@ -140,6 +153,7 @@ def record(
             fail(f"{name} must be >= {lo}, got {value}")
     if not 1 <= jpeg_quality <= 100:
         fail(f"--jpeg-quality must be in 1..100, got {jpeg_quality}")
+    learner, learner_name = (None, None) if dagger is None else dagger_learner(dagger)
     try:
         res = record_suite(
             suite_obj,
@@ -152,6 +166,9 @@ def record(
             jpeg_quality=jpeg_quality,
             max_steps=max_steps,
             steer_noise=steer_noise,
+            learner=learner,
+            learner_name=learner_name,
+            expert_share=dagger_expert_share,
         )
     except (ValueError, ConfigError) as exc:
         fail(str(exc))
@@ -165,3 +182,21 @@ def record(
         for f in res.failed:
             console.print(f"  {f['route_id']} ({f['stage']}): {f['error']}", highlight=False)
         raise typer.Exit(1)
+
+
+def dagger_learner(checkpoint: Path) -> tuple[object, str]:
+    """The driver factory of the student checkpoint that drives a DAgger recording (checked and, for the
+    onnx engine, exported once), and its name in the recording's settings: the folder and its weights hash."""
+    from riskdistill.data.record import sha256_file
+    from riskdistill.evaluation.drivers import is_checkpoint_dir, make_driver_factory
+
+    if not is_checkpoint_dir(str(checkpoint)):
+        fail(f"--dagger {checkpoint}: not a checkpoint folder (model.safetensors and config.json)")
+    factory = make_driver_factory(str(checkpoint))
+    try:
+        factory.check()
+        factory.prepare()
+    except ValueError as exc:
+        fail(str(exc))
+    digest = sha256_file(checkpoint / "model.safetensors")[:16]
+    return factory, f"{checkpoint.resolve()} (model.safetensors sha256 {digest})"

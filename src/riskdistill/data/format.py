@@ -255,6 +255,12 @@ OPTIONAL_ANNOTATION_KEYS: tuple[AnnKey, ...] = (
     ),
     AnnKey("expert_speed_mps", "float32", "[]", "the expert's target speed (its speed 1 s later)"),
     AnnKey("expert_noise_steer", "float32", "[]", "recovery noise on the expert's steering now (0: none)"),
+    AnnKey(
+        "expert_in_control",
+        "bool",
+        "[]",
+        "DAgger recordings only: the expert drove this step (False: the learner did; sim/dagger.py)",
+    ),
     # image-space labels (data/image_labels.py): per camera at 1/4 of the recorded resolution
     AnnKey("image_semantics", "uint8", "[N, H/4, W/4]", "0 background, 1 vehicle, 2 vulnerable, 3 static"),
     AnnKey("image_depth_m", "float16", "[N, H/4, W/4]", "nearest surface in the cell (metres, capped at 80)"),

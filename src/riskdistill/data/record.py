@@ -71,6 +71,15 @@ class RecordSettings(StrictConfig):
     )
     noise_interval_s: float = Field(default=8.0, gt=0.0, description="mean time between noise bursts")
     image_labels: bool = Field(default=True, description="per-camera semantics and depth at 1/4 resolution")
+    dagger_learner: str | None = Field(
+        default=None,
+        description="DAgger-style recording (sim/dagger.py): the learner that drives (its checkpoint and "
+        "weights hash); the expert's plan stays the label. None: the expert drives",
+    )
+    dagger_expert_share: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="share of segments the expert drives (DAgger's beta)"
+    )
+    dagger_segment_s: float = Field(default=4.0, gt=0.0, description="who drives is drawn every segment_s")
 
 
 @dataclass
@@ -216,8 +225,11 @@ def _route_log_summary(log: Any) -> dict[str, Any]:
     }
 
 
-def record_route(spec: RouteSpec, out_dir: Path, rig: Rig, settings: RecordSettings) -> dict[str, Any]:
-    """Record one route into ``out_dir/routes/<route_id>/``. Never raises: failures come back as
+def record_route(
+    spec: RouteSpec, out_dir: Path, rig: Rig, settings: RecordSettings, learner: Any = None
+) -> dict[str, Any]:
+    """Record one route into ``out_dir/routes/<route_id>/`` (``learner``: the driver factory of a DAgger-style
+    recording, see :func:`record_suite`). Never raises: failures come back as
     ``{"ok": False, "stage": "build" | "record", "error": ...}`` and leave no route folder behind."""
     t0 = time.perf_counter()
     rdir = out_dir / fmt.route_rel(spec.route_id)
@@ -231,7 +243,7 @@ def record_route(spec: RouteSpec, out_dir: Path, rig: Rig, settings: RecordSetti
     except Exception as exc:
         return {**base, "ok": False, "stage": "build", "error": f"{type(exc).__name__}: {exc}"}
     try:
-        done = _record_instance(spec, instance, out_dir, rig, settings, t0)
+        done = _record_instance(spec, instance, out_dir, rig, settings, t0, learner)
     except Exception as exc:
         shutil.rmtree(rdir, ignore_errors=True)
         return {
@@ -292,6 +304,7 @@ class _RouteRecorder:
         self.actions: list[Action] = []
         self.reasons: list[str] = []
         self.noise: list[float] = []  # steering noise applied at each step (recovery data)
+        self.learner_drove: list[bool] = []  # a DAgger learner, not the expert, drove this step
         self.driver: Any = None
         self.timing = dict.fromkeys(("render_s", "jpeg_s", "annotate_s", "write_s"), 0.0)
 
@@ -309,6 +322,7 @@ class _RouteRecorder:
         self.actions.append(action)
         self.reasons.append(str(getattr(self.driver, "last_reason", "") or ""))
         self.noise.append(float(getattr(self.driver, "noise_steer", 0.0)))
+        self.learner_drove.append(not getattr(self.driver, "expert_in_control", True))
         k = len(self.poses)
         e = env.world.ego
         self.poses.append((float(e.x_m), float(e.y_m), float(e.yaw_rad)))
@@ -344,11 +358,14 @@ class _RouteRecorder:
         c, s = np.cos(e.yaw_rad), np.sin(e.yaw_rad)
         d = np.asarray(path_world, dtype=np.float64) - np.array([e.x_m, e.y_m])
         path = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], axis=1)
-        return {
+        plan = {
             "expert_path_ego": path.astype(np.float32),
             "expert_speed_mps": np.array(self.driver.last_plan_speed_mps, dtype=np.float32),
             "expert_noise_steer": np.array(self.noise[-1] if self.noise else 0.0, dtype=np.float32),
         }
+        if self.settings.dagger_learner is not None:
+            plan["expert_in_control"] = np.array(not self.learner_drove[-1], dtype=bool)
+        return plan
 
     def _row(
         self, env: Any, inp: AgentInput, k: int, ann: dict[str, np.ndarray], image_paths: list[str]
@@ -393,10 +410,13 @@ class _RouteRecorder:
         pose_arr = np.asarray(poses, dtype=np.float64)
         stride = max(1, round(settings.future_dt_s / world.dt_s))
         rows = []
-        noisy = np.asarray([*self.noise, 0.0], dtype=np.float64) != 0.0
+        # a driven future that noise bent, or that a DAgger learner steered, is not the expert's plan
+        noisy = (np.asarray([*self.noise, 0.0], dtype=np.float64) != 0.0) | np.asarray(
+            [*self.learner_drove, False], dtype=bool
+        )
         for k, row, ann in self.frames:
             fxy, fyaw, fvalid = future_in_ego(pose_arr, k, settings.future_waypoints, stride)
-            if noisy.any():  # a driven future that noise bent is not the expert's plan: not a label
+            if noisy.any():  # not a label
                 fvalid = fvalid & np.array(
                     [not noisy[k : k + stride * (j + 1)].any() for j in range(len(fvalid))], dtype=bool
                 )
@@ -436,22 +456,40 @@ class _RouteRecorder:
 
 
 def _record_instance(
-    spec: RouteSpec, instance: Any, out_dir: Path, rig: Rig, settings: RecordSettings, t0: float
+    spec: RouteSpec,
+    instance: Any,
+    out_dir: Path,
+    rig: Rig,
+    settings: RecordSettings,
+    t0: float,
+    learner: Any = None,
 ) -> dict[str, Any]:
+    from riskdistill.sim.dagger import DaggerFactory, RequestedCameras
+    from riskdistill.sim.env import DrivingEnv
     from riskdistill.sim.expert import ExpertConfig, ExpertDriver
-    from riskdistill.sim.rollout import run_route
+    from riskdistill.sim.rollout import build_driver, run_route
 
     recorder = _RouteRecorder(spec, instance, out_dir, rig, settings)
-    expert = ExpertDriver
-    if settings.steer_noise > 0.0:
-        seed = int.from_bytes(hashlib.sha256(spec.route_id.encode()).digest()[:4], "big")
-        expert = ExpertDriver.with_config(
-            ExpertConfig(
-                steer_noise=settings.steer_noise, noise_interval_s=settings.noise_interval_s, noise_seed=seed
+    seed = int.from_bytes(hashlib.sha256(spec.route_id.encode()).digest()[:4], "big")
+    config = ExpertConfig(
+        steer_noise=settings.steer_noise, noise_interval_s=settings.noise_interval_s, noise_seed=seed
+    )
+    driver: Any = ExpertDriver.with_config(config) if settings.steer_noise > 0.0 else ExpertDriver
+    env = None
+    if settings.dagger_learner is not None:
+        if learner is None:
+            raise ValueError(
+                f"recording settings name a DAgger learner ({settings.dagger_learner}) but none given"
             )
+        cameras = RequestedCameras()
+        env = DrivingEnv(observe=cameras)
+        dagger = DaggerFactory(
+            learner, settings.dagger_expert_share, settings.dagger_segment_s, seed=seed, expert_config=config
         )
+        driver = build_driver(dagger, env)
+        cameras.configure(driver.sensors)
     t_run = time.perf_counter()
-    log = run_route(instance, expert, observers=[recorder], max_steps=settings.max_steps)
+    log = run_route(instance, driver, env=env, observers=[recorder], max_steps=settings.max_steps)
     t_end = time.perf_counter()
     timing = recorder.timing
     timing["sim_expert_s"] = (t_end - t_run) - sum(timing.values())
@@ -461,11 +499,15 @@ def _record_instance(
 
 
 def _record_route_job(
-    spec: dict[str, Any], out_dir: str, rig: dict[str, Any], settings: dict[str, Any]
+    spec: dict[str, Any], out_dir: str, rig: dict[str, Any], settings: dict[str, Any], learner: Any = None
 ) -> dict:
     """Picklable entry point of a worker process."""
     return record_route(
-        RouteSpec.from_dict(spec), Path(out_dir), Rig.from_dict(rig), RecordSettings.from_dict(settings)
+        RouteSpec.from_dict(spec),
+        Path(out_dir),
+        Rig.from_dict(rig),
+        RecordSettings.from_dict(settings),
+        learner,
     )
 
 
@@ -522,8 +564,8 @@ def _check_recording(out_dir: Path, suite: Suite, rig: Rig, settings: RecordSett
         if have.get("rig") != want["rig"]:
             diffs.append(f"rig {have.get('rig', {}).get('name')!r} (or its cameras / image size) differs")
         old = have.get("settings", {})
-        for key, value in want["settings"].items():
-            if old.get(key) != value:
+        for key, value in want["settings"].items():  # a key added since: its default
+            if old.get(key, RecordSettings.model_fields[key].default) != value:
                 diffs.append(f"settings.{key} {old.get(key)!r} != {value!r}")
         if diffs:
             raise ValueError(
@@ -549,12 +591,21 @@ def record_suite(
     on_route_done: ProgressFn | None = None,
     steer_noise: float = 0.0,
     noise_interval_s: float = 8.0,
+    learner: Any = None,
+    learner_name: str | None = None,
+    expert_share: float = 0.0,
+    segment_s: float = 4.0,
 ) -> RecordResult:
     """Record the expert over the first ``limit`` routes of ``suite`` into ``out_dir`` (resumable).
 
     ``steer_noise > 0`` records recovery data: bursts of steering noise (about every ``noise_interval_s``)
     push the car off its line while the labels stay the expert's own plan (``expert_path_ego``,
     ``expert_speed_mps``); driven futures that a burst bent are marked invalid (``future_valid``).
+
+    ``learner`` (a picklable, non-privileged driver factory, e.g. a student checkpoint's) records DAgger-style
+    (``sim/dagger.py``): the learner drives, the expert drives a share ``expert_share`` of the segments of
+    ``segment_s`` seconds, and every frame is labelled with the expert's plan from the state the car is in;
+    ``learner_name`` (required then) names it in the settings, so a resumed recording uses the same learner.
 
     ``suite``: a :class:`Suite`, a shipped suite name or a suite JSON path; ``rig``: a :class:`Rig`, a
     built-in rig name or a rig JSON path (resized to ``image_hw``). Raises ``ConfigError`` for an unknown
@@ -573,7 +624,14 @@ def record_suite(
         max_steps=max_steps,
         steer_noise=steer_noise,
         noise_interval_s=noise_interval_s,
+        dagger_learner=learner_name if learner is not None else None,
+        dagger_expert_share=expert_share,
+        dagger_segment_s=segment_s,
     )
+    if learner is not None and not learner_name:
+        raise ValueError(
+            "a DAgger learner needs learner_name (its checkpoint and weights hash) for the settings"
+        )
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if limit is not None and limit < 0:
@@ -622,11 +680,11 @@ def record_suite(
         n_workers = min(workers, len(todo))
         if n_workers <= 1:
             for spec in todo:
-                finished(record_route(spec, out_dir, rig, settings))
+                finished(record_route(spec, out_dir, rig, settings, learner))
         else:
             threads = max(1, (os.cpu_count() or 1) // n_workers)
             ctx = mp.get_context("spawn")
-            args = (str(out_dir), rig.to_dict(), settings.to_dict())
+            args = (str(out_dir), rig.to_dict(), settings.to_dict(), learner)
             with ProcessPoolExecutor(
                 n_workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
             ) as pool:

@@ -1,0 +1,195 @@
+"""DAgger-style recording (sim/dagger.py): a learner drives, the expert's plan from where the car is stays
+the label; who drove is recorded, driven futures the learner steered are not labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import TINY_EVERY, TINY_HW, make_tiny_suite
+from riskdistill.contracts.agent import Action, AgentInput, Controls, SensorRequest
+from riskdistill.data import RecordedDataset, record_suite, validate_dataset
+from riskdistill.data import format as fmt
+from riskdistill.io import load_json
+from riskdistill.sim.dagger import DaggerDriver, DaggerFactory
+from riskdistill.sim.env import DrivingEnv
+from riskdistill.sim.expert import ExpertDriver
+from riskdistill.sim.rollout import run_route
+from riskdistill.sim.scenarios import build_scenario
+from riskdistill.sim.suites import Suite
+
+STEPS = 120
+
+
+class Swerver:
+    """A learner that sees no camera and drifts left at a steady 6 m/s: nothing like the expert."""
+
+    sensors = SensorRequest()
+
+    def reset(self) -> None:
+        self.calls = 0
+
+    def act(self, agent_input: AgentInput) -> Action:
+        self.calls += 1
+        throttle = 0.4 if agent_input.ego.speed_mps < 6.0 else 0.0
+        return Action(controls=Controls(throttle=throttle, steer=0.15, brake=0.0))
+
+
+def _route():
+    spec = make_tiny_suite().routes[0]
+    return build_scenario(spec.scenario, spec.seed, spec.layout)
+
+
+class _Who:
+    """Observer: who drove each step, the executed steering, the expert's plan being there."""
+
+    def __init__(self) -> None:
+        self.expert: list[bool] = []
+        self.steer: list[float] = []
+        self.planned: list[bool] = []
+
+    def on_start(self, env, driver) -> None:
+        self.driver = driver
+
+    def on_step(self, env, inp, action) -> None:
+        self.expert.append(self.driver.expert_in_control)
+        self.steer.append(action.controls.steer)
+        self.planned.append(self.driver.last_plan_path_world is not None)
+
+
+def _drive(share: float, seed: int = 0) -> tuple[_Who, list[float]]:
+    who = _Who()
+    log = run_route(
+        _route(), DaggerFactory(Swerver, share, segment_s=2.0, seed=seed), observers=[who], max_steps=STEPS
+    )
+    return who, list(log.x_m)
+
+
+def test_the_learner_drives_and_the_expert_plans_every_step() -> None:
+    who, _ = _drive(0.0)
+    assert not any(who.expert) and all(who.planned) and len(who.steer) > 50
+    assert all(s == pytest.approx(0.15) for s in who.steer)  # the learner's action is the one executed
+
+
+def test_expert_share_one_drives_exactly_like_the_expert() -> None:
+    who, xs = _drive(1.0)
+    assert all(who.expert)
+    expert_log = run_route(_route(), ExpertDriver, max_steps=STEPS)
+    assert np.allclose(xs, expert_log.x_m)
+
+
+def test_segments_are_drawn_per_seed_and_reproducible() -> None:
+    who_a, xs_a = _drive(0.5, seed=3)
+    who_b, xs_b = _drive(0.5, seed=3)
+    assert who_a.expert == who_b.expert and xs_a == xs_b
+    assert 0 < sum(who_a.expert) < STEPS  # both drove
+    switches = sum(a != b for a, b in zip(who_a.expert, who_a.expert[1:], strict=False))
+    assert switches <= STEPS // 20  # whole 2 s segments (20 steps), not step by step
+    who_c, _ = _drive(0.5, seed=4)
+    assert who_c.expert != who_a.expert
+
+
+def test_a_privileged_learner_or_a_bad_share_is_refused() -> None:
+    with pytest.raises(ValueError, match="observations only"):
+        DaggerFactory(ExpertDriver)
+    with pytest.raises(ValueError, match="expert_share"):
+        DaggerFactory(Swerver, expert_share=1.5)
+    env = DrivingEnv()
+    assert isinstance(DaggerFactory(Swerver)(env), DaggerDriver)
+
+
+def _record(out: Path, **kw):
+    suite = Suite(name="tiny1", description="one route", routes=make_tiny_suite().routes[:1])
+    return record_suite(
+        suite,
+        "bench2drive",
+        out,
+        image_hw=TINY_HW,
+        every_n_steps=TINY_EVERY,
+        workers=1,
+        show_progress=False,
+        max_steps=STEPS,
+        **kw,
+    )
+
+
+def test_a_dagger_recording_labels_the_learners_states_with_the_expert_plan(tmp_path: Path) -> None:
+    res = _record(tmp_path / "d", learner=Swerver, learner_name="swerver v1", expert_share=0.0)
+    assert res.failed == [] and validate_dataset(tmp_path / "d") == []
+    settings = load_json(tmp_path / "d" / fmt.RECORDING)["settings"]
+    assert settings["dagger_learner"] == "swerver v1" and settings["dagger_expert_share"] == 0.0
+    ds = RecordedDataset(tmp_path / "d")
+    anns = [ds.frame(i).annotation for i in range(len(ds))]
+    assert all(not bool(a["expert_in_control"]) for a in anns)
+    assert not any(a["future_valid"].any() for a in anns)  # the learner's driven future is no label
+    # the expert's plan is there, and it steers back towards the route the learner drifts off
+    lateral = [float(a["expert_path_ego"][9, 1]) for a in anns]
+    assert all(np.isfinite(lateral)) and lateral[-1] < lateral[0] - 0.5
+
+    _record(tmp_path / "e")  # the same route driven by the expert (longer: the learner's ends early)
+    last = len(ds) - 1
+    e_frame = RecordedDataset(tmp_path / "e").frame(last)
+    assert "expert_in_control" not in e_frame.annotation and e_frame.annotation["future_valid"].any()
+    d_pose, e_pose = ds.frame(last).ego_pose_world, e_frame.ego_pose_world
+    assert np.hypot(*(d_pose[:2] - e_pose[:2])) > 2.0  # other states than the expert's
+
+
+def test_a_resumed_recording_keeps_its_learner(tmp_path: Path) -> None:
+    _record(tmp_path / "d", learner=Swerver, learner_name="swerver v1")
+    with pytest.raises(ValueError, match=r"settings\.dagger_learner 'swerver v1' != 'swerver v2'"):
+        _record(tmp_path / "d", learner=Swerver, learner_name="swerver v2")
+    with pytest.raises(ValueError, match="learner_name"):
+        _record(tmp_path / "x", learner=Swerver)
+    # a recording written before the DAgger settings existed still resumes (their defaults)
+    _record(tmp_path / "old")
+    path = tmp_path / "old" / fmt.RECORDING
+    doc = load_json(path)
+    for key in ("dagger_learner", "dagger_expert_share", "dagger_segment_s"):
+        del doc["settings"][key]
+    path.write_text(json.dumps(doc))
+    assert _record(tmp_path / "old").skipped == ["r0"]
+
+
+def test_cli_records_with_a_student_checkpoint(tmp_path: Path) -> None:
+    from riskdistill.cli.main import app
+    from riskdistill.models import build_student, save_student, student_config
+
+    cfg = student_config("tiny", image_hw=TINY_HW)
+    ckpt = save_student(build_student(cfg), tmp_path / "student")
+    suite = tmp_path / "suite.json"
+    suite.write_text(
+        json.dumps(Suite(name="one", description="", routes=make_tiny_suite().routes[:1]).to_dict())
+    )
+    args = [
+        "sim",
+        "record",
+        "--suite",
+        str(suite),
+        "--out",
+        str(tmp_path / "d"),
+        "--workers",
+        "1",
+        "--image-h",
+        str(TINY_HW[0]),
+        "--image-w",
+        str(TINY_HW[1]),
+        "--every",
+        "5",
+        "--max-steps",
+        "40",
+        "--dagger",
+        str(ckpt),
+        "--dagger-expert-share",
+        "0.5",
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    settings = load_json(tmp_path / "d" / fmt.RECORDING)["settings"]
+    assert str(ckpt.resolve()) in settings["dagger_learner"] and "sha256" in settings["dagger_learner"]
+    assert RecordedDataset(tmp_path / "d").frame(0).annotation["expert_in_control"].dtype == bool
+    bad = CliRunner().invoke(app, [*args[:-4], "--dagger", str(tmp_path)])
+    assert bad.exit_code != 0 and "not a checkpoint folder" in bad.output
