@@ -193,3 +193,77 @@ def test_cli_records_with_a_student_checkpoint(tmp_path: Path) -> None:
     assert RecordedDataset(tmp_path / "d").frame(0).annotation["expert_in_control"].dtype == bool
     bad = CliRunner().invoke(app, [*args[:-4], "--dagger", str(tmp_path)])
     assert bad.exit_code != 0 and "not a checkpoint folder" in bad.output
+
+
+# ------------------------------------------------------------------- training on expert + DAgger data
+@pytest.fixture(scope="session")
+def labelled_dataset(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from test_training_support import make_labelled_copy
+
+    return make_labelled_copy(tiny_dataset, tmp_path_factory)
+
+
+def test_training_reads_the_expert_and_the_dagger_recording_together(
+    labelled_dataset: Path, tmp_path: Path
+) -> None:
+    from riskdistill.geometry import BevGrid
+    from riskdistill.models import build_student
+    from riskdistill.training import load_checkpoint, train
+    from riskdistill.training.data import MultiRootDataset, build_datasets
+    from test_training_support import micro_config, write_oracle_labels
+
+    dagger = tmp_path / "dagger"
+    record_suite(
+        make_tiny_suite(),
+        "bench2drive",
+        dagger,
+        image_hw=TINY_HW,
+        every_n_steps=TINY_EVERY,
+        workers=1,
+        show_progress=False,
+        max_steps=STEPS,
+        learner=Swerver,
+        learner_name="swerver v1",
+        expert_share=0.5,
+    )
+    write_oracle_labels(dagger)
+    cfg = micro_config(labelled_dataset, data={"extra_roots": [str(dagger)], "val_fraction": 0.5})
+    student = build_student(cfg.model)
+    train_ds, val_ds = build_datasets(cfg, student.target_names, BevGrid.preset("tiny"))
+    assert isinstance(train_ds, MultiRootDataset) and isinstance(val_ds, MultiRootDataset)
+    assert (
+        [d.root for d in train_ds.datasets] == [d.root for d in val_ds.datasets] == [labelled_dataset, dagger]
+    )
+    n_expert, n_dagger = len(RecordedDataset(labelled_dataset)), len(RecordedDataset(dagger))
+    assert len(train_ds) + len(val_ds or []) == n_expert + n_dagger
+    sides = {}
+    for part, ds in (("train", train_ds), ("val", val_ds)):
+        for d in ds.datasets:
+            for r in d.route_ids:
+                sides.setdefault(r, set()).add(part)
+    assert sides and all(len(s) == 1 for s in sides.values())  # a route is on one side in both recordings
+    sample = train_ds[len(train_ds) - 1]  # a DAgger frame, with its own risk map
+    assert sample is not None
+
+    run = tmp_path / "run"
+    train(micro_config(labelled_dataset, data={"extra_roots": [str(dagger)]}, max_steps=2), run)
+    sig = load_checkpoint(run / "checkpoints" / "final").trainer.data
+    assert sig["extra_roots"][0]["n_frames"] == n_dagger
+
+    other_rig = tmp_path / "nuscenes"
+    record_suite(
+        Suite(name="one", description="", routes=make_tiny_suite().routes[:1]),
+        "nuscenes",
+        other_rig,
+        image_hw=TINY_HW,
+        every_n_steps=TINY_EVERY,
+        workers=1,
+        show_progress=False,
+        max_steps=30,
+    )
+    with pytest.raises(ValueError, match=r"data\.extra_roots: .*nuscenes was recorded with rig 'nuscenes'"):
+        build_datasets(
+            micro_config(labelled_dataset, data={"extra_roots": [str(other_rig)]}),
+            student.target_names,
+            BevGrid.preset("tiny"),
+        )

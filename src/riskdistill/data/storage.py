@@ -204,6 +204,9 @@ class RecordedDataset:
     def __getitem__(self, i: int) -> FrameRecord:
         return self.frame(i)
 
+    def has(self, frame_id: str) -> bool:
+        return frame_id in self._index
+
     def index_of(self, frame_id: str) -> int:
         try:
             return self._index[frame_id]

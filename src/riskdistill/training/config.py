@@ -38,6 +38,12 @@ class DataConfig(StrictConfig):
     """
 
     root: str = Field(min_length=1, description="a data set folder written by `riskdistill sim record`")
+    extra_roots: list[str] = Field(
+        default_factory=list,
+        description="more recorded data sets trained on together with root (e.g. a DAgger recording, "
+        "`sim record --dagger`); each with its own labels (<root>/labels/risk) and frame cache, the same "
+        "route split",
+    )
     labels: str | None = Field(default=None, description="risk label folder (default <root>/labels/risk)")
     cameras: list[str] | None = None
     image_hw: tuple[int, int] | None = None
@@ -58,13 +64,25 @@ class DataConfig(StrictConfig):
         "<root>/cache/frames; None: decode the JPEGs of every sample",
     )
 
-    def image_cache_dir(self) -> Path | None:
-        """The frame cache folder (None: no cache)."""
+    @property
+    def roots(self) -> list[str]:
+        """``root`` and ``extra_roots``."""
+        return [self.root, *self.extra_roots]
+
+    def image_cache_dir(self, root: str | None = None) -> Path | None:
+        """The frame cache folder of ``root`` (default: ``root``); None: no cache. An explicit
+        ``image_cache`` folder is ``root``'s; extra roots use their default folder."""
         if self.image_cache is None:
             return None
-        return default_cache_dir(self.root) if self.image_cache == "auto" else Path(self.image_cache)
+        if self.image_cache == "auto" or (root is not None and root != self.root):
+            return default_cache_dir(root or self.root)
+        return Path(self.image_cache)
 
-    def label_dir(self) -> Path:
+    def label_dir(self, root: str | None = None) -> Path:
+        """The risk label folder of ``root`` (default: ``root``): ``labels`` for ``root``, the default folder
+        of the others."""
+        if root is not None and root != self.root:
+            return default_label_dir(root)
         return Path(self.labels) if self.labels is not None else default_label_dir(self.root)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler, Sampler
 
 from riskdistill.contracts.compat import check_image_size
 from riskdistill.data.frame_cache import FrameCache
@@ -22,9 +22,11 @@ from riskdistill.training.targets import build_risk_target
 
 
 def target_builders(
-    cfg: TrainConfig, target_names: Sequence[str], grid: BevGrid
+    cfg: TrainConfig, target_names: Sequence[str], grid: BevGrid, root: str | None = None
 ) -> list[str | TargetBuilder]:
-    """The student's targets with ``"risk_map"`` replaced by the builder of ``cfg.risk_targets``."""
+    """The student's targets with ``"risk_map"`` replaced by the builder of ``cfg.risk_targets``, for the
+    data set ``root`` (default ``cfg.data.root``; its labels, its frames for the shuffled control)."""
+    root = root or cfg.data.root
     out: list[str | TargetBuilder] = []
     for name in target_names:
         if name != "risk_map":
@@ -34,8 +36,8 @@ def target_builders(
             raise ValueError("the student asks for 'risk_map' targets but risk_targets='off' (baseline)")
         frame_ids: list[str] = []
         if cfg.risk_targets == "shuffled":
-            frame_ids = RecordedDataset(cfg.data.root).table.column("frame_id").to_pylist()
-        builder = build_risk_target(cfg.risk_targets, cfg.data.label_dir(), frame_ids, cfg.shuffle_seed)
+            frame_ids = RecordedDataset(root).table.column("frame_id").to_pylist()
+        builder = build_risk_target(cfg.risk_targets, cfg.data.label_dir(root), frame_ids, cfg.shuffle_seed)
         check = getattr(builder, "check", None)
         if check is not None:
             check(grid)  # a missing label folder fails here, not in a worker
@@ -43,42 +45,106 @@ def target_builders(
     return out
 
 
-def data_signature(root: str | Path) -> dict[str, Any]:
+def data_signature(root: str | Path, extra_roots: Sequence[str | Path] = ()) -> dict[str, Any]:
     """What a resumed run must find again in its data set: the stored image size, the cameras and rig, the
-    frame count and the hash of ``frames.parquet`` (from the manifest)."""
+    frame count and the hash of ``frames.parquet`` (from the manifest); ``extra_roots``' under
+    ``"extra_roots"`` (absent without: the signature of a single-root run is unchanged)."""
     m = RecordedDataset(root).manifest
-    return {
+    sig: dict[str, Any] = {
         "image_hw": [int(v) for v in m["image_hw"]],
         "camera_names": list(m["camera_names"]),
         "rig": (m.get("rig") or {}).get("name"),
         "n_frames": (m.get("counts") or {}).get("frames"),
         "frames_sha256": (m.get("files") or {}).get("frames.parquet"),
     }
+    if extra_roots:
+        sig["extra_roots"] = [data_signature(r) for r in extra_roots]
+    return sig
 
 
 def check_data_fits_model(cfg: TrainConfig) -> None:
-    """ValueError naming both sizes when the data set's images cannot feed the model (contracts.compat)."""
-    records = RecordedDataset(cfg.data.root)
-    check_image_size(
-        cfg.image_hw,
-        records.manifest["image_hw"],
-        "the model (model.image_hw / data.image_hw)",
-        f"the data set {cfg.data.root} (manifest image_hw)",
-    )
+    """ValueError naming both sizes when a data set's images cannot feed the model (contracts.compat), or
+    when an extra data set was recorded with another rig (cameras, mounting, field of view) than ``root``."""
+    first = RecordedDataset(cfg.data.root).manifest.get("rig")
+    for root in cfg.data.roots:
+        m = RecordedDataset(root).manifest
+        check_image_size(
+            cfg.image_hw,
+            m["image_hw"],
+            "the model (model.image_hw / data.image_hw)",
+            f"the data set {root} (manifest image_hw)",
+        )
+        rig = m.get("rig")
+        if rig != first:
+            raise ValueError(
+                f"data.extra_roots: {root} was recorded with rig {(rig or {}).get('name')!r}, data.root "
+                f"{cfg.data.root} with {(first or {}).get('name')!r} (or their cameras differ)"
+            )
+
+
+class MultiRootDataset(ConcatDataset):
+    """The frames of several recorded data sets (``data.root`` and ``data.extra_roots``), one
+    :class:`DrivingDataset` each, trained on as one."""
+
+    datasets: list[DrivingDataset]
+
+    @property
+    def epoch_dependent(self) -> bool:
+        return any(d.epoch_dependent for d in self.datasets)
+
+    def set_epoch(self, epoch: int) -> None:
+        for d in self.datasets:
+            d.set_epoch(epoch)
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        return {k: v for d in self.datasets for k, v in d.skipped.items()}
 
 
 def build_datasets(
     cfg: TrainConfig, target_names: Sequence[str], grid: BevGrid
-) -> tuple[DrivingDataset, DrivingDataset | None]:
+) -> tuple[DrivingDataset | MultiRootDataset, DrivingDataset | MultiRootDataset | None]:
     """``(train, val)``; val is None when ``val_fraction`` is 0 or no route falls into it. Each data set has
     its own target builders, so an epoch-dependent builder (the shuffled control) follows the training
-    epochs while validation always sees epoch 0, with or without DataLoader workers."""
-    d = cfg.data
+    epochs while validation always sees epoch 0, with or without DataLoader workers. With
+    ``data.extra_roots`` each is a :class:`MultiRootDataset` (every root split by route with the same seed,
+    so a route recorded twice, by the expert and DAgger-style, lands on the same side);
+    ``max_train_samples`` / ``max_val_samples`` then count over all of them, ``data.root`` first."""
     check_data_fits_model(cfg)
-    builders = target_builders(cfg, target_names, grid)
+    parts = [_build_root(cfg, target_names, grid, root) for root in cfg.data.roots]
+    train = _first(cfg.data.max_train_samples, [t for t, _ in parts])
+    if train is None:
+        raise ValueError(
+            f"{cfg.data.root}: no training frames (val_fraction={cfg.data.val_fraction}, "
+            f"split_seed={cfg.data.split_seed} put every route into validation)"
+        )
+    val = _first(cfg.data.max_val_samples, [v for _, v in parts if v is not None])
+    return train, val
+
+
+def _first(n: int | None, sets: list[DrivingDataset]) -> DrivingDataset | MultiRootDataset | None:
+    """The first ``n`` frames (None: all) of ``sets`` in order, as one data set; None when empty."""
+    left = n
+    kept = []
+    for ds in sets:
+        if left is not None:
+            ds.indices = ds.indices[:left]
+            left -= len(ds)
+        if len(ds):
+            kept.append(ds)
+    if not kept:
+        return None
+    return kept[0] if len(sets) == 1 else MultiRootDataset(kept)
+
+
+def _build_root(
+    cfg: TrainConfig, target_names: Sequence[str], grid: BevGrid, root: str
+) -> tuple[DrivingDataset, DrivingDataset | None]:
+    """One data set's ``(train, val)`` (val None when ``val_fraction`` is 0)."""
+    d = cfg.data
     cache = None
-    if d.image_cache_dir() is not None:
-        cache = FrameCache.open(d.root, cfg.image_hw, d.image_cache_dir())
+    if d.image_cache_dir(root) is not None:
+        cache = FrameCache.open(root, cfg.image_hw, d.image_cache_dir(root))
     common = dict(
         cameras=cfg.cameras,
         image_hw=cfg.image_hw,
@@ -89,21 +155,12 @@ def build_datasets(
         image_dtype=d.image_dtype,
         image_cache=cache,
     )
-    train = DrivingDataset(d.root, grid, builders, augment=d.augment, split="train", **common)
-    if d.max_train_samples is not None:
-        train.indices = train.indices[: d.max_train_samples]
-    if len(train) == 0:
-        raise ValueError(
-            f"{d.root}: no training frames (val_fraction={d.val_fraction}, split_seed={d.split_seed} put "
-            f"every route into validation)"
-        )
+    builders = target_builders(cfg, target_names, grid, root)
+    train = DrivingDataset(root, grid, builders, augment=d.augment, split="train", **common)
     val = None
     if d.val_fraction > 0:
-        val = DrivingDataset(d.root, grid, target_builders(cfg, target_names, grid), split="val", **common)
-        if d.max_val_samples is not None:
-            val.indices = val.indices[: d.max_val_samples]
-        if len(val) == 0:
-            val = None
+        val_builders = target_builders(cfg, target_names, grid, root)
+        val = DrivingDataset(root, grid, val_builders, split="val", **common)
     return train, val
 
 
@@ -158,9 +215,14 @@ def make_loader(
     )
 
 
-def skip_reason(dataset: DrivingDataset, frame_id: str) -> str:
+def skip_reason(dataset: DrivingDataset | MultiRootDataset, frame_id: str) -> str:
     """Why ``on_error="skip"`` passed over a frame: the error recorded in this process, else the error of
     loading it again here (DataLoader workers keep their own records)."""
+    if isinstance(dataset, MultiRootDataset):
+        reasons = [
+            f"{d.root}: {skip_reason(d, frame_id)}" for d in dataset.datasets if d.records.has(frame_id)
+        ]
+        return "; ".join(reasons) or f"{frame_id} is in none of the data sets"
     if frame_id in dataset.skipped:
         return dataset.skipped[frame_id]
     try:

@@ -219,7 +219,7 @@ class _Trainer:
                 f"{run_dir} already holds checkpoints: resume it (resume=True / --resume) or use a new folder"
             )
         self.loaded = load_checkpoint(ckpt) if ckpt is not None else None
-        self.data_signature = data_signature(cfg.data.root)
+        self.data_signature = data_signature(cfg.data.root, cfg.data.extra_roots)
         if self.loaded is not None:
             self._check_drift(self.loaded.config, self.loaded.trainer)
             self._check_data(self.loaded.trainer.data, self.data_signature)
