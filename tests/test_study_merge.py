@@ -243,3 +243,20 @@ def test_a_crashed_route_scores_zero_and_the_study_goes_on(tmp_path: Path) -> No
 
     lost = route_score("rsd", 0, "nominal", 0)  # what the crashed route would have scored
     assert ds(res)["mean_a"] == pytest.approx(ds(ref)["mean_a"] - lost / 36)  # 0 over 3 seeds x 12 routes
+
+
+def test_merging_again_keeps_the_interpretation_a_person_wrote(tmp_path: Path) -> None:
+    first = fake_part(tmp_path / "s0", [0])
+    out = tmp_path / "results" / "toy"
+    merge_study([first], out, allow_missing=True, draws=200)
+    readme = (out / "README.md").read_text()
+    assert "_To be written" in readme and "**Missing (" in readme
+    note = "Seed 0 only: no detectable difference.\n\nSecond paragraph, with a table:\n\n| a | b |\n|---|---|"
+    (out / "README.md").write_text(
+        readme.replace(readme[readme.index("_To be written") :].split("\n\n")[0], note)
+    )
+    merge_study([first, fake_part(tmp_path / "s1", [1])], out, allow_missing=True, draws=200)
+    again = (out / "README.md").read_text()
+    assert note in again and "_To be written" not in again
+    assert again.index("## Interpretation") < again.index(note) < again.index("## Files")
+    assert json.loads((out / "study.json").read_text())["seeds_with_results"] == [0, 1]

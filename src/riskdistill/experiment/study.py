@@ -16,7 +16,8 @@ in its cell and stays in.
 
 The result folder (small JSON and Markdown, no checkpoints or images)::
 
-    README.md                      what was run, how long it took, what it shows and what it does not
+    README.md                      what was run, how long it took, what it shows and what it does not;
+                                   its "Interpretation" section is a person's and survives a new merge
     study.json                     parts (folder, seeds, commit), seeds, variants, rigs, pairs, missing cells
     config.json                    the resolved configuration (seeds = every merged seed)
     suite.json                     the closed-loop routes
@@ -368,7 +369,7 @@ def merge_study(
 ) -> StudyResult:
     """Merge finished parts into the result folder (see the module docstring); :class:`MergeError` when
     they do not belong together or when cells are missing and ``allow_missing`` is False."""
-    from riskdistill.experiment.study_readme import render_study_readme
+    from riskdistill.experiment.study_readme import render_study_readme, written_interpretation
 
     parts = [StudyPart.load(p) for p in part_dirs]
     check_parts(parts)
@@ -472,7 +473,7 @@ def merge_study(
             out / "routes" / run_name(c.variant, c.seed) / f"{c.rig}.json",
             {"variant": c.variant, "seed": c.seed, "rig": c.rig, "notes": c.notes, "routes": routes},
         )
-    atomic_write_text(
-        out / "README.md", render_study_readme(study, merged_cfg, statistics, diagnostics, timings)
-    )
+    readme = out / "README.md"
+    kept = written_interpretation(readme.read_text()) if readme.is_file() else None
+    atomic_write_text(readme, render_study_readme(study, merged_cfg, statistics, diagnostics, timings, kept))
     return StudyResult(out, statistics, missing, study)

@@ -8,6 +8,25 @@ from typing import Any
 
 from riskdistill.experiment.pipeline import NOMINAL
 
+INTERPRETATION_PLACEHOLDER = (
+    "_To be written: what the numbers mean, what was tried if the effect is absent or negative (risk "
+    "loss weight, risk-gated features, teacher quality, where the RiskHead attaches)._"
+)
+_SECTION = "## Interpretation\n"
+
+
+def written_interpretation(readme: str) -> str | None:
+    """The text a person wrote under "## Interpretation" in a study README (None: only the placeholder,
+    or no such section), so that merging again after more seeds finish does not erase it."""
+    start = readme.find(_SECTION)
+    if start < 0:
+        return None
+    body = readme[start + len(_SECTION) :]
+    end = body.find("\n## ")
+    body = (body if end < 0 else body[:end]).strip()
+    return None if not body or body == INTERPRETATION_PLACEHOLDER else body
+
+
 _KINDS = ("record", "label", "train", "open loop", "closed loop", "compare", "report")
 
 
@@ -76,8 +95,11 @@ def render_study_readme(
     statistics: dict[str, Any],
     diagnostics: dict[str, Any],
     timings: dict[str, Any],
+    interpretation: str | None = None,
 ) -> str:
-    """The README skeleton (see the module docstring)."""
+    """The README skeleton (see the module docstring); ``interpretation`` (the text a person wrote under
+    "## Interpretation" in an earlier merge, see :func:`written_interpretation`) is kept verbatim: it
+    should name the seeds it was written for, and a person revises it when more seeds are merged."""
     t, d, e = cfg["train"], cfg["data"], cfg["eval"]
     sel = study["selections"]
     limit = "each scenario's own" if e["max_route_steps"] is None else f"{e['max_route_steps']} steps"
@@ -200,8 +222,7 @@ def render_study_readme(
         "",
         "## Interpretation",
         "",
-        "_To be written: what the numbers mean, what was tried if the effect is absent or negative (risk "
-        "loss weight, risk-gated features, teacher quality, where the RiskHead attaches)._",
+        interpretation.strip() if interpretation else INTERPRETATION_PLACEHOLDER,
         "",
         "## Files",
         "",
