@@ -180,7 +180,7 @@ def test_merge_refuses_parts_of_different_studies(tmp_path: Path) -> None:
     atomic_write_json(a / "run.before-20260101T000000Z.json", {"git_commit": "0ld"})
     with pytest.raises(MergeError, match="several git commits"):
         merge_study([a], tmp_path / "out")
-    with pytest.raises(MergeError, match="not an experiment folder"):
+    with pytest.raises(MergeError, match="neither an experiment folder"):
         merge_study([tmp_path / "nowhere"], tmp_path / "out")
     # the workers count changes no result: parts may differ in it
     f = fake_part(tmp_path / "f", [1], workers=1)
@@ -260,3 +260,43 @@ def test_merging_again_keeps_the_interpretation_a_person_wrote(tmp_path: Path) -
     assert note in again and "_To be written" not in again
     assert again.index("## Interpretation") < again.index(note) < again.index("## Files")
     assert json.loads((out / "study.json").read_text())["seeds_with_results"] == [0, 1]
+
+
+def test_a_result_folder_is_a_part_so_seeds_from_several_sessions_add_up(tmp_path: Path) -> None:
+    """Seeds merged once (their experiment folders gone) plus a new seed give the statistics of merging all
+    experiment folders at once; a rerun seed replaces the merged one; another commit is refused."""
+    parts = [fake_part(tmp_path / f"s{s}", [s]) for s in (0, 1, 2)]
+    whole = merge_study(parts, tmp_path / "whole", draws=300)
+    out = tmp_path / "results" / "study"
+    merge_study(parts[:2], out, allow_missing=True, draws=300)
+    assert json.loads((out / "study.json").read_text())["seeds_with_results"] == [0, 1]
+    nominal = json.loads((out / "routes" / "rsd-s0" / "nominal.json").read_text())["routes"]
+    assert nominal[0]["path_risk"]["risk"] == [0.1, 0.2, 0.7, 0.9]  # kept for the lead times
+    for p in parts[:2]:  # the experiment folders of the merged seeds are gone
+        for f in sorted(p.rglob("*"), reverse=True):
+            f.unlink() if f.is_file() else f.rmdir()
+    res = merge_study([out, parts[2]], out, draws=300)
+    assert res.missing == []
+    for f in ("comparison.json", "diagnostics.json", "seeds/s0.json", "seeds/s2.json", "timings.json"):
+        assert json.loads((out / f).read_text()) == json.loads((whole.out_dir / f).read_text()), f
+    for f in (whole.out_dir / "routes").rglob("*.json"):
+        assert json.loads((out / f.relative_to(whole.out_dir)).read_text()) == json.loads(f.read_text())
+    study = json.loads((out / "study.json").read_text())
+    assert study["parts"] == [{"path": str(parts[s]), "seeds": [s]} for s in (0, 1, 2)]
+    assert study["seeds_with_results"] == [0, 1, 2] and study["git_commit"] == "c0ffee"
+    # a seed rerun in an experiment folder replaces the merged one
+    rerun = fake_part(tmp_path / "s1-again", [1], skip=(("rsd", 1, "pitch-3deg"),))
+    res = merge_study([out, rerun], tmp_path / "again", allow_missing=True, draws=300)
+    assert res.missing == [
+        {"variant": "rsd", "seed": 1, "rig": "pitch-3deg", "reason": "closed loop not finished (0 of 12 "
+         "routes written)"}
+    ]  # fmt: skip
+    parts_again = json.loads((tmp_path / "again" / "study.json").read_text())["parts"]
+    assert {"path": str(rerun), "seeds": [1]} in parts_again
+    # a result folder of another commit is refused, naming the field
+    with pytest.raises(MergeError, match="git commit"):
+        merge_study([out, fake_part(tmp_path / "other", [2], commit="deadbeef")], tmp_path / "x", draws=100)
+    # a result folder without its per-seed summaries is refused, naming the file
+    (out / "seeds" / "s0.json").unlink()
+    with pytest.raises(MergeError, match=r"s0\.json"):
+        merge_study([out], tmp_path / "y", draws=100)

@@ -149,7 +149,11 @@ def experiment(
 
 @experiment_app.command("merge")
 def merge(
-    parts: list[Path] = typer.Argument(..., help="Experiment output folders (parts of one study)."),
+    parts: list[Path] = typer.Argument(
+        ...,
+        help="Experiment output folders (parts of one study), or an earlier result folder of the study "
+        "(its seeds count as a part: seeds from several sessions add up).",
+    ),
     out: Path = typer.Option(..., "--out", help="The result folder, e.g. results/<study-name>."),
     allow_missing: bool = typer.Option(
         False, "--allow-missing", help="Merge what finished and list the missing parts (default: refuse)."

@@ -14,6 +14,17 @@ then they are listed in ``study.json`` and the README, and the statistics use on
 comparison's two variants both have (never an average over what is there). A route that crashed scored 0
 in its cell and stays in.
 
+A part may also be an earlier *result folder* (``results/<study-name>`` itself), so that seeds run in
+different sessions add up without keeping the experiment folders (checkpoints, recordings) of the seeds
+already merged::
+
+    riskdistill experiment merge results/<study-name> runs/study-s1 --out results/<study-name>
+
+Its seeds with results count as a part run at its git commit; a seed that an experiment folder also holds
+is taken from the experiment folder (a rerun or a resumed part replaces the merged one). Its cells are
+read back from ``routes/`` (with the nominal rig's path-risk series, for the lead times), its per-seed
+summaries and timings are kept as they were.
+
 The result folder (small JSON and Markdown, no checkpoints or images)::
 
     README.md                      what was run, how long it took, what it shows and what it does not;
@@ -68,13 +79,19 @@ class StudyPart:
     commits: list[str | None]
     suite: dict[str, Any] | None  # study_suite.json (None: the part never reached the closed loop)
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    result: dict[str, Any] | None = None  # study.json when the part is an earlier result folder
 
     @classmethod
     def load(cls, path: str | Path) -> StudyPart:
         path = Path(path)
         cfg_path = path / "experiment.json"
+        if not cfg_path.is_file() and (path / "study.json").is_file():
+            return cls.load_result(path)
         if not cfg_path.is_file():
-            raise MergeError(f"{path}: not an experiment folder (no experiment.json)")
+            raise MergeError(
+                f"{path}: neither an experiment folder (no experiment.json) nor a study result folder "
+                "(no study.json)"
+            )
         config = ExperimentConfig.from_dict(load_json(cfg_path), source=str(cfg_path))
         runs = [path / "run.json", *sorted(path.glob("run.before-*.json"))]
         commits = [load_json(p).get("git_commit") for p in runs if p.is_file()]
@@ -85,6 +102,29 @@ class StudyPart:
             if isinstance(rec, dict) and isinstance(rec.get("stage"), str):
                 stages[rec["stage"]] = rec
         return cls(path, config, commits, suite, stages)
+
+    @classmethod
+    def load_result(cls, path: Path) -> StudyPart:
+        """An earlier merge's result folder as a part holding its seeds with results."""
+        study = load_json(path / "study.json")
+        for f in ("config.json", "suite.json"):
+            if not (path / f).is_file():
+                raise MergeError(f"{path}: a study result folder without {f}")
+        missing = [k for k in ("git_commit", "seeds", "seeds_with_results") if k not in study]
+        if missing:
+            raise MergeError(f"{path / 'study.json'}: field(s) {missing} missing")
+        if not study["seeds_with_results"]:
+            raise MergeError(f"{path}: holds no seed with results, nothing to merge from it")
+        cfg = load_json(path / "config.json") | {
+            "seeds": study["seeds_with_results"],
+            "all_seeds": study["seeds"],
+        }
+        config = ExperimentConfig.from_dict(cfg, source=str(path / "config.json"))
+        return cls(path, config, [study["git_commit"]], load_json(path / "suite.json"), result=study)
+
+    @property
+    def is_result(self) -> bool:
+        return self.result is not None
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -133,12 +173,26 @@ def check_parts(parts: list[StudyPart]) -> None:
                 f"({first.suite['name']!r}, {len(a)} routes vs {p.suite['name']!r}, {len(b)} routes; first "
                 f"differing route: {diff_routes[:1]})"
             )
-    owner: dict[int, Path] = {}
-    for p in parts:
+    for results in (False, True):  # a result folder yields a seed to an experiment folder, not to its kind
+        owner: dict[int, Path] = {}
+        for p in parts:
+            if p.is_result != results:
+                continue
+            for s in p.config.seeds:
+                if s in owner:
+                    raise MergeError(
+                        f"seed {s} is in two parts, {owner[s]} and {p.path}: merge each seed once"
+                    )
+                owner[s] = p.path
+
+
+def seed_owners(parts: list[StudyPart]) -> dict[int, StudyPart]:
+    """The part each seed is taken from: an experiment folder before an earlier result folder."""
+    owners: dict[int, StudyPart] = {}
+    for p in sorted(parts, key=lambda p: not p.is_result):  # result folders first, overwritten
         for s in p.config.seeds:
-            if s in owner:
-                raise MergeError(f"seed {s} is in two parts, {owner[s]} and {p.path}: merge each seed once")
-            owner[s] = p.path
+            owners[s] = p
+    return owners
 
 
 @dataclass
@@ -169,6 +223,8 @@ def load_cell(part: StudyPart | None, variant: str, seed: int, rig: str, suite: 
     if part is None:
         cell.missing = f"no part holds seed {seed}"
         return cell
+    if part.result is not None:
+        return _result_cell(part, cell)
     folder = part.path / "eval" / name / f"closed_loop-{rig}"
     if f"closed loop {name} {rig}" not in part.stages:
         n = len(list((folder / "routes").glob("*.json"))) if folder.is_dir() else 0
@@ -189,6 +245,36 @@ def load_cell(part: StudyPart | None, variant: str, seed: int, rig: str, suite: 
         doc = load_json(f)
         cell.docs.append(doc)
         cell.outcomes[rid] = route_outcome(doc, *_held_out(spec))
+    return cell
+
+
+def _result_cell(part: StudyPart, cell: Cell) -> Cell:
+    """A cell read back from a result folder's ``routes/<variant>-s<seed>/<rig>.json``."""
+    f = part.path / "routes" / run_name(cell.variant, cell.seed) / f"{cell.rig}.json"
+    if not f.is_file():
+        was = [
+            m["reason"]
+            for m in (part.result or {}).get("missing", [])
+            if (m.get("variant"), m.get("seed"), m.get("rig")) == (cell.variant, cell.seed, cell.rig)
+        ]
+        cell.missing = was[0] if was else f"not in {part.path} (no {f.relative_to(part.path)})"
+        return cell
+    doc = load_json(f)
+    try:
+        cell.outcomes = {r["route_id"]: RouteOutcome.from_dict(r) for r in doc["routes"]}
+        cell.docs = [
+            {
+                "route_id": r["route_id"],
+                "route_completion_pct": r.get("route_completion_pct"),
+                "error": r.get("error"),
+                "path_risk": r.get("path_risk"),
+                "events": [{"kind": k, "time_s": t} for k, t in r.get("events", [])],
+            }
+            for r in doc["routes"]
+        ]
+    except (KeyError, TypeError) as exc:
+        raise MergeError(f"{f}: not a study route file ({type(exc).__name__}: {exc})") from exc
+    cell.notes = list(doc.get("notes", []))
     return cell
 
 
@@ -340,6 +426,26 @@ class StudyResult:
     study: dict[str, Any]
 
 
+def _kept_seed_summary(part: StudyPart, seed: int) -> dict[str, Any]:
+    f = part.path / "seeds" / f"s{seed}.json"
+    if not f.is_file():
+        raise MergeError(f"{part.path}: seed {seed} has results but no {f.relative_to(part.path)}")
+    return load_json(f)
+
+
+def _part_entries(part: StudyPart, by_seed: dict[int, StudyPart]) -> list[dict[str, Any]]:
+    """``study.json``'s ``parts`` entries a part contributes (a result folder: its own earlier parts)."""
+    used = [s for s in part.config.seeds if by_seed.get(s) is part]
+    if not part.is_result:
+        return [{"path": str(part.path), "seeds": used}] if used else []
+    out = []
+    for q in (part.result or {}).get("parts", []):
+        seeds = [s for s in q.get("seeds", []) if s in used]
+        if seeds:
+            out.append({"path": q["path"], "seeds": seeds})
+    return out
+
+
 def _stage_kind(name: str) -> str:
     for kind in ("record", "label", "train", "open loop", "closed loop", "compare", "report"):
         if name.startswith(kind):
@@ -380,8 +486,8 @@ def merge_study(
             f"no part reached the closed loop ({STUDY_SUITE} missing in {[str(p) for p in part_dirs]})"
         )
     suite = suites[0]
-    by_seed = {s: p for p in parts for s in p.config.seeds}
-    seeds = sorted(set(cfg.all_seeds) if cfg.all_seeds is not None else set(by_seed))
+    by_seed = seed_owners(parts)
+    seeds = sorted({s for p in parts for s in p.config.all_seeds})
     cells = [
         load_cell(by_seed.get(s), v, s, rig, suite) for s in seeds for v in cfg.variants for rig in cfg.rigs
     ]
@@ -412,7 +518,10 @@ def merge_study(
         present, route_ids, cfg.pairs, cfg.rigs, selections, draws=draws, seed=BOOTSTRAP_SEED
     )
     per_seed_summaries = {
-        s: seed_summary(by_seed.get(s), s, cfg, [c for c in cells if c.seed == s]) for s in seeds
+        s: _kept_seed_summary(by_seed[s], s)
+        if s in by_seed and by_seed[s].is_result
+        else seed_summary(by_seed.get(s), s, cfg, [c for c in cells if c.seed == s])
+        for s in seeds
     }
     diagnostics = {
         "collisions_by_scenario": collisions_by_scenario(cells),
@@ -437,7 +546,7 @@ def merge_study(
         "name": name or out.name,
         "experiment": cfg.name,
         "git_commit": parts[0].commits[0] if parts[0].commits else None,
-        "parts": [{"path": str(p.path), "seeds": p.config.seeds} for p in parts],
+        "parts": [q for p in parts for q in _part_entries(p, by_seed)],
         "seeds": seeds,
         "seeds_with_results": sorted({c.seed for c in cells if c.outcomes is not None}),
         "variants": cfg.variants,
@@ -448,7 +557,14 @@ def merge_study(
         "missing": missing,
         "crashed_routes": sum(o.crashed for c in cells if c.outcomes for o in c.outcomes.values()),
     }
-    timings = {str(p.path): part_timings(p) for p in parts}
+    timings: dict[str, Any] = {}
+    for p in parts:
+        if p.is_result:
+            kept = load_json(p.path / "timings.json") if (p.path / "timings.json").is_file() else {}
+            used = {q["path"] for q in _part_entries(p, by_seed)}
+            timings.update({k: v for k, v in kept.items() if k in used})
+        elif any(by_seed.get(s) is p for s in p.config.seeds):
+            timings[str(p.path)] = part_timings(p)
     atomic_write_json(out / "study.json", study)
     atomic_write_json(out / "config.json", merged_cfg)
     atomic_write_json(out / "suite.json", suite)
@@ -468,6 +584,8 @@ def merge_study(
             o["route_completion_pct"] = d.get("route_completion_pct")
             o["events"] = [[e["kind"], e["time_s"]] for e in d.get("events", [])]
             o["error"] = d.get("error")
+            if c.rig == NOMINAL and d.get("path_risk"):  # for the lead times of a later merge
+                o["path_risk"] = d["path_risk"]
             routes.append(o)
         atomic_write_json(
             out / "routes" / run_name(c.variant, c.seed) / f"{c.rig}.json",
