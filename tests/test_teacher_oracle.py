@@ -288,14 +288,15 @@ def test_oracle_is_deterministic_and_config_strict() -> None:
 
 
 def test_recorded_frames_are_labelled_with_their_privileged_keys(tiny_dataset) -> None:
-    from riskdistill.data.format import OPTIONAL_ANNOTATION_KEY_NAMES
+    from riskdistill.data.format import DAGGER_ANNOTATION_KEY_NAMES, OPTIONAL_ANNOTATION_KEY_NAMES
 
     ds = RecordedDataset(tiny_dataset)
     teacher = OracleTeacher()
     for i in range(0, len(ds), max(len(ds) // 6, 1)):
         frame = ds[i]
         ann = frame.annotation
-        assert set(OPTIONAL_ANNOTATION_KEY_NAMES) <= set(ann)
+        assert set(OPTIONAL_ANNOTATION_KEY_NAMES) - set(DAGGER_ANNOTATION_KEY_NAMES) <= set(ann)
+        assert not set(DAGGER_ANNOTATION_KEY_NAMES) & set(ann)  # an expert recording
         label = teacher.label(frame)
         assert label == teacher.label_annotation(frame.frame_id, ann, frame.ego.speed_mps)
         # an old data set without the privileged keys still labels (route from the recorded future)

@@ -266,3 +266,5 @@ OPTIONAL_ANNOTATION_KEYS: tuple[AnnKey, ...] = (
     AnnKey("image_depth_m", "float16", "[N, H/4, W/4]", "nearest surface in the cell (metres, capped at 80)"),
 )
 OPTIONAL_ANNOTATION_KEY_NAMES = tuple(k.name for k in OPTIONAL_ANNOTATION_KEYS)
+#: optional keys only a DAgger recording writes (``sim record --dagger``)
+DAGGER_ANNOTATION_KEY_NAMES = ("expert_in_control",)

@@ -487,7 +487,7 @@ def merge_study(
         )
     suite = suites[0]
     by_seed = seed_owners(parts)
-    seeds = sorted({s for p in parts for s in p.config.all_seeds})
+    seeds = sorted({s for p in parts for s in p.config.study_seeds})
     cells = [
         load_cell(by_seed.get(s), v, s, rig, suite) for s in seeds for v in cfg.variants for rig in cfg.rigs
     ]
