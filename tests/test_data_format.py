@@ -11,7 +11,7 @@ import pytest
 
 from riskdistill.data import format as fmt
 from riskdistill.data.annotate import future_in_ego, mask_stats
-from riskdistill.data.record import encode_npz
+from riskdistill.data.encode import encode_npz
 
 
 def test_encode_npz_round_trips_through_np_load_without_pickle() -> None:

@@ -187,7 +187,7 @@ def record(
 def dagger_learner(checkpoint: Path) -> tuple[object, str]:
     """The driver factory of the student checkpoint that drives a DAgger recording (checked and, for the
     onnx engine, exported once), and its name in the recording's settings: the folder and its weights hash."""
-    from riskdistill.data.record import sha256_file
+    from riskdistill.data.encode import sha256_file
     from riskdistill.evaluation.drivers import is_checkpoint_dir, make_driver_factory
 
     if not is_checkpoint_dir(str(checkpoint)):

@@ -74,16 +74,15 @@ from riskdistill.contracts.agent import PLAN_DT_S, PLAN_HORIZON, EgoState
 from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M
 from riskdistill.contracts.rig import Rig
 from riskdistill.data import format as fmt
-from riskdistill.data.record import (
+from riskdistill.data.encode import (
     encode_jpeg,
     encode_npz,
-    read_done,
     sha256_bytes,
     table_bytes,
     write_file,
-    write_index,
     write_json,
 )
+from riskdistill.data.record import read_done, write_index
 from riskdistill.data.storage import DataError
 from riskdistill.geometry import (
     T_ego_from_cam_from_pose,
