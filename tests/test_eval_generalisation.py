@@ -12,7 +12,12 @@ from riskdistill.evaluation.generalisation import (
     select_routes,
     split_perturbation,
 )
-from riskdistill.evaluation.risk_outcome import compute_lead_time, summarise_risk_outcome
+from riskdistill.evaluation.risk_outcome import (
+    compact_path_risk,
+    compute_lead_time,
+    path_risk_series,
+    summarise_risk_outcome,
+)
 from riskdistill.sim.suites import HELD_OUT_FAMILIES, HELD_OUT_SCENARIOS, load_suite
 
 
@@ -119,3 +124,33 @@ def test_risk_outcome_aggregates_over_routes() -> None:
     # background: 15 + 15 + 21 samples, above threshold only c at t = 5
     assert s["false_alarm_rate"] == pytest.approx(1 / 51)
     assert 0.5 < s["warning_auc"] <= 1.0
+
+
+def test_compacted_path_risk_is_the_same_series_and_gives_the_same_statistics() -> None:
+    """Result folders keep path risk run-length encoded on a regular time axis: nothing is lost (lead
+    times, AUC and rates equal the full series'), an irregular axis stays in full, bad input is named."""
+    rng = np.random.default_rng(0)
+    routes = []
+    for k in range(6):
+        n = int(rng.integers(40, 400))
+        t = np.round(np.arange(n) * 0.1 + 0.05 * k, 3)  # 10 Hz steps, as the route runner stores them
+        plans = np.round(rng.random(n // 5 + 1), 5)
+        r = np.repeat(plans, 5)[:n]  # the risk changes at the planning rate only
+        events = [{"kind": "collisions_vehicle", "time_s": float(t[n // 2])}] if k % 2 else []
+        routes.append({"route_id": f"r{k}", "path_risk": {"time_s": t.tolist(), "risk": r.tolist()},
+                       "events": events})  # fmt: skip
+    compact = [{**r, "path_risk": compact_path_risk(r["path_risk"])} for r in routes]
+    for full, small in zip(routes, compact, strict=True):
+        assert "risk_runs" in small["path_risk"]
+        assert len(small["path_risk"]["risk_runs"]) <= len(full["path_risk"]["risk"]) // 5 + 1
+        t, r = path_risk_series(small["path_risk"])
+        assert t.tolist() == full["path_risk"]["time_s"] and r.tolist() == full["path_risk"]["risk"]
+        assert compact_path_risk(small["path_risk"]) == small["path_risk"]  # idempotent
+    assert summarise_risk_outcome(compact) == summarise_risk_outcome(routes)
+    irregular = {"time_s": [0.0, 0.1, 0.3], "risk": [0.1, 0.1, 0.2]}
+    assert compact_path_risk(irregular) == irregular
+    assert compact_path_risk(None) is None
+    with pytest.raises(ValueError, match="risk_runs cover 3 samples, n says 4"):
+        path_risk_series({"t0_s": 0.0, "dt_s": 0.1, "n": 4, "risk_runs": [[0.1, 3]]})
+    with pytest.raises(ValueError, match="missing field 'risk'"):
+        path_risk_series({"time_s": [0.0]})

@@ -15,6 +15,7 @@ from riskdistill.cli.main import app
 from riskdistill.evaluation.driving_score import RouteResult
 from riskdistill.evaluation.leaderboard import save_checkpoint_json
 from riskdistill.evaluation.results import route_doc
+from riskdistill.evaluation.risk_outcome import path_risk_series
 from riskdistill.experiment import MergeError, StageRunner, config_for_seeds, experiment_config, merge_study
 from riskdistill.experiment.pipeline import STUDY_SUITE
 from riskdistill.io import atomic_write_json
@@ -271,7 +272,8 @@ def test_a_result_folder_is_a_part_so_seeds_from_several_sessions_add_up(tmp_pat
     merge_study(parts[:2], out, allow_missing=True, draws=300)
     assert json.loads((out / "study.json").read_text())["seeds_with_results"] == [0, 1]
     nominal = json.loads((out / "routes" / "rsd-s0" / "nominal.json").read_text())["routes"]
-    assert nominal[0]["path_risk"]["risk"] == [0.1, 0.2, 0.7, 0.9]  # kept for the lead times
+    t, risk = path_risk_series(nominal[0]["path_risk"])  # kept (compacted) for the lead times
+    assert t.tolist() == [0.0, 1.0, 2.0, 3.0] and risk.tolist() == [0.1, 0.2, 0.7, 0.9]
     for p in parts[:2]:  # the experiment folders of the merged seeds are gone
         for f in sorted(p.rglob("*"), reverse=True):
             f.unlink() if f.is_file() else f.rmdir()

@@ -12,6 +12,11 @@ Inputs are closed-loop route artefacts (``routes/<route_id>.json`` of ``riskdist
 * **false-alarm rate**: the share of background samples with risk ``>= threshold``.
 * **warning AUC**: ROC AUC of the path risk at a sample as a score for "an event follows within
   ``window_s``", pooled over every sample of every route with a path-risk series.
+
+A ``path_risk`` series is stored either in full (``{"time_s": [...], "risk": [...]}``, the closed-loop
+route files) or compacted without loss for result folders (:func:`compact_path_risk`: a regular time axis
+``t0_s``/``dt_s``/``n`` and the risk run-length encoded, about 10x smaller since the plan, and so the risk,
+changes only at the planning rate); :func:`path_risk_series` reads both, and every statistic here is the same.
 """
 
 from __future__ import annotations
@@ -47,6 +52,49 @@ def compute_lead_time(
     return float(event_time_s - t[sel].min())
 
 
+def compact_path_risk(path_risk: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The same series in less space: ``{"t0_s", "dt_s", "n", "risk_runs": [[risk, count], ...]}`` when the
+    time axis is regular (it is rebuilt exactly, to the stored 3 decimals), else the full form unchanged.
+    Idempotent; ``None`` stays ``None``."""
+    if not path_risk or "risk_runs" in path_risk:
+        return path_risk
+    t, r = path_risk_series(path_risk)
+    if len(t) < 2:
+        return {"time_s": t.tolist(), "risk": r.tolist()}
+    t0, dt = float(t[0]), round(float(t[1] - t[0]), 6)
+    if not np.array_equal(np.round(t0 + dt * np.arange(len(t)), 3), t):
+        return {"time_s": t.tolist(), "risk": r.tolist()}
+    change = np.flatnonzero(np.diff(r) != 0) + 1
+    starts = np.concatenate([[0], change])
+    counts = np.diff(np.concatenate([starts, [len(r)]]))
+    runs = [[float(r[i]), int(c)] for i, c in zip(starts, counts, strict=True)]
+    return {"t0_s": t0, "dt_s": dt, "n": len(t), "risk_runs": runs}
+
+
+def path_risk_series(path_risk: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``(time_s, risk)`` of a ``path_risk`` entry in either stored form (see the module docstring)."""
+    if "risk_runs" in path_risk:
+        try:
+            n = int(path_risk["n"])
+            t = np.round(float(path_risk["t0_s"]) + float(path_risk["dt_s"]) * np.arange(n), 3)
+            values = [float(v) for v, _ in path_risk["risk_runs"]]
+            counts = [int(c) for _, c in path_risk["risk_runs"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"path_risk: malformed compact series ({type(exc).__name__}: {exc})") from exc
+        r = np.repeat(np.asarray(values, dtype=np.float64), counts)
+        if len(r) != n:
+            raise ValueError(f"path_risk: risk_runs cover {len(r)} samples, n says {n}")
+        return t, r
+    try:
+        t = np.asarray(path_risk["time_s"], dtype=np.float64)
+        r = np.asarray(path_risk["risk"], dtype=np.float64)
+    except KeyError as exc:
+        raise ValueError(f"path_risk: missing field {exc}; expected time_s and risk, or risk_runs") from exc
+    if t.shape != r.shape or t.ndim != 1:
+        raise ValueError(f"path_risk: time_s and risk must be 1-D and equally long, got {t.shape}, {r.shape}")
+    return t, r
+
+
 def pre_event_mask(
     time_s: Any, event_times_s: Iterable[float], window_s: float = DEFAULT_WINDOW_S
 ) -> np.ndarray:
@@ -67,10 +115,11 @@ def analyse_route(
     """Per-event lead times and the route's samples split into pre-event / background; None without a
     path-risk series."""
     pr = route.get("path_risk")
-    if not pr or not pr.get("time_s"):
+    if not pr:
         return None
-    t = np.asarray(pr["time_s"], dtype=np.float64)
-    r = np.asarray(pr["risk"], dtype=np.float64)
+    t, r = path_risk_series(pr)
+    if not len(t):
+        return None
     events = [e for e in route.get("events", []) if e["kind"] in kinds]
     rows = []
     for e in events:

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from riskdistill.evaluation.risk_outcome import compact_path_risk
 from riskdistill.evaluation.study_stats import (
     BOOTSTRAP_DRAWS,
     BOOTSTRAP_SEED,
@@ -585,7 +586,7 @@ def merge_study(
             o["events"] = [[e["kind"], e["time_s"]] for e in d.get("events", [])]
             o["error"] = d.get("error")
             if c.rig == NOMINAL and d.get("path_risk"):  # for the lead times of a later merge
-                o["path_risk"] = d["path_risk"]
+                o["path_risk"] = compact_path_risk(d["path_risk"])
             routes.append(o)
         atomic_write_json(
             out / "routes" / run_name(c.variant, c.seed) / f"{c.rig}.json",

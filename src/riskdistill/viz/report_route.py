@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import ImageDraw
 
+from riskdistill.evaluation.risk_outcome import path_risk_series
 from riskdistill.types import Infraction
 from riskdistill.viz.report_data import ClosedLoopRun, RouteOutcome
 from riskdistill.viz.report_names import slug
@@ -192,8 +193,9 @@ def plot_route_timeline(outcome: RouteOutcome) -> bytes | None:
     if not isinstance(traj, dict) or not traj.get("time_s"):
         return None
     t = np.asarray(traj["time_s"], dtype=np.float64)
-    risk = outcome.raw.get("path_risk") if isinstance(outcome.raw.get("path_risk"), dict) else None
-    n_panels = 3 if risk and risk.get("time_s") else 2
+    pr = outcome.raw.get("path_risk")
+    risk = path_risk_series(pr) if isinstance(pr, dict) and pr else None
+    n_panels = 3 if risk is not None and len(risk[0]) else 2
     fig = _figure(8.6, 1.9 * n_panels + 0.4)
     axes = fig.subplots(n_panels, 1, sharex=True)
     ax = axes[0]
@@ -209,7 +211,7 @@ def plot_route_timeline(outcome: RouteOutcome) -> bytes | None:
     axes[1].set_ylabel("route %", fontsize=8)
     axes[1].set_ylim(0, 105)
     if n_panels == 3:
-        axes[2].plot(risk["time_s"], risk["risk"], color="#d62728")
+        axes[2].plot(risk[0], risk[1], color="#d62728")
         axes[2].set_ylabel("path risk", fontsize=8)
         axes[2].set_ylim(0, 1.02)
     events = sorted(outcome.result.events, key=lambda e: e.time_s)
