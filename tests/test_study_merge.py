@@ -39,12 +39,12 @@ ROUTES = [
 ]  # 12 routes: 4 of the held-out scenario type, 4 on the held-out layout
 
 
-def study_config(seeds: list[int], **over):
+def study_config(seeds: list[int], variants=VARIANTS, rig_shifts=("pitch-3deg",), **over):
     cfg = experiment_config(
         "quick",
         seeds=[0, 1, 2],
-        variants=VARIANTS,
-        eval={"rig_shifts": ["pitch-3deg"], "rerun": False},
+        variants=list(variants),
+        eval={"rig_shifts": list(rig_shifts), "rerun": False},
         **over,
     )
     return config_for_seeds(cfg, seeds)
@@ -77,7 +77,7 @@ def fake_part(
     atomic_write_json(root / STUDY_SUITE, {"name": "bench-test", "routes": routes})
     stages = StageRunner(root)
     for seed in seeds:
-        for v in VARIANTS:
+        for v in cfg.variants:
             name = f"{v}-s{seed}"
             stages.record(
                 f"train {name}", {"steps": 6, "train_losses": {"total": 1.0}, "val_metrics": {}}, 3.0
@@ -91,7 +91,7 @@ def fake_part(
                 root / "eval" / name / "open_loop.json",
                 {"metrics": {"l2_2s": 1.5, "risk_hazard_recall": 0.5}},
             )
-            for rig in ("nominal", "pitch-3deg"):
+            for rig in cfg.rigs:
                 if (v, seed, rig) in skip:
                     continue
                 folder = root / "eval" / name / f"closed_loop-{rig}"
@@ -302,3 +302,49 @@ def test_a_result_folder_is_a_part_so_seeds_from_several_sessions_add_up(tmp_pat
     (out / "seeds" / "s0.json").unlink()
     with pytest.raises(MergeError, match=r"s0\.json"):
         merge_study([out], tmp_path / "y", draws=100)
+
+
+def test_a_seed_split_by_variant_merges_to_the_same_study(tmp_path: Path) -> None:
+    """A seed too long for one session runs as parts that differ in variants (or rig shifts): each cell
+    comes from the part that ran it and the statistics equal those of whole seeds; a cell in two parts is
+    refused; a cell no part runs is listed as missing; a later part adds to a committed result folder."""
+    ws = [fake_part(tmp_path / f"w{s}", [s]) for s in (0, 1, 2)]
+    whole = merge_study(ws, tmp_path / "whole", draws=300)
+    s0 = fake_part(tmp_path / "s0", [0])
+    s1a = fake_part(tmp_path / "s1a", [1], variants=["baseline", "rsd"])
+    s1b = fake_part(tmp_path / "s1b", [1], variants=["shuffled"])
+    s2 = fake_part(tmp_path / "s2", [2], variants=["shuffled", "rsd"])  # another order
+    s2b = fake_part(tmp_path / "s2b", [2], variants=["baseline"])
+    split = merge_study([s1a, s0, s2, s1b, s2b], tmp_path / "split", draws=300)
+    assert split.missing == [] and split.study["variants"] == VARIANTS
+    for f in ("comparison.json", "diagnostics.json", "seeds/s0.json", "seeds/s1.json", "seeds/s2.json"):
+        got = json.loads((split.out_dir / f).read_text())
+        assert got == json.loads((whole.out_dir / f).read_text()), f
+    for f in (whole.out_dir / "routes").rglob("*.json"):
+        got = json.loads((split.out_dir / f.relative_to(whole.out_dir)).read_text())
+        assert got == json.loads(f.read_text()), f
+    entries = {e["path"]: e for e in split.study["parts"]}
+    assert entries[str(s1a)] == {"path": str(s1a), "seeds": [1], "variants": ["baseline", "rsd"]}
+    assert entries[str(s0)] == {"path": str(s0), "seeds": [0]}
+    # a committed result folder with half of seed 1 (and seed 2 on the nominal rig only), then the rest
+    out = tmp_path / "results" / "study"
+    s2n = fake_part(tmp_path / "s2n", [2], rig_shifts=())
+    part = merge_study([s0, s1a, s2n], out, allow_missing=True, draws=300)
+    missing = {(m["variant"], m["seed"], m["rig"]): m["reason"] for m in part.missing}
+    assert missing == {
+        ("shuffled", 1, "nominal"): "no part runs shuffled-s1 on the nominal rig",
+        ("shuffled", 1, "pitch-3deg"): "no part runs shuffled-s1 on the pitch-3deg rig",
+        **{(v, 2, "pitch-3deg"): f"no part runs {v}-s2 on the pitch-3deg rig" for v in VARIANTS},
+    }
+    assert json.loads((out / "study.json").read_text())["rigs"] == ["nominal", "pitch-3deg"]
+    merge_study([out, s1b], out, allow_missing=True, draws=300)
+    assert json.loads((out / "seeds" / "s1.json").read_text()) == json.loads(
+        (whole.out_dir / "seeds" / "s1.json").read_text()
+    )
+    for f in (whole.out_dir / "routes").rglob("*.json"):
+        if "pitch" not in f.name or "s2" not in f.parent.name:
+            assert json.loads((out / f.relative_to(whole.out_dir)).read_text()) == json.loads(f.read_text())
+    # two experiment folders running the same cell: refused, naming the cell
+    again = fake_part(tmp_path / "s1c", [1], variants=["rsd"])
+    with pytest.raises(MergeError, match=r"rsd-s1 is in two parts.*both run rsd-s1 nominal"):
+        merge_study([s1a, again], tmp_path / "x", draws=100)

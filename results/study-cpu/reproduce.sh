@@ -2,6 +2,8 @@
 # Run one seed of the study in results/study-cpu and merge it into this folder (about 2 h 15 min on 2 cores).
 # From the repository root, after `make test` or `make demo` created .venv:
 #   bash results/study-cpu/reproduce.sh SEED [OUT]
+#   VARIANTS=baseline,rsd bash results/study-cpu/reproduce.sh SEED    # a seed split into parts, e.g. over
+#   VARIANTS=corridor bash results/study-cpu/reproduce.sh SEED        # two sessions (docs/experiment.md)
 # Seed 0 reproduces the committed numbers (a fixed seed gives identical results); seeds 1 and 2 complete the
 # study. The parts of one study must share one git commit, so the study's code runs from a git worktree at
 # the commit named in study.json (the installed .venv provides only the dependencies); the merge runs with
@@ -9,7 +11,12 @@
 set -euo pipefail
 SEED=${1:?usage: reproduce.sh SEED [OUT]}
 HERE=$(cd "$(dirname "$0")" && pwd)
-OUT=${2:-runs/study-cpu-s$SEED}
+VARIANTS=${VARIANTS:-}
+OUT=${2:-runs/study-cpu-s$SEED${VARIANTS:+-${VARIANTS//,/-}}}
+SET=()
+if [ -n "$VARIANTS" ]; then
+    SET=(--set "variants=$(.venv/bin/python -c 'import json, sys; print(json.dumps(sys.argv[1].split(",")))' "$VARIANTS")")
+fi
 COMMIT=$(.venv/bin/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["git_commit"])' "$HERE/study.json")
 SRC=runs/study-cpu-src
 [ -d "$SRC" ] || git worktree add --detach "$SRC" "$COMMIT"
@@ -17,5 +24,5 @@ if [ "$(git -C "$SRC" rev-parse HEAD)" != "$COMMIT" ]; then
     echo "$SRC is not at the study's commit $COMMIT" >&2
     exit 1
 fi
-PYTHONPATH="$PWD/$SRC/src" .venv/bin/riskdistill experiment --preset study --seeds "$SEED" --out "$OUT"
+PYTHONPATH="$PWD/$SRC/src" .venv/bin/riskdistill experiment --preset study --seeds "$SEED" --out "$OUT" "${SET[@]}"
 .venv/bin/riskdistill experiment merge "$HERE" "$OUT" --out "$HERE" --allow-missing

@@ -160,9 +160,10 @@ def merge(
     ),
     name: str = typer.Option(None, "--name", help="The study's name (default: the --out folder's name)."),
 ) -> None:
-    """Merge finished study parts (one or more seeds each) into one result folder: statistics over seeds and
-    routes, diagnostics, per-seed and per-route files and a README. Parts of different studies (config, git
-    commit, route suite) are refused, naming the field; missing parts are refused unless --allow-missing."""
+    """Merge finished study parts (seeds, or variants of a seed) into one result folder: statistics over
+    seeds and routes, diagnostics, per-seed and per-route files and a README. Parts of different studies
+    (config, git commit, route suite) are refused, naming the field; missing parts are refused unless
+    --allow-missing."""
     from riskdistill.experiment import MergeError, merge_study
 
     try:

@@ -1,4 +1,4 @@
-"""The study merge: finished experiment parts (one or more seeds each) -> the committed result folder.
+"""The study merge: finished experiment parts (seeds, or variants of a seed) -> the committed result folder.
 
     riskdistill experiment --preset study --seeds 0 --out runs/study-s0      # one machine per seed
     riskdistill experiment --preset study --seeds 1 --out runs/study-s1
@@ -20,10 +20,16 @@ already merged::
 
     riskdistill experiment merge results/<study-name> runs/study-s1 --out results/<study-name>
 
-Its seeds with results count as a part run at its git commit; a seed that an experiment folder also holds
+Its seeds with results count as a part run at its git commit; a cell that an experiment folder also holds
 is taken from the experiment folder (a rerun or a resumed part replaces the merged one). Its cells are
 read back from ``routes/`` (with the nominal rig's path-risk series, for the lead times), its per-seed
-summaries and timings are kept as they were.
+training and open-loop summaries and its timings are kept as they were.
+
+A seed may itself be split, by variant or by rig, when it does not fit one session: the parts then differ
+in ``variants`` / ``eval.rig_shifts`` too (``--set variants=[baseline,rsd]``, then ``[corridor]``), the
+study is their union, and each cell (seed x variant x rig) is taken from the one part that runs it (two
+experiment folders running the same cell are refused). Every part records and labels the seed's data
+again (deterministic for a fixed seed); ``study.json`` lists which part gave which variants and rigs.
 
 The result folder (small JSON and Markdown, no checkpoints or images)::
 
@@ -64,7 +70,7 @@ from riskdistill.experiment.pipeline import NOMINAL, STUDY_SUITE, run_name
 from riskdistill.io import atomic_write_json, atomic_write_text, load_json
 
 #: Configuration fields the parts of one study may differ in (they change no result).
-PART_FIELDS = ("seeds", "workers", "eval.rerun", "eval.rerun_every")
+PART_FIELDS = ("seeds", "workers", "eval.rerun", "eval.rerun_every", "variants", "eval.rig_shifts")
 
 
 class MergeError(ValueError):
@@ -127,6 +133,11 @@ class StudyPart:
     def is_result(self) -> bool:
         return self.result is not None
 
+    def runs(self, seed: int, variant: str, rig: str) -> bool:
+        """Whether this part's configuration runs the cell (finished or not)."""
+        c = self.config
+        return seed in c.seeds and variant in c.variants and rig in c.rigs
+
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(d, dict):
@@ -174,25 +185,49 @@ def check_parts(parts: list[StudyPart]) -> None:
                 f"({first.suite['name']!r}, {len(a)} routes vs {p.suite['name']!r}, {len(b)} routes; first "
                 f"differing route: {diff_routes[:1]})"
             )
-    for results in (False, True):  # a result folder yields a seed to an experiment folder, not to its kind
-        owner: dict[int, Path] = {}
+    for results in (False, True):  # a result folder yields a cell to an experiment folder, not to its kind
+        owner: dict[tuple[int, str, str], Path] = {}
         for p in parts:
             if p.is_result != results:
                 continue
-            for s in p.config.seeds:
-                if s in owner:
+            for key in _cells_of(p.config):
+                if key in owner:
+                    s, v, rig = key
+                    what = f"seed {s}" if len(p.config.variants) > 1 else f"{v}-s{s}"
                     raise MergeError(
-                        f"seed {s} is in two parts, {owner[s]} and {p.path}: merge each seed once"
+                        f"{what} is in two parts, {owner[key]} and {p.path} (both run {v}-s{s} {rig}): merge "
+                        "each cell once"
                     )
-                owner[s] = p.path
+                owner[key] = p.path
 
 
-def seed_owners(parts: list[StudyPart]) -> dict[int, StudyPart]:
-    """The part each seed is taken from: an experiment folder before an earlier result folder."""
-    owners: dict[int, StudyPart] = {}
+def _cells_of(cfg: ExperimentConfig) -> list[tuple[int, str, str]]:
+    return [(s, v, rig) for s in cfg.seeds for v in cfg.variants for rig in cfg.rigs]
+
+
+def _ordered_union(lists: list[list[str]]) -> list[str]:
+    """Every item of ``lists`` once, in the order of the longest list, then of first appearance."""
+    out: list[str] = []
+    for items in sorted(lists, key=len, reverse=True):
+        out += [x for x in items if x not in out]
+    return out
+
+
+def study_config(parts: list[StudyPart]) -> ExperimentConfig:
+    """The whole study's configuration: the first part's, with every part's variants and rig shifts."""
+    cfg = parts[0].config.to_dict()
+    cfg["variants"] = _ordered_union([p.config.variants for p in parts])
+    cfg["eval"] = cfg["eval"] | {"rig_shifts": _ordered_union([p.config.eval.rig_shifts for p in parts])}
+    return ExperimentConfig.from_dict(cfg, source="the merged parts")
+
+
+def cell_owners(parts: list[StudyPart]) -> dict[tuple[int, str, str], StudyPart]:
+    """The part each cell ``(seed, variant, rig)`` is taken from: an experiment folder before an earlier
+    result folder."""
+    owners: dict[tuple[int, str, str], StudyPart] = {}
     for p in sorted(parts, key=lambda p: not p.is_result):  # result folders first, overwritten
-        for s in p.config.seeds:
-            owners[s] = p
+        for key in _cells_of(p.config):
+            owners[key] = p
     return owners
 
 
@@ -217,12 +252,20 @@ def _held_out(spec: dict[str, Any]) -> tuple[bool, bool]:
     return is_held_out(s, "heldout-layout"), is_held_out(s, "heldout-scenario")
 
 
-def load_cell(part: StudyPart | None, variant: str, seed: int, rig: str, suite: dict[str, Any]) -> Cell:
-    """A cell from its part's folder; missing (with the reason) when its closed loop did not finish."""
+def load_cell(
+    part: StudyPart | None,
+    variant: str,
+    seed: int,
+    rig: str,
+    suite: dict[str, Any],
+    seed_held: bool = False,
+) -> Cell:
+    """A cell from its part's folder; missing (with the reason) when its closed loop did not finish or no
+    part runs it (``seed_held``: some part holds the seed, with other variants or rigs)."""
     cell = Cell(variant, seed, rig)
     name = run_name(variant, seed)
     if part is None:
-        cell.missing = f"no part holds seed {seed}"
+        cell.missing = f"no part runs {name} on the {rig} rig" if seed_held else f"no part holds seed {seed}"
         return cell
     if part.result is not None:
         return _result_cell(part, cell)
@@ -341,13 +384,21 @@ OPEN_LOOP_KEYS = (
 )  # fmt: skip
 
 
-def seed_summary(part: StudyPart | None, seed: int, cfg: ExperimentConfig, cells: list[Cell]) -> dict:
+def seed_summary(
+    owners: dict[str, StudyPart | None], seed: int, variants: list[str], cells: list[Cell]
+) -> dict:
     """What one seed produced, per variant: training (steps, last losses, validation), BEV gradient norms,
-    open-loop metrics (with the student's hazard recall) and the closed-loop numbers per rig."""
+    open-loop metrics (with the student's hazard recall), from the part that trained the variant
+    (``owners``; a result folder's kept summary), and the closed-loop numbers per rig from the cells."""
     out: dict[str, Any] = {"seed": seed, "variants": {}}
-    for variant in cfg.variants:
+    for variant in variants:
         name = run_name(variant, seed)
         v: dict[str, Any] = {}
+        part = owners.get(variant)
+        if part is not None and part.is_result:
+            kept = _kept_seed_summary(part, seed)["variants"].get(variant, {})
+            v = {k: kept[k] for k in ("train", "bev_grad", "open_loop") if k in kept}
+            part = None
         rec = part.stages.get(f"train {name}") if part is not None else None
         if rec is not None:
             o = rec["outputs"]
@@ -434,17 +485,43 @@ def _kept_seed_summary(part: StudyPart, seed: int) -> dict[str, Any]:
     return load_json(f)
 
 
-def _part_entries(part: StudyPart, by_seed: dict[int, StudyPart]) -> list[dict[str, Any]]:
-    """``study.json``'s ``parts`` entries a part contributes (a result folder: its own earlier parts)."""
-    used = [s for s in part.config.seeds if by_seed.get(s) is part]
+def _part_entries(
+    part: StudyPart, owners: dict[tuple[int, str, str], StudyPart], cfg: ExperimentConfig
+) -> list[dict[str, Any]]:
+    """``study.json``'s ``parts`` entries a part contributes (a result folder: its own earlier parts), with
+    the variants and rigs it gave when it gave only some of the study's."""
+    mine = [key for key, p in owners.items() if p is part]
+    if not mine:
+        return []
+
+    def entry(path: str, seeds: list[int], variants: list[str], rigs: list[str]) -> dict[str, Any]:
+        e: dict[str, Any] = {"path": path, "seeds": seeds}
+        if variants != cfg.variants:
+            e["variants"] = variants
+        if rigs != cfg.rigs:
+            e["rigs"] = rigs
+        return e
+
+    used = sorted({s for s, _, _ in mine})
+    variants = [v for v in cfg.variants if any(k[1] == v for k in mine)]
+    rigs = [r for r in cfg.rigs if any(k[2] == r for k in mine)]
     if not part.is_result:
-        return [{"path": str(part.path), "seeds": used}] if used else []
+        return [entry(str(part.path), used, variants, rigs)]
     out = []
     for q in (part.result or {}).get("parts", []):
         seeds = [s for s in q.get("seeds", []) if s in used]
-        if seeds:
-            out.append({"path": q["path"], "seeds": seeds})
+        q_variants = [v for v in q.get("variants", variants) if v in variants]
+        q_rigs = [r for r in q.get("rigs", rigs) if r in rigs]
+        if seeds and q_variants and q_rigs:
+            out.append(entry(q["path"], seeds, q_variants, q_rigs))
     return out
+
+
+def _variant_owner(
+    owners: dict[tuple[int, str, str], StudyPart], seed: int, variant: str, rigs: list[str]
+) -> StudyPart | None:
+    """The part a seed's variant was trained in: the owner of its first rig's cell that has one."""
+    return next((owners[seed, variant, r] for r in rigs if (seed, variant, r) in owners), None)
 
 
 def _stage_kind(name: str) -> str:
@@ -480,23 +557,27 @@ def merge_study(
 
     parts = [StudyPart.load(p) for p in part_dirs]
     check_parts(parts)
-    cfg = parts[0].config
+    cfg = study_config(parts)
     suites = [p.suite for p in parts if p.suite is not None]
     if not suites:
         raise MergeError(
             f"no part reached the closed loop ({STUDY_SUITE} missing in {[str(p) for p in part_dirs]})"
         )
     suite = suites[0]
-    by_seed = seed_owners(parts)
+    owners = cell_owners(parts)
     seeds = sorted({s for p in parts for s in p.config.study_seeds})
+    held = {s for s, _, _ in owners}
     cells = [
-        load_cell(by_seed.get(s), v, s, rig, suite) for s in seeds for v in cfg.variants for rig in cfg.rigs
+        load_cell(owners.get((s, v, rig)), v, s, rig, suite, s in held)
+        for s in seeds
+        for v in cfg.variants
+        for rig in cfg.rigs
     ]
     missing = [
         {"variant": c.variant, "seed": c.seed, "rig": c.rig, "reason": c.missing} for c in cells if c.missing
     ]
     if missing and not allow_missing:
-        lost = sorted({m["seed"] for m in missing if m["reason"].startswith("no part")})
+        lost = sorted({m["seed"] for m in missing if m["reason"].startswith("no part holds seed")})
         items = [f"seed {s}: no part holds it" for s in lost]
         items += [
             f"{m['variant']}-s{m['seed']} {m['rig']}: {m['reason']}" for m in missing if m["seed"] not in lost
@@ -519,9 +600,12 @@ def merge_study(
         present, route_ids, cfg.pairs, cfg.rigs, selections, draws=draws, seed=BOOTSTRAP_SEED
     )
     per_seed_summaries = {
-        s: _kept_seed_summary(by_seed[s], s)
-        if s in by_seed and by_seed[s].is_result
-        else seed_summary(by_seed.get(s), s, cfg, [c for c in cells if c.seed == s])
+        s: seed_summary(
+            {v: _variant_owner(owners, s, v, cfg.rigs) for v in cfg.variants},
+            s,
+            cfg.variants,
+            [c for c in cells if c.seed == s],
+        )
         for s in seeds
     }
     diagnostics = {
@@ -547,7 +631,7 @@ def merge_study(
         "name": name or out.name,
         "experiment": cfg.name,
         "git_commit": parts[0].commits[0] if parts[0].commits else None,
-        "parts": [q for p in parts for q in _part_entries(p, by_seed)],
+        "parts": [q for p in parts for q in _part_entries(p, owners, cfg)],
         "seeds": seeds,
         "seeds_with_results": sorted({c.seed for c in cells if c.outcomes is not None}),
         "variants": cfg.variants,
@@ -562,9 +646,9 @@ def merge_study(
     for p in parts:
         if p.is_result:
             kept = load_json(p.path / "timings.json") if (p.path / "timings.json").is_file() else {}
-            used = {q["path"] for q in _part_entries(p, by_seed)}
+            used = {q["path"] for q in _part_entries(p, owners, cfg)}
             timings.update({k: v for k, v in kept.items() if k in used})
-        elif any(by_seed.get(s) is p for s in p.config.seeds):
+        elif any(o is p for o in owners.values()):
             timings[str(p.path)] = part_timings(p)
     atomic_write_json(out / "study.json", study)
     atomic_write_json(out / "config.json", merged_cfg)
