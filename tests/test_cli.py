@@ -76,6 +76,8 @@ def test_closed_loop_eval_writes_leaderboard_json_and_resumes(tmp_path: Path) ->
     assert len(records) == 2
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["config"]["suite"] == "bench" and "packages" in run
+    assert run["machine"]["cpu_count"] >= 1 and run["machine"]["torch_threads"] >= 1  # to trace a machine
+    assert isinstance(run["machine"]["torch_cpu_capability"], str) and run["machine"]["cpu_model"]
     # Resume: finished routes are not redone (their files are kept byte for byte).
     route_files = sorted((tmp_path / "routes").glob("*.json"))
     before = {f: f.read_bytes() for f in route_files}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import subprocess
 import sys
@@ -67,10 +68,34 @@ def create_run_dir(
     return out_dir
 
 
+def machine_facts() -> dict[str, Any]:
+    """What of the machine can change floating-point results: the CPU model, its core count, and torch's
+    vector instruction set and thread count (oneDNN and MKL pick kernels by both), so runs of one seed that
+    differ can be traced to a machine."""
+    model = platform.processor() or None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    facts: dict[str, Any] = {"cpu_model": model, "cpu_count": os.cpu_count()}
+    try:
+        import torch
+
+        facts["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        facts["torch_threads"] = torch.get_num_threads()
+    except (ImportError, AttributeError):
+        pass
+    return facts
+
+
 def write_run_json(
     out_dir: Path, command: str, config: dict[str, Any], seeds: dict[str, int] | None = None
 ) -> None:
-    """Write ``out_dir/run.json``: the command, resolved config, seeds, git commit, versions, platform."""
+    """Write ``out_dir/run.json``: the command, resolved config, seeds, git commit, versions, platform and
+    machine (:func:`machine_facts`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         out_dir / "run.json",
@@ -83,6 +108,7 @@ def write_run_json(
             "packages": package_versions(),
             "python": sys.version.split()[0],
             "platform": platform.platform(),
+            "machine": machine_facts(),
             "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
