@@ -152,6 +152,14 @@ def test_merge_writes_the_result_folder(tmp_path: Path) -> None:
     diag = json.loads((out / "diagnostics.json").read_text())
     acc = diag["collisions_by_scenario"]["nominal"]["rsd"]["Accident"]
     assert acc == {"routes": 12, "collisions": 3, "routes_with_collision": 3, "per_route": 0.25}
+    by_type = diag["scores_by_scenario"]["nominal"]["rsd"]["Accident"]  # RC x 1, or x 0.6 after a crash
+    want = [
+        route_score("rsd", sd, "nominal", k) * (0.6 if k % 4 == 1 else 1)
+        for sd in (0, 1, 2)
+        for k in range(4)
+    ]
+    assert by_type["routes"] == 12 and by_type["driving_score"] == pytest.approx(np.mean(want))
+    assert "## Driving score by scenario type" in (out / "diagnostics.md").read_text()
     assert set(diag["lead_time"]) == {"rsd", "shuffled"}  # the baseline predicts no risk
     assert diag["lead_time"]["rsd"]["n_events"] == 9 and diag["lead_time"]["rsd"]["lead_time_mean_s"] == 1.0
     readme = (out / "README.md").read_text()

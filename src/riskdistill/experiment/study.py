@@ -40,8 +40,8 @@ The result folder (small JSON and Markdown, no checkpoints or images)::
     suite.json                     the closed-loop routes
     timings.json                   every part's stage timings
     comparison.json / .md          the statistics (evaluation/study_stats.py)
-    diagnostics.json / .md         collisions by scenario type, risk-to-infraction lead time, BEV gradient
-                                   norms of the losses, the student's hazard recall on bench
+    diagnostics.json / .md         collisions and DS by scenario type, risk-to-infraction lead time, BEV
+                                   gradient norms of the losses, the student's hazard recall on bench
     seeds/s<seed>.json             per-seed summaries: training, open loop, closed loop per rig
     routes/<variant>-s<seed>/<rig>.json   per-route outcomes
 """
@@ -343,6 +343,31 @@ def collisions_by_scenario(cells: list[Cell]) -> dict[str, dict[str, dict[str, d
     return out
 
 
+def scores_by_scenario(cells: list[Cell]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """``{rig: {variant: {scenario: {"routes", "driving_score", "success_rate"}}}}``: the mean DS and the
+    success rate in % over a scenario type's routes, pooled over the seeds (where a difference comes from)."""
+    sums: dict[str, Any] = {}
+    for c in cells:
+        if c.outcomes is None:
+            continue
+        table = sums.setdefault(c.rig, {}).setdefault(c.variant, {})
+        for o in c.outcomes.values():
+            row = table.setdefault(o.scenario, [0, 0.0, 0])
+            row[0] += 1
+            row[1] += o.driving_score
+            row[2] += int(o.success)
+    return {
+        rig: {
+            v: {
+                sc: {"routes": n, "driving_score": ds / n, "success_rate": 100.0 * ok / n}
+                for sc, (n, ds, ok) in sorted(table.items())
+            }
+            for v, table in by_variant.items()
+        }
+        for rig, by_variant in sums.items()
+    }
+
+
 def lead_times(cells: list[Cell]) -> dict[str, dict[str, Any]]:
     """Risk-to-infraction lead time of every variant that predicts risk, nominal rig, pooled over seeds
     (``evaluation.risk_outcome.summarise_risk_outcome`` without its per-event list)."""
@@ -431,7 +456,7 @@ def seed_summary(
 
 
 def render_diagnostics_markdown(diag: dict[str, Any], variants: list[str]) -> str:
-    """The diagnostics as Markdown tables (collisions by scenario on the nominal rig, lead times, BEV
+    """The diagnostics as Markdown tables (collisions and DS by scenario on the nominal rig, lead times, BEV
     gradient norms and hazard recall per variant and seed)."""
     lines = ["## Collisions by scenario type (nominal rig, per route and seed)", ""]
     coll = diag["collisions_by_scenario"].get(NOMINAL, {})
@@ -442,6 +467,15 @@ def render_diagnostics_markdown(diag: dict[str, Any], variants: list[str]) -> st
         for s in scenarios:
             cells = [f"{coll[v][s]['per_route']:.2f}" if s in coll[v] else "-" for v in present]
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    lines += ["", "## Driving score by scenario type (nominal rig, mean over routes and seeds)", ""]
+    ds = diag.get("scores_by_scenario", {}).get(NOMINAL, {})
+    present = [v for v in variants if v in ds]
+    if present:
+        lines += ["| scenario | routes | " + " | ".join(present) + " |", "|---|---|" + "---|" * len(present)]
+        for s in sorted({s for v in present for s in ds[v]}):
+            n = max(ds[v][s]["routes"] for v in present if s in ds[v])
+            cells = [f"{ds[v][s]['driving_score']:.1f}" if s in ds[v] else "-" for v in present]
+            lines.append(f"| {s} | {n} | " + " | ".join(cells) + " |")
     lines += ["", "## Risk to infraction (nominal rig, collisions, pooled over seeds)", ""]
     lines += ["| variant | events | detected | lead time mean s | warning AUC |", "|---|---|---|---|---|"]
     for v, d in diag["lead_time"].items():
@@ -610,6 +644,7 @@ def merge_study(
     }
     diagnostics = {
         "collisions_by_scenario": collisions_by_scenario(cells),
+        "scores_by_scenario": scores_by_scenario(cells),
         "lead_time": lead_times(cells),
         "per_seed": [
             {
