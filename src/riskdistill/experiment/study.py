@@ -323,48 +323,54 @@ def _result_cell(part: StudyPart, cell: Cell) -> Cell:
 
 
 # ------------------------------------------------------------------------------------------ diagnostics
-def collisions_by_scenario(cells: list[Cell]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
-    """``{rig: {variant: {scenario: {"routes", "collisions", "routes_with_collision", "per_route"}}}}``,
-    pooled over the seeds (a route counts once per seed)."""
+def _routes_by_scenario(cells: list[Cell]) -> dict[str, dict[str, dict[str, list[RouteOutcome]]]]:
+    """``{rig: {variant: {scenario: [route outcomes]}}}`` over the cells with results, pooled over seeds."""
     out: dict[str, Any] = {}
     for c in cells:
         if c.outcomes is None:
             continue
         table = out.setdefault(c.rig, {}).setdefault(c.variant, {})
         for o in c.outcomes.values():
-            row = table.setdefault(o.scenario, {"routes": 0, "collisions": 0, "routes_with_collision": 0})
-            row["routes"] += 1
-            row["collisions"] += o.collisions
-            row["routes_with_collision"] += int(o.collisions > 0)
-    for by_variant in out.values():
-        for table in by_variant.values():
-            for row in table.values():
-                row["per_route"] = row["collisions"] / row["routes"]
+            table.setdefault(o.scenario, []).append(o)
     return out
+
+
+def collisions_by_scenario(cells: list[Cell]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """``{rig: {variant: {scenario: {"routes", "collisions", "routes_with_collision", "per_route"}}}}``,
+    pooled over the seeds (a route counts once per seed)."""
+    return {
+        rig: {
+            v: {
+                sc: {
+                    "routes": len(os),
+                    "collisions": sum(o.collisions for o in os),
+                    "routes_with_collision": sum(int(o.collisions > 0) for o in os),
+                    "per_route": sum(o.collisions for o in os) / len(os),
+                }
+                for sc, os in table.items()
+            }
+            for v, table in by_variant.items()
+        }
+        for rig, by_variant in _routes_by_scenario(cells).items()
+    }
 
 
 def scores_by_scenario(cells: list[Cell]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
     """``{rig: {variant: {scenario: {"routes", "driving_score", "success_rate"}}}}``: the mean DS and the
     success rate in % over a scenario type's routes, pooled over the seeds (where a difference comes from)."""
-    sums: dict[str, Any] = {}
-    for c in cells:
-        if c.outcomes is None:
-            continue
-        table = sums.setdefault(c.rig, {}).setdefault(c.variant, {})
-        for o in c.outcomes.values():
-            row = table.setdefault(o.scenario, [0, 0.0, 0])
-            row[0] += 1
-            row[1] += o.driving_score
-            row[2] += int(o.success)
     return {
         rig: {
             v: {
-                sc: {"routes": n, "driving_score": ds / n, "success_rate": 100.0 * ok / n}
-                for sc, (n, ds, ok) in sorted(table.items())
+                sc: {
+                    "routes": len(os),
+                    "driving_score": sum(o.driving_score for o in os) / len(os),
+                    "success_rate": 100.0 * sum(o.success for o in os) / len(os),
+                }
+                for sc, os in sorted(table.items())
             }
             for v, table in by_variant.items()
         }
-        for rig, by_variant in sums.items()
+        for rig, by_variant in _routes_by_scenario(cells).items()
     }
 
 
@@ -416,12 +422,15 @@ def seed_summary(
     open-loop metrics (with the student's hazard recall), from the part that trained the variant
     (``owners``; a result folder's kept summary), and the closed-loop numbers per rig from the cells."""
     out: dict[str, Any] = {"seed": seed, "variants": {}}
+    kept_summaries: dict[Path, dict[str, Any]] = {}  # a result folder's seeds/s<seed>.json, read once
     for variant in variants:
         name = run_name(variant, seed)
         v: dict[str, Any] = {}
         part = owners.get(variant)
         if part is not None and part.is_result:
-            kept = _kept_seed_summary(part, seed)["variants"].get(variant, {})
+            if part.path not in kept_summaries:
+                kept_summaries[part.path] = _kept_seed_summary(part, seed)
+            kept = kept_summaries[part.path]["variants"].get(variant, {})
             v = {k: kept[k] for k in ("train", "bev_grad", "open_loop") if k in kept}
             part = None
         rec = part.stages.get(f"train {name}") if part is not None else None
