@@ -23,21 +23,16 @@ RD=".venv/bin/riskdistill"
 mkdir -p "$OUT"
 for probe in "${PROBES[@]}"; do
     case $probe in
-        w20) SET='{"model": {"heads": {"risk": {"weight": 20.0}}}}' ;;
-        gated) SET='{"model": {"risk_gated_features": true}}' ;;
+        w20) SET=model.heads.risk.weight=20.0 ;;
+        gated) SET=model.risk_gated_features=true ;;
         *) echo "unknown probe $probe (w20 | gated)" >&2; exit 2 ;;
     esac
     name="rsd-$probe-s0"
-    # seed 0's RSD training configuration, with the probe's change
-    .venv/bin/python - "$EXP/train/rsd-s0/run.json" "$OUT/$name.json" "$SET" <<'PY'
-import json, sys
-def merge(a, b):
-    return {k: merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v for k, v in {**a, **b}.items()}
-cfg = json.load(open(sys.argv[1]))["config"]
-json.dump(merge(cfg, json.loads(sys.argv[3])), open(sys.argv[2], "w"), indent=1)
-PY
+    # seed 0's RSD training configuration; the probe's change is a --set override of it
+    .venv/bin/python -c 'import json, sys; json.dump(json.load(open(sys.argv[1]))["config"], open(sys.argv[2], "w"), indent=1)' \
+        "$EXP/train/rsd-s0/run.json" "$OUT/rsd-s0.json"
     ckpt="$OUT/train/$name/checkpoints/final"
-    [ -e "$ckpt" ] || $RD train --config "$OUT/$name.json" --out "$OUT/train/$name" $( [ -e "$OUT/train/$name/checkpoints/latest.json" ] && echo --resume )
+    [ -e "$ckpt" ] || $RD train --config "$OUT/rsd-s0.json" --set "$SET" --out "$OUT/train/$name" $( [ -e "$OUT/train/$name/checkpoints/latest.json" ] && echo --resume )
     $RD eval closed-loop --suite "$EXP/study_suite.json" --driver "$ckpt" --out "$OUT/eval/$name" --workers 2 \
         --label "rsd-$probe" --seed 0
 done
