@@ -356,3 +356,13 @@ def test_a_seed_split_by_variant_merges_to_the_same_study(tmp_path: Path) -> Non
     again = fake_part(tmp_path / "s1c", [1], variants=["rsd"])
     with pytest.raises(MergeError, match=r"rsd-s1 is in two parts.*both run rsd-s1 nominal"):
         merge_study([s1a, again], tmp_path / "x", draws=100)
+
+
+def test_readme_names_the_weights_every_student_fine_tunes() -> None:
+    """The study preset fine-tunes a shipped whole student; the README's "What was run" must say so (the
+    RiskHead is the only fresh part), and say nothing where students start from their own initialisation."""
+    from riskdistill.experiment.study_readme import _init_phrase
+
+    study = experiment_config("study").to_dict()["train"]
+    assert _init_phrase(study) == ", each fine-tuning `builtin:cpu_sim_student`"
+    assert _init_phrase(experiment_config("quick").to_dict()["train"]) == ""

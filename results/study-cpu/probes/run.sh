@@ -6,7 +6,9 @@
 #   bash results/study-cpu/probes/run.sh [EXP] [OUT] [PROBE...]
 # EXP: the experiment folder (default runs/study-cpu-s0); OUT: scratch (default runs/study-cpu-probes).
 # Probes: w20 (risk-loss weight 1 -> 20, so its gradient at the shared BEV is ~10 % of planning's, not 0.5 %),
-# gated (risk_gated_features: the planner reads the BEV features scaled by the predicted risk).
+# gated (risk_gated_features: the planner reads the BEV features scaled by the predicted risk),
+# hazard (the risk loss's foreground, which carries half its weight, is the teacher's hazard cells, risk >= 0.5,
+# instead of every cell above 0.05: aimed at the student's map never reaching 0.5 on a hazard).
 # Runs at the study's commit (the worktree reproduce.sh makes); about 25 min per probe on 2 free cores.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +27,8 @@ for probe in "${PROBES[@]}"; do
     case $probe in
         w20) SET=model.heads.risk.weight=20.0 ;;
         gated) SET=model.risk_gated_features=true ;;
-        *) echo "unknown probe $probe (w20 | gated)" >&2; exit 2 ;;
+        hazard) SET=model.heads.risk.loss.fg_threshold=0.5 ;;
+        *) echo "unknown probe $probe (w20 | gated | hazard)" >&2; exit 2 ;;
     esac
     name="rsd-$probe-s0"
     # seed 0's RSD training configuration; the probe's change is a --set override of it

@@ -89,6 +89,16 @@ def _table(rows: list[dict[str, Any]], first: str) -> list[str]:
     return lines
 
 
+def _init_phrase(train: dict[str, Any]) -> str:
+    """The phrase ", each fine-tuning `<weights>`" when the study's train overrides start every student from
+    given weights; "" otherwise."""
+    for o in train.get("overrides", []):
+        key, _, value = o.partition("=")
+        if key.strip() == "init_weights" and value.strip():
+            return f", each fine-tuning `{value.strip()}`"
+    return ""
+
+
 def render_study_readme(
     study: dict[str, Any],
     cfg: dict[str, Any],
@@ -116,7 +126,7 @@ def render_study_readme(
         f"- Code: git commit `{study['git_commit']}`; configuration: `config.json` (experiment "
         f"`{study['experiment']}`).",
         f"- Teacher: `{cfg['teacher']['kind']}`. Students: the `{t['preset']}` preset, {t['max_steps']} "
-        f"steps of batch {t['batch_size']}, on {d['train_routes']} training routes (every "
+        f"steps of batch {t['batch_size']}{_init_phrase(t)}, on {d['train_routes']} training routes (every "
         f"{d['every_n_steps']}. step).",
         f"- Seeds {study['seeds']} x variants {study['variants']} x rigs {study['rigs']}, on "
         f"{study['suite']['n_routes']} closed-loop routes of `{study['suite']['name']}` "
