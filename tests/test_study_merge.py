@@ -17,7 +17,7 @@ from riskdistill.evaluation.leaderboard import save_checkpoint_json
 from riskdistill.evaluation.results import route_doc
 from riskdistill.evaluation.risk_outcome import path_risk_series
 from riskdistill.experiment import MergeError, StageRunner, config_for_seeds, experiment_config, merge_study
-from riskdistill.experiment.pipeline import STUDY_SUITE
+from riskdistill.experiment.pipeline import STUDY_SUITE, run_name
 from riskdistill.io import atomic_write_json
 from riskdistill.sim.events import InfractionEvent, RouteEnd
 from riskdistill.training.logger import MetricsLogger
@@ -167,7 +167,7 @@ def test_merge_writes_the_result_folder(tmp_path: Path) -> None:
     assert "## What it does not show" in readme and "## Interpretation" in readme
     ds = comps["rsd", "baseline", "nominal", "all"]["driving_score"]
     assert f"{ds['diff']:+.1f} [{ds['ci_low']:+.1f}, {ds['ci_high']:+.1f}]" in readme
-    assert "Missing: nothing" in readme and "| [1] |" in readme  # a timing row per part
+    assert "Missing: nothing" in readme and "| seeds [1] |" in readme  # a timing row per part
 
 
 def test_merge_refuses_parts_of_different_studies(tmp_path: Path) -> None:
@@ -345,6 +345,11 @@ def test_a_seed_split_by_variant_merges_to_the_same_study(tmp_path: Path) -> Non
         **{(v, 2, "pitch-3deg"): f"no part runs {v}-s2 on the pitch-3deg rig" for v in VARIANTS},
     }
     assert json.loads((out / "study.json").read_text())["rigs"] == ["nominal", "pitch-3deg"]
+    readme = (out / "README.md").read_text()  # the README names what is missing as the parts left it
+    assert "shuffled-s1: no part runs it" in readme and "seed 1:" not in readme
+    assert f"{run_name('rsd', 2)} pitch-3deg: no part runs rsd-s2 on the pitch-3deg rig" in readme
+    assert "seeds [1], variants baseline, rsd" in readme  # the part in "What was run" and its timings
+    assert readme.count("| seeds [1], variants baseline, rsd |") == 1
     merge_study([out, s1b], out, allow_missing=True, draws=300)
     assert json.loads((out / "seeds" / "s1.json").read_text()) == json.loads(
         (whole.out_dir / "seeds" / "s1.json").read_text()

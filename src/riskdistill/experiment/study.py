@@ -560,6 +560,26 @@ def _part_entries(
     return out
 
 
+def describe_missing(missing: list[dict[str, Any]], rigs: list[str]) -> list[str]:
+    """``study.json``'s missing cells in words, for the merge's error and the README: a seed no part
+    holds in one item, a run (variant and seed) no part runs on any rig in one item, other cells one by one
+    with their reason."""
+    lost = sorted({m["seed"] for m in missing if m["reason"] == f"no part holds seed {m['seed']}"})
+    items = [f"seed {s}: no part holds it" for s in lost]
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for m in missing:
+        if m["seed"] not in lost:
+            runs.setdefault((m["variant"], m["seed"]), []).append(m)
+    for (variant, seed), cells in runs.items():
+        name = run_name(variant, seed)
+        unrun = all(m["reason"].startswith("no part runs") for m in cells)
+        if unrun and {m["rig"] for m in cells} == set(rigs):
+            items.append(f"{name}: no part runs it")
+        else:
+            items += [f"{name} {m['rig']}: {m['reason']}" for m in cells]
+    return items
+
+
 def _variant_owner(
     owners: dict[tuple[int, str, str], StudyPart], seed: int, variant: str, rigs: list[str]
 ) -> StudyPart | None:
@@ -620,11 +640,7 @@ def merge_study(
         {"variant": c.variant, "seed": c.seed, "rig": c.rig, "reason": c.missing} for c in cells if c.missing
     ]
     if missing and not allow_missing:
-        lost = sorted({m["seed"] for m in missing if m["reason"].startswith("no part holds seed")})
-        items = [f"seed {s}: no part holds it" for s in lost]
-        items += [
-            f"{m['variant']}-s{m['seed']} {m['rig']}: {m['reason']}" for m in missing if m["seed"] not in lost
-        ]
+        items = describe_missing(missing, cfg.rigs)
         listed = "; ".join(items[:8])
         more = f" (and {len(items) - 8} more)" if len(items) > 8 else ""
         raise MergeError(

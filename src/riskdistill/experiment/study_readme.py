@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from riskdistill.experiment.pipeline import NOMINAL
+from riskdistill.experiment.study import describe_missing
 
 INTERPRETATION_PLACEHOLDER = (
     "_To be written: what the numbers mean, what was tried if the effect is absent or negative (risk "
@@ -99,6 +100,15 @@ def _init_phrase(train: dict[str, Any]) -> str:
     return ""
 
 
+def _part_label(part: dict[str, Any]) -> str:
+    """A ``study.json`` part in words: its seeds, and its variants and rigs where it ran only some."""
+    label = f"seeds {part['seeds']}"
+    for key in ("variants", "rigs"):
+        if key in part:
+            label += f", {key} {', '.join(part[key])}"
+    return label
+
+
 def render_study_readme(
     study: dict[str, Any],
     cfg: dict[str, Any],
@@ -114,7 +124,8 @@ def render_study_readme(
     sel = study["selections"]
     limit = "each scenario's own" if e["max_route_steps"] is None else f"{e['max_route_steps']} steps"
     pairs = ", ".join(f"{a} - {b}" for a, b in study["pairs"])
-    parts = ", ".join(f"seeds {p['seeds']}" for p in study["parts"])
+    labels = {p["path"]: _part_label(p) for p in study["parts"]}
+    parts = ", ".join(labels.values())
     lines = [
         f"# {study['name']}: does risk distillation help?",
         "",
@@ -137,13 +148,7 @@ def render_study_readme(
         f"- Routes that crashed (scored 0, kept): {study['crashed_routes']}.",
     ]
     if study["missing"]:
-        lost = sorted({m["seed"] for m in study["missing"] if m["reason"].startswith("no part")})
-        items = [f"seed {s} (no part holds it)" for s in lost]
-        items += [
-            f"{m['variant']}-s{m['seed']} {m['rig']} ({m['reason']})"
-            for m in study["missing"]
-            if m["seed"] not in lost
-        ]
+        items = describe_missing(study["missing"], study["rigs"])
         lines.append(
             f"- **Missing ({len(study['missing'])} cells, not averaged over; comparisons use the seeds both "
             "variants have):** " + "; ".join(items)
@@ -151,14 +156,15 @@ def render_study_readme(
     else:
         lines.append("- Missing: nothing; every seed x variant x rig finished.")
 
-    lines += ["", "## How long it took", "", "| part seeds | " + " | ".join(_KINDS) + " | total h |"]
+    lines += ["", "## How long it took", "", "| part | " + " | ".join(_KINDS) + " | total h |"]
     lines.append("|---|" + "---|" * (len(_KINDS) + 1))
     total = 0.0
-    for tm in timings.values():
+    for path, tm in timings.items():
         by = tm["by_kind_s"]
         total += tm["total_s"]
         cells = [_duration(by.get(k, 0.0)) for k in _KINDS]
-        lines.append(f"| {tm['seeds']} | " + " | ".join(cells) + f" | {tm['total_s'] / 3600:.2f} |")
+        label = labels.get(path, f"seeds {tm['seeds']}")
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {tm['total_s'] / 3600:.2f} |")
     lines += [
         "",
         f"Machine time over all parts: {total / 3600:.2f} h (stage wall times as each part recorded them).",
