@@ -168,6 +168,8 @@ def test_merge_writes_the_result_folder(tmp_path: Path) -> None:
     ds = comps["rsd", "baseline", "nominal", "all"]["driving_score"]
     assert f"{ds['diff']:+.1f} [{ds['ci_low']:+.1f}, {ds['ci_high']:+.1f}]" in readme
     assert "Missing: nothing" in readme and "| seeds [1] |" in readme  # a timing row per part
+    runs = diag["lead_time"]["rsd"]["n_routes_with_risk"]
+    assert f"- rsd: 9 collisions on the nominal rig in {runs} route runs" in readme
 
 
 def test_merge_refuses_parts_of_different_studies(tmp_path: Path) -> None:

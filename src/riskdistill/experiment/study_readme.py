@@ -125,7 +125,7 @@ def render_study_readme(
     limit = "each scenario's own" if e["max_route_steps"] is None else f"{e['max_route_steps']} steps"
     pairs = ", ".join(f"{a} - {b}" for a, b in study["pairs"])
     labels = {p["path"]: _part_label(p) for p in study["parts"]}
-    parts = ", ".join(labels.values())
+    parts = "; ".join(labels.values())
     lines = [
         f"# {study['name']}: does risk distillation help?",
         "",
@@ -194,7 +194,8 @@ def render_study_readme(
         det = "-" if lt["detection_rate"] is None else f"{lt['detection_rate']:.2f}"
         lead = "-" if lt["lead_time_mean_s"] is None else f"{lt['lead_time_mean_s']:.2f} s"
         lines.append(
-            f"- {v}: {lt['n_events']} collisions on the nominal rig; path risk above {lt['threshold']} "
+            f"- {v}: {lt['n_events']} collisions on the nominal rig in {lt['n_routes_with_risk']} route runs "
+            f"(routes x seeds); path risk above {lt['threshold']} "
             f"before them (detection rate) {det}, mean lead time {lead}."
         )
     by_v: dict[str, list[dict[str, Any]]] = {}
@@ -216,8 +217,15 @@ def render_study_readme(
             parts.append(f"risk / planning gradient at the BEV {sum(ratios) / len(ratios):.3g}")
         if recall:
             parts.append(f"hazard recall on bench {sum(recall) / len(recall):.2f}")
+        measured = [
+            r
+            for r in rows
+            if (r.get("bev_grad") or {}).get("risk_over_planning")
+            or (r.get("open_loop") or {}).get("risk_hazard_recall") is not None
+        ]
+        seeds = ", ".join(str(r["seed"]) for r in measured)
         if parts:
-            lines.append(f"- {v} (mean over seeds): " + ", ".join(parts) + ".")
+            lines.append(f"- {v} (mean over seeds {seeds}): " + ", ".join(parts) + ".")
 
     lines += [
         "",
