@@ -560,26 +560,6 @@ def _part_entries(
     return out
 
 
-def describe_missing(missing: list[dict[str, Any]], rigs: list[str]) -> list[str]:
-    """``study.json``'s missing cells in words, for the merge's error and the README: a seed no part
-    holds in one item, a run (variant and seed) no part runs on any rig in one item, other cells one by one
-    with their reason."""
-    lost = sorted({m["seed"] for m in missing if m["reason"] == f"no part holds seed {m['seed']}"})
-    items = [f"seed {s}: no part holds it" for s in lost]
-    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for m in missing:
-        if m["seed"] not in lost:
-            runs.setdefault((m["variant"], m["seed"]), []).append(m)
-    for (variant, seed), cells in runs.items():
-        name = run_name(variant, seed)
-        unrun = all(m["reason"].startswith("no part runs") for m in cells)
-        if unrun and {m["rig"] for m in cells} == set(rigs):
-            items.append(f"{name}: no part runs it")
-        else:
-            items += [f"{name} {m['rig']}: {m['reason']}" for m in cells]
-    return items
-
-
 def _variant_owner(
     owners: dict[tuple[int, str, str], StudyPart], seed: int, variant: str, rigs: list[str]
 ) -> StudyPart | None:
@@ -616,7 +596,11 @@ def merge_study(
 ) -> StudyResult:
     """Merge finished parts into the result folder (see the module docstring); :class:`MergeError` when
     they do not belong together or when cells are missing and ``allow_missing`` is False."""
-    from riskdistill.experiment.study_readme import render_study_readme, written_interpretation
+    from riskdistill.experiment.study_readme import (
+        describe_missing,
+        render_study_readme,
+        written_interpretation,
+    )
 
     parts = [StudyPart.load(p) for p in part_dirs]
     check_parts(parts)

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from riskdistill.experiment.pipeline import NOMINAL
-from riskdistill.experiment.study import describe_missing
+from riskdistill.experiment.pipeline import NOMINAL, run_name
 
 INTERPRETATION_PLACEHOLDER = (
     "_To be written: what the numbers mean, what was tried if the effect is absent or negative (risk "
@@ -98,6 +97,26 @@ def _init_phrase(train: dict[str, Any]) -> str:
         if key.strip() == "init_weights" and value.strip():
             return f", each fine-tuning `{value.strip()}`"
     return ""
+
+
+def describe_missing(missing: list[dict[str, Any]], rigs: list[str]) -> list[str]:
+    """``study.json``'s missing cells in words, for the merge's error and the README: a seed no part
+    holds in one item, a run (variant and seed) no part runs on any rig in one item, other cells one by one
+    with their reason."""
+    lost = sorted({m["seed"] for m in missing if m["reason"] == f"no part holds seed {m['seed']}"})
+    items = [f"seed {s}: no part holds it" for s in lost]
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for m in missing:
+        if m["seed"] not in lost:
+            runs.setdefault((m["variant"], m["seed"]), []).append(m)
+    for (variant, seed), cells in runs.items():
+        name = run_name(variant, seed)
+        unrun = all(m["reason"].startswith("no part runs") for m in cells)
+        if unrun and {m["rig"] for m in cells} == set(rigs):
+            items.append(f"{name}: no part runs it")
+        else:
+            items += [f"{name} {m['rig']}: {m['reason']}" for m in cells]
+    return items
 
 
 def _part_label(part: dict[str, Any]) -> str:
