@@ -182,8 +182,7 @@ def render_study_readme(
         by = tm["by_kind_s"]
         total += tm["total_s"]
         cells = [_duration(by.get(k, 0.0)) for k in _KINDS]
-        label = labels.get(path, f"seeds {tm['seeds']}")
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {tm['total_s'] / 3600:.2f} |")
+        lines.append(f"| {labels[path]} | " + " | ".join(cells) + f" | {tm['total_s'] / 3600:.2f} |")
     lines += [
         "",
         f"Machine time over all parts: {total / 3600:.2f} h (stage wall times as each part recorded them).",
@@ -221,29 +220,23 @@ def render_study_readme(
     for row in diagnostics["per_seed"]:
         by_v.setdefault(row["variant"], []).append(row)
     for v, rows in by_v.items():
-        ratios = [
-            r["bev_grad"]["risk_over_planning"]
+        ratios = {
+            r["seed"]: r["bev_grad"]["risk_over_planning"]
             for r in rows
             if (r.get("bev_grad") or {}).get("risk_over_planning")
-        ]
-        recall = [
-            r["open_loop"]["risk_hazard_recall"]
+        }
+        recall = {
+            r["seed"]: r["open_loop"]["risk_hazard_recall"]
             for r in rows
             if (r.get("open_loop") or {}).get("risk_hazard_recall") is not None
-        ]
+        }
         parts = []
         if ratios:
-            parts.append(f"risk / planning gradient at the BEV {sum(ratios) / len(ratios):.3g}")
+            parts.append(f"risk / planning gradient at the BEV {sum(ratios.values()) / len(ratios):.3g}")
         if recall:
-            parts.append(f"hazard recall on bench {sum(recall) / len(recall):.2f}")
-        measured = [
-            r
-            for r in rows
-            if (r.get("bev_grad") or {}).get("risk_over_planning")
-            or (r.get("open_loop") or {}).get("risk_hazard_recall") is not None
-        ]
-        seeds = ", ".join(str(r["seed"]) for r in measured)
+            parts.append(f"hazard recall on bench {sum(recall.values()) / len(recall):.2f}")
         if parts:
+            seeds = ", ".join(str(sd) for sd in sorted(ratios.keys() | recall.keys()))
             lines.append(f"- {v} (mean over seeds {seeds}): " + ", ".join(parts) + ".")
 
     lines += [
