@@ -38,6 +38,9 @@ for probe in "${PROBES[@]}"; do
     [ -e "$ckpt" ] || $RD train --config "$OUT/rsd-s0.json" --set "$SET" --out "$OUT/train/$name" $( [ -e "$OUT/train/$name/checkpoints/latest.json" ] && echo --resume )
     $RD eval closed-loop --suite "$EXP/study_suite.json" --driver "$ckpt" --out "$OUT/eval/$name" --workers 2 \
         --label "rsd-$probe" --seed 0
+    # open loop on seed 0's bench recording: the student's risk map against the teacher's (hazard recall)
+    [ -e "$OUT/eval/$name/open_loop.json" ] || $RD eval open-loop --checkpoint "$ckpt" --data "$EXP/data/bench" \
+        --out "$OUT/eval/$name/open_loop.json"
 done
 labels=(baseline="$EXP/eval/baseline-s0/closed_loop-nominal" rsd="$EXP/eval/rsd-s0/closed_loop-nominal")
 pairs=()
@@ -46,3 +49,25 @@ for probe in "${PROBES[@]}"; do
     pairs+=(--pair "rsd-$probe:baseline" --pair "rsd-$probe:rsd")
 done
 $RD eval compare "${labels[@]}" "${pairs[@]}" --out "$HERE"
+# diagnostics.json: per student (seed 0's study cells and every probe run so far), the open-loop metrics on
+# bench, the risk / planning gradient at the shared BEV and the closed-loop risk-to-collision summary (nominal)
+.venv/bin/python - "$EXP" "$OUT" "$HERE/diagnostics.json" <<'PY'
+import json, sys
+from pathlib import Path
+from riskdistill.experiment.study import bev_grad_summary
+exp, out, dest = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+cells = {f"{v}-s0": (exp / "train" / f"{v}-s0", exp / "eval" / f"{v}-s0", exp / "eval" / f"{v}-s0" / "closed_loop-nominal")
+         for v in ("baseline", "rsd", "corridor")}
+cells |= {d.name: (out / "train" / d.name, d, d) for d in sorted((out / "eval").iterdir()) if d.is_dir()}
+def scalars(path, key=None):
+    if not path.exists():
+        return None
+    d = json.loads(path.read_text())
+    d = d[key] if key else d
+    return {k: v for k, v in d.items() if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))}
+res = {name: {"open_loop": scalars(ev / "open_loop.json", "metrics"), "bev_grad": bev_grad_summary(tr),
+              "risk_outcome_nominal": scalars(cl / "risk_outcome.json")}
+       for name, (tr, ev, cl) in cells.items()}
+dest.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
+print(f"wrote {dest}")
+PY
