@@ -8,8 +8,13 @@
 # Probes: w20 (risk-loss weight 1 -> 20, so its gradient at the shared BEV is ~10 % of planning's, not 0.5 %),
 # gated (risk_gated_features: the planner reads the BEV features scaled by the predicted risk),
 # hazard (the risk loss's foreground, which carries half its weight, is the teacher's hazard cells, risk >= 0.5,
-# instead of every cell above 0.05: aimed at the student's map never reaching 0.5 on a hazard).
-# Runs at the study's commit (the worktree reproduce.sh makes); about 25 min per probe on 2 free cores.
+# instead of every cell above 0.05: aimed at the student's map never reaching 0.5 on a hazard),
+# bb (a pair, baseline-bb and rsd-bb: both learn everything after the image backbone from scratch, starting
+# from builtin:cpu_sim_backbone with the cpu recipe's lr 1e-3 and warm-up 200 for BB_STEPS steps, default
+# 3000, instead of fine-tuning the finished planner builtin:cpu_sim_student for 1,000 steps; so the risk loss
+# shapes the BEV features while they form, as in the paper's joint training).
+# Runs at the study's commit (the worktree reproduce.sh makes); about 30 min per probe on 2 free cores (each
+# bb student about 45 min at 3000 steps, 28 of them training). The comparison and diagnostics.json cover every probe finished in OUT.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 EXP=${1:-runs/study-cpu-s0}
@@ -22,31 +27,48 @@ COMMIT=$(.venv/bin/python -c 'import json, sys; print(json.load(open(sys.argv[1]
 [ "$(git -C "$SRC" rev-parse HEAD)" = "$COMMIT" ] || { echo "$SRC is not at the study's commit $COMMIT (run reproduce.sh first)" >&2; exit 1; }
 export PYTHONPATH="$PWD/$SRC/src"
 RD=".venv/bin/riskdistill"
+BB=(init_weights=builtin:cpu_sim_backbone 'init_weights_prefixes=["backbone."]' optimizer.lr=1e-3
+    schedule.warmup_steps=200 "max_steps=${BB_STEPS:-3000}")
 mkdir -p "$OUT"
-for probe in "${PROBES[@]}"; do
-    case $probe in
-        w20) SET=model.heads.risk.weight=20.0 ;;
-        gated) SET=model.risk_gated_features=true ;;
-        hazard) SET=model.heads.risk.loss.fg_threshold=0.5 ;;
-        *) echo "unknown probe $probe (w20 | gated | hazard)" >&2; exit 2 ;;
-    esac
-    name="rsd-$probe-s0"
-    # seed 0's RSD training configuration; the probe's change is a --set override of it
+# one student: NAME (label; its folders are NAME-s0), the study variant whose seed-0 configuration it
+# changes, then the --set overrides that are the change
+student() {
+    local label=$1 variant=$2 name="$1-s0" sets=() a
+    shift 2
+    for a in "$@"; do sets+=(--set "$a"); done
     .venv/bin/python -c 'import json, sys; json.dump(json.load(open(sys.argv[1]))["config"], open(sys.argv[2], "w"), indent=1)' \
-        "$EXP/train/rsd-s0/run.json" "$OUT/rsd-s0.json"
-    ckpt="$OUT/train/$name/checkpoints/final"
-    [ -e "$ckpt" ] || $RD train --config "$OUT/rsd-s0.json" --set "$SET" --out "$OUT/train/$name" $( [ -e "$OUT/train/$name/checkpoints/latest.json" ] && echo --resume )
+        "$EXP/train/$variant-s0/run.json" "$OUT/$variant-s0.json"
+    local ckpt="$OUT/train/$name/checkpoints/final"
+    [ -e "$ckpt" ] || $RD train --config "$OUT/$variant-s0.json" "${sets[@]}" --out "$OUT/train/$name" \
+        $( [ -e "$OUT/train/$name/checkpoints/latest.json" ] && echo --resume )
     $RD eval closed-loop --suite "$EXP/study_suite.json" --driver "$ckpt" --out "$OUT/eval/$name" --workers 2 \
-        --label "rsd-$probe" --seed 0
+        --label "$label" --seed 0
     # open loop on seed 0's bench recording: the student's risk map against the teacher's (hazard recall)
     [ -e "$OUT/eval/$name/open_loop.json" ] || $RD eval open-loop --checkpoint "$ckpt" --data "$EXP/data/bench" \
         --out "$OUT/eval/$name/open_loop.json"
+}
+for probe in "${PROBES[@]}"; do
+    case $probe in
+        w20) student rsd-w20 rsd model.heads.risk.weight=20.0 ;;
+        gated) student rsd-gated rsd model.risk_gated_features=true ;;
+        hazard) student rsd-hazard rsd model.heads.risk.loss.fg_threshold=0.5 ;;
+        bb) student baseline-bb baseline "${BB[@]}"; student rsd-bb rsd "${BB[@]}" ;;
+        *) echo "unknown probe $probe (w20 | gated | hazard | bb)" >&2; exit 2 ;;
+    esac
 done
+# every finished probe student against seed 0's study cells (rsd-X against RSD and the baseline; rsd-bb also
+# against baseline-bb, its own control)
 labels=(baseline="$EXP/eval/baseline-s0/closed_loop-nominal" rsd="$EXP/eval/rsd-s0/closed_loop-nominal")
 pairs=()
-for probe in "${PROBES[@]}"; do
-    labels+=("rsd-$probe=$OUT/eval/rsd-$probe-s0")
-    pairs+=(--pair "rsd-$probe:baseline" --pair "rsd-$probe:rsd")
+for d in "$OUT"/eval/*-s0; do
+    [ -e "$d/summary.json" ] || continue
+    label=$(basename "$d" -s0)
+    labels+=("$label=$d")
+    case $label in
+        rsd-bb) pairs+=(--pair rsd-bb:baseline-bb --pair rsd-bb:rsd) ;;
+        rsd-*) pairs+=(--pair "$label:baseline" --pair "$label:rsd") ;;
+        baseline-*) pairs+=(--pair "$label:baseline") ;;
+    esac
 done
 $RD eval compare "${labels[@]}" "${pairs[@]}" --out "$HERE"
 # diagnostics.json: per student (seed 0's study cells and every probe run so far), the open-loop metrics on
