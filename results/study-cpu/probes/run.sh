@@ -14,7 +14,8 @@
 # 3000, instead of fine-tuning the finished planner builtin:cpu_sim_student for 1,000 steps; so the risk loss
 # shapes the BEV features while they form, as in the paper's joint training).
 # Runs at the study's commit (the worktree reproduce.sh makes); about 30 min per probe on 2 free cores (each
-# bb student about 45 min at 3000 steps, 28 of them training). The comparison and diagnostics.json cover every probe finished in OUT.
+# bb student about 45 min at 3000 steps, 28 of them training). The comparison and diagnostics.json cover every
+# probe finished in OUT.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 EXP=${1:-runs/study-cpu-s0}
@@ -78,8 +79,8 @@ import json, sys
 from pathlib import Path
 from riskdistill.experiment.study import bev_grad_summary
 exp, out, dest = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-cells = {f"{v}-s0": (exp / "train" / f"{v}-s0", exp / "eval" / f"{v}-s0", exp / "eval" / f"{v}-s0" / "closed_loop-nominal")
-         for v in ("baseline", "rsd", "corridor")}
+study_cells = (f"{v}-s0" for v in ("baseline", "rsd", "corridor"))
+cells = {n: (exp / "train" / n, exp / "eval" / n, exp / "eval" / n / "closed_loop-nominal") for n in study_cells}
 cells |= {d.name: (out / "train" / d.name, d, d) for d in sorted((out / "eval").iterdir()) if d.is_dir()}
 def scalars(path, key=None):
     if not path.exists():
