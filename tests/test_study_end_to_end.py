@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from riskdistill import runs
 from riskdistill.experiment import Execution, config_for_seeds, experiment_config, merge_study, run_experiment
 
 #: Files of a result folder that depend only on the cells (not on how the study was split or timed).
@@ -35,8 +36,12 @@ def result_files(folder: Path) -> dict[str, object]:
 
 
 @pytest.mark.slow
-def test_two_parts_merged_equal_the_one_part_ray_run(tmp_path: Path) -> None:
+def test_two_parts_merged_equal_the_one_part_ray_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ray = pytest.importorskip("ray")
+    # Merge refuses parts from different commits; pin the commit read at the start so that a commit made
+    # while the test runs (minutes) cannot split its parts. Every reader imports it from runs at call time.
+    pinned = runs.git_commit()
+    monkeypatch.setattr(runs, "git_commit", lambda cwd=None: pinned)
     quiet = Console(quiet=True)
     cfg = tiny_study()
     for seed in (0, 1):  # one part per seed, locally
