@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run one seed of the study in results/study-cpu and merge it into this folder (about 3.2 h on 2 free cores;
-# split by VARIANTS to fit shorter sessions: baseline,rsd 2 h 16 min, corridor 1 h 23 min, measured for seed 1).
+# Run one seed of the study in results/study-cpu and merge it into this folder (about 3.3 h on 2 free cores;
+# split by VARIANTS to fit shorter sessions: baseline,rsd about 2.3 h, corridor about 1.45 h; per-stage medians
+# of the study's parts: python benchmarks/bench_study.py).
 # From the repository root, after `make test` or `make demo` created .venv:
 #   bash results/study-cpu/reproduce.sh SEED [OUT]
 #   VARIANTS=baseline,rsd bash results/study-cpu/reproduce.sh SEED    # a seed split into parts, e.g. over
