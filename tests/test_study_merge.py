@@ -359,6 +359,11 @@ def test_a_seed_split_by_variant_merges_to_the_same_study(tmp_path: Path) -> Non
     for f in (whole.out_dir / "routes").rglob("*.json"):
         if "pitch" not in f.name or "s2" not in f.parent.name:
             assert json.loads((out / f.relative_to(whole.out_dir)).read_text()) == json.loads(f.read_text())
+    # the same part merged again (a re-merge after a code change) is listed once, as itself
+    listed = json.loads((out / "study.json").read_text())["parts"]
+    assert [e["path"] for e in listed] == [str(s0), str(s1a), str(s2n), str(s1b)]
+    merge_study([out, s1b], out, allow_missing=True, draws=300)
+    assert json.loads((out / "study.json").read_text())["parts"] == listed
     # two experiment folders running the same cell: refused, naming the cell
     again = fake_part(tmp_path / "s1c", [1], variants=["rsd"])
     with pytest.raises(MergeError, match=r"rsd-s1 is in two parts.*both run rsd-s1 nominal"):

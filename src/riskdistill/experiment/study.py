@@ -545,18 +545,29 @@ def _part_entries(
             e["rigs"] = rigs
         return e
 
-    used = sorted({s for s, _, _ in mine})
-    variants = [v for v in cfg.variants if any(k[1] == v for k in mine)]
-    rigs = [r for r in cfg.rigs if any(k[2] == r for k in mine)]
+    def entry_of(path: str, cells: set[tuple[int, str, str]]) -> dict[str, Any]:
+        return entry(
+            path,
+            sorted({s for s, _, _ in cells}),
+            [v for v in cfg.variants if any(k[1] == v for k in cells)],
+            [r for r in cfg.rigs if any(k[2] == r for k in cells)],
+        )
+
     if not part.is_result:
-        return [entry(str(part.path), used, variants, rigs)]
-    out = []
+        return [entry_of(str(part.path), set(mine))]
+    # an earlier part listed by a result folder stays listed for the cells still taken from it (a part
+    # merged again, or rerun, takes its cells back and is listed once, as itself)
+    out: list[dict[str, Any]] = []
     for q in (part.result or {}).get("parts", []):
-        seeds = [s for s in q.get("seeds", []) if s in used]
-        q_variants = [v for v in q.get("variants", variants) if v in variants]
-        q_rigs = [r for r in q.get("rigs", rigs) if r in rigs]
-        if seeds and q_variants and q_rigs:
-            out.append(entry(q["path"], seeds, q_variants, q_rigs))
+        cells = {
+            (s, v, r)
+            for s in q.get("seeds", [])
+            for v in q.get("variants", cfg.variants)
+            for r in q.get("rigs", cfg.rigs)
+        }
+        kept = cells & set(mine)
+        if kept and (e := entry_of(q["path"], kept)) not in out:
+            out.append(e)
     return out
 
 
