@@ -3,12 +3,12 @@
 The study's stages are long (a closed-loop cell is about 10 min on 2 cores), so this benchmark does not run
 them: it reads ``timings.json`` of a study result folder (written by ``riskdistill experiment merge`` from
 each part's ``stages/*.json``, the wall time every stage recorded as it ran) and prints
-- every part: its seeds and variants, hours in all and by kind of stage;
 - every seed: the sum of its parts (a seed split by variant pays its recording and labelling once per part);
 - the median of each kind of stage over the parts, and the time a part with k variants costs from them
   (shared record + label + report, plus per variant one training, one open loop and one closed-loop cell
   per rig), which is what "one part in about two hours on 2 cores" is checked against.
-Stage times of a part that ran beside other jobs are upper bounds (the study README says which).
+Stage times of a part that ran beside other jobs are upper bounds (the study README says which; its "How
+long it took" table gives each part's time by kind of stage).
 
     python benchmarks/bench_study.py [results/study-cpu] [--json out.json]
 """
@@ -27,14 +27,9 @@ from rich.table import Table
 
 #: ``closed loop rsd-s0 nominal``, ``train baseline-s1``, ``open loop corridor-s2``: per variant and seed.
 CELL = re.compile(r"^(train|open loop|closed loop) (?P<variant>[\w-]+)-s(?P<seed>\d+)(?: (?P<rig>\S+))?$")
-SHARED = (
-    "record train",
-    "record bench",
-    "label train",
-    "label bench",
-    "label train control-corridor",
-    "report",
-)
+#: Stages a part runs once whatever its variants; the corridor control adds its own labels.
+SHARED = ("record train", "record bench", "label train", "label bench", "report")
+CORRIDOR_LABELS = "label train control-corridor"
 
 
 def per_part(timings: dict[str, Any]) -> list[dict[str, Any]]:
@@ -49,7 +44,6 @@ def per_part(timings: dict[str, Any]) -> list[dict[str, Any]]:
                 "variants": variants,
                 "rigs": rigs,
                 "total_h": part["total_s"] / 3600,
-                "by_kind_min": {k: v / 60 for k, v in sorted(part["by_kind_s"].items())},
                 "stages_s": part["stages"],
             }
         )
@@ -68,9 +62,7 @@ def stage_medians(parts: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def part_estimate_min(med: dict[str, float], n_variants: int, n_rigs: int, corridor: bool) -> float:
-    shared = sum(med.get(s, 0.0) for s in SHARED if s != "label train control-corridor")
-    if corridor:
-        shared += med.get("label train control-corridor", 0.0)
+    shared = sum(med.get(s, 0.0) for s in SHARED) + (med.get(CORRIDOR_LABELS, 0.0) if corridor else 0.0)
     per_variant = (
         med.get("train", 0.0) + med.get("open loop", 0.0) + n_rigs * med.get("closed loop cell", 0.0)
     )
@@ -87,24 +79,6 @@ def main() -> None:
         raise SystemExit(f"{path}: no timings.json (a study result folder written by `experiment merge`)")
     parts = per_part(json.loads(path.read_text()))
     console = Console(width=140)
-
-    kinds = sorted({k for p in parts for k in p["by_kind_min"]})
-    t = Table(title=f"{args.folder}: parts (minutes per kind of stage)")
-    for col in ("part", "seeds", "variants", *kinds, "total h"):
-        t.add_column(
-            col,
-            justify="left" if col in ("part", "variants") else "right",
-            no_wrap=col in ("part", "variants"),
-        )
-    for p in parts:
-        t.add_row(
-            p["part"],
-            ",".join(map(str, p["seeds"])),
-            ",".join(p["variants"]),
-            *(f"{p['by_kind_min'].get(k, 0.0):.0f}" for k in kinds),
-            f"{p['total_h']:.2f}",
-        )
-    console.print(t)
 
     seeds: dict[int, list[dict[str, Any]]] = {}
     for p in parts:

@@ -533,28 +533,22 @@ def _part_entries(
 ) -> list[dict[str, Any]]:
     """``study.json``'s ``parts`` entries a part contributes (a result folder: its own earlier parts), with
     the variants and rigs it gave when it gave only some of the study's."""
-    mine = [key for key, p in owners.items() if p is part]
+    mine = {key for key, p in owners.items() if p is part}
     if not mine:
         return []
 
-    def entry(path: str, seeds: list[int], variants: list[str], rigs: list[str]) -> dict[str, Any]:
-        e: dict[str, Any] = {"path": path, "seeds": seeds}
+    def entry(path: str, cells: set[tuple[int, str, str]]) -> dict[str, Any]:
+        e: dict[str, Any] = {"path": path, "seeds": sorted({s for s, _, _ in cells})}
+        variants = [v for v in cfg.variants if any(k[1] == v for k in cells)]
+        rigs = [r for r in cfg.rigs if any(k[2] == r for k in cells)]
         if variants != cfg.variants:
             e["variants"] = variants
         if rigs != cfg.rigs:
             e["rigs"] = rigs
         return e
 
-    def entry_of(path: str, cells: set[tuple[int, str, str]]) -> dict[str, Any]:
-        return entry(
-            path,
-            sorted({s for s, _, _ in cells}),
-            [v for v in cfg.variants if any(k[1] == v for k in cells)],
-            [r for r in cfg.rigs if any(k[2] == r for k in cells)],
-        )
-
     if not part.is_result:
-        return [entry_of(str(part.path), set(mine))]
+        return [entry(str(part.path), mine)]
     # an earlier part listed by a result folder stays listed for the cells still taken from it (a part
     # merged again, or rerun, takes its cells back and is listed once, as itself)
     out: list[dict[str, Any]] = []
@@ -565,8 +559,7 @@ def _part_entries(
             for v in q.get("variants", cfg.variants)
             for r in q.get("rigs", cfg.rigs)
         }
-        kept = cells & set(mine)
-        if kept and (e := entry_of(q["path"], kept)) not in out:
+        if (kept := cells & mine) and (e := entry(q["path"], kept)) not in out:
             out.append(e)
     return out
 
