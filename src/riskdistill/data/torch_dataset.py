@@ -327,6 +327,12 @@ class DrivingDataset(Dataset):
         """The routes of this split, in data set order."""
         return list(dict.fromkeys(self._route_ids[i] for i in self.indices))
 
+    @property
+    def scenarios(self) -> list[str]:
+        """The scenario type of each frame of this split, in index order."""
+        column = self.records.table.column("scenario").to_pylist()
+        return [column[i] for i in self.indices]
+
     def frame_id(self, i: int) -> str:
         return self.records.table.column("frame_id")[self.indices[i]].as_py()
 

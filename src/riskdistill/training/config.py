@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from riskdistill.config import ConfigError, StrictConfig, apply_overrides, deep_merge
 from riskdistill.contracts.labels import default_label_dir
@@ -57,12 +57,26 @@ class DataConfig(StrictConfig):
     max_train_samples: int | None = Field(default=None, ge=1, description="first N train frames only")
     max_val_samples: int | None = Field(default=None, ge=1)
     on_error: Literal["skip", "raise"] = "skip"
+    scenario_repeat: dict[str, int] = Field(
+        default_factory=dict,
+        description="repeat factor sampling: each training frame of a named scenario type is drawn this "
+        'many times per epoch (e.g. {"ParkedObstacle": 3} for a manoeuvre the student rarely sees); '
+        "others once; a name no training frame has is an error",
+    )
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     image_cache: str | None = Field(
         default=None,
         description="decoded-frame cache folder (riskdistill.data.frame_cache): 'auto' = "
         "<root>/cache/frames; None: decode the JPEGs of every sample",
     )
+
+    @field_validator("scenario_repeat")
+    @classmethod
+    def _repeat(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = {k: n for k, n in v.items() if n < 1}
+        if bad:
+            raise ValueError(f"scenario_repeat factors must be >= 1, got {bad}")
+        return v
 
     @property
     def roots(self) -> list[str]:

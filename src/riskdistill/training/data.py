@@ -100,6 +100,29 @@ class MultiRootDataset(ConcatDataset):
     def skipped(self) -> dict[str, str]:
         return {k: v for d in self.datasets for k, v in d.skipped.items()}
 
+    @property
+    def scenarios(self) -> list[str]:
+        return [s for d in self.datasets for s in d.scenarios]
+
+
+def repeat_factors(
+    dataset: DrivingDataset | MultiRootDataset, scenario_repeat: dict[str, int]
+) -> list[int] | None:
+    """Per training frame, how often an epoch draws it (``data.scenario_repeat``; 1 for other scenario
+    types); None when nothing repeats. A scenario type that no training frame has is a ``ValueError`` that
+    lists those present (a typo must not silently train on the plain mix)."""
+    if not scenario_repeat:
+        return None
+    scenarios = dataset.scenarios
+    present = set(scenarios)
+    missing = sorted(set(scenario_repeat) - present)
+    if missing:
+        raise ValueError(
+            f"data.scenario_repeat: no training frame of scenario type(s) {missing}; "
+            f"present: {sorted(present)}"
+        )
+    return [scenario_repeat.get(s, 1) for s in scenarios]
+
 
 def build_datasets(
     cfg: TrainConfig, target_names: Sequence[str], grid: BevGrid
@@ -166,11 +189,31 @@ def _build_root(
 
 class ResumableSampler(Sampler[int]):
     """``DistributedSampler`` order (seeded shuffle per epoch, this rank's share, tail dropped) that can
-    start part-way through an epoch: ``set_epoch(epoch, start)`` skips the first ``start`` indices."""
+    start part-way through an epoch: ``set_epoch(epoch, start)`` skips the first ``start`` indices.
 
-    def __init__(self, dataset: DrivingDataset, num_replicas: int, rank: int, seed: int):
+    With ``repeats`` (one integer per frame, :func:`repeat_factors`) an epoch holds frame ``i`` ``repeats[i]``
+    times, shuffled the same way (repeat factor sampling, as LVIS does for rare classes); the epoch length is
+    fixed, so resuming part-way works as without."""
+
+    def __init__(
+        self,
+        dataset: DrivingDataset | MultiRootDataset,
+        num_replicas: int,
+        rank: int,
+        seed: int,
+        repeats: Sequence[int] | None = None,
+    ):
+        if repeats is not None and len(repeats) != len(dataset):
+            raise ValueError(f"repeats: {len(repeats)} factors for {len(dataset)} frames")
+        expanded = None if repeats is None else [i for i, r in enumerate(repeats) for _ in range(r)]
+        self.expanded = expanded
         self.inner = DistributedSampler(
-            dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True
+            dataset if expanded is None else expanded,  # type: ignore[arg-type]  # only len() is used
+            num_replicas=num_replicas,
+            rank=rank,
+            shuffle=True,
+            seed=seed,
+            drop_last=True,
         )
         self.start = 0
 
@@ -179,7 +222,8 @@ class ResumableSampler(Sampler[int]):
         self.start = int(start)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(list(self.inner)[self.start :])
+        order = list(self.inner)[self.start :]
+        return iter(order if self.expanded is None else [self.expanded[j] for j in order])
 
     def __len__(self) -> int:
         return max(len(self.inner) - self.start, 0)

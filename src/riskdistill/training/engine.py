@@ -69,6 +69,7 @@ from riskdistill.training.data import (
     data_signature,
     make_loader,
     process_failure,
+    repeat_factors,
     skip_reason,
 )
 from riskdistill.training.logger import MetricsLogger, risk_map_grid
@@ -253,7 +254,8 @@ class _Trainer:
 
         # data
         self.train_ds, self.val_ds = build_datasets(cfg, self.student.target_names, self.grid)
-        self.sampler = ResumableSampler(self.train_ds, info.world_size, info.rank, cfg.seed)
+        repeats = repeat_factors(self.train_ds, cfg.data.scenario_repeat)
+        self.sampler = ResumableSampler(self.train_ds, info.world_size, info.rank, cfg.seed, repeats)
         bs = cfg.data.batch_size
         self.steps_per_epoch = self.sampler.samples_per_epoch // bs
         if self.steps_per_epoch == 0:

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Can the student learn to pass a blocked lane? (issue 14) The study's baseline student fails every bench route
+# that needs the ego to leave its lane around a standing obstacle (results/cpu-student-2026-12-04). Each arm
+# retrains seed 0's study baseline with one change, on seed 0's own recording, with the same 1,000 fine-tuning
+# steps from builtin:cpu_sim_student and the same seed, drives the study's 125 bench routes (nominal rig), runs
+# open loop on seed 0's bench recording, and is paired per route with seed 0's study baseline.
+# Arms:
+#   repeat3  repeat factor sampling (`data.scenario_repeat`): every training frame of the six train-suite
+#            scenario types that need this manoeuvre is drawn 3 times per epoch instead of once;
+#   dagger   DAgger-style data: seed 0's study baseline drives the 48 train routes of those six types (the
+#            expert drives 30 % of the 4 s segments) and every frame is labelled with the expert's plan from
+#            where the student brought the car (`sim record --dagger`); trained on together with the
+#            recording (`data.extra_roots`).
+# From the repository root, with the seed-0 experiment folder of results/study-cpu (reproduce.sh 0):
+#   bash results/overtaking/run.sh [EXP] [OUT] [ARM...]      # about 35 min per arm on 2 free cores
+# Runs with the current code (training and evaluation are unchanged since the study's commit; run.json and
+# eval_config.json record the commit). Resumable: finished stages are skipped.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+EXP=${1:-runs/study-cpu-s0}
+OUT=${2:-runs/overtaking}
+shift $(( $# > 2 ? 2 : $# ))
+ARMS=("$@")
+[ ${#ARMS[@]} -gt 0 ] || ARMS=(repeat3 dagger)
+RD=".venv/bin/riskdistill"
+PY=".venv/bin/python"
+TYPES='["Accident", "ConstructionObstacle", "ConstructionObstacleTwoWays", "ParkedObstacle", "ParkedObstacleTwoWays", "VehicleOpensDoorTwoWays"]'
+mkdir -p "$OUT"
+$PY -c 'import json, sys; json.dump(json.load(open(sys.argv[1]))["config"], open(sys.argv[2], "w"), indent=1)' \
+    "$EXP/train/baseline-s0/run.json" "$OUT/baseline-s0.json"
+# one student: its label (folders LABEL-s0), then the --set overrides that are the change
+student() {
+    local label=$1 name="$1-s0" sets=() a
+    shift
+    for a in "$@"; do sets+=(--set "$a"); done
+    local ckpt="$OUT/train/$name/checkpoints/final"
+    [ -e "$ckpt" ] || $RD train --config "$OUT/baseline-s0.json" "${sets[@]}" --out "$OUT/train/$name" \
+        $( [ -e "$OUT/train/$name/checkpoints/latest.json" ] && echo --resume )
+    $RD eval closed-loop --suite "$EXP/study_suite.json" --driver "$ckpt" --out "$OUT/eval/$name" --workers 2 \
+        --label "$label" --seed 0
+    [ -e "$OUT/eval/$name/open_loop.json" ] || $RD eval open-loop --checkpoint "$ckpt" --data "$EXP/data/bench" \
+        --out "$OUT/eval/$name/open_loop.json"
+}
+for arm in "${ARMS[@]}"; do
+    case $arm in
+        repeat3)
+            student repeat3 "data.scenario_repeat=$($PY -c 'import json, sys; print(json.dumps(dict.fromkeys(json.loads(sys.argv[1]), 3)))' "$TYPES")" ;;
+        dagger)
+            $PY - "$OUT/train_overtaking_suite.json" "$TYPES" <<'PY'
+import json, sys
+from riskdistill.sim.suites import Suite, load_suite
+types = set(json.loads(sys.argv[2]))
+train = load_suite("train").spread(192)  # the study's train routes (config.json data.train_routes)
+routes = [r for r in train.routes if r.scenario in types]
+sub = Suite(name="train-overtaking", description=f"the {len(routes)} train routes of {sorted(types)}", routes=routes)
+json.dump(sub.to_dict(), open(sys.argv[1], "w"), indent=1)
+PY
+            $RD sim record --suite "$OUT/train_overtaking_suite.json" --rig bench2drive --out "$OUT/data/dagger" \
+                --image-h 64 --image-w 176 --every 2 --workers 2 \
+                --dagger "$EXP/train/baseline-s0/checkpoints/final" --dagger-expert-share 0.3
+            student dagger "data.extra_roots=[\"$OUT/data/dagger\"]" ;;
+        *) echo "unknown arm $arm (repeat3 | dagger)" >&2; exit 2 ;;
+    esac
+done
+# every finished arm against seed 0's study baseline, paired per route
+labels=(baseline="$EXP/eval/baseline-s0/closed_loop-nominal")
+pairs=()
+for d in "$OUT"/eval/*-s0; do
+    [ -e "$d/summary.json" ] || continue
+    label=$(basename "$d" -s0)
+    labels+=("$label=$d")
+    pairs+=(--pair "$label:baseline")
+done
+$RD eval compare "${labels[@]}" "${pairs[@]}" --out "$HERE"
+# what this folder keeps per arm: summary, eval config, per-route results (no trajectories), open-loop
+# metrics, the training run's config and commit (no checkpoints)
+for d in "$OUT"/eval/*-s0; do
+    [ -e "$d/summary.json" ] || continue
+    dest="$HERE/$(basename "$d")"
+    mkdir -p "$dest"
+    cp "$d/summary.json" "$d/eval_config.json" "$dest/"
+    cp "$OUT/train/$(basename "$d")/run.json" "$dest/train_run.json"
+    $PY - "$d" "$dest" <<'PY'
+import json, sys
+from pathlib import Path
+src, dest = Path(sys.argv[1]), Path(sys.argv[2])
+keep = ("route_id", "scenario_type", "status", "scores", "route_completion_pct", "route_length_m",
+        "duration_game_s", "efficiency", "comfort", "events", "error")
+docs = [json.loads(f.read_text()) for f in sorted((src / "routes").glob("*.json"))]
+(dest / "routes.jsonl").write_text("".join(json.dumps({k: d.get(k) for k in keep}) + "\n" for d in docs))
+if (src / "open_loop.json").exists():
+    metrics = json.loads((src / "open_loop.json").read_text())["metrics"]
+    (dest / "open_loop.json").write_text(json.dumps({"metrics": metrics}, indent=1) + "\n")
+PY
+done
