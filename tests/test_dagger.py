@@ -185,13 +185,16 @@ def test_cli_records_with_a_student_checkpoint(tmp_path: Path) -> None:
         str(ckpt),
         "--dagger-expert-share",
         "0.5",
+        "--dagger-takeover-s",
+        "3",
     ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     settings = load_json(tmp_path / "d" / fmt.RECORDING)["settings"]
     assert str(ckpt.resolve()) in settings["dagger_learner"] and "sha256" in settings["dagger_learner"]
+    assert settings["dagger_takeover_s"] == 3.0
     assert RecordedDataset(tmp_path / "d").frame(0).annotation["expert_in_control"].dtype == bool
-    bad = CliRunner().invoke(app, [*args[:-4], "--dagger", str(tmp_path)])
+    bad = CliRunner().invoke(app, [*args[:-6], "--dagger", str(tmp_path)])
     assert bad.exit_code != 0 and "not a checkpoint folder" in bad.output
 
 
@@ -267,3 +270,34 @@ def test_training_reads_the_expert_and_the_dagger_recording_together(
             student.target_names,
             BevGrid.preset("tiny"),
         )
+
+
+class StandStill:
+    """A learner that brakes from the first step: stuck wherever it is."""
+
+    sensors = SensorRequest()
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, agent_input: AgentInput) -> Action:
+        return Action(controls=Controls(throttle=0.0, steer=0.0, brake=1.0))
+
+
+def test_a_stuck_learner_hands_the_expert_a_segment_after_takeover_after_s() -> None:
+    def drive(takeover: float | None) -> tuple[_Who, list[float]]:
+        who = _Who()
+        factory = DaggerFactory(StandStill, 0.0, segment_s=2.0, takeover_after_s=takeover)
+        log = run_route(_route(), factory, observers=[who], max_steps=STEPS)
+        return who, list(log.x_m)
+
+    stuck, xs_stuck = drive(None)
+    assert not any(stuck.expert) and max(xs_stuck) - min(xs_stuck) < 0.5  # never moves, never helped
+    helped, xs_helped = drive(1.0)
+    first = helped.expert.index(True)
+    assert 9 <= first <= 11  # stood still 1 s (10 steps at 10 Hz) while the expert would go
+    assert all(helped.expert[first : first + 20])  # then the expert drives a whole 2 s segment
+    assert helped.driver.takeovers >= 2 and not all(helped.expert)  # the learner gets the car back
+    assert max(xs_helped) - min(xs_helped) > 2.0  # the expert drove it on
+    with pytest.raises(ValueError, match="takeover_after_s"):
+        DaggerFactory(StandStill, takeover_after_s=0.0)

@@ -8,9 +8,12 @@
 #   repeat3  repeat factor sampling (`data.scenario_repeat`): every training frame of the six train-suite
 #            scenario types that need this manoeuvre is drawn 3 times per epoch instead of once;
 #   dagger   DAgger-style data: seed 0's study baseline drives the 48 train routes of those six types (the
-#            expert drives 30 % of the 4 s segments) and every frame is labelled with the expert's plan from
+#            expert drives 30 % of the 4 s segments, and takes a segment whenever the student has stood still
+#            for 3 s while the expert would drive) and every frame is labelled with the expert's plan from
 #            where the student brought the car (`sim record --dagger`); trained on together with the
 #            recording (`data.extra_roots`).
+# Then diagnose.py: on seed 0's bench recording, does each student see the obstacle in its lane, and does its
+# plan swerve or stop where the expert's does?
 # From the repository root, with the seed-0 experiment folder of results/study-cpu (reproduce.sh 0):
 #   bash results/overtaking/run.sh [EXP] [OUT] [ARM...]      # about 35 min per arm on 2 free cores
 # Runs with the current code (training and evaluation are unchanged since the study's commit; run.json and
@@ -57,7 +60,8 @@ json.dump(sub.to_dict(), open(sys.argv[1], "w"), indent=1)
 PY
             $RD sim record --suite "$OUT/train_overtaking_suite.json" --rig bench2drive --out "$OUT/data/dagger" \
                 --image-h 64 --image-w 176 --every 2 --workers 2 \
-                --dagger "$EXP/train/baseline-s0/checkpoints/final" --dagger-expert-share 0.3
+                --dagger "$EXP/train/baseline-s0/checkpoints/final" --dagger-expert-share 0.3 \
+                --dagger-takeover-s 3
             student dagger "data.extra_roots=[\"$OUT/data/dagger\"]" ;;
         *) echo "unknown arm $arm (repeat3 | dagger)" >&2; exit 2 ;;
     esac
@@ -93,3 +97,8 @@ if (src / "open_loop.json").exists():
     (dest / "open_loop.json").write_text(json.dumps({"metrics": metrics}, indent=1) + "\n")
 PY
 done
+students=(baseline="$EXP/train/baseline-s0/checkpoints/final")
+for d in "$OUT"/eval/*-s0; do
+    [ -e "$d/summary.json" ] && students+=("$(basename "$d" -s0)=$OUT/train/$(basename "$d")/checkpoints/final")
+done
+$PY "$HERE/diagnose.py" "$EXP/data/bench" "${students[@]}" --out "$HERE/diagnostics.json"

@@ -124,6 +124,13 @@ def record(
     dagger_expert_share: float = typer.Option(
         0.0, "--dagger-expert-share", min=0.0, max=1.0, help="Share of 4 s segments the expert drives."
     ),
+    dagger_takeover_s: float | None = typer.Option(
+        None,
+        "--dagger-takeover-s",
+        min=0.0,
+        help="The expert drives a segment once the student has stood still this many seconds while the "
+        "expert would drive (a stuck student records the way out, not the wait).",
+    ),
 ) -> None:
     """Record the expert driving a route suite: camera images, annotations, frames.parquet, manifest.json.
 
@@ -169,6 +176,7 @@ def record(
             learner=learner,
             learner_name=learner_name,
             expert_share=dagger_expert_share,
+            takeover_s=dagger_takeover_s,
         )
     except (ValueError, ConfigError) as exc:
         fail(str(exc))

@@ -87,6 +87,12 @@ class RecordSettings(StrictConfig):
         default=0.0, ge=0.0, le=1.0, description="share of segments the expert drives (DAgger's beta)"
     )
     dagger_segment_s: float = Field(default=4.0, gt=0.0, description="who drives is drawn every segment_s")
+    dagger_takeover_s: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="the expert takes a segment once the learner has stood still this long while the "
+        "expert would drive (sim/dagger.py); None: never",
+    )
 
 
 @dataclass
@@ -390,7 +396,12 @@ def _record_instance(
         cameras = RequestedCameras()
         env = DrivingEnv(observe=cameras)
         dagger = DaggerFactory(
-            learner, settings.dagger_expert_share, settings.dagger_segment_s, seed=seed, expert_config=config
+            learner,
+            settings.dagger_expert_share,
+            settings.dagger_segment_s,
+            seed=seed,
+            expert_config=config,
+            takeover_after_s=settings.dagger_takeover_s,
         )
         driver = build_driver(dagger, env)
         cameras.configure(driver.sensors)
@@ -501,6 +512,7 @@ def record_suite(
     learner_name: str | None = None,
     expert_share: float = 0.0,
     segment_s: float = 4.0,
+    takeover_s: float | None = None,
 ) -> RecordResult:
     """Record the expert over the first ``limit`` routes of ``suite`` into ``out_dir`` (resumable).
 
@@ -510,7 +522,9 @@ def record_suite(
 
     ``learner`` (a picklable, non-privileged driver factory, e.g. a student checkpoint's) records DAgger-style
     (``sim/dagger.py``): the learner drives, the expert drives a share ``expert_share`` of the segments of
-    ``segment_s`` seconds, and every frame is labelled with the expert's plan from the state the car is in;
+    ``segment_s`` seconds (and, with ``takeover_s``, a segment whenever the learner has stood still that
+    long while the expert would drive), and every frame is labelled with the expert's plan from the state
+    the car is in;
     ``learner_name`` (required then) names it in the settings, so a resumed recording uses the same learner.
 
     ``suite``: a :class:`Suite`, a shipped suite name or a suite JSON path; ``rig``: a :class:`Rig`, a
@@ -533,6 +547,7 @@ def record_suite(
         dagger_learner=learner_name if learner is not None else None,
         dagger_expert_share=expert_share,
         dagger_segment_s=segment_s,
+        dagger_takeover_s=takeover_s,
     )
     if learner is not None and not learner_name:
         raise ValueError(

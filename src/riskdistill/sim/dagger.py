@@ -13,6 +13,12 @@ drawn afresh for every segment of ``segment_s`` seconds (the expert with probabi
 beta of DAgger), seeded, so a recording is reproducible. ``expert_in_control`` tells the recorder who drove
 this step: a driven future that the learner steered is not the expert's plan and is not a label.
 
+A learner that runs into the obstacle it should have passed stands there until the route times out, and
+every frame of that wait is a label of standing still (92 % of a recording of the study's baseline on the
+overtaking routes). With ``takeover_after_s`` the expert takes the wheel for a segment once the learner has
+stood still that long while the expert's plan would move: the recording then holds the expert's way out of
+the learner's mistake, the states DAgger exists for, instead of the wait.
+
 The learner is any non-privileged driver factory (a student checkpoint's, see
 ``evaluation/drivers.make_driver_factory``); it gets observations only, as in closed-loop evaluation.
 """
@@ -25,8 +31,10 @@ from typing import Any
 import numpy as np
 
 from riskdistill.contracts.agent import Action, AgentInput, SensorRequest
-from riskdistill.sim.env import DrivingEnv
+from riskdistill.sim.env import BLOCKED_SPEED_MPS, DrivingEnv
 from riskdistill.sim.expert import ExpertConfig, ExpertDriver
+
+EXPERT_GOES_MPS = 0.5  # stuck: the learner stands still (BLOCKED_SPEED_MPS) while the expert would go
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,7 @@ class DaggerFactory:
     expert_share: float = 0.0  # probability that the expert drives a segment (DAgger's beta)
     segment_s: float = 4.0  # who drives is drawn afresh every segment_s seconds
     seed: int = 0
+    takeover_after_s: float | None = None  # a learner stuck this long hands the expert a segment; None: never
     expert_config: ExpertConfig = field(default_factory=ExpertConfig)
     privileged: bool = True
 
@@ -46,6 +55,8 @@ class DaggerFactory:
             raise ValueError(f"expert_share must be in [0, 1], got {self.expert_share}")
         if self.segment_s <= 0.0:
             raise ValueError(f"segment_s must be > 0, got {self.segment_s}")
+        if self.takeover_after_s is not None and self.takeover_after_s <= 0.0:
+            raise ValueError(f"takeover_after_s must be > 0 or None, got {self.takeover_after_s}")
         if getattr(self.learner, "privileged", False):
             raise ValueError("the learner must be a driver that sees observations only, not a privileged one")
 
@@ -70,6 +81,8 @@ class DaggerDriver:
         self.expert_in_control = True
         self._rng = np.random.default_rng(factory.seed)
         self._left_s = 0.0
+        self._stuck_s = 0.0
+        self.takeovers = 0
 
     # the expert's plan is the label of every frame
     @property
@@ -97,6 +110,8 @@ class DaggerDriver:
         self.learner.reset()
         self._rng = np.random.default_rng(self.factory.seed)
         self._left_s = 0.0
+        self._stuck_s = 0.0
+        self.takeovers = 0
         self.expert_in_control = True
 
     def act(self, agent_input: AgentInput) -> Action:
@@ -105,7 +120,20 @@ class DaggerDriver:
         if self._left_s <= 0.0:  # keeps its own clock
             self.expert_in_control = bool(self._rng.random() < self.factory.expert_share)
             self._left_s = self.factory.segment_s
-        self._left_s -= self.env.world.dt_s
+        dt = self.env.world.dt_s
+        stuck = (
+            not self.expert_in_control
+            and agent_input.ego.speed_mps < BLOCKED_SPEED_MPS
+            and self.expert.last_plan_speed_mps >= EXPERT_GOES_MPS
+        )
+        self._stuck_s = self._stuck_s + dt if stuck else 0.0
+        limit = self.factory.takeover_after_s
+        if limit is not None and self._stuck_s >= limit - 1e-9:  # the expert drives the learner out
+            self.expert_in_control = True
+            self._left_s = self.factory.segment_s
+            self._stuck_s = 0.0
+            self.takeovers += 1
+        self._left_s -= dt
         return expert_action if self.expert_in_control else learner_action
 
 

@@ -1,0 +1,137 @@
+"""Why does the student not pass a blocked lane? Perception or planning, on the expert's own frames.
+
+On a recorded data set (the bench recording of the study's seed 0), for every frame of the seven scenario
+types that need the ego to leave its lane around a standing obstacle:
+- *manoeuvre frames*: the expert's plan path (20 m ahead) leaves the kinematic arc towards the target point by
+  >= 1.5 m, i.e. the expert is swerving around the obstacle. On them: how far the student's path leaves the
+  same arc (mean of the largest offset, and the share of frames where it leaves by >= 1.0 m to the same side),
+  and how often the student and the expert plan to stop;
+- *perception*: recall of the ground-truth vehicle / static-obstacle cells in the ego lane ahead (x 0-30 m,
+  |y| <= 2 m) by the student's BEV occupancy, on these frames and, for scale, on every 4th frame of the
+  other types.
+Usage: python results/overtaking/diagnose.py DATA LABEL=CHECKPOINT [...] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from riskdistill.contracts.batch import BEV_CHANNELS
+from riskdistill.data.torch_dataset import DrivingDataset, collate_batch
+from riskdistill.models import load_student
+from riskdistill.models.heads.planning import speed_from_logits
+
+OVERTAKING = ("Accident", "AccidentTwoWays", "ConstructionObstacle", "ConstructionObstacleTwoWays",
+              "ParkedObstacle", "ParkedObstacleTwoWays", "VehicleOpensDoorTwoWays")  # fmt: skip
+SWERVE_M, FOLLOW_M = 1.5, 1.0
+LANE = (0.0, 30.0, 2.0)  # x from, x to, |y| up to (m): the ego lane ahead
+OTHER_STRIDE = 4  # every 4th frame of the other scenario types (for the perception comparison)
+
+
+def arc_points(target_point: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``[B, P, 2]`` points at arc lengths ``s`` ``[P]`` on the circle through the origin, tangent to the
+    heading, through the target point ``[B, 2]`` (a straight line when it lies ahead)."""
+    tx, ty = target_point[:, 0:1], target_point[:, 1:2]
+    k = 2.0 * ty / np.maximum(tx**2 + ty**2, 1e-6)
+    small = np.abs(k) < 1e-6
+    ks = np.where(small, 1.0, k)
+    x = np.where(small, s[None], np.sin(ks * s[None]) / ks)
+    y = np.where(small, 0.0, (1.0 - np.cos(ks * s[None])) / ks)
+    return np.stack([x, y], -1)
+
+
+def signed_offset(path: np.ndarray, arc: np.ndarray) -> np.ndarray:
+    """``[B]`` the largest offset of ``path`` from ``arc`` (point by point), with its lateral sign."""
+    d = path - arc
+    i = np.abs(d[..., 1]).argmax(-1)
+    return np.take_along_axis(d[..., 1], i[:, None], -1)[:, 0]
+
+
+def diagnose(data: Path, checkpoint: Path) -> dict:
+    student = load_student(checkpoint, map_location="cpu").eval()
+    cfg = student.cfg
+    grid = cfg.bev_grid()
+    ds = DrivingDataset(data, grid, ["expert_plan", "bev_occupancy"], cameras=cfg.cameras,
+                        image_hw=tuple(cfg.image_hw), image_dtype="uint8")  # fmt: skip
+    scen = ds.scenarios
+    centers = grid.cell_centers()  # [H, W, 2] metric x, y
+    lane = (centers[..., 0] >= LANE[0]) & (centers[..., 0] <= LANE[1]) & (np.abs(centers[..., 1]) <= LANE[2])
+    ch = [BEV_CHANNELS.index("vehicle"), BEV_CHANNELS.index("static_obstacle")]
+    acc = {"ot_frames": 0, "manoeuvre": [], "lane_hits": {"overtaking": [0, 0], "other": [0, 0]}}
+    picked = [i for i, name in enumerate(scen) if name in OVERTAKING or i % OTHER_STRIDE == 0]
+    scen = [scen[i] for i in picked]
+    loader = DataLoader(Subset(ds, picked), batch_size=16, collate_fn=collate_batch)
+    head = student.heads["planning"]
+    i0 = 0
+    with torch.no_grad():
+        for batch in loader:
+            n = len(batch)
+            names = scen[i0 : i0 + n]
+            i0 += n
+            out = student(batch.observation, with_risk=False)
+            tg = batch.targets
+            occ_p = out["occupancy"].float().sigmoid().numpy()[:, ch].max(1) > 0.5  # [B, H, W]
+            occ_t = tg.bev_occupancy.numpy()[:, ch].max(1) >= 0.5
+            for b, name in enumerate(names):
+                key = "overtaking" if name in OVERTAKING else "other"
+                t = occ_t[b] & lane
+                acc["lane_hits"][key][0] += int((occ_p[b] & t).sum())
+                acc["lane_hits"][key][1] += int(t.sum())
+            ot = np.array([s in OVERTAKING for s in names])
+            valid = tg.plan_valid.numpy().reshape(-1) > 0.5
+            sel = ot & valid
+            acc["ot_frames"] += int(ot.sum())
+            if not sel.any():
+                continue
+            tp = batch.observation.target_point.numpy()[sel]
+            exp_path = tg.plan_path.numpy()[sel]
+            s = np.arange(1, exp_path.shape[1] + 1, dtype=np.float64) * head.cfg.path_spacing_m
+            arc = arc_points(tp, s)
+            e_off = signed_offset(exp_path, arc)
+            st_path = out["path"].float().numpy()[sel]
+            s_off = signed_offset(st_path, arc)
+            st_stop = speed_from_logits(out["speed_logits"][sel], head.speed_bins).numpy() == 0.0
+            e_stop = tg.plan_speed_mps.numpy().reshape(-1)[sel] < 0.1
+            for k in np.nonzero(np.abs(e_off) >= SWERVE_M)[0]:
+                acc["manoeuvre"].append((float(e_off[k]), float(s_off[k]), bool(st_stop[k]), bool(e_stop[k])))
+    m = np.array(acc["manoeuvre"], dtype=np.float64).reshape(-1, 4)
+    same_side = (np.sign(m[:, 1]) == np.sign(m[:, 0])) & (np.abs(m[:, 1]) >= FOLLOW_M)
+    recall = {k: (h / t if t else None) for k, (h, t) in acc["lane_hits"].items()}
+    return {
+        "checkpoint": str(checkpoint),
+        "overtaking_frames": acc["ot_frames"],
+        "manoeuvre_frames": len(m),
+        "expert_offset_m_mean": float(np.abs(m[:, 0]).mean()) if len(m) else None,
+        "student_offset_m_mean": float(np.abs(m[:, 1]).mean()) if len(m) else None,
+        "student_swerves_same_side_pct": float(100 * same_side.mean()) if len(m) else None,
+        "student_plans_stop_pct": float(100 * m[:, 2].mean()) if len(m) else None,
+        "expert_plans_stop_pct": float(100 * m[:, 3].mean()) if len(m) else None,
+        "lane_obstacle_recall": recall,
+        "lane_obstacle_cells": {k: t for k, (_, t) in acc["lane_hits"].items()},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data", type=Path)
+    ap.add_argument("students", nargs="+", help="LABEL=CHECKPOINT")
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    res = {}
+    for item in a.students:
+        label, _, ckpt = item.partition("=")
+        res[label] = diagnose(a.data, Path(ckpt))
+        print(label, json.dumps(res[label], indent=1))
+    if a.out:
+        a.out.write_text(json.dumps(res, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
