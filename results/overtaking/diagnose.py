@@ -4,8 +4,9 @@ On a recorded data set (the bench recording of the study's seed 0), for every fr
 types that need the ego to leave its lane around a standing obstacle:
 - *manoeuvre frames*: the expert's plan path (20 m ahead) leaves the kinematic arc towards the target point by
   >= 1.5 m, i.e. the expert is swerving around the obstacle. On them: how far the student's path leaves the
-  same arc (mean of the largest offset, and the share of frames where it leaves by >= 1.0 m to the same side),
-  and how often the student and the expert plan to stop;
+  same arc (mean of the largest offset; its mean towards the expert's side; the shares of frames where it
+  leaves by >= 1.0 m to the expert's side and to the other), and how often the student and the expert plan
+  to stop;
 - *perception*: recall of the ground-truth vehicle / static-obstacle cells in the ego lane ahead (x 0-30 m,
   |y| <= 2 m) by the student's BEV occupancy, on these frames and, for scale, on every 4th frame of the
   other types.
@@ -101,7 +102,8 @@ def diagnose(data: Path, checkpoint: Path) -> dict:
             for k in np.nonzero(np.abs(e_off) >= SWERVE_M)[0]:
                 acc["manoeuvre"].append((float(e_off[k]), float(s_off[k]), bool(st_stop[k]), bool(e_stop[k])))
     m = np.array(acc["manoeuvre"], dtype=np.float64).reshape(-1, 4)
-    same_side = (np.sign(m[:, 1]) == np.sign(m[:, 0])) & (np.abs(m[:, 1]) >= FOLLOW_M)
+    toward = m[:, 1] * np.sign(m[:, 0])  # the student's offset, positive towards the expert's side
+    same_side = toward >= FOLLOW_M
     recall = {k: (h / t if t else None) for k, (h, t) in acc["lane_hits"].items()}
     return {
         "checkpoint": str(checkpoint),
@@ -109,7 +111,9 @@ def diagnose(data: Path, checkpoint: Path) -> dict:
         "manoeuvre_frames": len(m),
         "expert_offset_m_mean": float(np.abs(m[:, 0]).mean()) if len(m) else None,
         "student_offset_m_mean": float(np.abs(m[:, 1]).mean()) if len(m) else None,
+        "student_offset_towards_expert_m_mean": float(toward.mean()) if len(m) else None,
         "student_swerves_same_side_pct": float(100 * same_side.mean()) if len(m) else None,
+        "student_swerves_other_side_pct": float(100 * (toward <= -FOLLOW_M).mean()) if len(m) else None,
         "student_plans_stop_pct": float(100 * m[:, 2].mean()) if len(m) else None,
         "expert_plans_stop_pct": float(100 * m[:, 3].mean()) if len(m) else None,
         "lane_obstacle_recall": recall,
