@@ -13,11 +13,11 @@ drawn afresh for every segment of ``segment_s`` seconds (the expert with probabi
 beta of DAgger), seeded, so a recording is reproducible. ``expert_in_control`` tells the recorder who drove
 this step: a driven future that the learner steered is not the expert's plan and is not a label.
 
-A learner that runs into the obstacle it should have passed stands there until the route times out, and
-every frame of that wait is a label of standing still (92 % of a recording of the study's baseline on the
-overtaking routes). With ``takeover_after_s`` the expert takes the wheel for a segment once the learner has
-stood still that long while the expert's plan would move: the recording then holds the expert's way out of
-the learner's mistake, the states DAgger exists for, instead of the wait.
+With ``takeover_after_s`` the expert takes the wheel for a segment once the learner has stood still that long
+while the expert's plan would move: a learner that stops for no reason records the expert's restart instead
+of the wait. It cannot rescue a car that has driven into a standing obstacle (the collision response leaves
+it there at speed 0 and nobody can reverse): on the overtaking routes 92 % of a recording of the study's
+baseline stands still, with or without takeover (results/overtaking).
 
 The learner is any non-privileged driver factory (a student checkpoint's, see
 ``evaluation/drivers.make_driver_factory``); it gets observations only, as in closed-loop evaluation.
