@@ -6,7 +6,8 @@ types that need the ego to leave its lane around a standing obstacle:
   >= 1.5 m, i.e. the expert is swerving around the obstacle. On them: how far the student's path leaves the
   same arc (mean of the largest offset; its mean towards the expert's side; the shares of frames where it
   leaves by >= 1.0 m to the expert's side and to the other), and how often the student and the expert plan
-  to stop;
+  to stop; for scale, the same on the frames of the other types where the expert leaves the arc as much
+  (every 4th frame);
 - *perception*: recall of the ground-truth vehicle / static-obstacle cells in the ego lane ahead (x 0-30 m,
   |y| <= 2 m) by the student's BEV occupancy, on these frames and, for scale, on every 4th frame of the
   other types.
@@ -64,7 +65,12 @@ def diagnose(data: Path, checkpoint: Path) -> dict:
     centers = grid.cell_centers()  # [H, W, 2] metric x, y
     lane = (centers[..., 0] >= LANE[0]) & (centers[..., 0] <= LANE[1]) & (np.abs(centers[..., 1]) <= LANE[2])
     ch = [BEV_CHANNELS.index("vehicle"), BEV_CHANNELS.index("static_obstacle")]
-    acc = {"ot_frames": 0, "manoeuvre": [], "lane_hits": {"overtaking": [0, 0], "other": [0, 0]}}
+    acc = {
+        "ot_frames": 0,
+        "manoeuvre": [],
+        "other_manoeuvre": [],
+        "lane_hits": {"overtaking": [0, 0], "other": [0, 0]},
+    }
     picked = [i for i, name in enumerate(scen) if name in OVERTAKING or i % OTHER_STRIDE == 0]
     scen = [scen[i] for i in picked]
     loader = DataLoader(Subset(ds, picked), batch_size=16, collate_fn=collate_batch)
@@ -85,9 +91,8 @@ def diagnose(data: Path, checkpoint: Path) -> dict:
                 acc["lane_hits"][key][0] += int((occ_p[b] & t).sum())
                 acc["lane_hits"][key][1] += int(t.sum())
             ot = np.array([s in OVERTAKING for s in names])
-            valid = tg.plan_valid.numpy().reshape(-1) > 0.5
-            sel = ot & valid
             acc["ot_frames"] += int(ot.sum())
+            sel = tg.plan_valid.numpy().reshape(-1) > 0.5
             if not sel.any():
                 continue
             tp = batch.observation.target_point.numpy()[sel]
@@ -95,15 +100,17 @@ def diagnose(data: Path, checkpoint: Path) -> dict:
             s = np.arange(1, exp_path.shape[1] + 1, dtype=np.float64) * head.cfg.path_spacing_m
             arc = arc_points(tp, s)
             e_off = signed_offset(exp_path, arc)
-            st_path = out["path"].float().numpy()[sel]
-            s_off = signed_offset(st_path, arc)
+            s_off = signed_offset(out["path"].float().numpy()[sel], arc)
             st_stop = speed_from_logits(out["speed_logits"][sel], head.speed_bins).numpy() == 0.0
             e_stop = tg.plan_speed_mps.numpy().reshape(-1)[sel] < 0.1
             for k in np.nonzero(np.abs(e_off) >= SWERVE_M)[0]:
-                acc["manoeuvre"].append((float(e_off[k]), float(s_off[k]), bool(st_stop[k]), bool(e_stop[k])))
+                row = (float(e_off[k]), float(s_off[k]), bool(st_stop[k]), bool(e_stop[k]))
+                acc["manoeuvre" if ot[sel][k] else "other_manoeuvre"].append(row)
     m = np.array(acc["manoeuvre"], dtype=np.float64).reshape(-1, 4)
     toward = m[:, 1] * np.sign(m[:, 0])  # the student's offset, positive towards the expert's side
     same_side = toward >= FOLLOW_M
+    o = np.array(acc["other_manoeuvre"], dtype=np.float64).reshape(-1, 4)
+    o_toward = o[:, 1] * np.sign(o[:, 0])
     recall = {k: (h / t if t else None) for k, (h, t) in acc["lane_hits"].items()}
     return {
         "checkpoint": str(checkpoint),
@@ -116,6 +123,11 @@ def diagnose(data: Path, checkpoint: Path) -> dict:
         "student_swerves_other_side_pct": float(100 * (toward <= -FOLLOW_M).mean()) if len(m) else None,
         "student_plans_stop_pct": float(100 * m[:, 2].mean()) if len(m) else None,
         "expert_plans_stop_pct": float(100 * m[:, 3].mean()) if len(m) else None,
+        "other_types_for_scale": {  # the same measure where the expert leaves the arc on the other types
+            "manoeuvre_frames": len(o),
+            "student_swerves_same_side_pct": float(100 * (o_toward >= FOLLOW_M).mean()) if len(o) else None,
+            "student_swerves_other_side_pct": float(100 * (o_toward <= -FOLLOW_M).mean()) if len(o) else None,
+        },
         "lane_obstacle_recall": recall,
         "lane_obstacle_cells": {k: t for k, (_, t) in acc["lane_hits"].items()},
     }
