@@ -27,25 +27,13 @@ from torch.utils.data import DataLoader, Subset
 from riskdistill.contracts.batch import BEV_CHANNELS
 from riskdistill.data.torch_dataset import DrivingDataset, collate_batch
 from riskdistill.models import load_student
-from riskdistill.models.heads.planning import speed_from_logits
+from riskdistill.models.heads.planning import arc_at_distance, speed_from_logits
 
 OVERTAKING = ("Accident", "AccidentTwoWays", "ConstructionObstacle", "ConstructionObstacleTwoWays",
               "ParkedObstacle", "ParkedObstacleTwoWays", "VehicleOpensDoorTwoWays")  # fmt: skip
 SWERVE_M, FOLLOW_M = 1.5, 1.0
 LANE = (0.0, 30.0, 2.0)  # x from, x to, |y| up to (m): the ego lane ahead
 OTHER_STRIDE = 4  # every 4th frame of the other scenario types (for the perception comparison)
-
-
-def arc_points(target_point: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """``[B, P, 2]`` points at arc lengths ``s`` ``[P]`` on the circle through the origin, tangent to the
-    heading, through the target point ``[B, 2]`` (a straight line when it lies ahead)."""
-    tx, ty = target_point[:, 0:1], target_point[:, 1:2]
-    k = 2.0 * ty / np.maximum(tx**2 + ty**2, 1e-6)
-    small = np.abs(k) < 1e-6
-    ks = np.where(small, 1.0, k)
-    x = np.where(small, s[None], np.sin(ks * s[None]) / ks)
-    y = np.where(small, 0.0, (1.0 - np.cos(ks * s[None])) / ks)
-    return np.stack([x, y], -1)
 
 
 def signed_offset(path: np.ndarray, arc: np.ndarray) -> np.ndarray:
@@ -97,8 +85,8 @@ def diagnose(data: Path, checkpoint: Path) -> dict:
                 continue
             tp = batch.observation.target_point.numpy()[sel]
             exp_path = tg.plan_path.numpy()[sel]
-            s = np.arange(1, exp_path.shape[1] + 1, dtype=np.float64) * head.cfg.path_spacing_m
-            arc = arc_points(tp, s)
+            s = np.arange(1, exp_path.shape[1] + 1, dtype=np.float32) * head.cfg.path_spacing_m
+            arc = arc_at_distance(torch.from_numpy(tp), torch.from_numpy(s)[None].expand(len(tp), -1)).numpy()
             e_off = signed_offset(exp_path, arc)
             s_off = signed_offset(out["path"].float().numpy()[sel], arc)
             st_stop = speed_from_logits(out["speed_logits"][sel], head.speed_bins).numpy() == 0.0

@@ -205,10 +205,9 @@ class ResumableSampler(Sampler[int]):
     ):
         if repeats is not None and len(repeats) != len(dataset):
             raise ValueError(f"repeats: {len(repeats)} factors for {len(dataset)} frames")
-        expanded = None if repeats is None else [i for i, r in enumerate(repeats) for _ in range(r)]
-        self.expanded = expanded
+        self._expanded = None if repeats is None else [i for i, r in enumerate(repeats) for _ in range(r)]
         self.inner = DistributedSampler(
-            dataset if expanded is None else expanded,  # type: ignore[arg-type]  # only len() is used
+            dataset if self._expanded is None else self._expanded,  # type: ignore[arg-type]  # only len() used
             num_replicas=num_replicas,
             rank=rank,
             shuffle=True,
@@ -223,7 +222,7 @@ class ResumableSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         order = list(self.inner)[self.start :]
-        return iter(order if self.expanded is None else [self.expanded[j] for j in order])
+        return iter(order if self._expanded is None else [self._expanded[j] for j in order])
 
     def __len__(self) -> int:
         return max(len(self.inner) - self.start, 0)

@@ -104,6 +104,12 @@ def kinematic_arc(ego_state: torch.Tensor, target_point: torch.Tensor, n: int = 
     stop_t = torch.where(a < 0, -v / a.clamp(max=-1e-9), torch.full_like(v, float("inf")))
     te = torch.minimum(t, stop_t)
     dist = (v * te + 0.5 * a * te**2).clamp(min=0.0)  # [B, n]
+    return arc_at_distance(target_point, dist)
+
+
+def arc_at_distance(target_point: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+    """``[B, n, 2]`` points ``dist`` ``[B, n]`` metres along the circular arc through the origin, tangent to
+    the heading, that passes through ``target_point`` ``[B, 2]`` (a straight line when it lies ahead)."""
     k = 2.0 * target_point[:, 1:2] / (target_point**2).sum(-1, keepdim=True).clamp(min=1e-6)
     small = k.abs() < 1e-6
     ks = torch.where(small, torch.ones_like(k), k)
