@@ -69,3 +69,22 @@ def test_a_resume_on_another_commit_keeps_the_earlier_run_json(tmp_path: Path) -
     (tmp_path / "run.json").write_text(json.dumps({"git_commit": git_commit()}))
     keep_earlier_run_json(tmp_path)  # the same commit: nothing to keep
     assert len(list(tmp_path.glob("run.before-*.json"))) == 1
+
+
+def test_each_variant_trains_on_its_own_targets_from_one_config(tmp_path: Path) -> None:
+    """``variant_train_config``: what ``train_job`` trains, and what a study script retrains a cell from."""
+    from riskdistill.experiment.pipeline import control_label_dir, variant_train_config
+
+    cfg = experiment_config("study", variants=["baseline", "rsd", "corridor", "shuffled"])
+    data = tmp_path / "data"
+    runs = {v: variant_train_config(cfg, tmp_path, v, seed=2) for v in cfg.variants}
+    assert {v: r.risk_targets for v, r in runs.items()} == {
+        "baseline": "off",
+        "rsd": "teacher",
+        "corridor": "teacher",
+        "shuffled": "shuffled",
+    }
+    assert runs["corridor"].data.labels == str(control_label_dir(data, "corridor"))
+    assert runs["rsd"].data.labels is None and runs["baseline"].data.root == str(data / "train")
+    assert all(r.seed == r.shuffle_seed == 2 and r.max_steps == cfg.train.max_steps for r in runs.values())
+    assert runs["rsd"].init_weights == runs["baseline"].init_weights  # the preset's overrides, every variant

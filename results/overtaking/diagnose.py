@@ -11,7 +11,7 @@ types that need the ego to leave its lane around a standing obstacle:
 - *perception*: recall of the ground-truth vehicle / static-obstacle cells in the ego lane ahead (x 0-30 m,
   |y| <= 2 m) by the student's BEV occupancy, on these frames and, for scale, on every 4th frame of the
   other types.
-Usage: python results/overtaking/diagnose.py DATA LABEL=CHECKPOINT [...] [--out FILE.json]
+Usage: python results/overtaking/diagnose.py DATA LABEL=CHECKPOINT [...] [--out FILE.json] (adds to FILE.json)
 """
 
 from __future__ import annotations
@@ -125,16 +125,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", type=Path)
     ap.add_argument("students", nargs="+", help="LABEL=CHECKPOINT")
-    ap.add_argument("--out", type=Path)
+    ap.add_argument("--out", type=Path, help="JSON file; the students already in it are kept unless rerun")
     a = ap.parse_args()
     torch.set_num_threads(2)
-    res = {}
+    res = json.loads(a.out.read_text()) if a.out and a.out.is_file() else {}
     for item in a.students:
         label, _, ckpt = item.partition("=")
         res[label] = diagnose(a.data, Path(ckpt))
         print(label, json.dumps(res[label], indent=1))
     if a.out:
-        a.out.write_text(json.dumps(res, indent=1) + "\n")
+        a.out.write_text(json.dumps(dict(sorted(res.items())), indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@
 #            recording (`data.extra_roots`).
 # Then diagnose.py: on seed 0's bench recording, does each student see the obstacle in its lane, and does its
 # plan swerve or stop where the expert's does?
-# From the repository root, with the seed-0 experiment folder of results/study-cpu (reproduce.sh 0):
+# From the repository root, with the seed-0 experiment folder of results/study-cpu (reproduce.sh 0; its
+# recording and its baseline's nominal closed-loop cell are what is read):
 #   bash results/overtaking/run.sh [EXP] [OUT] [ARM...]      # about 35 min per arm on 2 free cores
 # Runs with the current code (training and evaluation are unchanged since the study's commit; run.json and
 # eval_config.json record the commit). Resumable: finished stages are skipped.
@@ -29,8 +30,14 @@ RD=".venv/bin/riskdistill"
 PY=".venv/bin/python"
 TYPES='["Accident", "ConstructionObstacle", "ConstructionObstacleTwoWays", "ParkedObstacle", "ParkedObstacleTwoWays", "VehicleOpensDoorTwoWays"]'
 mkdir -p "$OUT"
-$PY -c 'import json, sys; json.dump(json.load(open(sys.argv[1]))["config"], open(sys.argv[2], "w"), indent=1)' \
-    "$EXP/train/baseline-s0/run.json" "$OUT/baseline-s0.json"
+# seed 0's baseline training config, as the study's pipeline builds it (experiment.pipeline.variant_train_config)
+$PY - "$EXP" "$OUT/baseline-s0.json" <<'PY'
+import json, sys
+from riskdistill.experiment import config_for_seeds, experiment_config
+from riskdistill.experiment.pipeline import variant_train_config
+cfg = variant_train_config(config_for_seeds(experiment_config("study"), [0]), sys.argv[1], "baseline", 0)
+json.dump(cfg.model_dump(mode="json"), open(sys.argv[2], "w"), indent=1)
+PY
 # one student: its label (folders LABEL-s0), then the --set overrides that are the change
 student() {
     local label=$1 name="$1-s0" sets=() a
@@ -63,19 +70,25 @@ PY
                 --dagger "$EXP/train/baseline-s0/checkpoints/final" --dagger-expert-share 0.3 \
                 --dagger-takeover-s 3
             student dagger "data.extra_roots=[\"$OUT/data/dagger\"]" ;;
-        *) echo "unknown arm $arm (repeat3 | dagger)" >&2; exit 2 ;;
+        prior)
+            # the waypoints as a learned correction to the kinematic arc (the cpu preset's default, which the
+            # study turns off because builtin:cpu_sim_student was trained without it): every tensor of that
+            # student is copied except the waypoint output layer, which starts at zero (the arc itself)
+            student prior "model.heads.planning.waypoint_prior=kinematic_arc" \
+                "init_weights_prefixes=$($PY -c 'import json, sys; print(json.dumps(sys.argv[1:]))' backbone. \
+                    view_transform. bev_encoder. heads.occupancy. heads.image_aux. \
+                    heads.planning.{command_embed.,ego_encoder.,layers.,step_embed,path_embed,path_out.,speed_embed,speed_out.})" ;;
+        *) echo "unknown arm $arm (repeat3 | dagger | prior)" >&2; exit 2 ;;
     esac
 done
-# every finished arm against seed 0's study baseline, paired per route
+# the arms of this invocation against seed 0's study baseline, paired per route: comparison-ARM[-ARM...]/
 labels=(baseline="$EXP/eval/baseline-s0/closed_loop-nominal")
 pairs=()
-for d in "$OUT"/eval/*-s0; do
-    [ -e "$d/summary.json" ] || continue
-    label=$(basename "$d" -s0)
-    labels+=("$label=$d")
+for label in "${ARMS[@]}"; do
+    labels+=("$label=$OUT/eval/$label-s0")
     pairs+=(--pair "$label:baseline")
 done
-$RD eval compare "${labels[@]}" "${pairs[@]}" --out "$HERE"
+$RD eval compare "${labels[@]}" "${pairs[@]}" --out "$HERE/comparison-$(IFS=-; echo "${ARMS[*]}")"
 # what this folder keeps per arm: summary, eval config, per-route results (no trajectories), open-loop
 # metrics, the training run's config and commit (no checkpoints)
 for d in "$OUT"/eval/*-s0; do
@@ -97,7 +110,8 @@ if (src / "open_loop.json").exists():
     (dest / "open_loop.json").write_text(json.dumps({"metrics": metrics}, indent=1) + "\n")
 PY
 done
-students=(baseline="$EXP/train/baseline-s0/checkpoints/final")
+students=()
+[ -e "$EXP/train/baseline-s0/checkpoints/final" ] && students+=(baseline="$EXP/train/baseline-s0/checkpoints/final")
 for d in "$OUT"/eval/*-s0; do
     [ -e "$d/summary.json" ] && students+=("$(basename "$d" -s0)=$OUT/train/$(basename "$d")/checkpoints/final")
 done

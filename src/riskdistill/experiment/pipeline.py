@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -37,6 +37,9 @@ from riskdistill.experiment.execution import Execution, RayContext, RayRouteExec
 from riskdistill.experiment.stages import StageRunner
 from riskdistill.io import atomic_write_json, load_json, load_json_object
 from riskdistill.sim.suites import Suite, load_suite
+
+if TYPE_CHECKING:
+    from riskdistill.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -78,23 +81,13 @@ def control_label_dir(data_dir: Path, kind: str) -> Path:
     return data_dir / "train" / "labels" / f"control-{kind}"
 
 
-def train_job(
-    cfg_dict: dict[str, Any],
-    out_dir: str,
-    variant: str,
-    seed: int,
-    show_progress: bool = False,
-    threads: int | None = None,
-) -> dict[str, Any]:
-    """Train ``variant`` with ``seed`` (``out_dir/train/<variant>-s<seed>``, resuming a started run); the
-    stage outputs. Module level and plain arguments, so a Ray task runs exactly this. ``threads``: torch
-    threads when the configuration does not set ``cpu_threads``."""
+def variant_train_config(cfg: ExperimentConfig, out_dir: str | Path, variant: str, seed: int) -> TrainConfig:
+    """The training configuration of ``variant`` with ``seed`` in the experiment folder ``out_dir`` (its data,
+    risk targets and the preset's overrides), as ``train_job`` runs it; also what a study script starts from
+    to retrain one cell with a change (``riskdistill train --config``)."""
     from riskdistill.training.config import load_train_config
-    from riskdistill.training.engine import launch
 
-    cfg = ExperimentConfig.from_dict(cfg_dict)
-    out, tp = Path(out_dir), cfg.train
-    data_dir = out / "data"
+    tp, data_dir = cfg.train, Path(out_dir) / "data"
     kind = cfg.control_kind(variant)
     labels = control_label_dir(data_dir, kind) if kind in CONTROL_TEACHERS else None
     mode = "shuffled" if kind == "shuffled" else "teacher" if labels is not None else RISK_TARGETS[variant]
@@ -111,9 +104,26 @@ def train_job(
         "max_steps": tp.max_steps,
         "seed": seed,
         "shuffle_seed": seed,
-        "progress": show_progress,
     }
-    tcfg = load_train_config(None, tp.overrides, base=base)
+    return load_train_config(None, tp.overrides, base=base)
+
+
+def train_job(
+    cfg_dict: dict[str, Any],
+    out_dir: str,
+    variant: str,
+    seed: int,
+    show_progress: bool = False,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Train ``variant`` with ``seed`` (``out_dir/train/<variant>-s<seed>``, resuming a started run); the
+    stage outputs. Module level and plain arguments, so a Ray task runs exactly this. ``threads``: torch
+    threads when the configuration does not set ``cpu_threads``."""
+    from riskdistill.training.engine import launch
+
+    cfg = ExperimentConfig.from_dict(cfg_dict)
+    out = Path(out_dir)
+    tcfg = variant_train_config(cfg, out, variant, seed).model_copy(update={"progress": show_progress})
     if threads is not None and tcfg.cpu_threads is None:
         import torch
 

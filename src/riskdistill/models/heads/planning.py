@@ -56,7 +56,9 @@ class PlanningHeadConfig(HeadConfig):
     speed_bins_mps: tuple[float, ...] = Field(default=(), description="(): no target-speed output")
     waypoint_weight: float = Field(default=1.0, ge=0.0)
     waypoint_prior: Literal["none", "kinematic_arc"] = Field(
-        default="none", description="kinematic_arc: the waypoints are a learned correction to that plan"
+        default="none",
+        description="kinematic_arc: the waypoints are a learned correction to that plan (the correction's "
+        "output layer starts at zero, so an untrained head plans the arc)",
     )
     path_weight: float = Field(default=1.0, ge=0.0)
     speed_weight: float = Field(default=1.0, ge=0.0)
@@ -166,6 +168,9 @@ class PlanningHead(Head):
         self.step_embed = nn.Parameter(torch.randn(PLAN_HORIZON, c) * 0.02)
         self.layers = nn.ModuleList(_DecoderLayer(c, cfg.n_heads, cfg.ffn_dim) for _ in range(cfg.n_layers))
         self.out = nn.Linear(c, 2)
+        if cfg.waypoint_prior == "kinematic_arc":  # an untrained head plans the arc itself, not arc + noise
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
         self.register_buffer("bev_pos", sinusoidal_pos_2d(bev_hw, c), persistent=False)  # [Hb * Wb, C]
         self.path_embed = nn.Parameter(torch.randn(cfg.path_points, c) * 0.02) if cfg.path_points else None
         self.path_out = nn.Linear(c, 2) if cfg.path_points else None
