@@ -63,6 +63,12 @@ def closed_loop(
     engine: str | None = typer.Option(
         None, "--engine", help="A student's inference engine: eager (PyTorch) | onnx (default: the driver's)."
     ),
+    occupancy_brake: bool = typer.Option(
+        False,
+        "--occupancy-brake",
+        help="A student stops when its own BEV occupancy shows an obstacle in its planned path within the "
+        "stopping distance (models.occupancy_brake; off by default).",
+    ),
     rerun: bool = typer.Option(
         False, "--rerun", help="Also write a Rerun recording OUT/rerun/<route_id>.rrd of every route it runs."
     ),
@@ -109,7 +115,11 @@ def closed_loop(
         "label": label,
         "seed": seed,
         "rerun_every": record_every,
-        "driver_options": {"plan_every_steps": plan_every_steps, "engine": engine},
+        "driver_options": {
+            "plan_every_steps": plan_every_steps,
+            "engine": engine,
+            "occupancy_brake": occupancy_brake or None,
+        },
     }
     driver_options = {k: v for k, v in config["driver_options"].items() if v is not None} or None
     try:

@@ -31,8 +31,9 @@ _ENGINE_CACHE: dict[tuple, Any] = {}
 
 
 #: ``StudentDriver`` options a driver spec may carry (``evaluate_suite(driver_options=...)``, the CLI's
-#: ``--plan-every-steps`` / ``--engine``); they change the drive, so they are part of the resume key.
-DRIVER_OPTIONS = ("plan_every_steps", "engine")
+#: ``--plan-every-steps`` / ``--engine`` / ``--occupancy-brake``); they change the drive, so they are part of
+#: the resume key (``occupancy_brake`` only when on, so folders evaluated without it resume as before).
+DRIVER_OPTIONS = ("plan_every_steps", "engine", "occupancy_brake")
 #: What a folder evaluated before the options existed was driven with.
 LEGACY_DRIVER_OPTIONS = {"plan_every_steps": 1, "engine": "eager"}
 #: The engine closed-loop evaluation uses unless told otherwise (temporal students: ``eager``, the export
@@ -50,9 +51,10 @@ class StudentDriverFactory:
     ``"data"``), else the built-in rig named in the manifest of the training data (``data.root``), else
     :data:`DEFAULT_STUDENT_RIG`; the image size is the student config's ``image_hw``. ``plan_every_steps``
     and ``engine`` configure the driver (None: ``StudentDriver``'s planning rate and
-    :data:`EVAL_DEFAULT_ENGINE`, see :meth:`options`); ``onnx_dir`` is where the ``onnx`` engine finds (or
-    exports, :meth:`prepare`) its graph (default ``models.engines.engine_cache_dir()``), shared by the
-    worker processes.
+    :data:`EVAL_DEFAULT_ENGINE`, see :meth:`options`); ``occupancy_brake``: the driver stops when its own
+    occupancy shows an obstacle in its path (``models.occupancy_brake.OccupancyBrake``, default settings);
+    ``onnx_dir`` is where the ``onnx`` engine finds (or exports, :meth:`prepare`) its graph (default
+    ``models.engines.engine_cache_dir()``), shared by the worker processes.
     """
 
     checkpoint: str
@@ -60,6 +62,7 @@ class StudentDriverFactory:
     plan_every_steps: int | None = None
     engine: str | None = None
     onnx_dir: str | None = None
+    occupancy_brake: bool | None = None
 
     def load(self) -> Any:
         if self.checkpoint not in _STUDENT_CACHE:
@@ -119,7 +122,8 @@ class StudentDriverFactory:
 
     def options(self) -> dict[str, Any]:
         """The resolved driver options (:data:`DRIVER_OPTIONS`), defaults filled in: ``StudentDriver``'s
-        planning rate, :data:`EVAL_DEFAULT_ENGINE` (``eager`` for a temporal student)."""
+        planning rate, :data:`EVAL_DEFAULT_ENGINE` (``eager`` for a temporal student); ``occupancy_brake``
+        only when on."""
         from riskdistill.models.driver import DEFAULT_PLAN_EVERY_STEPS
         from riskdistill.models.io import load_student_config
 
@@ -132,6 +136,7 @@ class StudentDriverFactory:
                 DEFAULT_PLAN_EVERY_STEPS if self.plan_every_steps is None else self.plan_every_steps
             ),
             "engine": str(engine),
+            **({"occupancy_brake": True} if self.occupancy_brake else {}),
         }
 
     def checkpoint_rig(self) -> str:
@@ -181,7 +186,9 @@ class StudentDriverFactory:
         from riskdistill.models.engines import OnnxEngine
 
         student = load_student(self.checkpoint, map_location="cpu").eval()  # leaves this process's threads
-        engine = OnnxEngine(student, student.has_risk_head, onnx_path=self.onnx_dir)
+        engine = OnnxEngine(
+            student, student.has_risk_head, onnx_path=self.onnx_dir, with_occupancy=bool(self.occupancy_brake)
+        )
         try:
             engine.prepare(self.example_observation(student))
         except Exception as exc:
@@ -192,24 +199,30 @@ class StudentDriverFactory:
 
     def _engine(self, student: Any) -> Any:
         opts = self.options()
-        key = (self.checkpoint, opts["engine"], self.onnx_dir)
+        brake = bool(opts.get("occupancy_brake"))
+        key = (self.checkpoint, opts["engine"], self.onnx_dir, brake)
         if key not in _ENGINE_CACHE:
             from riskdistill.models.engines import build_engine
 
             extra = {"onnx_path": self.onnx_dir} if opts["engine"] == "onnx" and self.onnx_dir else {}
-            _ENGINE_CACHE[key] = build_engine(opts["engine"], student, student.has_risk_head, **extra)
+            _ENGINE_CACHE[key] = build_engine(
+                opts["engine"], student, student.has_risk_head, with_occupancy=brake, **extra
+            )
         return _ENGINE_CACHE[key]
 
     def __call__(self) -> Driver:
         from riskdistill.models import StudentDriver
+        from riskdistill.models.occupancy_brake import OccupancyBrake
 
         student = self.load()
+        opts = self.options()
         return StudentDriver(
             student,
             self.checkpoint_rig(),
             tuple(student.cfg.image_hw),
-            plan_every_steps=self.options()["plan_every_steps"],
+            plan_every_steps=opts["plan_every_steps"],
             engine=self._engine(student),
+            occupancy_brake=OccupancyBrake() if opts.get("occupancy_brake") else None,
         )
 
 
@@ -275,6 +288,13 @@ def _check_options(factory: StudentDriverFactory) -> None:
         raise ValueError(f"unknown inference engine {opts['engine']!r}; valid engines: {list(ENGINES)}")
     if opts["plan_every_steps"] < 1:
         raise ValueError(f"plan_every_steps must be >= 1, got {opts['plan_every_steps']}")
+    if opts.get("occupancy_brake"):
+        from riskdistill.models.io import load_student_config
+
+        if "occupancy" not in load_student_config(factory.checkpoint).heads.enabled():
+            raise ValueError(
+                f"driver option occupancy_brake: the student {factory.checkpoint} has no occupancy head"
+            )
 
 
 def driver_bev_grid(driver: Any) -> Any:

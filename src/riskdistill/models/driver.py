@@ -15,6 +15,11 @@ evaluation and a CARLA agent use it alike. ``k = 5`` (2 Hz) is the rate of the r
 plan's waypoints.
 
 Engine: ``"eager"`` (PyTorch, the reference) or ``"onnx"`` (onnxruntime, :mod:`riskdistill.models.engines`).
+
+Safety check (off by default): with ``occupancy_brake``
+(:class:`~riskdistill.models.occupancy_brake.OccupancyBrake`) a planning step whose predicted occupancy shows
+an obstacle in the corridor of the planned path within the stopping distance hands the controller a stop
+instead (``braked``; ``brakes`` counts them since ``reset``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from riskdistill.contracts.batch import Observation
 from riskdistill.contracts.observation import observation_from_agent_input
 from riskdistill.contracts.plan_hold import PlanHold
 from riskdistill.models.engines import ENGINES, Engine, build_engine
+from riskdistill.models.occupancy_brake import OccupancyBrake
 from riskdistill.models.student import Student
 
 #: The planning rate of ``StudentDriver`` unless told otherwise: every 5th simulator step (2 Hz), the rate of
@@ -45,7 +51,8 @@ class StudentDriver:
     multiple of ``plan_every_steps``). ``plan_every_steps``: plan on every k-th step, hold the plan in
     between (module docstring). ``engine``: ``"eager"``, ``"onnx"`` or an engine object
     (:mod:`riskdistill.models.engines`); ``engine_options`` go to
-    :func:`~riskdistill.models.engines.build_engine`.
+    :func:`~riskdistill.models.engines.build_engine`. ``occupancy_brake``: the safety check of the module
+    docstring (needs the occupancy head; an engine object given must return ``occupancy``).
 
     After each ``act``, ``last_outputs`` holds numpy arrays without the batch dimension: ``waypoints [6, 2]``,
     ``occupancy [5, H, W]`` logits (if that head is on and the engine computes it: ``eager`` only) and
@@ -64,6 +71,7 @@ class StudentDriver:
         plan_every_steps: int = DEFAULT_PLAN_EVERY_STEPS,
         engine: str | Engine = DEFAULT_ENGINE,
         engine_options: dict | None = None,
+        occupancy_brake: OccupancyBrake | None = None,
     ):
         self.student = student.eval()
         self.sensors = SensorRequest(rig=rig, image_hw=(int(image_hw[0]), int(image_hw[1])))
@@ -78,15 +86,27 @@ class StudentDriver:
                 f"history_stride ({self.history_stride}) must be a multiple of plan_every_steps "
                 f"({self.plan_every_steps}): a temporal student sees frames of planning steps only"
             )
+        if occupancy_brake is not None and "occupancy" not in student.heads:
+            raise ValueError("occupancy_brake needs a student with the occupancy head (heads.occupancy)")
+        self.occupancy_brake = occupancy_brake
+        self.grid = student.cfg.bev_grid()
         if isinstance(engine, str):
             if engine not in ENGINES:
                 raise ValueError(f"unknown inference engine {engine!r}; valid engines: {list(ENGINES)}")
-            engine = build_engine(engine, self.student, self.with_risk, **(engine_options or {}))
+            engine = build_engine(
+                engine,
+                self.student,
+                self.with_risk,
+                with_occupancy=occupancy_brake is not None,
+                **(engine_options or {}),
+            )
         self.engine = engine
         self._history: deque[np.ndarray] = deque(maxlen=self.history_stride // self.plan_every_steps)
         self._hold = PlanHold()
         self._step = 0
         self.planned = False
+        self.braked = False
+        self.brakes = 0
         self.last_outputs: dict[str, np.ndarray] = {}
 
     def reset(self) -> None:
@@ -94,6 +114,8 @@ class StudentDriver:
         self._hold.reset()
         self._step = 0
         self.planned = False
+        self.braked = False
+        self.brakes = 0
         self.last_outputs = {}
 
     def needs_sensors(self) -> bool:
@@ -145,4 +167,13 @@ class StudentDriver:
         if "risk" in self.last_outputs:
             self.last_outputs["risk"] = self.last_outputs["risk"][0]  # [1, H, W] -> [H, W]
         wp = self.last_outputs["plan"].astype(np.float64)
+        if self.occupancy_brake is not None:
+            if "occupancy" not in self.last_outputs:
+                raise ValueError("occupancy_brake: the inference engine returned no 'occupancy' output")
+            path = self.last_outputs.get("path", self.last_outputs["waypoints"])
+            occ, speed = self.last_outputs["occupancy"], float(agent_input.ego.speed_mps)
+            self.braked = self.occupancy_brake.triggered(occ, self.grid, path, speed)
+            if self.braked:
+                self.brakes += 1
+                wp = np.zeros_like(wp)  # the controller brakes for a plan that stays put
         return Action(waypoints_ego=wp)

@@ -4,7 +4,8 @@
   ``Student.forward`` (``waypoints``, ``occupancy`` if that head is on, ``risk`` when asked for).
 - ``onnx``: onnxruntime on the ONNX export of the driving path (:func:`riskdistill.models.export_onnx`,
   which matches PyTorch to about 1e-6). Returns what driving needs only (``export.driving_outputs``:
-  waypoints, path and speed logits of a path+speed planner, risk when asked for): the heads driving does
+  waypoints, path and speed logits of a path+speed planner, risk when asked for, the BEV occupancy with
+  ``with_occupancy``, for a driver's occupancy brake): the heads driving does
   not need are not in the graph, and the graph is fused and planned once for the batch size it
   was exported with. Faster than eager at batch 1 on one CPU thread (``benchmarks/bench_inference.py``).
   Temporal students are refused (the export has no history input).
@@ -60,11 +61,13 @@ class EagerEngine:
         return {k: v.float().cpu().numpy() for k, v in out.items() if k != "bev"}
 
 
-def weights_digest(student: Student, with_risk: bool) -> str:
+def weights_digest(student: Student, with_risk: bool, with_occupancy: bool = False) -> str:
     """A short hash of the student's weights, its config and the export settings (names exported files)."""
     h = hashlib.sha256()
     h.update(json.dumps(student.cfg.to_dict(), sort_keys=True).encode())
     h.update(f"with_risk={bool(with_risk)};torch={torch.__version__}".encode())
+    if with_occupancy:  # (files exported without it keep their names)
+        h.update(b"with_occupancy")
     for k, v in sorted(student.state_dict().items()):
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
@@ -83,6 +86,7 @@ class OnnxEngine:
         with_risk: bool,
         onnx_path: str | Path | None = None,
         threads: int | None = None,
+        with_occupancy: bool = False,
     ):
         if student.cfg.temporal.enabled:
             raise ValueError(
@@ -91,8 +95,9 @@ class OnnxEngine:
             )
         self.student = student.eval()
         self.with_risk = bool(with_risk)
+        self.with_occupancy = bool(with_occupancy)
         self.threads = int(threads) if threads is not None else torch.get_num_threads()
-        self.digest = weights_digest(student, self.with_risk)
+        self.digest = weights_digest(student, self.with_risk, self.with_occupancy)
         self._dir = Path(onnx_path) if onnx_path is not None else None
         self.path: Path | None = None
         self._session: Any = None
@@ -112,7 +117,7 @@ class OnnxEngine:
         path = self._file_for(obs)
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
-            export_onnx(self.student, path, self.with_risk, obs)
+            export_onnx(self.student, path, self.with_risk, obs, with_occupancy=self.with_occupancy)
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1
@@ -140,12 +145,15 @@ class OnnxEngine:
 Engine = Callable[[Observation], dict[str, np.ndarray]]
 
 
-def build_engine(name: str, student: Student, with_risk: bool, **options: Any) -> Engine:
-    """The engine ``name`` (:data:`ENGINES`) for ``student``; ValueError naming the valid engines."""
+def build_engine(
+    name: str, student: Student, with_risk: bool, *, with_occupancy: bool = False, **options: Any
+) -> Engine:
+    """The engine ``name`` (:data:`ENGINES`) for ``student``; ValueError naming the valid engines.
+    ``with_occupancy``: the engine also returns the BEV occupancy (eager always does)."""
     if name == "eager":
         if options:
             raise ValueError(f"engine 'eager' takes no options, got {sorted(options)}")
         return EagerEngine(student, with_risk)
     if name == "onnx":
-        return OnnxEngine(student, with_risk, **options)
+        return OnnxEngine(student, with_risk, with_occupancy=with_occupancy, **options)
     raise ValueError(f"unknown inference engine {name!r}; valid engines: {list(ENGINES)}")

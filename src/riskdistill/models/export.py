@@ -3,7 +3,8 @@
 Inputs (names): ``images`` [B, N, 3, H, W] (dtype of the example), ``camera_valid`` [B, N] bool, ``K``
 [B, N, 3, 3], ``T_ego_from_cam`` [B, N, 4, 4], ``ego_state`` [B, 4], ``command`` [B] int64,
 ``target_point`` [B, 2]. Outputs: ``waypoints`` [B, 6, 2], ``path`` [B, P, 2] and ``speed_logits`` [B, K]
-for a planner that predicts them, and, with ``with_risk``, ``risk`` [B, 1, H, W] (:func:`driving_outputs`).
+for a planner that predicts them, with ``with_risk`` ``risk`` [B, 1, H, W], and with ``with_occupancy`` the
+BEV ``occupancy`` logits [B, C, H, W] (for a driver's occupancy brake) (:func:`driving_outputs`).
 The batch axis ``B`` is dynamic (named ``batch``) unless ``dynamic_batch=False``. Temporal students are
 exported without history (the current BEV stands in for the previous one). :func:`onnx_parity` runs the
 file in onnxruntime against PyTorch (``riskdistill export onnx`` prints it).
@@ -29,21 +30,27 @@ from riskdistill.models.student import Student
 INPUT_NAMES = ("images", "camera_valid", "K", "T_ego_from_cam", "ego_state", "command", "target_point")
 
 
-def driving_outputs(student: Student, with_risk: bool) -> list[str]:
+def driving_outputs(student: Student, with_risk: bool, with_occupancy: bool = False) -> list[str]:
     """The outputs driving needs: ``waypoints``, the planner's ``path`` and ``speed_logits`` when it plans a
-    path and a speed, and ``risk`` when asked for."""
+    path and a speed, ``risk`` when asked for, and ``occupancy`` for a driver's occupancy brake."""
     names = ["waypoints"]
     if getattr(student.heads["planning"], "drives_with_path_speed", False):
         names += ["path", "speed_logits"]
-    return [*names, "risk"] if with_risk else names
+    if with_risk:
+        names.append("risk")
+    if with_occupancy:
+        if "occupancy" not in student.heads:
+            raise ValueError("with_occupancy: this student has no occupancy head")
+        names.append("occupancy")
+    return names
 
 
 class _DrivingPath(nn.Module):
-    def __init__(self, student: Student, with_risk: bool):
+    def __init__(self, student: Student, with_risk: bool, with_occupancy: bool = False):
         super().__init__()
         self.student = student
         self.with_risk = with_risk
-        self.names = driving_outputs(student, with_risk)
+        self.names = driving_outputs(student, with_risk, with_occupancy)
 
     def forward(self, images, camera_valid, K, T_ego_from_cam, ego_state, command, target_point):
         obs = Observation(images, camera_valid, K, T_ego_from_cam, ego_state, command, target_point)
@@ -65,10 +72,16 @@ def _at_least_two(obs: Observation) -> Observation:
 
 
 def export_onnx(
-    student: Student, path: str | Path, with_risk: bool, example_obs: Observation, dynamic_batch: bool = True
+    student: Student,
+    path: str | Path,
+    with_risk: bool,
+    example_obs: Observation,
+    dynamic_batch: bool = True,
+    with_occupancy: bool = False,
 ) -> Path:
     """Export ``student`` (in eval mode) to ``path`` (written atomically); returns the path. With
-    ``dynamic_batch`` the ONNX inputs and outputs take any batch size, else the example's."""
+    ``dynamic_batch`` the ONNX inputs and outputs take any batch size, else the example's; with
+    ``with_occupancy`` the graph also returns the BEV occupancy."""
     path = Path(path)
     if dynamic_batch:
         example_obs = _at_least_two(example_obs)
@@ -76,7 +89,7 @@ def export_onnx(
         raise ValueError("export_onnx(with_risk=True) but the student has no RiskHead")
     was_training = student.training
     student.eval()
-    wrapper = _DrivingPath(student, with_risk).eval()
+    wrapper = _DrivingPath(student, with_risk, with_occupancy).eval()
     args = tuple(getattr(example_obs, n) for n in INPUT_NAMES)
     outputs = wrapper.names
     dynamic = None
@@ -106,11 +119,12 @@ def onnx_parity(
     student: Student, path: str | Path, observations: Sequence[Observation], with_risk: bool
 ) -> list[dict[str, float]]:
     """Run the ONNX file in onnxruntime (CPU) and ``student`` in PyTorch on each observation batch; one row
-    per batch: ``{"batch", "waypoints_max_abs_diff"[, "risk_max_abs_diff"]}``."""
+    per batch: ``{"batch", "<output>_max_abs_diff"}`` for every output of the file."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
+    outputs = [o.name for o in sess.get_outputs()]
     was_training = student.training
     student.eval()
     rows = []
@@ -122,7 +136,7 @@ def onnx_parity(
             with torch.no_grad():
                 ref = student(obs.to(device), with_risk=with_risk)
             row = {"batch": float(obs.images.shape[0])}
-            for name, value in zip(driving_outputs(student, with_risk), got, strict=True):
+            for name, value in zip(outputs, got, strict=True):
                 row[f"{name}_max_abs_diff"] = float(np.abs(value - ref[name].float().cpu().numpy()).max())
             rows.append(row)
     finally:
