@@ -10,7 +10,10 @@ types that need the ego to leave its lane around a standing obstacle:
   (every 4th frame);
 - *perception*: recall of the ground-truth vehicle / static-obstacle cells in the ego lane ahead (x 0-30 m,
   |y| <= 2 m) by the student's BEV occupancy, on these frames and, for scale, on every 4th frame of the
-  other types.
+  other types;
+- *the occupancy brake* (``models.occupancy_brake``, the driver option ``--occupancy-brake``), offline on the
+  same frames: does it fire on the student's own path and speed, and would it with the ground-truth
+  occupancy in place of the student's (fires / needed, per group).
 Usage: python results/overtaking/diagnose.py DATA LABEL=CHECKPOINT [...] [--out FILE.json] (adds to FILE.json)
 """
 
@@ -28,6 +31,7 @@ from riskdistill.contracts.batch import BEV_CHANNELS
 from riskdistill.data.torch_dataset import DrivingDataset, collate_batch
 from riskdistill.models import load_student
 from riskdistill.models.heads.planning import arc_at_distance, speed_from_logits
+from riskdistill.models.occupancy_brake import OccupancyBrake
 
 OVERTAKING = ("Accident", "AccidentTwoWays", "ConstructionObstacle", "ConstructionObstacleTwoWays",
               "ParkedObstacle", "ParkedObstacleTwoWays", "VehicleOpensDoorTwoWays")  # fmt: skip
@@ -58,7 +62,9 @@ def diagnose(data: Path, checkpoint: Path) -> dict:
         "manoeuvre": [],
         "other_manoeuvre": [],
         "lane_hits": {"overtaking": [0, 0], "other": [0, 0]},
+        "brake": {"overtaking": np.zeros((2, 2), int), "other": np.zeros((2, 2), int)},  # [needed, fires]
     }
+    brake = OccupancyBrake()
     picked = [i for i, name in enumerate(scen) if name in OVERTAKING or i % OTHER_STRIDE == 0]
     scen = [scen[i] for i in picked]
     loader = DataLoader(Subset(ds, picked), batch_size=16, collate_fn=collate_batch)
@@ -73,11 +79,17 @@ def diagnose(data: Path, checkpoint: Path) -> dict:
             tg = batch.targets
             occ_p = out["occupancy"].float().sigmoid().numpy()[:, ch].max(1) > 0.5  # [B, H, W]
             occ_t = tg.bev_occupancy.numpy()[:, ch].max(1) >= 0.5
+            gt_logits = np.where(tg.bev_occupancy.numpy() >= 0.5, 10.0, -10.0)
+            occ_logits, paths = out["occupancy"].float().numpy(), out["path"].float().numpy()
+            speeds = batch.observation.ego_state.numpy()[:, 0]
             for b, name in enumerate(names):
                 key = "overtaking" if name in OVERTAKING else "other"
                 t = occ_t[b] & lane
                 acc["lane_hits"][key][0] += int((occ_p[b] & t).sum())
                 acc["lane_hits"][key][1] += int(t.sum())
+                fires = brake.triggered(occ_logits[b], grid, paths[b], float(speeds[b]))
+                needed = brake.triggered(gt_logits[b], grid, paths[b], float(speeds[b]))
+                acc["brake"][key][int(needed), int(fires)] += 1
             ot = np.array([s in OVERTAKING for s in names])
             acc["ot_frames"] += int(ot.sum())
             sel = tg.plan_valid.numpy().reshape(-1) > 0.5
@@ -118,6 +130,19 @@ def diagnose(data: Path, checkpoint: Path) -> dict:
         },
         "lane_obstacle_recall": recall,
         "lane_obstacle_cells": {k: t for k, (_, t) in acc["lane_hits"].items()},
+        "occupancy_brake": {k: _brake_rates(c) for k, c in acc["brake"].items()},
+    }
+
+
+def _brake_rates(c: np.ndarray) -> dict:
+    """``c[needed, fires]`` frame counts -> how often the brake fires and is needed; precision, recall."""
+    n = int(c.sum())
+    return {
+        "frames": n,
+        "fires_pct": 100.0 * c[:, 1].sum() / n if n else None,
+        "needed_pct": 100.0 * c[1].sum() / n if n else None,
+        "precision_pct": 100.0 * c[1, 1] / c[:, 1].sum() if c[:, 1].sum() else None,
+        "recall_pct": 100.0 * c[1, 1] / c[1].sum() if c[1].sum() else None,
     }
 
 

@@ -12,11 +12,18 @@
 #            for 3 s while the expert would drive) and every frame is labelled with the expert's plan from
 #            where the student brought the car (`sim record --dagger`); trained on together with the
 #            recording (`data.extra_roots`).
+#   prior    (2026-12-05, second session) the waypoints as a learned correction to the kinematic arc to the
+#            target point (`waypoint_prior`, the cpu preset's default; the study turns it off): open loop
+#            below the arc without costing the drive?
+#   brake    (no retraining) the study's baseline drives with the occupancy brake (`--occupancy-brake`):
+#            it stops when its own BEV occupancy shows an obstacle in its planned path within stopping
+#            distance, instead of driving into what it sees
 # Then diagnose.py: on seed 0's bench recording, does each student see the obstacle in its lane, and does its
 # plan swerve or stop where the expert's does?
 # From the repository root, with the seed-0 experiment folder of results/study-cpu (reproduce.sh 0; its
 # recording and its baseline's nominal closed-loop cell are what is read):
 #   bash results/overtaking/run.sh [EXP] [OUT] [ARM...]      # about 35 min per arm on 2 free cores
+#   bash results/overtaking/run.sh runs/study-cpu-s0 runs/overtaking prior brake     # the second session's arms
 # Runs with the current code (training and evaluation are unchanged since the study's commit; run.json and
 # eval_config.json record the commit). Resumable: finished stages are skipped.
 set -euo pipefail
@@ -46,8 +53,15 @@ student() {
     local ckpt="$OUT/train/$name/checkpoints/final"
     [ -e "$ckpt" ] || $RD train --config "$OUT/baseline-s0.json" "${sets[@]}" --out "$OUT/train/$name" \
         $( [ -e "$OUT/train/$name/checkpoints/latest.json" ] && echo --resume )
+    drive "$label" "$ckpt"
+}
+# one closed-loop run (and the open loop) of a trained student: its label, its checkpoint, then closed-loop
+# options that are the change (a driver option: no retraining)
+drive() {
+    local label=$1 name="$1-s0" ckpt=$2
+    shift 2
     $RD eval closed-loop --suite "$EXP/study_suite.json" --driver "$ckpt" --out "$OUT/eval/$name" --workers 2 \
-        --label "$label" --seed 0
+        --label "$label" --seed 0 "$@"
     [ -e "$OUT/eval/$name/open_loop.json" ] || $RD eval open-loop --checkpoint "$ckpt" --data "$EXP/data/bench" \
         --out "$OUT/eval/$name/open_loop.json"
 }
@@ -78,7 +92,11 @@ PY
                 "init_weights_prefixes=$($PY -c 'import json, sys; print(json.dumps(sys.argv[1:]))' backbone. \
                     view_transform. bev_encoder. heads.occupancy. heads.image_aux. \
                     heads.planning.{command_embed.,ego_encoder.,layers.,step_embed,path_embed,path_out.,speed_embed,speed_out.})" ;;
-        *) echo "unknown arm $arm (repeat3 | dagger | prior)" >&2; exit 2 ;;
+        brake)
+            # the study's baseline, unchanged, driving with the occupancy brake (models.occupancy_brake): it
+            # stops when its own BEV occupancy shows an obstacle in its planned path within stopping distance
+            drive brake "$EXP/train/baseline-s0/checkpoints/final" --occupancy-brake ;;
+        *) echo "unknown arm $arm (repeat3 | dagger | prior | brake)" >&2; exit 2 ;;
     esac
 done
 # the arms of this invocation against seed 0's study baseline, paired per route: comparison-ARM[-ARM...]/
@@ -96,7 +114,8 @@ for d in "$OUT"/eval/*-s0; do
     dest="$HERE/$(basename "$d")"
     mkdir -p "$dest"
     cp "$d/summary.json" "$d/eval_config.json" "$dest/"
-    cp "$OUT/train/$(basename "$d")/run.json" "$dest/train_run.json"
+    train="$OUT/train/$(basename "$d")/run.json"  # (none for a driver option: the study's baseline drives)
+    if [ -e "$train" ]; then cp "$train" "$dest/train_run.json"; fi
     $PY - "$d" "$dest" <<'PY'
 import json, sys
 from pathlib import Path
@@ -113,6 +132,7 @@ done
 students=()
 [ -e "$EXP/train/baseline-s0/checkpoints/final" ] && students+=(baseline="$EXP/train/baseline-s0/checkpoints/final")
 for d in "$OUT"/eval/*-s0; do
-    [ -e "$d/summary.json" ] && students+=("$(basename "$d" -s0)=$OUT/train/$(basename "$d")/checkpoints/final")
+    ckpt="$OUT/train/$(basename "$d")/checkpoints/final"
+    [ -e "$d/summary.json" ] && [ -e "$ckpt" ] && students+=("$(basename "$d" -s0)=$ckpt")
 done
 $PY "$HERE/diagnose.py" "$EXP/data/bench" "${students[@]}" --out "$HERE/diagnostics.json"
