@@ -55,15 +55,15 @@ student() {
         $( [ -e "$OUT/train/$name/checkpoints/latest.json" ] && echo --resume )
     drive "$label" "$ckpt"
 }
-# one closed-loop run (and the open loop) of a trained student: its label, its checkpoint, then closed-loop
-# options that are the change (a driver option: no retraining)
+# one closed-loop run of a student (and the open loop of one this script trained): its label, its checkpoint,
+# then closed-loop options that are the change (a driver option: no retraining, the open loop is the study's)
 drive() {
     local label=$1 name="$1-s0" ckpt=$2
     shift 2
     $RD eval closed-loop --suite "$EXP/study_suite.json" --driver "$ckpt" --out "$OUT/eval/$name" --workers 2 \
         --label "$label" --seed 0 "$@"
-    [ -e "$OUT/eval/$name/open_loop.json" ] || $RD eval open-loop --checkpoint "$ckpt" --data "$EXP/data/bench" \
-        --out "$OUT/eval/$name/open_loop.json"
+    [ -e "$OUT/eval/$name/open_loop.json" ] || [ ! -e "$OUT/train/$name" ] || $RD eval open-loop \
+        --checkpoint "$ckpt" --data "$EXP/data/bench" --out "$OUT/eval/$name/open_loop.json"
 }
 for arm in "${ARMS[@]}"; do
     case $arm in
