@@ -151,11 +151,14 @@ def main() -> None:
     ap.add_argument("data", type=Path)
     ap.add_argument("students", nargs="+", help="LABEL=CHECKPOINT")
     ap.add_argument("--out", type=Path, help="JSON file; the students already in it are kept unless rerun")
+    ap.add_argument("--only-new", action="store_true", help="skip the students already in --out")
     a = ap.parse_args()
     torch.set_num_threads(2)
     res = json.loads(a.out.read_text()) if a.out and a.out.is_file() else {}
     for item in a.students:
         label, _, ckpt = item.partition("=")
+        if a.only_new and label in res:
+            continue
         res[label] = diagnose(a.data, Path(ckpt))
         print(label, json.dumps(res[label], indent=1))
     if a.out:

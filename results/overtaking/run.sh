@@ -18,12 +18,14 @@
 #   brake    (no retraining) the study's baseline drives with the occupancy brake (`--occupancy-brake`):
 #            it stops when its own BEV occupancy shows an obstacle in its planned path within stopping
 #            distance, instead of driving into what it sees
+#   prior_brake  both: the prior arm's student with the occupancy brake (after `prior`)
 # Then diagnose.py: on seed 0's bench recording, does each student see the obstacle in its lane, and does its
 # plan swerve or stop where the expert's does?
 # From the repository root, with the seed-0 experiment folder of results/study-cpu (reproduce.sh 0; its
 # recording and its baseline's nominal closed-loop cell are what is read):
 #   bash results/overtaking/run.sh [EXP] [OUT] [ARM...]      # about 35 min per arm on 2 free cores
 #   bash results/overtaking/run.sh runs/study-cpu-s0 runs/overtaking prior brake     # the second session's arms
+#   bash results/overtaking/run.sh runs/study-cpu-s0 runs/overtaking prior_brake
 # Runs with the current code (training and evaluation are unchanged since the study's commit; run.json and
 # eval_config.json record the commit). Resumable: finished stages are skipped.
 set -euo pipefail
@@ -96,7 +98,10 @@ PY
             # the study's baseline, unchanged, driving with the occupancy brake (models.occupancy_brake): it
             # stops when its own BEV occupancy shows an obstacle in its planned path within stopping distance
             drive brake "$EXP/train/baseline-s0/checkpoints/final" --occupancy-brake ;;
-        *) echo "unknown arm $arm (repeat3 | dagger | prior | brake)" >&2; exit 2 ;;
+        prior_brake)
+            # the prior arm's student (run `prior` first) driving with the occupancy brake
+            drive prior_brake "$OUT/train/prior-s0/checkpoints/final" --occupancy-brake ;;
+        *) echo "unknown arm $arm (repeat3 | dagger | prior | brake | prior_brake)" >&2; exit 2 ;;
     esac
 done
 # the arms of this invocation against seed 0's study baseline, paired per route: comparison-ARM[-ARM...]/
@@ -135,4 +140,5 @@ for d in "$OUT"/eval/*-s0; do
     ckpt="$OUT/train/$(basename "$d")/checkpoints/final"
     [ -e "$d/summary.json" ] && [ -e "$ckpt" ] && students+=("$(basename "$d" -s0)=$ckpt")
 done
-$PY "$HERE/diagnose.py" "$EXP/data/bench" "${students[@]}" --out "$HERE/diagnostics.json"
+# (students already in diagnostics.json are kept: delete it to measure them again)
+$PY "$HERE/diagnose.py" "$EXP/data/bench" "${students[@]}" --out "$HERE/diagnostics.json" --only-new
