@@ -55,7 +55,8 @@ class StudentDriver:
     docstring (needs the occupancy head; an engine object given must return ``occupancy``).
 
     After each ``act``, ``last_outputs`` holds numpy arrays without the batch dimension: ``waypoints [6, 2]``,
-    ``occupancy [5, H, W]`` logits (if that head is on and the engine computes it: ``eager`` only) and
+    ``occupancy [5, H, W]`` logits (if that head is on and the engine computes it: ``eager``; ``onnx`` with
+    the occupancy brake) and
     ``risk [H, W]`` in [0, 1] (if computed), from the last planning step; ``planned`` says whether the last
     ``act`` ran the student (False: it returned the held plan).
     """
