@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from riskdistill.sim.roadmap import interp_polyline, polyline_arclength, project_to_polyline
+from riskdistill.geometry import polyline_arclength
+from riskdistill.sim.roadmap import interp_polyline, project_to_polyline
 from riskdistill.types import Command
 
 TARGET_AHEAD_M = 20.0  # sim.env.TARGET_POINT_AHEAD_M

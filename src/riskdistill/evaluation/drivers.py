@@ -199,7 +199,7 @@ class StudentDriverFactory:
 
     def _engine(self, student: Any) -> Any:
         opts = self.options()
-        brake = bool(opts.get("occupancy_brake"))
+        brake = bool(self.occupancy_brake)
         key = (self.checkpoint, opts["engine"], self.onnx_dir, brake)
         if key not in _ENGINE_CACHE:
             from riskdistill.models.engines import build_engine
@@ -215,14 +215,13 @@ class StudentDriverFactory:
         from riskdistill.models.occupancy_brake import OccupancyBrake
 
         student = self.load()
-        opts = self.options()
         return StudentDriver(
             student,
             self.checkpoint_rig(),
             tuple(student.cfg.image_hw),
-            plan_every_steps=opts["plan_every_steps"],
+            plan_every_steps=self.options()["plan_every_steps"],
             engine=self._engine(student),
-            occupancy_brake=OccupancyBrake() if opts.get("occupancy_brake") else None,
+            occupancy_brake=OccupancyBrake() if self.occupancy_brake else None,
         )
 
 

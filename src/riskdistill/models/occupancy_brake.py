@@ -20,7 +20,7 @@ import numpy as np
 
 from riskdistill.contracts.batch import BEV_CHANNELS
 from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M, EGO_SIZE_M
-from riskdistill.geometry import BevGrid
+from riskdistill.geometry import BevGrid, polyline_arclength, project_many_to_polyline
 
 #: The occupancy channels the brake stops for (``contracts.batch.BEV_CHANNELS``).
 OBSTACLE_CHANNELS: tuple[str, ...] = ("vehicle", "vulnerable", "static_obstacle")
@@ -70,7 +70,8 @@ class OccupancyBrake:
             return 0
         cells = grid.cell_centers()[occupied]  # [M, 2]
         poly = _polyline(np.asarray(path_xy, dtype=np.float64).reshape(-1, 2))
-        s_along, lateral = _project(cells, poly)
+        s_along, lateral = project_many_to_polyline(poly, polyline_arclength(poly), cells)
+        lateral = np.abs(lateral)
         reach = FRONT_BUMPER_X_M + self.stopping_distance_m(speed_mps)
         inside = (lateral <= self.half_width_m) & (s_along >= FRONT_BUMPER_X_M) & (s_along <= reach)
         return int(inside.sum())
@@ -90,19 +91,3 @@ def _polyline(path_xy: np.ndarray) -> np.ndarray:
         return np.array([[0.0, 0.0], [_EXTEND_M, 0.0]])
     d = pts[-1] - pts[-2]
     return np.vstack([pts, pts[-1] + _EXTEND_M * d / np.linalg.norm(d)])
-
-
-def _project(points: np.ndarray, poly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each point ``[M, 2]``: the arc length along ``poly`` ``[S + 1, 2]`` of its nearest point on it and
-    the distance to it."""
-    a, b = poly[:-1], poly[1:]  # [S, 2]
-    seg = b - a
-    length = np.linalg.norm(seg, axis=1)
-    s0 = np.concatenate([[0.0], np.cumsum(length)[:-1]])
-    t = ((points[:, None, :] - a[None]) * seg[None]).sum(-1) / (length**2)[None]  # [M, S]
-    t = np.clip(t, 0.0, 1.0)
-    nearest = a[None] + t[..., None] * seg[None]
-    dist = np.linalg.norm(points[:, None, :] - nearest, axis=-1)
-    k = dist.argmin(axis=1)
-    rows = np.arange(len(points))
-    return s0[k] + t[rows, k] * length[k], dist[rows, k]

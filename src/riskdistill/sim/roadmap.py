@@ -14,6 +14,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from riskdistill.geometry import polyline_arclength
 from riskdistill.types import Command
 
 LANE_SAMPLE_SPACING_M = 0.5
@@ -47,12 +48,6 @@ def resample_polyline(points: np.ndarray, spacing_m: float = LANE_SAMPLE_SPACING
     n = max(int(np.ceil(s[-1] / spacing_m)), 1) + 1
     s_new = np.linspace(0.0, s[-1], n)
     return np.stack([np.interp(s_new, s, points[:, 0]), np.interp(s_new, s, points[:, 1])], axis=1)
-
-
-def polyline_arclength(points: np.ndarray) -> np.ndarray:
-    """Cumulative arc length ``[P]`` of a polyline ``[P, 2]``."""
-    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
-    return np.concatenate([[0.0], np.cumsum(seg)])
 
 
 def polyline_headings(points: np.ndarray) -> np.ndarray:
@@ -97,26 +92,6 @@ def project_to_polyline(
     s_m = float(s[lo + i] + t[i] * np.sqrt(seg_len2[i]))
     cross = ab[i, 0] * (xy[1] - a[i, 1]) - ab[i, 1] * (xy[0] - a[i, 0])
     return s_m, float(np.sign(cross) * np.sqrt(d2[i]))
-
-
-def project_many_to_polyline(
-    points: np.ndarray, s: np.ndarray, xy: np.ndarray, lo: int = 0, hi: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised :func:`project_to_polyline` for ``xy [N, 2]``: ``(s_m [N], lateral_m [N])``."""
-    hi = len(points) - 1 if hi is None else hi
-    a, b = points[lo:hi], points[lo + 1 : hi + 1]  # [S, 2]
-    if len(a) == 0:
-        a, b, lo = points[:-1], points[1:], 0
-    ab = b - a
-    seg_len2 = np.maximum((ab**2).sum(axis=1), 1e-12)
-    rel = xy[:, None, :] - a[None]  # [N, S, 2]
-    t = np.clip((rel * ab[None]).sum(axis=2) / seg_len2[None], 0.0, 1.0)
-    d2 = ((rel - t[..., None] * ab[None]) ** 2).sum(axis=2)
-    i = np.argmin(d2, axis=1)
-    rows = np.arange(len(xy))
-    s_m = s[lo + i] + t[rows, i] * np.sqrt(seg_len2[i])
-    cross = ab[i, 0] * rel[rows, i, 1] - ab[i, 1] * rel[rows, i, 0]
-    return s_m, np.sign(cross) * np.sqrt(d2[rows, i])
 
 
 def dash_polyline(points: np.ndarray, dash_m: float, gap_m: float) -> list[np.ndarray]:

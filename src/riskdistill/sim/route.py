@@ -6,14 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from riskdistill.geometry import polyline_arclength, project_many_to_polyline
 from riskdistill.sim.roadmap import (
     LANE_SAMPLE_SPACING_M,
     RoadMap,
     interp_heading,
     interp_polyline,
-    polyline_arclength,
     polyline_headings,
-    project_many_to_polyline,
     project_to_polyline,
     resample_polyline,
 )
