@@ -7,6 +7,7 @@ with the driving results of each so that speed is compared at equal quality.
 A configuration ``k:engine`` is ``StudentDriver(plan_every_steps=k, engine=engine)``: the student plans on
 every k-th 10 Hz step (the cameras are rendered only then) and runs on PyTorch eager or onnxruntime.
 ``1:eager`` is the driver as it was before planning rates and engines existed (bit-identical results).
+``k:engine:brake`` adds the occupancy brake (``--occupancy-brake``; onnx then also returns the occupancy).
 Without ``--checkpoint`` an untrained tiny student (64x176) is used; it rarely finishes a route, so every
 route is capped at ``--route-timeout`` simulated seconds (0: the routes' own timeouts).
 
@@ -45,8 +46,12 @@ from riskdistill.sim.suites import load_suite
 
 
 def parse_config(text: str) -> dict:
-    k, _, engine = text.partition(":")
-    return {"plan_every_steps": int(k), "engine": engine or "eager"}
+    k, _, rest = text.partition(":")
+    engine, _, extra = rest.partition(":")
+    if extra not in ("", "brake"):
+        raise SystemExit(f"config {text!r}: k:engine[:brake], e.g. 5:onnx:brake")
+    brake = {"occupancy_brake": True} if extra == "brake" else {}
+    return {"plan_every_steps": int(k), "engine": engine or "eager", **brake}
 
 
 def cpu_s() -> float:
