@@ -19,6 +19,10 @@
 #            it stops when its own BEV occupancy shows an obstacle in its planned path within stopping
 #            distance, instead of driving into what it sees
 #   prior_brake  both: the prior arm's student with the occupancy brake (after `prior`)
+#   draws    (2026-12-06, third session) is the brake's gain, and DS >= 60, more than one draw? The study's
+#            baseline retrained with training seeds 1 and 2 (data order, augmentations; the same seed-0
+#            recording and initial weights), each driving without and with the brake (folders `*-t1`,
+#            `*-t2`: training seed N on seed 0's recording); compared over the three training draws
 # Then diagnose.py: on seed 0's bench recording, does each student see the obstacle in its lane, and does its
 # plan swerve or stop where the expert's does?
 # From the repository root, with the seed-0 experiment folder of results/study-cpu (reproduce.sh 0; its
@@ -47,9 +51,12 @@ from riskdistill.experiment.pipeline import variant_train_config
 cfg = variant_train_config(config_for_seeds(experiment_config("study"), [0]), sys.argv[1], "baseline", 0)
 json.dump(cfg.model_dump(mode="json"), open(sys.argv[2], "w"), indent=1)
 PY
-# one student: its label (folders LABEL-s0), then the --set overrides that are the change
+# the training draw: TAG names the folders (s0: the study's own seed), DRAW is the training and eval seed
+TAG=s0
+DRAW=0
+# one student: its label (folders LABEL-TAG), then the --set overrides that are the change
 student() {
-    local label=$1 name="$1-s0" sets=() a
+    local label=$1 name="$1-$TAG" sets=() a
     shift
     for a in "$@"; do sets+=(--set "$a"); done
     local ckpt="$OUT/train/$name/checkpoints/final"
@@ -60,10 +67,10 @@ student() {
 # one closed-loop run of a student (and the open loop of one this script trained): its label, its checkpoint,
 # then closed-loop options that are the change (a driver option: no retraining, the open loop is the study's)
 drive() {
-    local label=$1 name="$1-s0" ckpt=$2
+    local label=$1 name="$1-$TAG" ckpt=$2
     shift 2
     $RD eval closed-loop --suite "$EXP/study_suite.json" --driver "$ckpt" --out "$OUT/eval/$name" --workers 2 \
-        --label "$label" --seed 0 "$@"
+        --label "$label" --seed "$DRAW" "$@"
     [ -e "$OUT/eval/$name/open_loop.json" ] || [ ! -e "$OUT/train/$name" ] || $RD eval open-loop \
         --checkpoint "$ckpt" --data "$EXP/data/bench" --out "$OUT/eval/$name/open_loop.json"
 }
@@ -101,20 +108,33 @@ PY
         prior_brake)
             # the prior arm's student (run `prior` first) driving with the occupancy brake
             drive prior_brake "$OUT/train/prior-s0/checkpoints/final" --occupancy-brake ;;
-        *) echo "unknown arm $arm (repeat3 | dagger | prior | brake | prior_brake)" >&2; exit 2 ;;
+        draws)
+            for DRAW in 1 2; do
+                TAG=t$DRAW
+                student baseline "seed=$DRAW" "shuffle_seed=$DRAW"
+                drive brake "$OUT/train/baseline-$TAG/checkpoints/final" --occupancy-brake
+            done
+            TAG=s0 DRAW=0 ;;
+        *) echo "unknown arm $arm (repeat3 | dagger | prior | brake | prior_brake | draws)" >&2; exit 2 ;;
     esac
 done
 # the arms of this invocation against seed 0's study baseline, paired per route: comparison-ARM[-ARM...]/
 labels=(baseline="$EXP/eval/baseline-s0/closed_loop-nominal")
 pairs=()
 for label in "${ARMS[@]}"; do
+    if [ "$label" = draws ]; then  # brake against baseline over the three training draws (seeds 0, 1, 2)
+        labels+=(baseline="$OUT/eval/baseline-t1" baseline="$OUT/eval/baseline-t2")
+        labels+=(brake="$OUT/eval/brake-s0" brake="$OUT/eval/brake-t1" brake="$OUT/eval/brake-t2")
+        pairs+=(--pair brake:baseline)
+        continue
+    fi
     labels+=("$label=$OUT/eval/$label-s0")
     pairs+=(--pair "$label:baseline")
 done
 $RD eval compare "${labels[@]}" "${pairs[@]}" --out "$HERE/comparison-$(IFS=-; echo "${ARMS[*]}")"
 # what this folder keeps per arm: summary, eval config, per-route results (no trajectories), open-loop
 # metrics, the training run's config and commit (no checkpoints)
-for d in "$OUT"/eval/*-s0; do
+for d in "$OUT"/eval/*-s0 "$OUT"/eval/*-t[0-9]*; do
     [ -e "$d/summary.json" ] || continue
     dest="$HERE/$(basename "$d")"
     mkdir -p "$dest"
