@@ -283,6 +283,15 @@ def test_agent_config(checkpoint: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         resolve_agent_config(tmp_path / "nope.json")
     assert get_entry_point() == "RiskdistillAgent"
+    cfg_file.write_text(json.dumps({"checkpoint": rel, "occupancy_brake": True}))
+    agent = RiskdistillAgent()
+    agent.setup(str(cfg_file))
+    assert agent.driver.occupancy_brake is not None and agent.driver.stats() == {
+        "plans": 0,
+        "occupancy_brakes": 0,
+    }
+    agent.setup(str(checkpoint))
+    assert agent.driver.occupancy_brake is None
 
 
 def test_agent_file_loads_as_the_leaderboard_loads_it(checkpoint: Path) -> None:

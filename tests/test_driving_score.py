@@ -337,12 +337,33 @@ def test_yaw_rate_bound_applies_to_carlas_degrees_per_second():
     assert set(COMFORT_BOUNDS) == {"lon_acc", "lat_acc", "jerk", "lon_jerk", "yaw_acc", "yaw_rate"}
 
 
+def test_route_comfort_is_the_share_of_chunks_each_judged_on_its_own():
+    # compute_comfort smooths all chunks in one batch; each chunk must be judged exactly as on its own
+    rng = np.random.default_rng(3)
+    for n in (3, 19, 20, 21, 147, 600):
+        lon = rng.normal(0.0, 0.05, n)
+        for start in rng.integers(0, n, size=max(1, n // 60)):  # hard stops in some chunks
+            lon[start : start + 6] = -6.0
+        acc, ang, fwd, right = samples(lon, yaw_rate_degps=rng.normal(0.0, 0.2, n))
+        chunks = segment_bounds(n)
+        ok = [
+            not violated_bounds(compute_comfort_signals(*(a[s:e] for a in (acc, ang, fwd, right))))
+            for s, e in chunks
+        ]
+        assert len(ok) < 3 or 0 < sum(ok) < len(ok)  # long routes mix comfortable and uncomfortable chunks
+        assert compute_comfort(acc, ang, fwd, right) == sum(ok) / len(ok)
+
+
 def test_comfort_rejects_bad_input():
     with pytest.raises(ValueError, match="at least 3"):
         compute_comfort(*samples(np.zeros(2)))
     acc, ang, fwd, right = samples(np.zeros(5))
     with pytest.raises(ValueError, match="length"):
         compute_comfort_signals(acc, ang[:4], fwd, right)
+    with pytest.raises(ValueError, match="length"):
+        compute_comfort(acc, ang, fwd[:4], right)
+    with pytest.raises(ValueError, match="finite"):
+        compute_comfort(acc * np.nan, ang, fwd, right)
 
 
 # -----------------------------------------------------------------------------

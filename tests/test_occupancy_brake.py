@@ -160,3 +160,22 @@ def test_the_evaluation_driver_option(student, tmp_path) -> None:
     braking = make_driver_factory(str(tmp_path / "ckpt"), options=options)
     assert braking.options()["occupancy_brake"] is True
     assert braking().occupancy_brake == OccupancyBrake()
+
+
+def test_route_files_count_the_brakes(student, tmp_path) -> None:
+    from riskdistill.evaluation.route_runner import run_one_route
+    from riskdistill.sim.suites import load_suite
+
+    occupancy_bias(student, 10.0)  # a vehicle in every cell: every planning step is a stop
+    save_student(student, tmp_path / "ckpt")
+    spec = load_suite("bench").routes[0]
+    variant = {"route_timeout_s": 2.0}
+    braking = run_one_route(
+        spec, 0, str(tmp_path / "ckpt"), variant, driver_options={"engine": "eager", "occupancy_brake": True}
+    )
+    assert braking["error"] is None
+    stats = braking["driver_stats"]
+    assert stats["plans"] == 4 and stats["occupancy_brakes"] == 4  # 2 s at 10 Hz, planning at 2 Hz
+    plain = run_one_route(spec, 0, str(tmp_path / "ckpt"), variant, driver_options={"engine": "eager"})
+    assert plain["driver_stats"] == {"plans": 4}
+    assert "driver_stats" not in run_one_route(spec, 0, "expert", variant)  # a driver that keeps no counts

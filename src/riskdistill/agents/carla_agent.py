@@ -76,6 +76,11 @@ class CarlaAgentConfig(StrictConfig):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     with_risk: bool = Field(default=True, description="run the RiskHead (its map is in last_outputs['risk'])")
     history_stride: int = Field(default=10, ge=1, description="CARLA steps to the previous frame (temporal)")
+    occupancy_brake: bool = Field(
+        default=False,
+        description="stop when the student's own BEV occupancy shows an obstacle in its planned path within "
+        "stopping distance (models.occupancy_brake; needs an occupancy head)",
+    )
     rear_axle_to_origin_m: float = Field(default=EGO_REAR_AXLE_TO_CENTER_M, ge=0.0)
     target_ahead_m: float = Field(default=TARGET_AHEAD_M, gt=0)
     command_announce_m: float = Field(default=COMMAND_ANNOUNCE_M, ge=0)
@@ -175,6 +180,7 @@ class RiskdistillAgent(_leaderboard_base()):  # type: ignore[misc]
         from riskdistill.contracts.rig import load_rig, resize_rig
         from riskdistill.evaluation.drivers import StudentDriverFactory
         from riskdistill.models import StudentDriver, load_student
+        from riskdistill.models.occupancy_brake import OccupancyBrake
         from riskdistill.sim.vehicle import VehicleParams, WaypointController
 
         try:
@@ -206,6 +212,7 @@ class RiskdistillAgent(_leaderboard_base()):  # type: ignore[misc]
             tuple(student.cfg.image_hw),
             with_risk=cfg.with_risk,
             history_stride=cfg.history_stride,
+            occupancy_brake=OccupancyBrake() if cfg.occupancy_brake else None,
         )
         c = cfg.controller
         params = VehicleParams(wheelbase_m=c.wheelbase_m, max_steer_rad=c.max_steer_rad)

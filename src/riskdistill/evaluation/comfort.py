@@ -67,43 +67,59 @@ def _vectors(name: str, values: Any) -> np.ndarray:
 
 
 def _phase_unwrap(values: np.ndarray) -> np.ndarray:
-    """Subtract multiples of 2 pi so that consecutive values differ by at most pi (nuPlan's helper)."""
+    """Subtract multiples of 2 pi so that consecutive values (last axis) differ by at most pi (nuPlan's
+    helper)."""
     adjust = np.zeros_like(values)
-    adjust[1:] = np.cumsum(np.round(np.diff(values) / (2.0 * np.pi)))
+    adjust[..., 1:] = np.cumsum(np.round(np.diff(values, axis=-1) / (2.0 * np.pi)), axis=-1)
     return values - 2.0 * np.pi * adjust
 
 
-def compute_comfort_signals(
-    acceleration: Any, angular_velocity: Any, forward_vector: Any, right_vector: Any, dt_s: float = LOG_DT_S
+def _chunk_signals(
+    acc: np.ndarray, ang: np.ndarray, fwd: np.ndarray, right: np.ndarray, dt_s: float
 ) -> dict[str, np.ndarray]:
-    """The six bounded signals of one chunk, keyed like :data:`COMFORT_BOUNDS` (inputs ``[N, 3]``, N >= 3)."""
-    acc = _vectors("acceleration", acceleration)[:, :2]
-    ang = _vectors("angular_velocity", angular_velocity)
-    fwd = _vectors("forward_vector", forward_vector)[:, :2]
-    right = _vectors("right_vector", right_vector)[:, :2]
-    if not len(acc) == len(ang) == len(fwd) == len(right):
-        raise ValueError(f"sample arrays differ in length: {len(acc)}, {len(ang)}, {len(fwd)}, {len(right)}")
-    window = min(SAVGOL_WINDOW, len(acc))
+    """The six signals of chunks of equal length, all at once: inputs ``[C, N, >=2]`` (``ang`` ``[C, N, 3]``),
+    outputs ``[C, N]``. Each chunk is smoothed on its own (``savgol_filter`` along the last axis)."""
+    n = acc.shape[1]
+    window = min(SAVGOL_WINDOW, n)
     if window < _MIN_SAMPLES:
-        raise ValueError(f"comfort needs at least {_MIN_SAMPLES} samples, got {len(acc)}")
+        raise ValueError(f"comfort needs at least {_MIN_SAMPLES} samples, got {n}")
 
     def smooth(y: np.ndarray, deriv: int = 0) -> np.ndarray:
         return savgol_filter(
             y, window_length=window, polyorder=SAVGOL_ORDER, deriv=deriv, delta=dt_s, axis=-1
         )
 
-    yaw_rate = _phase_unwrap(ang[:, 2])
-    lon_acc = smooth(np.einsum("ij,ij->i", acc, fwd))
-    lat_acc = smooth(np.einsum("ij,ij->i", acc, right))
-    magnitude = smooth(np.hypot(acc[:, 0], acc[:, 1]))
+    yaw_rate = _phase_unwrap(ang[..., 2])
+    lon_acc = smooth(acc[..., 0] * fwd[..., 0] + acc[..., 1] * fwd[..., 1])
+    lat_acc = smooth(acc[..., 0] * right[..., 0] + acc[..., 1] * right[..., 1])
+    magnitude = smooth(np.hypot(acc[..., 0], acc[..., 1]))
+    smooth_yaw = smooth(yaw_rate)
     return {
         "lon_acc": lon_acc,
         "lat_acc": lat_acc,
         "jerk": smooth(magnitude, deriv=1),
         "lon_jerk": smooth(lon_acc, deriv=1),
-        "yaw_acc": smooth(yaw_rate),
-        "yaw_rate": smooth(yaw_rate),
+        "yaw_acc": smooth_yaw,
+        "yaw_rate": smooth_yaw.copy(),
     }
+
+
+def _same_length(*arrays: np.ndarray) -> None:
+    if len({len(a) for a in arrays}) != 1:
+        raise ValueError("sample arrays differ in length: " + ", ".join(str(len(a)) for a in arrays))
+
+
+def compute_comfort_signals(
+    acceleration: Any, angular_velocity: Any, forward_vector: Any, right_vector: Any, dt_s: float = LOG_DT_S
+) -> dict[str, np.ndarray]:
+    """The six bounded signals of one chunk, keyed like :data:`COMFORT_BOUNDS` (inputs ``[N, 3]``, N >= 3)."""
+    acc = _vectors("acceleration", acceleration)
+    ang = _vectors("angular_velocity", angular_velocity)
+    fwd = _vectors("forward_vector", forward_vector)
+    right = _vectors("right_vector", right_vector)
+    _same_length(acc, ang, fwd, right)
+    signals = _chunk_signals(acc[None], ang[None], fwd[None], right[None], dt_s)
+    return {name: v[0] for name, v in signals.items()}
 
 
 def violated_bounds(signals: dict[str, np.ndarray]) -> list[str]:
@@ -126,20 +142,25 @@ def segment_bounds(n_samples: int, segment_len: int = SEGMENT_LEN) -> list[tuple
 def compute_comfort(
     acceleration: Any, angular_velocity: Any, forward_vector: Any, right_vector: Any, dt_s: float = LOG_DT_S
 ) -> float:
-    """Share in [0, 1] of comfortable chunks of a route's samples (see the module doc); ValueError below 3."""
+    """Share in [0, 1] of comfortable chunks of a route's samples (see the module doc); ValueError below 3.
+    The chunks have one length (:func:`segment_bounds`), so they are smoothed together in one batch."""
     acc = _vectors("acceleration", acceleration)
+    ang = _vectors("angular_velocity", angular_velocity)
+    fwd = _vectors("forward_vector", forward_vector)
+    right = _vectors("right_vector", right_vector)
+    _same_length(acc, ang, fwd, right)
     chunks = segment_bounds(len(acc))
-    ok = 0
-    for start, stop in chunks:
-        signals = compute_comfort_signals(
-            acc[start:stop],
-            np.asarray(angular_velocity)[start:stop],
-            np.asarray(forward_vector)[start:stop],
-            np.asarray(right_vector)[start:stop],
-            dt_s,
-        )
-        ok += not violated_bounds(signals)
-    return ok / len(chunks)
+    start, stop = chunks[0]
+    n_chunks, length = len(chunks), stop - start
+
+    def stacked(a: np.ndarray) -> np.ndarray:  # [C, length, 3]: the chunks, trailing rest dropped
+        return a[: n_chunks * length].reshape(n_chunks, length, a.shape[1])
+
+    signals = _chunk_signals(stacked(acc), stacked(ang), stacked(fwd), stacked(right), dt_s)
+    ok = np.ones(n_chunks, dtype=bool)
+    for name, (low, high) in COMFORT_BOUNDS.items():
+        ok &= np.all((signals[name] > low) & (signals[name] < high), axis=-1)
+    return int(ok.sum()) / n_chunks
 
 
 def min_speed_percent(message: str) -> float:

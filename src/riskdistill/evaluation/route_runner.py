@@ -251,10 +251,19 @@ def run_one_route(
     except Exception as exc:
         r = crashed_result(spec, index, RouteEnd.SIM_CRASHED, time.perf_counter() - t0)
         doc = route_doc(r, env.log, artefacts, error=repr(exc), tb=traceback.format_exc(limit=8))
-        return _finish_recorders(doc, recs, env, spec, out)
+        return _finish_recorders(_add_driver_stats(doc, driver), recs, env, spec, out)
     r = result_from_log(spec, index, log, time.perf_counter() - t0)
     doc = route_doc(r, log, artefacts, error=artefacts.error, tb=artefacts.traceback)
-    return _finish_recorders(doc, recs, env, spec, out)
+    return _finish_recorders(_add_driver_stats(doc, driver), recs, env, spec, out)
+
+
+def _add_driver_stats(doc: dict[str, Any], driver: Any) -> dict[str, Any]:
+    """``driver_stats``: the counts of a driver that keeps them (``stats()``, e.g. a student's planning steps
+    and occupancy brakes); absent for one that does not (the expert)."""
+    stats = getattr(driver, "stats", None)
+    if callable(stats):
+        doc["driver_stats"] = {str(k): int(v) for k, v in stats().items()}
+    return doc
 
 
 def run_route_batch(

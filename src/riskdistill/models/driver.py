@@ -19,7 +19,8 @@ Engine: ``"eager"`` (PyTorch, the reference) or ``"onnx"`` (onnxruntime, :mod:`r
 Safety check (off by default): with ``occupancy_brake``
 (:class:`~riskdistill.models.occupancy_brake.OccupancyBrake`) a planning step whose predicted occupancy shows
 an obstacle in the corridor of the planned path within the stopping distance hands the controller a stop
-instead (``braked``; ``brakes`` counts them since ``reset``).
+instead (``braked``; ``brakes`` counts them since ``reset``). :meth:`stats` reports the counts of a route
+(the evaluation writes them to its route file).
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ class StudentDriver:
         self._step = 0
         self.planned = False
         self.braked = False
+        self.plans = 0
         self.brakes = 0
         self.last_outputs: dict[str, np.ndarray] = {}
 
@@ -116,8 +118,17 @@ class StudentDriver:
         self._step = 0
         self.planned = False
         self.braked = False
+        self.plans = 0
         self.brakes = 0
         self.last_outputs = {}
+
+    def stats(self) -> dict[str, int]:
+        """Counts since ``reset``: planning steps (``plans``) and, with the occupancy brake, the planning
+        steps it turned into a stop (``occupancy_brakes``)."""
+        out = {"plans": self.plans}
+        if self.occupancy_brake is not None:
+            out["occupancy_brakes"] = self.brakes
+        return out
 
     def needs_sensors(self) -> bool:
         """Whether the next ``act`` reads the cameras (it plans); the environment may skip rendering them
@@ -156,6 +167,7 @@ class StudentDriver:
     def _plan(self, agent_input: AgentInput) -> Action:
         """Run the student on ``agent_input`` (a planning step)."""
         obs, imgs = self.observation(agent_input)
+        self.plans += 1
         if self.student.cfg.temporal.enabled:
             full = len(self._history) == self._history.maxlen
             prev = self._history[0] if self._history else imgs

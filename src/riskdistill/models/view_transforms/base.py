@@ -56,9 +56,11 @@ class ViewTransformConfig(StrictConfig):
 
 
 def apply_matrix(M: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """``M @ p`` for broadcastable ``M [..., 3, 3]`` and ``p [..., 3]``, written as multiply-and-sum so it
-    stays float32 under autocast (a bf16 matmul would move projected pixels by several pixels)."""
-    return (M * p.unsqueeze(-2)).sum(-1)
+    """``M @ p`` for broadcastable ``M [..., 3, 3]`` and ``p [..., 3]``, written as multiply-and-add so it
+    stays float32 under autocast (a bf16 matmul would move projected pixels by several pixels). Column by
+    column (``M[..., :, j] * p_j``): no ``[..., 3, 3]`` product of the broadcast shape is built, which in an
+    exported graph cost more than the image backbone; the sums are added in the same order as ``sum(-1)``."""
+    return (M[..., 0] * p[..., 0, None] + M[..., 1] * p[..., 1, None]) + M[..., 2] * p[..., 2, None]
 
 
 def cam_from_ego(T_ego_from_cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
