@@ -179,3 +179,29 @@ def test_route_files_count_the_brakes(student, tmp_path) -> None:
     plain = run_one_route(spec, 0, str(tmp_path / "ckpt"), variant, driver_options={"engine": "eager"})
     assert plain["driver_stats"] == {"plans": 4}
     assert "driver_stats" not in run_one_route(spec, 0, "expert", variant)  # a driver that keeps no counts
+
+
+def test_plan_output_chooses_what_drives(student, tmp_path) -> None:
+    from riskdistill.evaluation.drivers import make_driver_factory
+
+    ai = agent_input(speed_mps=6.0)
+    auto = StudentDriver(student, "bench2drive", HW, plan_every_steps=1)
+    wps = StudentDriver(student, "bench2drive", HW, plan_every_steps=1, plan_output="waypoints")
+    a, w = auto.act(ai).waypoints_ego, wps.act(ai).waypoints_ego
+    assert student.heads["planning"].drives_with_path_speed  # auto drives path + speed
+    np.testing.assert_allclose(w, wps.last_outputs["waypoints"], atol=0)
+    np.testing.assert_allclose(a, auto.last_outputs["plan"], atol=0)
+    assert not np.allclose(a, w)
+    with pytest.raises(ValueError, match="plan_output"):
+        StudentDriver(student, "bench2drive", HW, plan_output="path")
+    save_student(student, tmp_path / "ckpt")
+    assert (
+        "plan_output"
+        not in make_driver_factory(str(tmp_path / "ckpt"), options={"plan_output": "auto"}).options()
+    )
+    factory = make_driver_factory(
+        str(tmp_path / "ckpt"), options={"plan_output": "waypoints", "engine": "eager"}
+    )
+    assert factory.options()["plan_output"] == "waypoints" and factory().plan_output == "waypoints"
+    with pytest.raises(ValueError, match="valid: \\['auto', 'waypoints'\\]"):
+        make_driver_factory(str(tmp_path / "ckpt"), options={"plan_output": "speed"})

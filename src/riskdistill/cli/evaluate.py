@@ -69,6 +69,12 @@ def closed_loop(
         help="A student stops when its own BEV occupancy shows an obstacle in its planned path within the "
         "stopping distance (models.occupancy_brake; off by default).",
     ),
+    plan_output: str | None = typer.Option(
+        None,
+        "--plan-output",
+        help="Which output of a student drives: auto (the planning head's: path + speed when it predicts "
+        "them) | waypoints (default: auto).",
+    ),
     rerun: bool = typer.Option(
         False, "--rerun", help="Also write a Rerun recording OUT/rerun/<route_id>.rrd of every route it runs."
     ),
@@ -119,6 +125,7 @@ def closed_loop(
             "plan_every_steps": plan_every_steps,
             "engine": engine,
             "occupancy_brake": occupancy_brake or None,
+            "plan_output": None if plan_output in (None, "auto") else plan_output,
         },
     }
     driver_options = {k: v for k, v in config["driver_options"].items() if v is not None} or None

@@ -31,9 +31,10 @@ _ENGINE_CACHE: dict[tuple, Any] = {}
 
 
 #: ``StudentDriver`` options a driver spec may carry (``evaluate_suite(driver_options=...)``, the CLI's
-#: ``--plan-every-steps`` / ``--engine`` / ``--occupancy-brake``); they change the drive, so they are part of
-#: the resume key (``occupancy_brake`` only when on, so folders evaluated without it resume as before).
-DRIVER_OPTIONS = ("plan_every_steps", "engine", "occupancy_brake")
+#: ``--plan-every-steps`` / ``--engine`` / ``--occupancy-brake`` / ``--plan-output``); they change the
+#: drive, so they are part of the resume key (``occupancy_brake`` only when on and ``plan_output`` only
+#: when not ``auto``, so folders evaluated without them resume as before).
+DRIVER_OPTIONS = ("plan_every_steps", "engine", "occupancy_brake", "plan_output")
 #: What a folder evaluated before the options existed was driven with.
 LEGACY_DRIVER_OPTIONS = {"plan_every_steps": 1, "engine": "eager"}
 #: The engine closed-loop evaluation uses unless told otherwise (temporal students: ``eager``, the export
@@ -53,7 +54,8 @@ class StudentDriverFactory:
     and ``engine`` configure the driver (None: ``StudentDriver``'s planning rate and
     :data:`EVAL_DEFAULT_ENGINE`, see :meth:`options`); ``occupancy_brake``: the driver stops when its own
     occupancy shows an obstacle in its path (``models.occupancy_brake.OccupancyBrake``, default settings);
-    ``onnx_dir`` is where the ``onnx`` engine finds (or exports, :meth:`prepare`) its graph (default
+    ``plan_output``: which output drives (``models.driver.PLAN_OUTPUTS``; None: ``auto``); ``onnx_dir`` is
+    where the ``onnx`` engine finds (or exports, :meth:`prepare`) its graph (default
     ``models.engines.engine_cache_dir()``), shared by the worker processes.
     """
 
@@ -63,6 +65,7 @@ class StudentDriverFactory:
     engine: str | None = None
     onnx_dir: str | None = None
     occupancy_brake: bool | None = None
+    plan_output: str | None = None
 
     def load(self) -> Any:
         if self.checkpoint not in _STUDENT_CACHE:
@@ -123,7 +126,7 @@ class StudentDriverFactory:
     def options(self) -> dict[str, Any]:
         """The resolved driver options (:data:`DRIVER_OPTIONS`), defaults filled in: ``StudentDriver``'s
         planning rate, :data:`EVAL_DEFAULT_ENGINE` (``eager`` for a temporal student); ``occupancy_brake``
-        only when on."""
+        only when on, ``plan_output`` only when not ``auto``."""
         from riskdistill.models.driver import DEFAULT_PLAN_EVERY_STEPS
         from riskdistill.models.io import load_student_config
 
@@ -137,6 +140,7 @@ class StudentDriverFactory:
             ),
             "engine": str(engine),
             **({"occupancy_brake": True} if self.occupancy_brake else {}),
+            **({"plan_output": self.plan_output} if self.plan_output not in (None, "auto") else {}),
         }
 
     def checkpoint_rig(self) -> str:
@@ -222,6 +226,7 @@ class StudentDriverFactory:
             plan_every_steps=self.options()["plan_every_steps"],
             engine=self._engine(student),
             occupancy_brake=OccupancyBrake() if self.occupancy_brake else None,
+            plan_output=self.plan_output or "auto",
         )
 
 
@@ -280,6 +285,7 @@ def make_driver_factory(
 
 
 def _check_options(factory: StudentDriverFactory) -> None:
+    from riskdistill.models.driver import PLAN_OUTPUTS
     from riskdistill.models.engines import ENGINES
 
     opts = factory.options()
@@ -287,6 +293,8 @@ def _check_options(factory: StudentDriverFactory) -> None:
         raise ValueError(f"unknown inference engine {opts['engine']!r}; valid engines: {list(ENGINES)}")
     if opts["plan_every_steps"] < 1:
         raise ValueError(f"plan_every_steps must be >= 1, got {opts['plan_every_steps']}")
+    if opts.get("plan_output", "auto") not in PLAN_OUTPUTS:
+        raise ValueError(f"unknown plan_output {opts['plan_output']!r}; valid: {list(PLAN_OUTPUTS)}")
     if opts.get("occupancy_brake"):
         from riskdistill.models.io import load_student_config
 

@@ -16,6 +16,9 @@ plan's waypoints.
 
 Engine: ``"eager"`` (PyTorch, the reference) or ``"onnx"`` (onnxruntime, :mod:`riskdistill.models.engines`).
 
+Plan output: ``plan_output="auto"`` drives what the planning head chooses (path + speed when it predicts
+them); ``"waypoints"`` drives its waypoint output instead (an ablation: which output should drive).
+
 Safety check (off by default): with ``occupancy_brake``
 (:class:`~riskdistill.models.occupancy_brake.OccupancyBrake`) a planning step whose predicted occupancy shows
 an obstacle in the corridor of the planned path within the stopping distance hands the controller a stop
@@ -43,6 +46,9 @@ from riskdistill.models.student import Student
 #: compute (``docs/benchmarks.md``, closed-loop throughput).
 DEFAULT_PLAN_EVERY_STEPS = 5
 DEFAULT_ENGINE = "eager"
+#: Which output drives: ``"auto"``, the planning head's own choice (path + speed when it predicts them, else
+#: its waypoints; ``Student.plan``), or ``"waypoints"``, the waypoint output even when path and speed exist.
+PLAN_OUTPUTS: tuple[str, ...] = ("auto", "waypoints")
 
 
 class StudentDriver:
@@ -74,6 +80,7 @@ class StudentDriver:
         engine: str | Engine = DEFAULT_ENGINE,
         engine_options: dict | None = None,
         occupancy_brake: OccupancyBrake | None = None,
+        plan_output: str = "auto",
     ):
         self.student = student.eval()
         self.sensors = SensorRequest(rig=rig, image_hw=(int(image_hw[0]), int(image_hw[1])))
@@ -91,6 +98,9 @@ class StudentDriver:
         if occupancy_brake is not None and "occupancy" not in student.heads:
             raise ValueError("occupancy_brake needs a student with the occupancy head (heads.occupancy)")
         self.occupancy_brake = occupancy_brake
+        if plan_output not in PLAN_OUTPUTS:
+            raise ValueError(f"unknown plan_output {plan_output!r}; valid: {list(PLAN_OUTPUTS)}")
+        self.plan_output = plan_output
         self.grid = student.cfg.bev_grid()
         if isinstance(engine, str):
             if engine not in ENGINES:
@@ -159,6 +169,8 @@ class StudentDriver:
 
     def _plan_from(self, out: dict[str, np.ndarray]) -> np.ndarray:
         """``[6, 2]`` waypoints for the controller from the engine's outputs (batch of one)."""
+        if self.plan_output == "waypoints":
+            return np.asarray(out["waypoints"][0], dtype=np.float32)
         keys = ("waypoints", "path", "speed_logits")
         with torch.inference_mode():
             plan = self.student.plan({k: torch.from_numpy(np.asarray(out[k])) for k in keys if k in out})
