@@ -23,6 +23,10 @@
 #            baseline retrained with training seeds 1 and 2 (data order, augmentations; the same seed-0
 #            recording and initial weights), each driving without and with the brake (folders `*-t1`,
 #            `*-t2`: training seed N on seed 0's recording); compared over the three training draws
+#   prior_wp (third session, no retraining) the prior arm's student driving its waypoints, the arc + learned
+#            correction that beats the arc in open loop, instead of its path + speed (`--plan-output
+#            waypoints`): does the better open-loop plan drive better?
+#   prior_wp_brake  the same with the occupancy brake
 # Then diagnose.py: on seed 0's bench recording, does each student see the obstacle in its lane, and does its
 # plan swerve or stop where the expert's does?
 # From the repository root, with the seed-0 experiment folder of results/study-cpu (reproduce.sh 0; its
@@ -108,6 +112,10 @@ PY
         prior_brake)
             # the prior arm's student (run `prior` first) driving with the occupancy brake
             drive prior_brake "$OUT/train/prior-s0/checkpoints/final" --occupancy-brake ;;
+        prior_wp)
+            drive prior_wp "$OUT/train/prior-s0/checkpoints/final" --plan-output waypoints ;;
+        prior_wp_brake)
+            drive prior_wp_brake "$OUT/train/prior-s0/checkpoints/final" --plan-output waypoints --occupancy-brake ;;
         draws)
             for DRAW in 1 2; do
                 TAG=t$DRAW
@@ -115,7 +123,7 @@ PY
                 drive brake "$OUT/train/baseline-$TAG/checkpoints/final" --occupancy-brake
             done
             TAG=s0 DRAW=0 ;;
-        *) echo "unknown arm $arm (repeat3 | dagger | prior | brake | prior_brake | draws)" >&2; exit 2 ;;
+        *) echo "unknown arm $arm (repeat3 | dagger | prior | brake | prior_brake | draws | prior_wp | prior_wp_brake)" >&2; exit 2 ;;
     esac
 done
 # the arms of this invocation against seed 0's study baseline, paired per route: comparison-ARM[-ARM...]/
@@ -146,7 +154,7 @@ import json, sys
 from pathlib import Path
 src, dest = Path(sys.argv[1]), Path(sys.argv[2])
 keep = ("route_id", "scenario_type", "status", "scores", "route_completion_pct", "route_length_m",
-        "duration_game_s", "efficiency", "comfort", "events", "error")
+        "duration_game_s", "efficiency", "comfort", "events", "error", "driver_stats")
 docs = [json.loads(f.read_text()) for f in sorted((src / "routes").glob("*.json"))]
 (dest / "routes.jsonl").write_text("".join(json.dumps({k: d.get(k) for k in keep}) + "\n" for d in docs))
 if (src / "open_loop.json").exists():
