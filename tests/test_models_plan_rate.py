@@ -183,6 +183,28 @@ def test_onnx_engine_matches_eager_in_the_driver(student, tmp_path) -> None:
     assert OnnxEngine(other, with_risk=True).digest != onnx.digest
 
 
+def test_a_changed_forward_pass_is_exported_anew(student, tmp_path, monkeypatch) -> None:
+    from riskdistill.models import engines
+
+    code = tmp_path / "pkg"
+    (code / "models").mkdir(parents=True)
+    (code / "models" / "student.py").write_text("x = 1\n")
+    (code / "geometry.py").write_text("y = 1\n")
+    entries = ("models", "geometry.py")
+    first = engines.source_digest(code, entries)
+    (code / "models" / "student.py").write_text("x = 2\n")  # an edited forward pass
+    second = engines.source_digest(code, entries)
+    (code / "models" / "heads.py").write_text("")  # a new module
+    third = engines.source_digest(code, entries)
+    assert len({first, second, third}) == 3
+    (code / "models" / "notes.txt").write_text("not code")
+    assert engines.source_digest(code, entries) == third
+    # the installed code's digest names the graph: other code, another file
+    digest = OnnxEngine(student, with_risk=True).digest
+    monkeypatch.setattr(engines, "graph_code_digest", lambda: "edited")
+    assert OnnxEngine(student, with_risk=True).digest != digest
+
+
 def test_bad_rates_and_engines_are_refused(student) -> None:
     with pytest.raises(ValueError, match="plan_every_steps must be >= 1"):
         StudentDriver(student, "bench2drive", HW, plan_every_steps=0)

@@ -16,12 +16,15 @@
 The ONNX graph is exported on the first call, from that call's observation (shapes and dtypes), into the
 folder ``onnx_path`` (default: :func:`engine_cache_dir`, ``$RISKDISTILL_CACHE/onnx`` or
 ``~/.cache/riskdistill/onnx``), or loaded from there when a file exported from the same weights exists: its
-name holds a hash of the weights, the student config, the export settings and the torch version, and the
-observation's shape. Files are written atomically, so processes may share the folder.
+name holds a hash of the weights, the student config, the export settings, the torch version and the source
+of the code the graph is traced from (:func:`graph_code_digest`: a changed forward pass is exported again,
+never served from a stale file), and the observation's shape. Files are written atomically, so processes may
+share the folder.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -61,11 +64,38 @@ class EagerEngine:
         return {k: v.float().cpu().numpy() for k, v in out.items() if k != "bev"}
 
 
+#: The sources an exported graph is traced from, relative to the ``riskdistill`` package: the model, and
+#: the geometry and contracts its forward pass calls.
+GRAPH_SOURCES: tuple[str, ...] = ("models", "contracts", "geometry.py")
+
+
+def source_digest(root: Path, entries: tuple[str, ...]) -> str:
+    """A short hash of the ``.py`` files under ``root`` named by ``entries`` (folders, searched recursively,
+    or files): their paths relative to ``root`` and their contents."""
+    h = hashlib.sha256()
+    for entry in entries:
+        path = root / entry
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for f in files:
+            h.update(f.relative_to(root).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@functools.cache
+def graph_code_digest() -> str:
+    """:func:`source_digest` of the installed package's :data:`GRAPH_SOURCES`: part of an exported graph's
+    name, so that a change to the code of the forward pass is exported anew."""
+    return source_digest(Path(__file__).resolve().parents[1], GRAPH_SOURCES)
+
+
 def weights_digest(student: Student, with_risk: bool, with_occupancy: bool = False) -> str:
-    """A short hash of the student's weights, its config and the export settings (names exported files)."""
+    """A short hash of the student's weights, its config, the export settings and the code the graph is
+    traced from (:func:`graph_code_digest`); it names exported files."""
     h = hashlib.sha256()
     h.update(json.dumps(student.cfg.to_dict(), sort_keys=True).encode())
     h.update(f"with_risk={bool(with_risk)};torch={torch.__version__}".encode())
+    h.update(f"code={graph_code_digest()}".encode())
     if with_occupancy:  # (files exported without it keep their names)
         h.update(b"with_occupancy")
     for k, v in sorted(student.state_dict().items()):
