@@ -125,7 +125,7 @@ def closed_loop(
             "plan_every_steps": plan_every_steps,
             "engine": engine,
             "occupancy_brake": occupancy_brake or None,
-            "plan_output": None if plan_output in (None, "auto") else plan_output,
+            "plan_output": plan_output,
         },
     }
     driver_options = {k: v for k, v in config["driver_options"].items() if v is not None} or None

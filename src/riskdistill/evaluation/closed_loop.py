@@ -88,7 +88,7 @@ def evaluate_suite(
 
     ``recorders`` (e.g. ``viz.rerun_log.RerunRecording(every=2)``) also record every route run by this call
     next to the driver (see the module docstring); they change no result and are not part of the resume
-    key. ``driver_options`` (``plan_every_steps``, ``engine``) configure a student checkpoint's driver
+    key. ``driver_options`` (``evaluation.drivers.DRIVER_OPTIONS``) configure a student checkpoint's driver
     (``models.StudentDriver``); they are part of the resume key and of the summary."""
     variant = variant or EvalVariant()
     # fail fast on an unknown driver or option

@@ -104,20 +104,26 @@ def _chunk_signals(
     }
 
 
-def _same_length(*arrays: np.ndarray) -> None:
+def _sample_arrays(
+    acceleration: Any, angular_velocity: Any, forward_vector: Any, right_vector: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The four sample arrays as float64 ``[N, 3]``, checked for shape, finiteness and equal length."""
+    arrays = (
+        _vectors("acceleration", acceleration),
+        _vectors("angular_velocity", angular_velocity),
+        _vectors("forward_vector", forward_vector),
+        _vectors("right_vector", right_vector),
+    )
     if len({len(a) for a in arrays}) != 1:
         raise ValueError("sample arrays differ in length: " + ", ".join(str(len(a)) for a in arrays))
+    return arrays
 
 
 def compute_comfort_signals(
     acceleration: Any, angular_velocity: Any, forward_vector: Any, right_vector: Any, dt_s: float = LOG_DT_S
 ) -> dict[str, np.ndarray]:
     """The six bounded signals of one chunk, keyed like :data:`COMFORT_BOUNDS` (inputs ``[N, 3]``, N >= 3)."""
-    acc = _vectors("acceleration", acceleration)
-    ang = _vectors("angular_velocity", angular_velocity)
-    fwd = _vectors("forward_vector", forward_vector)
-    right = _vectors("right_vector", right_vector)
-    _same_length(acc, ang, fwd, right)
+    acc, ang, fwd, right = _sample_arrays(acceleration, angular_velocity, forward_vector, right_vector)
     signals = _chunk_signals(acc[None], ang[None], fwd[None], right[None], dt_s)
     return {name: v[0] for name, v in signals.items()}
 
@@ -144,11 +150,7 @@ def compute_comfort(
 ) -> float:
     """Share in [0, 1] of comfortable chunks of a route's samples (see the module doc); ValueError below 3.
     The chunks have one length (:func:`segment_bounds`), so they are smoothed together in one batch."""
-    acc = _vectors("acceleration", acceleration)
-    ang = _vectors("angular_velocity", angular_velocity)
-    fwd = _vectors("forward_vector", forward_vector)
-    right = _vectors("right_vector", right_vector)
-    _same_length(acc, ang, fwd, right)
+    acc, ang, fwd, right = _sample_arrays(acceleration, angular_velocity, forward_vector, right_vector)
     chunks = segment_bounds(len(acc))
     start, stop = chunks[0]
     n_chunks, length = len(chunks), stop - start

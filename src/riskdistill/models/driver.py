@@ -118,7 +118,6 @@ class StudentDriver:
         self._step = 0
         self.planned = False
         self.braked = False
-        self.plans = 0
         self.brakes = 0
         self.last_outputs: dict[str, np.ndarray] = {}
 
@@ -128,14 +127,13 @@ class StudentDriver:
         self._step = 0
         self.planned = False
         self.braked = False
-        self.plans = 0
         self.brakes = 0
         self.last_outputs = {}
 
     def stats(self) -> dict[str, int]:
         """Counts since ``reset``: planning steps (``plans``) and, with the occupancy brake, the planning
         steps it turned into a stop (``occupancy_brakes``)."""
-        out = {"plans": self.plans}
+        out = {"plans": -(-self._step // self.plan_every_steps)}  # steps 0, k, 2k, ... of those acted on
         if self.occupancy_brake is not None:
             out["occupancy_brakes"] = self.brakes
         return out
@@ -179,7 +177,6 @@ class StudentDriver:
     def _plan(self, agent_input: AgentInput) -> Action:
         """Run the student on ``agent_input`` (a planning step)."""
         obs, imgs = self.observation(agent_input)
-        self.plans += 1
         if self.student.cfg.temporal.enabled:
             full = len(self._history) == self._history.maxlen
             prev = self._history[0] if self._history else imgs
