@@ -217,6 +217,30 @@ def test_missing_annotation_field_raises_data_error(copy: Path) -> None:
         ds[5]
 
 
+def test_annotation_arrays_read_only_the_keys_asked_for(copy: Path) -> None:
+    """``annotation_arrays`` (what open-loop collision checks read of every future frame) gives the same
+    arrays as the full annotation, read fresh or from it, and names the file when a key is missing."""
+    recs = RecordedDataset(copy)
+    keys = ("actor_id", "actor_center_ego", "ego_size_lwh")
+    fresh = recs.frame(2).annotation_arrays(keys)  # a new frame object: nothing read yet
+    full = recs.frame(2)
+    full.annotation  # noqa: B018 (read the whole file first)
+    assert list(fresh) == list(keys)
+    for k in keys:
+        np.testing.assert_array_equal(fresh[k], full.annotation[k])
+        np.testing.assert_array_equal(full.annotation_arrays(keys)[k], full.annotation[k])
+    rel = recs.frame(2).annotation_path
+    ann = dict(full.annotation)
+    del ann["actor_id"]
+    with open(copy / rel, "wb") as f:
+        np.savez(f, **ann)
+    with pytest.raises(DataError, match=rf"{rel}: annotation of frame 'r0/\d+' lacks \['actor_id'\]"):
+        recs.frame(2).annotation_arrays(keys)
+    (copy / rel).write_bytes(b"not a zip")
+    with pytest.raises(DataError, match=rf"{rel}: unreadable annotation file"):
+        recs.frame(2).annotation_arrays(keys)
+
+
 def test_unknown_target_and_camera_list_valid_names(dataset: Path) -> None:
     with pytest.raises(
         ValueError, match=r"unknown target 'occupancy'.*bev_occupancy.*future_trajectory.*risk_map"

@@ -406,6 +406,18 @@ def future_actor_boxes(
     )
 
 
+#: The annotation arrays collision checks read of a frame and of its future frames (7 of about 60).
+FUTURE_BOX_KEYS = (
+    "actor_id",
+    "actor_center_ego",
+    "actor_yaw_ego",
+    "actor_size_lwh",
+    "actor_velocity_ego",
+    "ego_size_lwh",
+    "ego_center_ego",
+)
+
+
 class FutureFrameIndex:
     """Finds the recorded frame of the same route ``t`` seconds after a frame (10 Hz steps)."""
 
@@ -425,10 +437,8 @@ class FutureFrameIndex:
             if len(self._cache) > 256:
                 self._cache.clear()
             frame = self.records.frame(index)
-            ann = frame.annotation
-            keys = ("actor_id", "actor_center_ego", "actor_yaw_ego", "actor_size_lwh", "actor_velocity_ego")
             self._cache[index] = (
-                {k: ann[k] for k in (*keys, "ego_size_lwh", "ego_center_ego")},
+                frame.annotation_arrays(FUTURE_BOX_KEYS),
                 np.asarray(frame.ego_pose_world, dtype=np.float64),
             )
         return self._cache[index]

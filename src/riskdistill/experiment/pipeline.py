@@ -314,7 +314,12 @@ class Pipeline:
     def open_loop(self, name: str, checkpoint: str) -> dict[str, Any]:
         from riskdistill.evaluation.open_loop import evaluate_open_loop
 
-        res = evaluate_open_loop(checkpoint, self.data_dir / "bench", show_progress=self.show_progress)
+        res = evaluate_open_loop(
+            checkpoint,
+            self.data_dir / "bench",
+            show_progress=self.show_progress,
+            num_workers=min(1, self.cfg.train.num_workers),  # one loader process: decoding beside the forward
+        )
         path = self.out / "eval" / name / "open_loop.json"
         atomic_write_json(path, res)
         return {"path": str(path), "metrics": res["metrics"]}

@@ -196,7 +196,9 @@ def plot_route_timeline(outcome: RouteOutcome) -> bytes | None:
     pr = outcome.raw.get("path_risk")
     risk = path_risk_series(pr) if isinstance(pr, dict) and pr else None
     n_panels = 3 if risk is not None and len(risk[0]) else 2
-    fig = _figure(8.6, 1.9 * n_panels + 0.4)
+    height_in = 1.9 * n_panels + 0.4
+    fig = _figure(8.6, height_in, layout=None)  # fixed margins: hundreds of these in a study's report
+    fig.subplots_adjust(left=0.08, right=0.985, top=1 - 0.2 / height_in, bottom=0.45 / height_in, hspace=0.12)
     axes = fig.subplots(n_panels, 1, sharex=True)
     ax = axes[0]
     ax.plot(t, traj.get("speed_mps") or np.zeros_like(t), color="#1f77b4", label="driven")
