@@ -27,6 +27,9 @@
 #            correction that beats the arc in open loop, instead of its path + speed (`--plan-output
 #            waypoints`): does the better open-loop plan drive better?
 #   prior_wp_brake  the same with the occupancy brake
+#   rate10   (2026-12-06, fourth session, no retraining; not about overtaking) the study's baseline planning
+#            on every 10 Hz step (`--plan-every-steps 1`) instead of the evaluation's 2 Hz: is the 2 Hz
+#            planning rate, 5x cheaper, the same drive on the whole suite? (issue 14's "at equal results")
 # Then diagnose.py: on seed 0's bench recording, does each student see the obstacle in its lane, and does its
 # plan swerve or stop where the expert's does?
 # From the repository root, with the seed-0 experiment folder of results/study-cpu (reproduce.sh 0; its
@@ -116,6 +119,8 @@ PY
             drive prior_wp "$OUT/train/prior-s0/checkpoints/final" --plan-output waypoints ;;
         prior_wp_brake)
             drive prior_wp_brake "$OUT/train/prior-s0/checkpoints/final" --plan-output waypoints --occupancy-brake ;;
+        rate10)
+            drive rate10 "$EXP/train/baseline-s0/checkpoints/final" --plan-every-steps 1 ;;
         draws)
             for DRAW in 1 2; do
                 TAG=t$DRAW
@@ -123,7 +128,7 @@ PY
                 drive brake "$OUT/train/baseline-$TAG/checkpoints/final" --occupancy-brake
             done
             TAG=s0 DRAW=0 ;;
-        *) echo "unknown arm $arm (repeat3 | dagger | prior | brake | prior_brake | draws | prior_wp | prior_wp_brake)" >&2; exit 2 ;;
+        *) echo "unknown arm $arm (repeat3 | dagger | prior | brake | prior_brake | draws | prior_wp | prior_wp_brake | rate10)" >&2; exit 2 ;;
     esac
 done
 # the arms of this invocation against seed 0's study baseline, paired per route: comparison-ARM[-ARM...]/
