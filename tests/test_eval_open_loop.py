@@ -19,7 +19,9 @@ from riskdistill.evaluation.open_loop import (
     extrapolate_actors,
     future_actor_boxes,
     iou_from_counts,
+    object_recall_hits,
     plan_headings,
+    recall_by_range,
 )
 from riskdistill.evaluation.risk_metrics import (
     compute_auc,
@@ -193,6 +195,36 @@ def test_accumulator_pools_risk_over_batches_like_one_stack() -> None:
     ref = compute_risk_metrics(pred, teacher)
     for k in ("risk_l1", "risk_kl", "risk_pearson", "risk_auc"):
         assert res[k] == pytest.approx(ref[k])
+
+
+def test_object_recall_counts_each_shown_object_once_by_its_channel_and_range() -> None:
+    """A car seen on one cell of its footprint counts as seen; a pedestrian the head misses does not; a
+    hidden cone (no camera pixels), an off-grid truck and an actor without a channel are not counted."""
+    grid = BevGrid(x_min_m=-10.0, x_max_m=40.0, y_min_m=-10.0, y_max_m=10.0, resolution_m=1.0)
+    ann = {
+        # car at 5 m, pedestrian at 25 m, hidden cone, truck behind the grid, an unknown class (99)
+        "actor_class": np.array([0, 4, 6, 2, 99]),
+        "actor_center_ego": np.array([[5.0, 0, 0], [25.0, 3, 0], [12.0, 0, 0], [-30.0, 0, 0], [8.0, 5, 0]]),
+        "actor_size_lwh": np.array([[4.0, 2.0, 1.5], [0.5, 0.5, 1.8], [0.5, 0.5, 1], [8, 2.5, 3], [1, 1, 1]]),
+        "actor_yaw_ego": np.zeros(5),
+        "actor_visible_px": np.array([[40, 0], [3, 0], [0, 0], [10, 0], [5, 0]]),
+    }
+    logits = np.full((5, *grid.shape), -5.0)
+    r, c = grid.metric_to_cell([6.0, 0.5])
+    logits[0, r, c] = 5.0  # one cell of the car's footprint in the vehicle channel
+    r, c = grid.metric_to_cell([25.0, 3.0])
+    logits[0, r, c] = 5.0  # the pedestrian's cell, but in the vehicle channel: not seen as a VRU
+    hits = object_recall_hits(logits, ann, grid)
+    assert [(g, seen) for g, _, seen in hits] == [(0, True), (1, False)]
+    assert [d for _, d, _ in hits] == pytest.approx([5.0, math.hypot(25.0, 3.0)])
+    logits[1, r, c] = 0.1  # sigmoid 0.52 > 0.5
+    assert object_recall_hits(logits, ann, grid)[1][2] is True
+    table = recall_by_range([*hits, (1, 3.0, True), (0, 75.0, False)])
+    assert table["vehicle"]["0-10"] == {"objects": 1, "recall": 1.0}
+    assert table["vehicle"]["30+"] == {"objects": 1, "recall": 0.0}  # beyond the last edge: the last bin
+    assert table["vulnerable"]["0-10"] == {"objects": 1, "recall": 1.0}
+    assert table["vulnerable"]["20-30"] == {"objects": 1, "recall": 0.0}
+    assert table["static_obstacle"]["10-20"] == {"objects": 0, "recall": None}
 
 
 def test_path_risk_is_the_max_inside_the_corridor() -> None:

@@ -75,6 +75,11 @@ def test_student_open_loop_on_the_tiny_dataset(checkpoint: Path, tiny_dataset: P
         assert m[key] is None or 0.0 <= m[key] <= 100.0
     assert 0.0 <= m["risk_l1"] <= 1.0 and m["risk_kl"] >= 0.0 and -1.0 <= m["risk_pearson"] <= 1.0
     assert m["iou_vehicle"] is None or 0.0 <= m["iou_vehicle"] <= 1.0
+    recall = m["occupancy_recall_by_range"]  # the occupancy head's object recall, per channel and range
+    assert set(recall) == {"vehicle", "vulnerable", "static_obstacle"}
+    bins = [b for ch in recall.values() for b in ch.values()]
+    assert sum(b["objects"] for b in bins) > 0
+    assert all(b["recall"] is None or 0.0 <= b["recall"] <= 1.0 for b in bins)
     assert doc["future_boxes_recorded_share"] > 0.5  # recorded every 5 steps: most future frames exist
 
 

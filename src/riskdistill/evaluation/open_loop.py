@@ -221,6 +221,59 @@ def iou_from_counts(counts: np.ndarray, channels: Sequence[str]) -> dict[str, fl
     return out
 
 
+#: Distance bins (m from the ego origin, the rear axle) of the occupancy head's object recall.
+RECALL_RANGES_M = (0.0, 10.0, 20.0, 30.0, 50.0)
+#: The actor channels of BEV occupancy (``BEV_CHANNELS``' first three) and the annotation arrays recall reads.
+ACTOR_CHANNELS = ("vehicle", "vulnerable", "static_obstacle")
+RECALL_KEYS = ("actor_class", "actor_center_ego", "actor_size_lwh", "actor_yaw_ego", "actor_visible_px")
+
+
+def object_recall_hits(
+    pred_logits: Any, ann: dict[str, np.ndarray], grid: Any, threshold: float = OCCUPANCY_THRESHOLD
+) -> list[tuple[int, float, bool]]:
+    """``(channel, distance m, seen)`` for every vehicle, vulnerable road user and static obstacle of one
+    frame whose footprint is on the grid and that at least one camera shows (``actor_visible_px`` of the
+    recording's instance masks; a fully hidden object is not counted). Seen: the occupancy head predicts
+    its channel above ``threshold`` on at least one cell of its footprint. ``pred_logits`` ``[C, H, W]``
+    (channels ``BEV_CHANNELS``), ``ann`` the frame's :data:`RECALL_KEYS` arrays. Object-level, so a
+    pedestrian of one or two cells counts as much as a bus (cell IoU is dominated by large objects)."""
+    from riskdistill.data.targets import _CLASS_GROUP, box_footprint_mask
+
+    cls = np.asarray(ann["actor_class"])
+    if not len(cls):
+        return []
+    centre = np.asarray(ann["actor_center_ego"], dtype=np.float64)
+    masks = box_footprint_mask(
+        grid, centre[:, :2], np.asarray(ann["actor_size_lwh"], dtype=np.float64)[:, :2], ann["actor_yaw_ego"]
+    )
+    seen = np.asarray(pred_logits, dtype=np.float64) > math.log(threshold / (1.0 - threshold))
+    shown = np.asarray(ann["actor_visible_px"]).reshape(len(cls), -1).sum(axis=1) > 0
+    out = []
+    for a, c in enumerate(cls):
+        g = _CLASS_GROUP.get(int(c), -1)
+        if g < 0 or not shown[a] or not masks[a].any():
+            continue
+        out.append((g, float(np.hypot(*centre[a, :2])), bool(seen[g][masks[a]].any())))
+    return out
+
+
+def recall_by_range(hits: Sequence[tuple[int, float, bool]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{channel: {"0-10": {"objects": n, "recall": seen / n or None}, ...}}`` over :data:`RECALL_RANGES_M`
+    (objects beyond the last edge in the last bin)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    edges = RECALL_RANGES_M
+    for g, name in enumerate(ACTOR_CHANNELS):
+        bins = {}
+        for i, lo in enumerate(edges[:-1]):
+            last = i == len(edges) - 2
+            hi = edges[i + 1]
+            sel = [h for c, d, h in hits if c == g and lo <= d and (d < hi or last)]
+            label = f"{lo:g}-{hi:g}" if not last else f"{lo:g}+"
+            bins[label] = {"objects": len(sel), "recall": (sum(sel) / len(sel)) if sel else None}
+        out[name] = bins
+    return out
+
+
 # ------------------------------------------------------------------------------------------ accumulation
 @dataclass
 class OpenLoopAccumulator:
@@ -247,6 +300,7 @@ class OpenLoopAccumulator:
     hazards_found: int = 0
     hazards: int = 0
     iou_counts: np.ndarray | None = None
+    object_hits: list[tuple[int, float, bool]] = field(default_factory=list)
 
     def add_planning(self, frame_ids: Sequence[str], pred_xy: Any, gt_xy: Any, valid: Any) -> None:
         self.frame_ids += list(frame_ids)
@@ -311,6 +365,8 @@ class OpenLoopAccumulator:
             out["risk_hazards"] = self.hazards
         if self.iou_counts is not None:
             out.update(iou_from_counts(self.iou_counts, self.occupancy_channels))
+        if self.object_hits:
+            out["occupancy_recall_by_range"] = recall_by_range(self.object_hits)
         return out
 
     def per_sample(self) -> list[dict[str, Any]]:
@@ -563,7 +619,11 @@ def evaluate_open_loop(
             if risk_on and "risk" in out:
                 acc.add_risk(out["risk"].float().cpu().numpy(), tg.risk_map.cpu().numpy())
             if "occupancy" in out and tg.bev_occupancy is not None:
-                acc.add_occupancy(out["occupancy"].float().cpu().numpy(), tg.bev_occupancy.cpu().numpy())
+                occ = out["occupancy"].float().cpu().numpy()
+                acc.add_occupancy(occ, tg.bev_occupancy.cpu().numpy())
+                for b, fid in enumerate(batch.frame_ids):
+                    ann = ds.records.frame(index.by_frame_id[fid]).annotation_arrays(RECALL_KEYS)
+                    acc.object_hits.extend(object_recall_hits(occ[b], ann, grid))
             progress.advance(task, len(batch))
     metrics = acc.result()
     metrics["driven_plan"] = _l2_only(driven.result())
