@@ -225,6 +225,11 @@ def test_object_recall_counts_each_shown_object_once_by_its_channel_and_range() 
     assert table["vulnerable"]["0-10"] == {"objects": 1, "recall": 1.0}
     assert table["vulnerable"]["20-30"] == {"objects": 1, "recall": 0.0}
     assert table["static_obstacle"]["10-20"] == {"objects": 0, "recall": None}
+    from riskdistill.contracts.batch import BEV_CHANNELS
+    from riskdistill.data.targets import OCCUPANCY_CHANNEL_OF_CLASS
+    from riskdistill.evaluation.open_loop import ACTOR_CHANNELS
+
+    assert BEV_CHANNELS[:3] == ACTOR_CHANNELS and set(OCCUPANCY_CHANNEL_OF_CLASS.values()) == {0, 1, 2}
 
 
 def test_path_risk_is_the_max_inside_the_corridor() -> None:

@@ -126,7 +126,8 @@ class ImageLabelsTarget:
 
 
 # ------------------------------------------------------------------------------------------ occupancy
-_CLASS_GROUP = {
+#: The occupancy channel (index into ``BEV_CHANNELS``) of each actor class that has one.
+OCCUPANCY_CHANNEL_OF_CLASS = {
     **{int(c): 0 for c in ActorClass if c.is_vehicle},
     **{int(c): 1 for c in ActorClass if c.is_vulnerable},
     **{int(c): 2 for c in ActorClass if c.is_static_obstacle},
@@ -234,7 +235,7 @@ class BevOccupancyTarget:
         yaw = np.asarray(a["actor_yaw_ego"], dtype=np.float64)
         if len(cls):
             masks = box_footprint_mask(grid, center[:, :2], size[:, :2], yaw)
-            groups = np.array([_CLASS_GROUP.get(int(c), -1) for c in cls])
+            groups = np.array([OCCUPANCY_CHANNEL_OF_CLASS.get(int(c), -1) for c in cls])
             for g in range(3):
                 sel = groups == g
                 if sel.any():

@@ -223,7 +223,8 @@ def iou_from_counts(counts: np.ndarray, channels: Sequence[str]) -> dict[str, fl
 
 #: Distance bins (m from the ego origin, the rear axle) of the occupancy head's object recall.
 RECALL_RANGES_M = (0.0, 10.0, 20.0, 30.0, 50.0)
-#: The actor channels of BEV occupancy (``BEV_CHANNELS``' first three) and the annotation arrays recall reads.
+#: The actor channels of BEV occupancy (the first three of ``contracts.batch.BEV_CHANNELS``, which imports
+#: torch; a test checks they agree) and the annotation arrays recall reads.
 ACTOR_CHANNELS = ("vehicle", "vulnerable", "static_obstacle")
 RECALL_KEYS = ("actor_class", "actor_center_ego", "actor_size_lwh", "actor_yaw_ego", "actor_visible_px")
 
@@ -237,7 +238,7 @@ def object_recall_hits(
     its channel above ``threshold`` on at least one cell of its footprint. ``pred_logits`` ``[C, H, W]``
     (channels ``BEV_CHANNELS``), ``ann`` the frame's :data:`RECALL_KEYS` arrays. Object-level, so a
     pedestrian of one or two cells counts as much as a bus (cell IoU is dominated by large objects)."""
-    from riskdistill.data.targets import _CLASS_GROUP, box_footprint_mask
+    from riskdistill.data.targets import OCCUPANCY_CHANNEL_OF_CLASS, box_footprint_mask
 
     cls = np.asarray(ann["actor_class"])
     if not len(cls):
@@ -250,7 +251,7 @@ def object_recall_hits(
     shown = np.asarray(ann["actor_visible_px"]).reshape(len(cls), -1).sum(axis=1) > 0
     out = []
     for a, c in enumerate(cls):
-        g = _CLASS_GROUP.get(int(c), -1)
+        g = OCCUPANCY_CHANNEL_OF_CLASS.get(int(c), -1)
         if g < 0 or not shown[a] or not masks[a].any():
             continue
         out.append((g, float(np.hypot(*centre[a, :2])), bool(seen[g][masks[a]].any())))
