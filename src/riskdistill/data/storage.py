@@ -140,38 +140,30 @@ class FrameRecord:
     @cached_property
     def annotation(self) -> dict[str, np.ndarray]:
         """Every array of the frame's ``.npz`` file (read once, no pickle)."""
-        path = self.annotation_file()
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except Exception as exc:
-            raise DataError(
-                f"{path}: unreadable annotation file of frame {self.frame_id!r} ({type(exc).__name__}: {exc})"
-            ) from exc
+        return self._read_annotation(None)
 
     def annotation_arrays(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         """Only ``keys`` of the frame's ``.npz`` (from :attr:`annotation` when it is already read, else
         reading just those arrays: a fraction of the full file's cost). A :class:`DataError` names the file
         when it is unreadable or lacks a key."""
-        if "annotation" in self.__dict__:
-            ann = self.annotation
-            missing = [k for k in keys if k not in ann]
-        else:
-            path = self.annotation_file()
-            try:
-                with np.load(path, allow_pickle=False) as z:
-                    missing = [k for k in keys if k not in z.files]
-                    ann = {k: z[k] for k in keys if k in z.files}
-            except Exception as exc:
-                raise DataError(
-                    f"{path}: unreadable annotation file of frame {self.frame_id!r} "
-                    f"({type(exc).__name__}: {exc})"
-                ) from exc
+        ann = self.annotation if "annotation" in self.__dict__ else self._read_annotation(keys)
+        missing = [k for k in keys if k not in ann]
         if missing:
             raise DataError(
                 f"{self.annotation_file()}: annotation of frame {self.frame_id!r} lacks {missing}"
             )
         return {k: ann[k] for k in keys}
+
+    def _read_annotation(self, keys: Sequence[str] | None) -> dict[str, np.ndarray]:
+        """The arrays ``keys`` of the ``.npz`` that it has (None: all); DataError naming the file."""
+        path = self.annotation_file()
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in (z.files if keys is None else keys) if k in z.files}
+        except Exception as exc:
+            raise DataError(
+                f"{path}: unreadable annotation file of frame {self.frame_id!r} ({type(exc).__name__}: {exc})"
+            ) from exc
 
     def to_agent_input(self) -> AgentInput:
         """What a driver would have seen at this frame (for open-loop evaluation)."""

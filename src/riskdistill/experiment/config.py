@@ -202,7 +202,7 @@ class ExperimentConfig(StrictConfig):
 #: (``--seeds 1``) and merged (``riskdistill experiment merge``); ``full``: the study with seeds and controls
 #: (GPU-sized with ``train.preset=base``).
 #: The cpu preset's image backbone pretrained in the simulator (``riskdistill/weights/cpu_sim_backbone.json``
-#: says how); every variant of the demo and the study starts from it.
+#: says how); the shipped student below was trained from it, and probes that train from scratch start there.
 SIM_BACKBONE = "builtin:cpu_sim_backbone"
 #: The whole cpu student of the same run, without RiskHead (``riskdistill/weights/cpu_sim_student.json``): the
 #: study fine-tunes it per variant, so a part fits two hours on 2 cores.
