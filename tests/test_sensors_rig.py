@@ -12,6 +12,7 @@ import pytest
 from riskdistill.config import ConfigError
 from riskdistill.contracts.ego import EGO_REAR_AXLE_TO_CENTER_M
 from riskdistill.contracts.rig import (
+    BUILTIN_RIGS,
     CameraSpec,
     Rig,
     RigPerturbation,
@@ -57,6 +58,32 @@ def test_bench2drive_rig_is_converted_to_our_frame() -> None:
     axis = fl.T_ego_from_cam()[:3, :3] @ np.array([0.0, 0.0, 1.0])
     assert axis[0] > 0 and axis[1] > 0
     assert math.degrees(math.atan2(axis[1], axis[0])) == pytest.approx(55.0)
+
+
+def test_builtin_rig_files_are_the_builtin_rigs() -> None:
+    files = sorted(p.stem for p in builtin_rig_path("bench2drive").parent.glob("*.json"))
+    assert files == sorted(BUILTIN_RIGS)
+    for name in BUILTIN_RIGS:
+        assert load_rig(name).name == name and load_rig(name).notes
+
+
+def test_bench2drive_tele_is_bench2drive_plus_a_front_camera_with_twice_the_focal_length() -> None:
+    tele_rig, b2d = load_rig("bench2drive_tele"), load_rig("bench2drive")
+    assert tele_rig.camera_names == [*b2d.camera_names, "CAM_FRONT_TELE"]
+    assert tele_rig.cameras[:6] == b2d.cameras  # the surround cameras unchanged, in their order
+    for rig in (tele_rig, resize_rig(tele_rig, 64, 176)):
+        front, tele = rig.camera("CAM_FRONT"), rig.camera("CAM_FRONT_TELE")
+        # the same mount and image size, twice the pixels per radian: a centre crop of CAM_FRONT at 2x
+        np.testing.assert_allclose(tele.T_ego_from_cam(), front.T_ego_from_cam())
+        assert tele.K()[0, 0] == pytest.approx(2.0 * front.K()[0, 0], rel=1e-4)
+        np.testing.assert_allclose(tele.K()[:2, 2], front.K()[:2, 2])
+    # a point 25 m ahead, 0.25 m left, lands twice as far from the image centre in the tele camera
+    point = np.array([[25.0 + 2.25, 0.25, 1.6]])
+    u = {}
+    for name in ("CAM_FRONT", "CAM_FRONT_TELE"):
+        c = tele_rig.camera(name)
+        u[name] = project_points(point, c.K(), np.linalg.inv(c.T_ego_from_cam()))[0][0, 0]
+    assert 800.0 - u["CAM_FRONT_TELE"] == pytest.approx(2.0 * (800.0 - u["CAM_FRONT"]), rel=1e-3)
 
 
 def test_nuscenes_rig_is_plausible() -> None:

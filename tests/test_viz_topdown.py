@@ -320,3 +320,10 @@ def test_camera_mosaic_places_surround_cameras() -> None:
     assert m[0, 6, 0] == 20  # CAM_FRONT in the middle of the top row
     assert m[4, 6, 0] == 10  # CAM_BACK in the middle of the bottom row
     assert m[4, 12, 0] == 0  # CAM_BACK_RIGHT was dropped: black tile
+    # a camera beyond the surround six (bench2drive_tele's CAM_FRONT_TELE) gets a row below them
+    names7 = (*names, "CAM_BACK_RIGHT", "CAM_FRONT_TELE")
+    rgb7 = np.stack([np.full((4, 6, 3), 10 * (k + 1), np.uint8) for k in range(len(names7))])
+    m7 = render_camera_mosaic(rgb7, names7)
+    assert m7.shape == (12, 18, 3)
+    assert m7[0, 6, 0] == 20 and m7[4, 12, 0] == 60  # the surround rows as before, CAM_BACK_RIGHT present
+    assert m7[8, 0, 0] == 70 and m7[8, 6, 0] == 0  # CAM_FRONT_TELE first in the third row, then black

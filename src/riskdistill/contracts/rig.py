@@ -10,7 +10,7 @@ from ego +x, so +90 looks left), pitch (positive tilts the optical axis down) an
 
 Built-in rigs live as JSON files in ``riskdistill/rigs/`` (package data) and load by name::
 
-    rig = load_rig("bench2drive")             # or "nuscenes", or a path to any rig JSON file
+    rig = load_rig("bench2drive")             # or "bench2drive_tele", "nuscenes", a path to a rig JSON file
     rig = resize_rig(rig, 128, 352)           # the demo's image size
     rig = perturb_rig(rig, RigPerturbation(height_delta_m=0.2, drop_cameras=["CAM_BACK"]))
 """
@@ -28,7 +28,7 @@ from pydantic import Field, model_validator
 from riskdistill.config import ConfigError, StrictConfig
 from riskdistill.geometry import T_ego_from_cam_from_pose, intrinsics_from_fov
 
-BUILTIN_RIGS = ("bench2drive", "nuscenes")
+BUILTIN_RIGS = ("bench2drive", "bench2drive_tele", "nuscenes")
 MAX_HFOV_DEG = 170.0  # a pinhole model beyond this is meaningless (and tan() blows up at 180)
 
 
@@ -121,7 +121,7 @@ def builtin_rig_path(name: str) -> Path:
 
 
 def load_rig(name_or_path: str | Path) -> Rig:
-    """A built-in rig by name (``"bench2drive"``, ``"nuscenes"``) or a rig JSON file by path.
+    """A built-in rig by name (:data:`BUILTIN_RIGS`) or a rig JSON file by path.
 
     Raises :class:`riskdistill.config.ConfigError` naming the file and the offending field.
     """

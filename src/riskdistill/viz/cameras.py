@@ -1,5 +1,5 @@
-"""Camera mosaics: six surround cameras in two rows (front-left, front, front-right / back row), each tile
-labelled with its camera's name."""
+"""Camera mosaics: six surround cameras in two rows (front-left, front, front-right / back row), any other
+camera in rows below, each tile labelled with its camera's name."""
 
 from __future__ import annotations
 
@@ -29,17 +29,18 @@ def _label_tile(tile: np.ndarray, text: str, color: tuple[int, int, int]) -> np.
 def render_camera_mosaic(
     rgb: np.ndarray, camera_names: tuple[str, ...] | list[str], labels: bool = True
 ) -> np.ndarray:
-    """``rgb [N_cam, H, W, 3]`` -> one image. Known surround names go in their usual place; other rigs
-    are tiled in order, three per row; a missing (dropped) camera leaves a black tile. With ``labels`` each
+    """``rgb [N_cam, H, W, 3]`` -> one image. Known surround names go in their usual place (two rows); other
+    cameras (e.g. ``CAM_FRONT_TELE``) follow in order, three per row; a missing (dropped) surround camera
+    leaves a black tile. With ``labels`` each
     tile shows its camera's name (``(missing)`` on a dropped one) when the tile is large enough for it."""
     names = list(camera_names)
     n, h, w, _ = rgb.shape
     if len(names) != n:
         raise ValueError(f"got {n} images but {len(names)} camera names")
-    if set(names) <= set(FRONT_ROW + BACK_ROW):
-        layout = [list(FRONT_ROW), list(BACK_ROW)]
-    else:
-        layout = [names[i : i + 3] for i in range(0, n, 3)]
+    surround = set(FRONT_ROW + BACK_ROW)
+    others = [c for c in names if c not in surround]
+    layout = [list(FRONT_ROW), list(BACK_ROW)] if len(others) < n else []
+    layout += [others[i : i + 3] for i in range(0, len(others), 3)]
     rows = []
     for row in layout:
         tiles = []
