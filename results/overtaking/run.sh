@@ -149,23 +149,8 @@ $RD eval compare "${labels[@]}" "${pairs[@]}" --out "$HERE/comparison-$(IFS=-; e
 # metrics, the training run's config and commit (no checkpoints)
 for d in "$OUT"/eval/*-s0 "$OUT"/eval/*-t[0-9]*; do
     [ -e "$d/summary.json" ] || continue
-    dest="$HERE/$(basename "$d")"
-    mkdir -p "$dest"
-    cp "$d/summary.json" "$d/eval_config.json" "$dest/"
-    train="$OUT/train/$(basename "$d")/run.json"  # (none for a driver option: the study's baseline drives)
-    if [ -e "$train" ]; then cp "$train" "$dest/train_run.json"; fi
-    $PY - "$d" "$dest" <<'PY'
-import json, sys
-from pathlib import Path
-src, dest = Path(sys.argv[1]), Path(sys.argv[2])
-keep = ("route_id", "scenario_type", "status", "scores", "route_completion_pct", "route_length_m",
-        "duration_game_s", "efficiency", "comfort", "events", "error", "driver_stats")
-docs = [json.loads(f.read_text()) for f in sorted((src / "routes").glob("*.json"))]
-(dest / "routes.jsonl").write_text("".join(json.dumps({k: d.get(k) for k in keep}) + "\n" for d in docs))
-if (src / "open_loop.json").exists():
-    metrics = json.loads((src / "open_loop.json").read_text())["metrics"]
-    (dest / "open_loop.json").write_text(json.dumps({"metrics": metrics}, indent=1) + "\n")
-PY
+    # (no training run for a driver option: the study's baseline drives)
+    $PY "$HERE/../keep_eval.py" "$d" "$HERE/$(basename "$d")" --train-run "$OUT/train/$(basename "$d")/run.json"
 done
 students=()
 [ -e "$EXP/train/baseline-s0/checkpoints/final" ] && students+=(baseline="$EXP/train/baseline-s0/checkpoints/final")
