@@ -294,6 +294,27 @@ def test_agent_config(checkpoint: Path, tmp_path: Path) -> None:
     assert agent.driver.occupancy_brake is None
 
 
+def test_tele_rig_asks_carla_for_a_seventh_camera(tmp_path: Path) -> None:
+    """A student trained on ``bench2drive_tele`` gets CAM_FRONT_TELE: CAM_FRONT's transform at 38.59 deg,
+    seven RGB cameras in all (Bench2Drive's SENSORS track allows 8)."""
+    import torch
+
+    from riskdistill.models import build_student, save_student, student_config
+
+    torch.manual_seed(3)
+    save_student(
+        build_student(student_config("tiny")), tmp_path / "s", extra_config={"rig": "bench2drive_tele"}
+    )
+    agent = RiskdistillAgent()
+    agent.setup(str(tmp_path / "s"))
+    cams = {s["id"]: s for s in agent.sensors() if s["type"] == "sensor.camera.rgb"}
+    assert len(cams) == 7
+    front, tele = cams["CAM_FRONT"], cams["CAM_FRONT_TELE"]
+    assert tele["fov"] == pytest.approx(38.59) and front["fov"] == pytest.approx(70.0)
+    assert {k: tele[k] for k in "xyz"} == {k: front[k] for k in "xyz"}
+    assert (tele["roll"], tele["pitch"], tele["yaw"]) == (front["roll"], front["pitch"], front["yaw"])
+
+
 def test_agent_file_loads_as_the_leaderboard_loads_it(checkpoint: Path) -> None:
     """In a fresh interpreter without Bench2Drive's ``leaderboard`` package: import the agent file by path
     (its folder on sys.path, as leaderboard_evaluator does), build the entry point's class, set it up and
