@@ -219,6 +219,10 @@ def test_object_recall_counts_each_shown_object_once_by_its_channel_and_range() 
     assert [d for _, d, _ in hits] == pytest.approx([5.0, math.hypot(25.0, 3.0)])
     logits[1, r, c] = 0.1  # sigmoid 0.52 > 0.5
     assert object_recall_hits(logits, ann, grid)[1][2] is True
+    # only camera 1 counts: nothing shows there but the truck, which is off the grid
+    assert object_recall_hits(logits, ann, grid, visible_in=[1]) == []
+    ann_cam1 = {**ann, "actor_visible_px": ann["actor_visible_px"][:, ::-1]}  # the pixels in camera 1
+    assert object_recall_hits(logits, ann_cam1, grid, visible_in=[1]) == object_recall_hits(logits, ann, grid)
     table = recall_by_range([*hits, (1, 3.0, True), (0, 75.0, False)])
     assert table["vehicle"]["0-10"] == {"objects": 1, "recall": 1.0}
     assert table["vehicle"]["30+"] == {"objects": 1, "recall": 0.0}  # beyond the last edge: the last bin

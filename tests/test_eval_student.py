@@ -81,6 +81,25 @@ def test_student_open_loop_on_the_tiny_dataset(checkpoint: Path, tiny_dataset: P
     assert sum(b["objects"] for b in bins) > 0
     assert all(b["recall"] is None or 0.0 <= b["recall"] <= 1.0 for b in bins)
     assert doc["future_boxes_recorded_share"] > 0.5  # recorded every 5 steps: most future frames exist
+    # recall over the objects that one camera shows: a camera that shows none of them counts no object,
+    # the predictions (and IoU) stay the same
+    from riskdistill.data.storage import RecordedDataset
+
+    rec = RecordedDataset(tiny_dataset)
+    px = sum(rec[i].annotation_arrays(["actor_visible_px"])["actor_visible_px"].sum(axis=0) for i in range(6))
+    blind = rec.camera_names[int(np.argmin(px))]
+    assert px.min() == 0, "the tiny data set should have a camera that shows no actor in its first frames"
+    out_blind = tmp_path / "ol_blind.json"
+    args_blind = [*args[:-1], str(out_blind), "--recall-cameras", blind]
+    res = CliRunner().invoke(app, args_blind, env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    doc_blind = json.loads(out_blind.read_text())
+    assert doc_blind["recall_cameras"] == [blind] and doc["recall_cameras"] is None
+    recall_blind = doc_blind["metrics"]["occupancy_recall_by_range"]
+    assert sum(b["objects"] for ch in recall_blind.values() for b in ch.values()) == 0
+    assert doc_blind["metrics"]["iou_vehicle"] == m["iou_vehicle"]
+    res = CliRunner().invoke(app, [*args_blind[:-1], "CAM_NOPE"], env={"COLUMNS": "200"})
+    assert res.exit_code != 0 and "CAM_NOPE" in res.output and blind in res.output
 
 
 def test_a_checkpoint_that_does_not_load_fails_up_front(checkpoint: Path, tmp_path: Path) -> None:

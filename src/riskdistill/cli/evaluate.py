@@ -177,6 +177,12 @@ def open_loop(
     convention: str = typer.Option("vad", "--convention", help="L2 convention: vad | uniad."),
     device: str = typer.Option("cpu", "--device"),
     workers: int = typer.Option(0, "--workers", help="DataLoader workers."),
+    recall_cameras: str | None = typer.Option(
+        None,
+        "--recall-cameras",
+        help="Comma-separated cameras of the recording whose view makes an object count in the "
+        "occupancy recall by range (default: all), to score students of different rigs on the same objects.",
+    ),
 ) -> None:
     """Planning L2 / collisions, risk-map agreement with the teacher and occupancy IoU on recorded data."""
     from riskdistill.data.storage import DatasetError
@@ -198,6 +204,7 @@ def open_loop(
             convention=convention,  # type: ignore[arg-type]
             device=device,
             num_workers=workers,
+            recall_cameras=None if recall_cameras is None else [c.strip() for c in recall_cameras.split(",")],
         )
     except (DatasetError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))

@@ -230,14 +230,20 @@ RECALL_KEYS = ("actor_class", "actor_center_ego", "actor_size_lwh", "actor_yaw_e
 
 
 def object_recall_hits(
-    pred_logits: Any, ann: dict[str, np.ndarray], grid: Any, threshold: float = OCCUPANCY_THRESHOLD
+    pred_logits: Any,
+    ann: dict[str, np.ndarray],
+    grid: Any,
+    threshold: float = OCCUPANCY_THRESHOLD,
+    visible_in: Sequence[int] | None = None,
 ) -> list[tuple[int, float, bool]]:
     """``(channel, distance m, seen)`` for every vehicle, vulnerable road user and static obstacle of one
     frame whose footprint is on the grid and that at least one camera shows (``actor_visible_px`` of the
-    recording's instance masks; a fully hidden object is not counted). Seen: the occupancy head predicts
-    its channel above ``threshold`` on at least one cell of its footprint. ``pred_logits`` ``[C, H, W]``
-    (channels ``BEV_CHANNELS``), ``ann`` the frame's :data:`RECALL_KEYS` arrays. Object-level, so a
-    pedestrian of one or two cells counts as much as a bus (cell IoU is dominated by large objects)."""
+    recording's instance masks; a fully hidden object is not counted). ``visible_in``: the cameras (column
+    indices of ``actor_visible_px``, the recording's camera order) that count for "shows"; None: all.
+    Seen: the occupancy head predicts its channel above ``threshold`` on at least one cell of its
+    footprint. ``pred_logits`` ``[C, H, W]`` (channels ``BEV_CHANNELS``), ``ann`` the frame's
+    :data:`RECALL_KEYS` arrays. Object-level, so a pedestrian of one or two cells counts as much as a bus
+    (cell IoU is dominated by large objects)."""
     from riskdistill.data.targets import OCCUPANCY_CHANNEL_OF_CLASS, box_footprint_mask
 
     cls = np.asarray(ann["actor_class"])
@@ -248,7 +254,10 @@ def object_recall_hits(
         grid, centre[:, :2], np.asarray(ann["actor_size_lwh"], dtype=np.float64)[:, :2], ann["actor_yaw_ego"]
     )
     seen = np.asarray(pred_logits, dtype=np.float64) > math.log(threshold / (1.0 - threshold))
-    shown = np.asarray(ann["actor_visible_px"]).reshape(len(cls), -1).sum(axis=1) > 0
+    visible_px = np.asarray(ann["actor_visible_px"]).reshape(len(cls), -1)
+    if visible_in is not None:
+        visible_px = visible_px[:, list(visible_in)]
+    shown = visible_px.sum(axis=1) > 0
     out = []
     for a, c in enumerate(cls):
         g = OCCUPANCY_CHANNEL_OF_CLASS.get(int(c), -1)
@@ -366,7 +375,7 @@ class OpenLoopAccumulator:
             out["risk_hazards"] = self.hazards
         if self.iou_counts is not None:
             out.update(iou_from_counts(self.iou_counts, self.occupancy_channels))
-        if self.object_hits:
+        if self.iou_counts is not None or self.object_hits:  # (every bin empty when no object was shown)
             out["occupancy_recall_by_range"] = recall_by_range(self.object_hits)
         return out
 
@@ -551,12 +560,16 @@ def evaluate_open_loop(
     device: str = "cpu",
     num_workers: int = 0,
     show_progress: bool = True,
+    recall_cameras: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Run the student of ``checkpoint`` over the recorded data set ``data_dir`` and return the metrics.
 
     ``labels_dir`` holds the teacher's risk maps (default ``data_dir/labels/risk`` when it exists); risk
-    metrics need it and a student with its RiskHead on. Returns ``{"metrics": {...}, "per_sample": [...],
-    "checkpoint", "data", "labels", ...}`` (the layout of ``docs/metrics.md``).
+    metrics need it and a student with its RiskHead on. ``recall_cameras``: the recording's cameras whose
+    view makes an object count in ``occupancy_recall_by_range`` (None: all), so students of different
+    rigs are scored on the same objects (ValueError naming the recording's cameras for an unknown one).
+    Returns ``{"metrics": {...}, "per_sample": [...], "checkpoint", "data", "labels", ...}`` (the layout of
+    ``docs/metrics.md``).
     """
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -588,6 +601,15 @@ def evaluate_open_loop(
     picked = range(0, len(ds), stride)  # every stride-th frame: a quick check over every route
     dataset = ds if limit is None and stride == 1 else Subset(ds, list(picked)[:limit])
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_batch, num_workers=num_workers)
+    visible_in = None
+    if recall_cameras is not None:
+        recorded = list(ds.records.camera_names)
+        unknown = [c for c in recall_cameras if c not in recorded]
+        if unknown or not recall_cameras:
+            raise ValueError(
+                f"recall cameras {list(recall_cameras)}: not cameras of data set {data_dir} ({recorded})"
+            )
+        visible_in = [recorded.index(c) for c in recall_cameras]
     index = FutureFrameIndex(ds.records)
     acc = OpenLoopAccumulator(convention=convention, occupancy_channels=BEV_CHANNELS)
     driven = OpenLoopAccumulator(convention=convention)  # the plan the controller would track
@@ -630,7 +652,7 @@ def evaluate_open_loop(
                 acc.add_occupancy(occ, tg.bev_occupancy.cpu().numpy())
                 for b, fid in enumerate(batch.frame_ids):  # arrays the collision check read (cached)
                     ann = index.get(index.by_frame_id[fid])[0]
-                    acc.object_hits.extend(object_recall_hits(occ[b], ann, grid))
+                    acc.object_hits.extend(object_recall_hits(occ[b], ann, grid, visible_in=visible_in))
             progress.advance(task, len(batch))
     metrics = acc.result()
     metrics["driven_plan"] = _l2_only(driven.result())
@@ -641,6 +663,7 @@ def evaluate_open_loop(
         "data": str(data_dir),
         "labels": None if labels_dir is None else str(labels_dir),
         "grid": grid.to_dict(),
+        "recall_cameras": None if recall_cameras is None else list(recall_cameras),
         "metrics": metrics,
         "future_boxes_recorded_share": (recorded_steps / n_wp) if n_wp else None,
         "per_sample": acc.per_sample(),
