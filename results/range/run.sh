@@ -12,6 +12,8 @@
 #   tele_brake  (no retraining) the tele student driving with the occupancy brake
 #   six         the control: the same recipe on the same tele recording reading only the six surround
 #               cameras (model.cameras), so tele - six is the seventh camera and nothing else
+#   bev64       (no closed loop yet) the study's recipe and recording with a finer lifting: a 64x64 BEV of
+#               1 m cells instead of 32x32 of 2 m (model.view.bev_hw), fine-tuned the same way
 #   baseline_ol the open loop of the study's seed-0 baseline on the study's bench recording with today's
 #               metrics (object recall by range is newer than the study)
 # Compared per route with the study recipe's three training draws of seed 0 (the study's baseline and
@@ -64,12 +66,21 @@ for arm in "${ARMS[@]}"; do
             closed_loop six "$six_ckpt"
             [ -e "$OUT/eval/six-s0/open_loop.json" ] || $RD eval open-loop --checkpoint "$six_ckpt" \
                 --data "$TELE/data/bench" --out "$OUT/eval/six-s0/open_loop.json" --workers 1 ;;
+        bev64)
+            # the study's six cameras, lifted to a 64x64 BEV (1 m cells) instead of 32x32 (2 m): the study's
+            # seed-0 config as results/overtaking/run.sh writes it, with model.view.bev_hw changed
+            bev_ckpt="$OUT/train/bev64-s0/checkpoints/final"
+            [ -e "$bev_ckpt" ] || $RD train --config "$OVT/baseline-s0.json" --set 'model.view.bev_hw=[64,64]' \
+                --out "$OUT/train/bev64-s0" $( [ -e "$OUT/train/bev64-s0/checkpoints/latest.json" ] && echo --resume )
+            mkdir -p "$OUT/eval/bev64-s0"
+            [ -e "$OUT/eval/bev64-s0/open_loop.json" ] || $RD eval open-loop --checkpoint "$bev_ckpt" \
+                --data "$EXP/data/bench" --out "$OUT/eval/bev64-s0/open_loop.json" --workers 1 ;;
         baseline_ol)
             mkdir -p "$OUT/eval/baseline-s0"
             [ -e "$OUT/eval/baseline-s0/open_loop.json" ] || $RD eval open-loop \
                 --checkpoint "$EXP/train/baseline-s0/checkpoints/final" --data "$EXP/data/bench" \
                 --out "$OUT/eval/baseline-s0/open_loop.json" --workers 1 ;;
-        *) echo "unknown arm $arm (tele | tele_brake | six | baseline_ol)" >&2; exit 2 ;;
+        *) echo "unknown arm $arm (tele | tele_brake | six | bev64 | baseline_ol)" >&2; exit 2 ;;
     esac
 done
 # what this folder keeps per arm (results/keep_eval.py): summary, eval config, per-route results, open-loop
@@ -80,6 +91,12 @@ done
 [ -e "$OUT/eval/tele_brake-s0/summary.json" ] && $PY "$HERE/../keep_eval.py" "$OUT/eval/tele_brake-s0" "$HERE/tele_brake-s0"
 [ -e "$OUT/eval/six-s0/summary.json" ] && $PY "$HERE/../keep_eval.py" "$OUT/eval/six-s0" "$HERE/six-s0" \
     --train-run "$OUT/train/six-s0/run.json"
+if [ -e "$OUT/eval/bev64-s0/open_loop.json" ]; then  # open loop only: its metrics and training run
+    mkdir -p "$HERE/bev64-s0"
+    $PY -c 'import json, sys; json.dump({"metrics": json.load(open(sys.argv[1]))["metrics"]}, open(sys.argv[2], "w"), indent=1)' \
+        "$OUT/eval/bev64-s0/open_loop.json" "$HERE/bev64-s0/open_loop.json"
+    cp "$OUT/train/bev64-s0/run.json" "$HERE/bev64-s0/train_run.json"
+fi
 # paired per route: the arms against the study recipe's three draws of seed 0, and tele against six
 base=(baseline="$EXP/eval/baseline-s0/closed_loop-nominal" baseline="$OVT/eval/baseline-t1" baseline="$OVT/eval/baseline-t2")
 brake=(brake="$OVT/eval/brake-s0" brake="$OVT/eval/brake-t1" brake="$OVT/eval/brake-t2")
@@ -93,4 +110,4 @@ $RD eval compare "${labels[@]}" "${pairs[@]}" --out "$HERE/comparison"
 $PY "$HERE/recall_table.py" baseline="$OUT/eval/baseline-s0/open_loop.json" \
     "tele (objects the six surround cameras show)=$OUT/eval/tele-s0/open_loop_six_visible.json" \
     "tele (objects any of its seven cameras shows)=$TELE/eval/baseline-s0/open_loop.json" \
-    six="$OUT/eval/six-s0/open_loop.json" --out "$HERE/open_loop.md"
+    six="$OUT/eval/six-s0/open_loop.json" "bev64=$OUT/eval/bev64-s0/open_loop.json" --out "$HERE/open_loop.md"
