@@ -40,15 +40,17 @@ def main() -> None:
     parser.add_argument("--train-run", type=Path, default=None, help="the student's training run.json")
     args = parser.parse_args()
     src, dest = args.eval_dir, args.dest
-    if not (src / "summary.json").is_file():
-        raise SystemExit(f"{src}: no summary.json (the evaluation has not finished)")
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("summary.json", "eval_config.json"):
-        shutil.copyfile(src / name, dest / name)
-    docs = [json.loads(f.read_text()) for f in sorted((src / "routes").glob("*.json"))]
-    lines = "".join(json.dumps({k: d.get(k) for k in ROUTE_KEYS}) + "\n" for d in docs)
-    (dest / "routes.jsonl").write_text(lines)
     open_loop = args.open_loop or src / "open_loop.json"
+    closed_loop = (src / "summary.json").is_file()
+    if not closed_loop and not open_loop.is_file():
+        raise SystemExit(f"{src}: no summary.json and no open-loop result (the evaluation has not finished)")
+    dest.mkdir(parents=True, exist_ok=True)
+    if closed_loop:  # (an open-loop-only student keeps its open-loop metrics and training run)
+        for name in ("summary.json", "eval_config.json"):
+            shutil.copyfile(src / name, dest / name)
+        docs = [json.loads(f.read_text()) for f in sorted((src / "routes").glob("*.json"))]
+        lines = "".join(json.dumps({k: d.get(k) for k in ROUTE_KEYS}) + "\n" for d in docs)
+        (dest / "routes.jsonl").write_text(lines)
     if open_loop.is_file():
         metrics = json.loads(open_loop.read_text())["metrics"]
         (dest / "open_loop.json").write_text(json.dumps({"metrics": metrics}, indent=1) + "\n")

@@ -91,12 +91,8 @@ done
 [ -e "$OUT/eval/tele_brake-s0/summary.json" ] && $PY "$HERE/../keep_eval.py" "$OUT/eval/tele_brake-s0" "$HERE/tele_brake-s0"
 [ -e "$OUT/eval/six-s0/summary.json" ] && $PY "$HERE/../keep_eval.py" "$OUT/eval/six-s0" "$HERE/six-s0" \
     --train-run "$OUT/train/six-s0/run.json"
-if [ -e "$OUT/eval/bev64-s0/open_loop.json" ]; then  # open loop only: its metrics and training run
-    mkdir -p "$HERE/bev64-s0"
-    $PY -c 'import json, sys; json.dump({"metrics": json.load(open(sys.argv[1]))["metrics"]}, open(sys.argv[2], "w"), indent=1)' \
-        "$OUT/eval/bev64-s0/open_loop.json" "$HERE/bev64-s0/open_loop.json"
-    cp "$OUT/train/bev64-s0/run.json" "$HERE/bev64-s0/train_run.json"
-fi
+[ -e "$OUT/eval/bev64-s0/open_loop.json" ] && $PY "$HERE/../keep_eval.py" "$OUT/eval/bev64-s0" "$HERE/bev64-s0" \
+    --train-run "$OUT/train/bev64-s0/run.json"  # (open loop only)
 # paired per route: the arms against the study recipe's three draws of seed 0, and tele against six
 base=(baseline="$EXP/eval/baseline-s0/closed_loop-nominal" baseline="$OVT/eval/baseline-t1" baseline="$OVT/eval/baseline-t2")
 brake=(brake="$OVT/eval/brake-s0" brake="$OVT/eval/brake-t1" brake="$OVT/eval/brake-t2")

@@ -576,6 +576,7 @@ def evaluate_open_loop(
     from torch.utils.data import DataLoader, Subset
 
     from riskdistill.contracts.batch import BEV_CHANNELS
+    from riskdistill.contracts.observation import select_cameras
     from riskdistill.data.targets import RiskMapTarget
     from riskdistill.data.torch_dataset import DrivingDataset, collate_batch
     from riskdistill.models import load_student
@@ -603,13 +604,15 @@ def evaluate_open_loop(
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_batch, num_workers=num_workers)
     visible_in = None
     if recall_cameras is not None:
-        recorded = list(ds.records.camera_names)
-        unknown = [c for c in recall_cameras if c not in recorded]
-        if unknown or not recall_cameras:
+        if not recall_cameras:
             raise ValueError(
-                f"recall cameras {list(recall_cameras)}: not cameras of data set {data_dir} ({recorded})"
+                f"recall cameras: an empty list; cameras of data set {data_dir}: "
+                f"{list(ds.records.camera_names)}"
             )
-        visible_in = [recorded.index(c) for c in recall_cameras]
+        try:
+            visible_in = select_cameras(ds.records.camera_names, recall_cameras)
+        except ValueError as exc:
+            raise ValueError(f"recall cameras of data set {data_dir}: {exc}") from exc
     index = FutureFrameIndex(ds.records)
     acc = OpenLoopAccumulator(convention=convention, occupancy_channels=BEV_CHANNELS)
     driven = OpenLoopAccumulator(convention=convention)  # the plan the controller would track
