@@ -21,13 +21,14 @@ process, data loading included:
 A configuration joins tokens with ``+``: ``jpeg`` (the default data path: JPEGs decoded for every sample,
 float images), ``cache`` (images read from the decoded-frame cache, ``data.image_cache``, built once
 beforehand and not timed), ``u8`` (``data.image_dtype="uint8"``: the loader hands over uint8 images, the model
-normalises them), ``cl`` (``channels_last``). Reported: samples/s over the steps after the first log interval
-(worker start-up and warm-up left out); from the difference between a run of ``--steps`` and one of
-``--short-steps`` (start-up, imports and building cancel out): samples/s and CPU milliseconds per sample of
-the whole process tree (training process and loader workers; on a shared host CPU time is the steadier
-measure, and ``2000 / CPU ms per sample`` bounds what two idle cores give); the speed-up in CPU per sample
-over the first configuration, and the loss after the last step (identical for ``jpeg`` and ``cache``: the
-same pixels).
+normalises them), ``cl`` (``channels_last``), ``ddp2`` (two data-parallel processes, ``riskdistill train
+--nproc 2``, each with half of ``--batch`` and of ``--threads``: the same global batch). Reported: samples/s
+over the steps after the first log interval (worker start-up and warm-up left out); from the difference
+between a run of ``--steps`` and one of ``--short-steps`` (start-up, imports and building cancel out):
+samples/s and CPU milliseconds per sample of the whole process tree (training process and loader workers; on a
+shared host CPU time is the steadier measure, and ``2000 / CPU ms per sample`` bounds what two idle cores
+give); the speed-up in CPU per sample over the first configuration, and the loss after the last step
+(identical for ``jpeg`` and ``cache``: the same pixels).
 """
 
 from __future__ import annotations
@@ -71,6 +72,16 @@ def _synthetic_batch(cfg, batch: int):
         risk_map=torch.rand(batch, 1, hb, wb, generator=g)
         * (torch.rand(batch, 1, hb, wb, generator=g) > 0.95),
     )
+    planning = cfg.heads.planning
+    if planning.speed_bins_mps:  # a path + speed planner (the cpu preset) learns the expert's plan
+        targets.plan_path = torch.cumsum(torch.rand(batch, planning.path_points, 2, generator=g), dim=1)
+        targets.plan_speed_mps = torch.rand(batch, 1, generator=g) * 10.0
+        targets.plan_valid = torch.ones(batch, 1, dtype=torch.bool)
+    if cfg.heads.image_aux.enabled:  # per-camera semantics and depth at a quarter of the image size
+        size = (batch, n, h // 4, w // 4)
+        targets.image_semantics = torch.randint(0, 4, size, generator=g)
+        targets.image_depth_m = torch.rand(size, generator=g) * 50.0
+        targets.image_valid = torch.ones(batch, 1, dtype=torch.bool)
     return Batch(observation=obs, targets=targets, frame_ids=[f"synthetic/{i}" for i in range(batch)])
 
 
@@ -204,9 +215,10 @@ def main() -> None:
 def _train_config(args, config: str, run_dir: str):
     from riskdistill.training import TrainConfig
 
+    procs = _processes(config)
     data = {
         "root": args.data,
-        "batch_size": args.batch,
+        "batch_size": args.batch // procs,
         "num_workers": args.num_workers,
         "val_fraction": 0.0,
         "image_dtype": "uint8" if "u8" in config.split("+") else "float",
@@ -222,10 +234,15 @@ def _train_config(args, config: str, run_dir: str):
             "checkpoint_every_steps": None,
             "progress": False,
             "tensorboard": False,
-            "cpu_threads": args.threads,
+            "cpu_threads": max(1, args.threads // procs),
             "channels_last": "cl" in config.split("+"),
         }
     )
+
+
+def _processes(config: str) -> int:
+    """Data-parallel processes of a configuration (``ddp2``: 2)."""
+    return 2 if "ddp2" in config.split("+") else 1
 
 
 def run_real(args, config: str) -> dict:
@@ -234,12 +251,14 @@ def run_real(args, config: str) -> dict:
     import logging
     import tempfile
 
-    from riskdistill.training import train
+    from riskdistill.training import launch
 
     logging.getLogger("riskdistill").setLevel(logging.WARNING)
     run_dir = tempfile.mkdtemp(prefix="bench_train_")
     cfg = _train_config(args, config, run_dir)
-    result = train(cfg, run_dir)
+    if args.batch % _processes(config):
+        raise SystemExit(f"--batch {args.batch} does not split over the processes of {config!r}")
+    result = launch(cfg, run_dir, nproc=_processes(config))  # rows and rates count every process
     with open(f"{run_dir}/metrics.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "train"]
     later = rows[1:] or rows
