@@ -216,6 +216,8 @@ def _train_config(args, config: str, run_dir: str):
     from riskdistill.training import TrainConfig
 
     procs = _processes(config)
+    if args.batch % procs:
+        raise SystemExit(f"--batch {args.batch} does not split over the {procs} processes of {config!r}")
     data = {
         "root": args.data,
         "batch_size": args.batch // procs,
@@ -256,8 +258,6 @@ def run_real(args, config: str) -> dict:
     logging.getLogger("riskdistill").setLevel(logging.WARNING)
     run_dir = tempfile.mkdtemp(prefix="bench_train_")
     cfg = _train_config(args, config, run_dir)
-    if args.batch % _processes(config):
-        raise SystemExit(f"--batch {args.batch} does not split over the processes of {config!r}")
     result = launch(cfg, run_dir, nproc=_processes(config))  # rows and rates count every process
     with open(f"{run_dir}/metrics.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "train"]

@@ -16,3 +16,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
     breaks inside paths (the terminal wraps it)."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+def comma_list(text: str) -> list[str]:
+    """``"a, b,c"`` -> ``["a", "b", "c"]``: comma-separated items, stripped, empty ones dropped."""
+    return [x.strip() for x in text.split(",") if x.strip()]

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from riskdistill.cli.common import fail
+from riskdistill.cli.common import comma_list, fail
 
 app = typer.Typer(help="Evaluate drivers.", no_args_is_help=True)
 console = Console()
@@ -204,7 +204,7 @@ def open_loop(
             convention=convention,  # type: ignore[arg-type]
             device=device,
             num_workers=workers,
-            recall_cameras=None if recall_cameras is None else [c.strip() for c in recall_cameras.split(",")],
+            recall_cameras=None if recall_cameras is None else comma_list(recall_cameras),
         )
     except (DatasetError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))

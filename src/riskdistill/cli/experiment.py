@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from riskdistill.cli.common import fail
+from riskdistill.cli.common import comma_list, fail
 
 console = Console()
 
@@ -46,7 +46,7 @@ def results_table(result: Any) -> Table:
 def parse_seeds(text: str) -> list[int]:
     """``"1"`` / ``"0,2"`` -> ``[1]`` / ``[0, 2]``."""
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        return [int(x) for x in comma_list(text)]
     except ValueError:
         fail(f"--seeds takes comma-separated integers, got {text!r}")
 

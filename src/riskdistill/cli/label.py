@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from riskdistill.cli.common import fail
+from riskdistill.cli.common import comma_list, fail
 
 console = Console()
 
@@ -66,7 +66,7 @@ def vlm_config_dict(
             fail("--backend openai needs --model-name NAME (the model the server serves)")
     cfg["backend"] = b
     if cameras is not None:
-        cfg["cameras"] = cameras if cameras in ("front", "all") else [c.strip() for c in cameras.split(",")]
+        cfg["cameras"] = cameras if cameras in ("front", "all") else comma_list(cameras)
     if prompt is not None:
         cfg["prompt"] = prompt
     return cfg
