@@ -74,6 +74,30 @@ def test_l2_rejects_bad_shapes() -> None:
 
 
 # ------------------------------------------------------------------------------------------ collisions
+def test_the_expert_plan_is_scored_only_where_the_frame_holds_one() -> None:
+    """The expert's path at its target speed is scored like the student's driven plan: a plan of 4 m/s
+    along x against a car that drove 4 m/s along x is exact; frames without a recorded plan are skipped."""
+    from types import SimpleNamespace
+
+    torch = pytest.importorskip("torch")
+    from riskdistill.evaluation.open_loop import _add_expert_plan
+
+    path = np.stack([np.arange(1.0, 21.0), np.zeros(20)], axis=1)  # a point every metre along x
+    tg = SimpleNamespace(
+        plan_path=torch.tensor(np.stack([path, path]), dtype=torch.float32),
+        plan_speed_mps=torch.tensor([[4.0], [4.0]]),
+        plan_valid=torch.tensor([[True], [False]]),
+    )
+    gt = np.stack([np.stack([2.0 * np.arange(1, 7), np.zeros(6)], axis=1)] * 2)  # 4 m/s: 2 m per 0.5 s
+    gt[0, :, 1] = 1.0  # one metre to the left of the plan at every waypoint
+    acc = OpenLoopAccumulator()
+    _add_expert_plan(acc, ["a", "b"], tg, gt, np.ones((2, 6), dtype=bool))
+    assert acc.frame_ids == ["a"]
+    assert acc.result()["l2_2s"] == pytest.approx(1.0)
+    _add_expert_plan(acc, ["c"], SimpleNamespace(plan_valid=None), gt[:1], np.ones((1, 6), dtype=bool))
+    assert acc.frame_ids == ["a"]  # a data set recorded without plans adds nothing
+
+
 def test_plan_headings_follow_the_path_and_hold_when_stopped() -> None:
     xy = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 1.0 + 1e-3], [0.0, 1.0 + 1e-3]])
     np.testing.assert_allclose(plan_headings(xy), [0.0, math.pi / 2, math.pi / 2, math.pi])

@@ -80,6 +80,7 @@ def test_student_open_loop_on_the_tiny_dataset(checkpoint: Path, tiny_dataset: P
     bins = [b for ch in recall.values() for b in ch.values()]
     assert sum(b["objects"] for b in bins) > 0
     assert all(b["recall"] is None or 0.0 <= b["recall"] <= 1.0 for b in bins)
+    assert m["expert_plan"]["l2_2s"] >= 0.0 and "expert's plan as driven" in res.output
     assert doc["future_boxes_recorded_share"] > 0.5  # recorded every 5 steps: most future frames exist
     # recall over the objects that one camera shows: a camera that shows none of them counts no object,
     # the predictions (and IoU) stay the same

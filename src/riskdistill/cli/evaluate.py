@@ -214,7 +214,7 @@ def open_loop(
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in res["metrics"].items():
-        if not isinstance(value, dict):
+        if not isinstance(value, dict) and key != "expert_plan":  # plans: the table below
             table.add_row(key, _fmt(value))
     console.print(table)
     m = res["metrics"]
@@ -222,6 +222,8 @@ def open_loop(
     for col in ("plan", "L2@1s", "L2@2s", "L2@3s"):
         plans.add_column(col, justify="right" if col != "plan" else "left")
     rows = {"student waypoints": m, "student driven plan": m.get("driven_plan", {}), **m.get("baselines", {})}
+    if m.get("expert_plan"):  # the recorded expert's plan in the driven plan's form: that form's own error
+        rows["expert's plan as driven (privileged)"] = m["expert_plan"]
     for name, r in rows.items():
         plans.add_row(name, *(_fmt(r.get(k)) for k in ("l2_1s", "l2_2s", "l2_3s")))
     console.print(plans)

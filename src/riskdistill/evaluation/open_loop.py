@@ -589,7 +589,7 @@ def evaluate_open_loop(
     if labels_dir is None:
         labels_dir = find_label_dir(data_dir)
     risk_on = bool(getattr(student, "has_risk_head", False)) and labels_dir is not None
-    targets: list[Any] = ["future_trajectory"]
+    targets: list[Any] = ["future_trajectory", "expert_plan"]
     if _occupancy_enabled(cfg):
         targets.append("bev_occupancy")
     if risk_on:
@@ -616,6 +616,7 @@ def evaluate_open_loop(
     index = FutureFrameIndex(ds.records)
     acc = OpenLoopAccumulator(convention=convention, occupancy_channels=BEV_CHANNELS)
     driven = OpenLoopAccumulator(convention=convention)  # the plan the controller would track
+    expert = OpenLoopAccumulator(convention=convention)  # the expert's own plan in the same form
     baselines = {name: OpenLoopAccumulator(convention=convention) for name in BASELINES}
     recorded_steps = 0
     progress = Progress(
@@ -636,6 +637,7 @@ def evaluate_open_loop(
             valid = tg.future_valid.cpu().numpy()
             acc.add_planning(batch.frame_ids, pred, gt, valid)
             driven.add_planning(batch.frame_ids, student.plan(out).float().cpu().numpy(), gt, valid)
+            _add_expert_plan(expert, batch.frame_ids, tg, gt, valid)
             obs = batch.observation
             plans = compute_baseline_plans(obs.ego_state.cpu().numpy(), obs.target_point.cpu().numpy())
             for name, base in baselines.items():
@@ -660,6 +662,7 @@ def evaluate_open_loop(
     metrics = acc.result()
     metrics["driven_plan"] = _l2_only(driven.result())
     metrics["baselines"] = {name: _l2_only(base.result()) for name, base in baselines.items()}
+    metrics["expert_plan"] = _l2_only(expert.result()) if expert.frame_ids else None
     n_wp = len(acc.frame_ids) * pred.shape[1] if acc.frame_ids else 0
     return {
         "checkpoint": str(checkpoint),
@@ -671,6 +674,25 @@ def evaluate_open_loop(
         "future_boxes_recorded_share": (recorded_steps / n_wp) if n_wp else None,
         "per_sample": acc.per_sample(),
     }
+
+
+def _add_expert_plan(
+    acc: OpenLoopAccumulator, frame_ids: Sequence[str], tg: Any, gt: Any, valid: Any
+) -> None:
+    """Score the recorded expert's plan (its path at its target speed, the form a path + speed student
+    drives, :func:`riskdistill.contracts.plan.waypoints_from_path_speed`) on the frames that hold one: the
+    open-loop error of that plan form itself, a reference for the student's ``driven_plan``."""
+    from riskdistill.contracts.plan import waypoints_from_path_speed
+
+    if tg.plan_valid is None:
+        return
+    keep = np.flatnonzero(tg.plan_valid.cpu().numpy().reshape(-1))
+    if len(keep) == 0:
+        return
+    path = tg.plan_path.cpu().numpy()
+    speed = tg.plan_speed_mps.cpu().numpy().reshape(-1)
+    wp = np.stack([waypoints_from_path_speed(path[i], float(speed[i])) for i in keep])
+    acc.add_planning([frame_ids[i] for i in keep], wp, gt[keep], valid[keep])
 
 
 def _l2_only(result: dict[str, Any]) -> dict[str, Any]:
