@@ -246,8 +246,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # for the same steps, data order and seed: the baseline without RiskHead, RSD with a fresh RiskHead on
     # the oracle's maps, the corridor control with the same fresh RiskHead on the expert's path painted at
     # the teacher maps' statistics. All 125 bench routes under the nominal rig and three shifts (lower
-    # cameras, tilted up 3 degrees, a dead front-left camera). One part takes about two hours on 2 cores:
-    # recording ~15 min, labelling ~3 min, training 3 x ~12 min, closed loop 12 x ~6.5 min.
+    # cameras, tilted up 3 degrees, a dead front-left camera). One seed takes about 3 h on 2 free cores
+    # (docs/experiment.md: recording ~20 min, labelling ~15, training 3 x ~10, open loop 3 x ~6, closed loop
+    # 12 x 8-10); split by variant (baseline + RSD, then the corridor control) its parts take ~2 h and ~1.3 h.
     "study": {
         "name": "study",
         "seeds": [0, 1, 2],
