@@ -96,6 +96,10 @@ def test_presets_registry_and_strict_overrides() -> None:
         student_config("tiny", bakbone={"name": "resnet18"})
     with pytest.raises(ConfigError, match="risk_gated_features needs"):
         student_config("tiny", heads={"risk": {"enabled": False}}, risk_gated_features=True)
+    with pytest.raises(ConfigError, match="risk_reads='lifted' needs"):
+        student_config("tiny", heads={"risk": {"enabled": False}}, risk_reads="lifted")
+    with pytest.raises(ConfigError, match="risk_reads"):
+        student_config("tiny", risk_reads="backbone")
     with pytest.raises(ValueError, match="valid heads"):
         get_head("detection")
     assert {"occupancy", "planning", "risk"} <= set(list_heads())  # registry-wide: test_registries.py
@@ -304,6 +308,30 @@ def test_risk_gated_features_feed_risk_into_planning() -> None:
     losses = student.losses(student(obs), tg)
     losses["planning"].backward()
     assert student.risk_gate.weight.grad is not None and float(student.risk_gate.weight.grad.abs().sum()) > 0
+
+
+def test_a_risk_head_attached_before_the_bev_encoder_shapes_only_what_lies_below_it() -> None:
+    """``risk_reads="lifted"``: the risk loss reaches the view transform and the backbone but not the BEV
+    encoder; attached to the shared BEV (the default) it reaches the BEV encoder too. The driving outputs
+    are the same function of the weights either way."""
+    torch.manual_seed(0)
+    obs, tg = make_obs(2), make_targets(2)
+    grads = {}
+    for where in ("bev", "lifted"):
+        torch.manual_seed(0)
+        student = build_student(student_config("tiny", risk_reads=where))
+        out = student(obs)
+        student.losses(out, tg)["risk"].backward()
+        grads[where] = {
+            part: sum(
+                float(p.grad.abs().sum()) for p in getattr(student, part).parameters() if p.grad is not None
+            )
+            for part in ("bev_encoder", "view_transform")
+        }
+        grads[where]["waypoints"] = out["waypoints"].detach()
+    assert grads["bev"]["bev_encoder"] > 0 and grads["lifted"]["bev_encoder"] == 0
+    assert grads["lifted"]["view_transform"] > 0
+    torch.testing.assert_close(grads["bev"]["waypoints"], grads["lifted"]["waypoints"])
 
 
 def test_temporal_fusion_uses_previous_frame() -> None:

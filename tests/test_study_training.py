@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from riskdistill.training import read_metrics, train
 from riskdistill.training.engine import bev_grad_norms
-from test_training_support import make_labelled_copy, micro_config
+from test_training_support import MICRO, make_labelled_copy, micro_config
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +54,19 @@ def test_bev_grad_rows_are_logged_and_change_nothing(labelled_dataset: Path, tmp
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=0.0, rtol=0.0, msg=k)
+
+
+def test_a_risk_head_on_the_lifted_features_is_measured_there(labelled_dataset: Path, tmp_path: Path) -> None:
+    """``model.risk_reads="lifted"``: the risk loss does not reach the shared BEV features (0 there), so the
+    gradient shares are also logged at the BEV encoder's input, where it attaches."""
+    from riskdistill.experiment.study import bev_grad_summary
+
+    over = dict(data={"max_train_samples": 6}, max_steps=2, model={**MICRO, "risk_reads": "lifted"})
+    train(micro_config(labelled_dataset, bev_grad_every_steps=1, **over), tmp_path / "run")
+    rows = [r for r in read_metrics(tmp_path / "run") if r["split"] == "bev_grad"]
+    assert len(rows) == 2
+    for r in rows:
+        assert r["bev_grad_risk"] == 0.0 and r["bev_grad_planning"] > 0.0
+        assert r["lifted_grad_risk"] > 0.0 and r["lifted_grad_planning"] > 0.0
+    summary = bev_grad_summary(tmp_path / "run")
+    assert summary["risk_over_planning"] == 0.0 and summary["lifted_risk_over_planning"] > 0.0

@@ -392,8 +392,9 @@ def lead_times(cells: list[Cell]) -> dict[str, dict[str, Any]]:
 
 
 def bev_grad_summary(run_dir: Path) -> dict[str, float] | None:
-    """The mean of every ``bev_grad_*`` column over a training run's ``bev_grad`` rows (``metrics.csv``),
-    and ``risk_over_planning`` (the ratio of the means); None without rows."""
+    """The mean of every ``bev_grad_*`` (and ``lifted_grad_*``) column over a training run's ``bev_grad``
+    rows (``metrics.csv``), and ``risk_over_planning`` (the ratio of the means; ``lifted_risk_over_planning``
+    at the BEV encoder's input, for a RiskHead attached there); None without rows."""
     from riskdistill.training.logger import read_metrics
 
     if not (run_dir / "metrics.csv").is_file():
@@ -401,10 +402,12 @@ def bev_grad_summary(run_dir: Path) -> dict[str, float] | None:
     rows = [r for r in read_metrics(run_dir) if r.get("split") == "bev_grad"]
     if not rows:
         return None
-    keys = sorted({k for r in rows for k in r if k.startswith("bev_grad_")})
+    keys = sorted({k for r in rows for k in r if k.startswith(("bev_grad_", "lifted_grad_"))})
     out = {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
     if out.get("bev_grad_planning") and "bev_grad_risk" in out:
         out["risk_over_planning"] = out["bev_grad_risk"] / out["bev_grad_planning"]
+    if out.get("lifted_grad_planning") and "lifted_grad_risk" in out:
+        out["lifted_risk_over_planning"] = out["lifted_grad_risk"] / out["lifted_grad_planning"]
     out["rows"] = len(rows)
     return out
 

@@ -10,7 +10,7 @@ valid keys.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, RootModel, SerializeAsAny, model_validator
 from pydantic_core import PydanticUndefined
@@ -74,7 +74,10 @@ class StudentConfig(StrictConfig):
     - ``cameras``: camera names in model order (None: whatever the data set / rig delivers, in its order);
     - ``channels``: width of image and BEV features;
     - ``risk_gated_features``: ablation beyond the paper: the planning head reads
-      ``bev * (1 + gate(risk))`` (a 1x1 conv of the predicted risk map, zero-initialised).
+      ``bev * (1 + gate(risk))`` (a 1x1 conv of the predicted risk map, zero-initialised);
+    - ``risk_reads``: where the RiskHead attaches: ``"bev"`` (the shared BEV features every head reads, as in
+      the paper) or ``"lifted"`` (ablation: the view transform's output, before the BEV encoder, so the risk
+      loss shapes the features the BEV encoder turns into the planner's input).
     """
 
     preset: str = "custom"
@@ -88,6 +91,7 @@ class StudentConfig(StrictConfig):
     bev_encoder: BevEncoderConfig = Field(default_factory=BevEncoderConfig)
     heads: HeadsConfig = Field(default_factory=HeadsConfig)
     risk_gated_features: bool = False
+    risk_reads: Literal["bev", "lifted"] = "bev"
 
     @model_validator(mode="after")
     def _check(self) -> StudentConfig:
@@ -105,6 +109,8 @@ class StudentConfig(StrictConfig):
             )
         if self.risk_gated_features and not self.heads.risk.enabled:
             raise ValueError("risk_gated_features needs heads.risk.enabled")
+        if self.risk_reads != "bev" and not self.heads.risk.enabled:
+            raise ValueError(f"risk_reads={self.risk_reads!r} needs heads.risk.enabled")
         return self
 
     def bev_grid(self) -> BevGrid:

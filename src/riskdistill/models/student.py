@@ -62,6 +62,11 @@ class Student(nn.Module):
 
     def encode(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor]:
         """The camera features ``[B, N, C, Hf, Wf]`` of the current images and the shared BEV features."""
+        feats, _, bev = self._encode(obs)
+        return feats, bev
+
+    def _encode(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Camera features, the lifted BEV (the BEV encoder's input) and the shared BEV features."""
         feats, bev = self._images_to_bev(obs.images, obs)
         if self.temporal is not None:
             prev = None
@@ -70,7 +75,7 @@ class Student(nn.Module):
                     prev = self._images_to_bev(obs.prev_images[:, -1], obs)[1]
             pv = obs.prev_valid[:, -1] if obs.prev_valid is not None and prev is not None else None
             bev = self.temporal(bev, prev, pv)
-        return feats, self.bev_encoder(bev)
+        return feats, bev, self.bev_encoder(bev)
 
     def _images_to_bev(self, images: torch.Tensor, obs: Observation) -> tuple[torch.Tensor, torch.Tensor]:
         if images.ndim != 5 or images.shape[2] != 3:
@@ -89,11 +94,12 @@ class Student(nn.Module):
             with_risk = self.has_risk_head
         if with_risk and not self.has_risk_head:
             raise ValueError("with_risk=True but this student has no RiskHead (heads.risk.enabled is False)")
-        feats, bev = self.encode(obs)
+        feats, lifted, bev = self._encode(obs)
         out: dict[str, torch.Tensor] = {"bev": bev}
+        risk_bev = lifted if self.cfg.risk_reads == "lifted" else bev  # where the RiskHead attaches
         plan_bev = bev
         if self.risk_gate is not None:  # the risk map is on the driving path: compute it first
-            risk = self.heads["risk"](bev, obs)["risk"]
+            risk = self.heads["risk"](risk_bev, obs)["risk"]
             if with_risk:
                 out["risk"] = risk
             r = F.adaptive_avg_pool2d(risk, bev.shape[-2:])  # [B, 1, Hb, Wb]
@@ -108,7 +114,7 @@ class Student(nn.Module):
             if head.reads == "image":
                 out.update(head(feats, obs))
                 continue
-            out.update(head(plan_bev if name == "planning" else bev, obs))
+            out.update(head(plan_bev if name == "planning" else risk_bev if name == "risk" else bev, obs))
         return out
 
     @property

@@ -160,14 +160,18 @@ def prepare_observation(obs: Observation) -> Observation:
     return obs
 
 
-def bev_grad_norms(outputs: dict[str, torch.Tensor], losses: dict[str, torch.Tensor]) -> dict[str, float]:
+def bev_grad_norms(
+    outputs: dict[str, torch.Tensor], losses: dict[str, torch.Tensor], key: str = "bev"
+) -> dict[str, float]:
     """``{"bev_grad_<head>": ||d loss_head / d bev||}``: the L2 norm, over the batch, of the gradient each
     weighted head loss sends into the shared BEV features ``outputs["bev"] [B, C, Hb, Wb]`` (0 for a loss
     that does not reach them, e.g. one on the camera features). How strongly the RiskHead shapes the
     features next to the planner is the study's diagnostic for "did the risk loss matter at all". One
     partial backward per head (through the head only, graph retained), so it is cheap; it changes no
-    parameter gradient and draws no random number, so training numbers are the same with or without it."""
-    bev = outputs.get("bev")
+    parameter gradient and draws no random number, so training numbers are the same with or without it.
+    ``key="lifted"``: the same at ``outputs["lifted"]``, the BEV encoder's input (``lifted_grad_<head>``),
+    where a RiskHead with ``risk_reads="lifted"`` attaches."""
+    bev = outputs.get(key)
     if bev is None or not bev.requires_grad:
         return {}
     out: dict[str, float] = {}
@@ -177,7 +181,7 @@ def bev_grad_norms(outputs: dict[str, torch.Tensor], losses: dict[str, torch.Ten
         g = None
         if loss.requires_grad:
             (g,) = torch.autograd.grad(loss, bev, retain_graph=True, allow_unused=True)
-        out[f"bev_grad_{name}"] = 0.0 if g is None else float(g.detach().float().norm())
+        out[f"{key}_grad_{name}"] = 0.0 if g is None else float(g.detach().float().norm())
     return out
 
 
@@ -379,7 +383,7 @@ class _Trainer:
         encoder = getattr(self.student, "bev_encoder", None)
         # the BEV tensor the heads read, taken inside the module: DDP hands out copies of the outputs
         handle = (
-            encoder.register_forward_hook(lambda _m, _i, o: captured.__setitem__("bev", o))
+            encoder.register_forward_hook(lambda _m, i, o: captured.update(bev=o, lifted=i[0]))
             if probe and encoder is not None
             else None
         )
@@ -393,6 +397,8 @@ class _Trainer:
         self._bev_grads = {}
         if probe:
             self._bev_grads = bev_grad_norms({"bev": captured.get("bev", outputs.get("bev"))}, losses)
+            if getattr(self.student.cfg, "risk_reads", "bev") == "lifted":  # where its RiskHead attaches
+                self._bev_grads.update(bev_grad_norms(captured, losses, key="lifted"))
         self._log_risk_images(outputs, batch)
         loss = losses["total"]
         self.optimizer.zero_grad(set_to_none=True)
