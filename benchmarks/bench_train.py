@@ -212,7 +212,7 @@ def main() -> None:
 
 
 # ------------------------------------------------------------------------------------------ real training
-def _train_config(args, config: str, run_dir: str):
+def _train_config(args, config: str):
     from riskdistill.training import TrainConfig
 
     procs = _processes(config)
@@ -257,7 +257,7 @@ def run_real(args, config: str) -> dict:
 
     logging.getLogger("riskdistill").setLevel(logging.WARNING)
     run_dir = tempfile.mkdtemp(prefix="bench_train_")
-    cfg = _train_config(args, config, run_dir)
+    cfg = _train_config(args, config)
     result = launch(cfg, run_dir, nproc=_processes(config))  # rows and rates count every process
     with open(f"{run_dir}/metrics.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "train"]

@@ -22,3 +22,10 @@ def waypoints_from_path_speed(path_ego: np.ndarray, speed_mps: float) -> np.ndar
     s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(poly, axis=0), axis=1))])
     want = np.minimum(max(float(speed_mps), 0.0) * PLAN_DT_S * np.arange(1, PLAN_HORIZON + 1), s[-1])
     return np.stack([np.interp(want, s, poly[:, 0]), np.interp(want, s, poly[:, 1])], axis=1)
+
+
+def waypoints_from_path_speeds(paths_ego: np.ndarray, speeds_mps: np.ndarray) -> np.ndarray:
+    """A batch of plans: ``paths_ego [B, P, 2]`` and ``speeds_mps [B]`` -> ``[B, 6, 2]`` waypoints
+    (:func:`waypoints_from_path_speed` per plan)."""
+    speeds = np.asarray(speeds_mps, dtype=np.float64).reshape(-1)
+    return np.stack([waypoints_from_path_speed(p, float(v)) for p, v in zip(paths_ego, speeds, strict=True)])

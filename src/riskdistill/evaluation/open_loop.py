@@ -682,16 +682,15 @@ def _add_expert_plan(
     """Score the recorded expert's plan (its path at its target speed, the form a path + speed student
     drives, :func:`riskdistill.contracts.plan.waypoints_from_path_speed`) on the frames that hold one: the
     open-loop error of that plan form itself, a reference for the student's ``driven_plan``."""
-    from riskdistill.contracts.plan import waypoints_from_path_speed
+    from riskdistill.contracts.plan import waypoints_from_path_speeds
 
     if tg.plan_valid is None:
         return
     keep = np.flatnonzero(tg.plan_valid.cpu().numpy().reshape(-1))
     if len(keep) == 0:
         return
-    path = tg.plan_path.cpu().numpy()
     speed = tg.plan_speed_mps.cpu().numpy().reshape(-1)
-    wp = np.stack([waypoints_from_path_speed(path[i], float(speed[i])) for i in keep])
+    wp = waypoints_from_path_speeds(tg.plan_path.cpu().numpy()[keep], speed[keep])
     acc.add_planning([frame_ids[i] for i in keep], wp, gt[keep], valid[keep])
 
 

@@ -96,14 +96,15 @@ class Student(nn.Module):
             raise ValueError("with_risk=True but this student has no RiskHead (heads.risk.enabled is False)")
         feats, lifted, bev = self._encode(obs)
         out: dict[str, torch.Tensor] = {"bev": bev}
-        risk_bev = lifted if self.cfg.risk_reads == "lifted" else bev  # where the RiskHead attaches
-        plan_bev = bev
+        # what each BEV head reads: the shared features, except where the RiskHead attaches lower
+        # (risk_reads="lifted") and where the planner reads them gated by risk (risk_gated_features)
+        reads = {"risk": lifted if self.cfg.risk_reads == "lifted" else bev}
         if self.risk_gate is not None:  # the risk map is on the driving path: compute it first
-            risk = self.heads["risk"](risk_bev, obs)["risk"]
+            risk = self.heads["risk"](reads["risk"], obs)["risk"]
             if with_risk:
                 out["risk"] = risk
             r = F.adaptive_avg_pool2d(risk, bev.shape[-2:])  # [B, 1, Hb, Wb]
-            plan_bev = bev * (1.0 + self.risk_gate(r))
+            reads["planning"] = bev * (1.0 + self.risk_gate(r))
         for name, head in self._run_order:
             if (name == "risk" and self.risk_gate is not None) or (
                 head.optional_at_inference and not with_risk
@@ -114,7 +115,7 @@ class Student(nn.Module):
             if head.reads == "image":
                 out.update(head(feats, obs))
                 continue
-            out.update(head(plan_bev if name == "planning" else risk_bev if name == "risk" else bev, obs))
+            out.update(head(reads.get(name, bev), obs))
         return out
 
     @property

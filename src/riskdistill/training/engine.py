@@ -397,7 +397,7 @@ class _Trainer:
         self._bev_grads = {}
         if probe:
             self._bev_grads = bev_grad_norms({"bev": captured.get("bev", outputs.get("bev"))}, losses)
-            if getattr(self.student.cfg, "risk_reads", "bev") == "lifted":  # where its RiskHead attaches
+            if self.student.cfg.risk_reads == "lifted":  # also where its RiskHead attaches
                 self._bev_grads.update(bev_grad_norms(captured, losses, key="lifted"))
         self._log_risk_images(outputs, batch)
         loss = losses["total"]

@@ -34,7 +34,7 @@ from torch import nn
 from riskdistill.contracts.agent import PLAN_DT_S, PLAN_HORIZON
 from riskdistill.contracts.batch import Observation, Targets
 from riskdistill.contracts.observation import EGO_STATE_FIELDS
-from riskdistill.contracts.plan import waypoints_from_path_speed
+from riskdistill.contracts.plan import waypoints_from_path_speeds
 from riskdistill.geometry import BevGrid
 from riskdistill.models.heads.base import Head, HeadConfig, register_head
 from riskdistill.models.layers import mlp, sinusoidal_pos_2d
@@ -222,7 +222,7 @@ class PlanningHead(Head):
             return outputs["waypoints"]
         speed = speed_from_logits(outputs["speed_logits"].detach(), self.speed_bins).cpu().numpy()
         path = outputs["path"].detach().float().cpu().numpy()
-        wp = np.stack([waypoints_from_path_speed(p, v) for p, v in zip(path, speed, strict=True)])
+        wp = waypoints_from_path_speeds(path, speed)
         return torch.from_numpy(wp.astype(np.float32)).to(outputs["path"].device)
 
     def loss(
