@@ -288,6 +288,7 @@ def test_agent_config(checkpoint: Path, tmp_path: Path) -> None:
     agent.setup(str(cfg_file))
     assert agent.driver.occupancy_brake is not None and agent.driver.stats() == {
         "plans": 0,
+        "plans_reused": 0,
         "occupancy_brakes": 0,
     }
     agent.setup(str(checkpoint))

@@ -3,6 +3,7 @@ only) and its inference engines (eager = the reference, onnx = onnxruntime, chec
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -231,3 +232,70 @@ def test_a_temporal_student_sees_the_frame_of_an_earlier_planning_step(student) 
     driver.engine = engine
     run_route(_instance(), driver, env=DrivingEnv(observe=CountingObserver()), max_steps=21)
     assert [v for v, _ in seen] == [False, False, True, True, True]  # history of 10 steps = 2 plans
+
+
+# ------------------------------------------------------------------------------------------ repeated inputs
+def test_a_repeated_observation_reuses_the_last_outputs(student) -> None:
+    """A planning step that sees exactly what the previous one saw reuses its engine outputs; any change
+    (one pixel, the speed, an image buffer overwritten in place after the step) runs the engine again."""
+    env = DrivingEnv(observe=CameraObserver(resize_rig(load_rig("bench2drive"), *HW)))
+    ai = env.reset(_instance())
+    engine = CountingEngine(student)
+    driver = StudentDriver(student, "bench2drive", HW, plan_every_steps=1, engine=engine)
+    first = driver.act(ai)
+    out = {k: v.copy() for k, v in driver.last_outputs.items()}
+    again = driver.act(ai)
+    assert engine.calls == 1 and driver.reused and driver.stats() == {"plans": 2, "plans_reused": 1}
+    assert np.array_equal(again.waypoints_ego, first.waypoints_ego)
+    assert all(np.array_equal(driver.last_outputs[k], out[k]) for k in out)
+
+    ai.images[0, 5, 7, 1] ^= 1  # the same buffer, one pixel changed in place
+    driver.act(ai)
+    assert engine.calls == 2 and not driver.reused
+    slower = AgentInput(
+        **{**vars(ai), "ego": EgoState(**{**vars(ai.ego), "speed_mps": ai.ego.speed_mps + 1e-3})}
+    )
+    driver.act(slower)
+    assert engine.calls == 3 and not driver.reused
+    driver.reset()
+    driver.act(slower)  # a new route starts without a previous observation
+    assert engine.calls == 4 and driver.stats() == {"plans": 1, "plans_reused": 0}
+
+    off = CountingEngine(student)
+    plain = StudentDriver(student, "bench2drive", HW, plan_every_steps=1, engine=off, reuse_repeated=False)
+    plain.act(ai)
+    plain.act(ai)
+    assert off.calls == 2 and plain.stats()["plans_reused"] == 0
+
+
+class KeepActions:
+    def __init__(self) -> None:
+        self.actions: list[np.ndarray] = []
+
+    def on_step(self, env, agent_input, action) -> None:
+        self.actions.append(action.waypoints_ego.copy())
+
+
+def test_reusing_repeated_observations_drives_the_same_route(student) -> None:
+    """A student whose planner says "stop" (its waypoint layer zeroed) stands still; once the pedestrians and
+    cars it sees have left its cameras, its observations repeat. The drive with reuse is the drive without
+    it, step for step, with fewer engine runs."""
+    stopper = copy.deepcopy(student)
+    with torch.no_grad():
+        stopper.heads["planning"].out.weight.zero_()
+        stopper.heads["planning"].out.bias.zero_()
+    runs = []
+    for reuse in (True, False):
+        engine = CountingEngine(stopper)
+        driver = StudentDriver(stopper, "bench2drive", HW, engine=engine, reuse_repeated=reuse)
+        env = DrivingEnv(observe=CameraObserver(resize_rig(load_rig("bench2drive"), *HW)))
+        keep = KeepActions()
+        log = run_route(build_scenario("StaticCutIn", 0), driver, env=env, observers=[keep], max_steps=200)
+        runs.append((log, keep.actions, driver.stats(), engine.calls))
+    (log, actions, stats, calls), (log_off, actions_off, stats_off, calls_off) = runs
+    assert len(actions) == len(actions_off) == 200
+    assert all(np.array_equal(a, b) for a, b in zip(actions, actions_off, strict=True))
+    for name in ("x_m", "y_m", "speed_mps", "progress_m", "events"):
+        assert getattr(log, name) == getattr(log_off, name)
+    assert stats["plans"] == stats_off["plans"] == calls_off == 40
+    assert stats["plans_reused"] > 0 and calls + stats["plans_reused"] == 40
