@@ -8,6 +8,8 @@ A configuration ``k:engine`` is ``StudentDriver(plan_every_steps=k, engine=engin
 every k-th 10 Hz step (the cameras are rendered only then) and runs on PyTorch eager or onnxruntime.
 ``1:eager`` is the driver as it was before planning rates and engines existed (bit-identical results).
 ``k:engine:brake`` adds the occupancy brake (``--occupancy-brake``; onnx then also returns the occupancy).
+``k:engine:noreuse`` turns off the driver's reuse of a repeated observation's outputs
+(``StudentDriver(reuse_repeated=False)``; the drive is the same, only slower where the car stands still).
 Without ``--checkpoint`` an untrained tiny student (64x176) is used; it rarely finishes a route, so every
 route is capped at ``--route-timeout`` simulated seconds (0: the routes' own timeouts).
 
@@ -48,10 +50,14 @@ from riskdistill.sim.suites import load_suite
 def parse_config(text: str) -> dict:
     k, _, rest = text.partition(":")
     engine, _, extra = rest.partition(":")
-    if extra not in ("", "brake"):
-        raise SystemExit(f"config {text!r}: k:engine[:brake], e.g. 5:onnx:brake")
-    brake = {"occupancy_brake": True} if extra == "brake" else {}
-    return {"plan_every_steps": int(k), "engine": engine or "eager", **brake}
+    extras = {
+        "": {},
+        "brake": {"occupancy_brake": True},
+        "noreuse": {"reuse_repeated": False},
+    }
+    if extra not in extras:
+        raise SystemExit(f"config {text!r}: k:engine[:brake|:noreuse], e.g. 5:onnx:brake")
+    return {"plan_every_steps": int(k), "engine": engine or "eager", **extras[extra]}
 
 
 def cpu_s() -> float:

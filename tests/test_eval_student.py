@@ -143,6 +143,16 @@ def test_driver_options_plan_rate_and_engine(checkpoint: Path, tmp_path: Path) -
     evaluate_suite(
         one, str(checkpoint), tmp_path, show_progress=False, variant=variant
     )  # the defaults: resumes
+    # turning off the reuse of repeated observations changes the speed, not the drive: not in the resume key
+    again = tmp_path / "noreuse"
+    evaluate_suite(
+        one, str(checkpoint), again, show_progress=False, variant=variant,
+        driver_options={**options, "reuse_repeated": False},
+    )  # fmt: skip
+    other = json.loads((again / "routes" / "short_accident.json").read_text())
+    assert json.loads((again / "eval_config.json").read_text())["driver_options"] == options
+    assert other["driver_stats"] == {**doc["driver_stats"], "plans_reused": 0}
+    assert other["trajectory"] == doc["trajectory"] and other["scores"] == doc["scores"]
     # a folder written before the options existed was evaluated every step with eager PyTorch: it resumes
     # with those options only (the defaults are 2 Hz and onnx)
     legacy = tmp_path / "legacy"

@@ -35,6 +35,10 @@ _ENGINE_CACHE: dict[tuple, Any] = {}
 #: drive, so they are part of the resume key (``occupancy_brake`` only when on and ``plan_output`` only
 #: when not ``auto``, so folders evaluated without them resume as before).
 DRIVER_OPTIONS = ("plan_every_steps", "engine", "occupancy_brake", "plan_output")
+#: Options that change how fast a student drives, never what it does, so they are not part of the resume key:
+#: where the ``onnx`` engine keeps its graph and whether the driver reuses the outputs of a repeated
+#: observation (``StudentDriver(reuse_repeated=...)``, on unless False; off only for benchmarks).
+SPEED_OPTIONS = ("onnx_dir", "reuse_repeated")
 #: What a folder evaluated before the options existed was driven with.
 LEGACY_DRIVER_OPTIONS = {"plan_every_steps": 1, "engine": "eager"}
 #: The engine closed-loop evaluation uses unless told otherwise (temporal students: ``eager``, the export
@@ -56,7 +60,8 @@ class StudentDriverFactory:
     occupancy shows an obstacle in its path (``models.occupancy_brake.OccupancyBrake``, default settings);
     ``plan_output``: which output drives (``models.driver.PLAN_OUTPUTS``; None: ``auto``); ``onnx_dir`` is
     where the ``onnx`` engine finds (or exports, :meth:`prepare`) its graph (default
-    ``models.engines.engine_cache_dir()``), shared by the worker processes.
+    ``models.engines.engine_cache_dir()``), shared by the worker processes; ``reuse_repeated=False`` turns
+    off the driver's reuse of a repeated observation's outputs (:data:`SPEED_OPTIONS`).
     """
 
     checkpoint: str
@@ -66,6 +71,7 @@ class StudentDriverFactory:
     onnx_dir: str | None = None
     occupancy_brake: bool | None = None
     plan_output: str | None = None
+    reuse_repeated: bool | None = None
 
     def load(self) -> Any:
         if self.checkpoint not in _STUDENT_CACHE:
@@ -227,6 +233,7 @@ class StudentDriverFactory:
             engine=self._engine(student),
             occupancy_brake=OccupancyBrake() if self.occupancy_brake else None,
             plan_output=self.plan_output or "auto",
+            reuse_repeated=self.reuse_repeated is not False,
         )
 
 
@@ -243,12 +250,12 @@ def make_driver_factory(
     (:class:`StudentDriverFactory`) or ``"package.module:name"``, an importable callable ``() -> Driver``
     (scripted baselines, your own driver; it gets observations only). ValueError names the valid drivers
     otherwise. The spec is a string, so worker processes rebuild the factory from it. ``options``
-    (:data:`DRIVER_OPTIONS`, and ``onnx_dir``) configure a student checkpoint's driver; other drivers take
-    none (ValueError)."""
+    (:data:`DRIVER_OPTIONS` and :data:`SPEED_OPTIONS`) configure a student checkpoint's driver; other drivers
+    take none (ValueError)."""
     options = {k: v for k, v in (options or {}).items() if v is not None}
-    unknown = sorted(set(options) - {*DRIVER_OPTIONS, "onnx_dir"})
+    unknown = sorted(set(options) - {*DRIVER_OPTIONS, *SPEED_OPTIONS})
     if unknown:
-        raise ValueError(f"unknown driver option(s) {unknown}; valid: {list(DRIVER_OPTIONS)}")
+        raise ValueError(f"unknown driver option(s) {unknown}; valid: {[*DRIVER_OPTIONS, *SPEED_OPTIONS]}")
     if options and not is_checkpoint_dir(spec):
         raise ValueError(f"driver options {sorted(options)} apply to student checkpoints only, not {spec!r}")
     if spec == "expert":

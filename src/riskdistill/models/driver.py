@@ -121,6 +121,7 @@ class StudentDriver:
             )
         self.engine = engine
         self.reuse_repeated = bool(reuse_repeated)
+        self._weights = [*self.student.parameters(), *self.student.buffers()]
         self._last_call: tuple[Observation, int, dict[str, np.ndarray]] | None = None
         self._history: deque[np.ndarray] = deque(maxlen=self.history_stride // self.plan_every_steps)
         self._hold = PlanHold()
@@ -207,7 +208,7 @@ class StudentDriver:
     def _weights_version(self) -> int:
         """A count that grows with every in-place change of the student's weights (PyTorch's tensor version
         counters): outputs are reused only for the weights that made them."""
-        return sum(t._version for t in (*self.student.parameters(), *self.student.buffers()))
+        return sum(t._version for t in self._weights)
 
     def _plan(self, agent_input: AgentInput) -> Action:
         """Run the student on ``agent_input`` (a planning step)."""
