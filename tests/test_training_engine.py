@@ -241,3 +241,16 @@ def test_sigint_checkpoints_and_the_resumed_run_matches(
     res = train(micro_config(labelled_dataset, **over), run, resume=True)
     assert res.step == 4 and not res.interrupted
     _assert_same_weights(straight.checkpoint, res.checkpoint, atol=1e-6)
+
+
+def test_loader_workers_stop_when_training_returns(labelled_dataset: Path, tmp_path: Path) -> None:
+    """Persistent loader workers are stopped before ``train`` returns, not whenever the trainer is garbage-
+    collected: in the pipeline, open-loop evaluation forks its loader worker next, and a forked child that
+    collects the trainer cannot stop them (PyTorch prints "can only test a child process")."""
+    import multiprocessing
+
+    cfg = micro_config(
+        labelled_dataset, data={"max_train_samples": 4, "batch_size": 2, "num_workers": 1}, max_steps=2
+    )
+    train(cfg, tmp_path / "run")
+    assert multiprocessing.active_children() == []

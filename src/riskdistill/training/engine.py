@@ -494,6 +494,12 @@ class _Trainer:
         return path
 
     # -------------------------------------------------------------------------------------- loop
+    def release_loaders(self) -> None:
+        """Stop the data loaders' worker processes now. Persistent workers otherwise live until the trainer
+        is garbage-collected, which may happen in a process forked later (the pipeline's open-loop loader
+        worker), where PyTorch cannot stop them and prints an AssertionError."""
+        self.train_loader = self.val_loader = None
+
     def fit(self) -> TrainResult:
         cfg, st, info = self.cfg, self.state, self.info
         t_start = time.perf_counter()
@@ -647,9 +653,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
     run_dir = Path(run_dir)
     device = select_device(cfg)
     info = ddp.init_distributed(device.type)
+    trainer = None
     try:
-        return _Trainer(cfg, run_dir, resume, info, device).fit()
+        trainer = _Trainer(cfg, run_dir, resume, info, device)
+        return trainer.fit()
     finally:
+        if trainer is not None:
+            trainer.release_loaders()
         ddp.shutdown_distributed(info)
         if info.is_main:
             _remove_log_handler(run_dir)
