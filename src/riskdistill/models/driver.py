@@ -20,7 +20,8 @@ Repeated inputs: a planning step whose observation equals the previous planning 
 and bit for bit (a car standing still in a scene where nothing it sees moves: a blocked route waits out
 its scenario timeout this way), reuses that step's engine outputs instead of running the engine again
 (``reused`` after ``act``; ``stats()["plans_reused"]``). The engines are deterministic functions of the
-observation, so the drive is identical with and without it (``reuse_repeated=False``, for benchmarks).
+observation, so the drive is identical with and without it (``reuse_repeated=False``, for benchmarks). An
+engine object of your own must be one too, or pass ``reuse_repeated=False``.
 
 Plan output: ``plan_output="auto"`` drives what the planning head chooses (path + speed when it predicts
 them); ``"waypoints"`` drives its waypoint output instead (an ablation: which output should drive).
