@@ -246,9 +246,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # for the same steps, data order and seed: the baseline without RiskHead, RSD with a fresh RiskHead on
     # the oracle's maps, the corridor control with the same fresh RiskHead on the expert's path painted at
     # the teacher maps' statistics. All 125 bench routes under the nominal rig and three shifts (lower
-    # cameras, tilted up 3 degrees, a dead front-left camera). One seed takes about 3 h on 2 free cores
-    # (docs/experiment.md: recording ~20 min, labelling ~15, training 3 x ~10, open loop 3 x ~6, closed loop
-    # 12 x 8-10); split by variant (baseline + RSD, then the corridor control) its parts take ~2 h and ~1.3 h.
+    # cameras, tilted up 3 degrees, a dead front-left camera). One seed takes about 2.35 h on 2 free cores
+    # (docs/experiment.md, benchmarks.md: recording ~10 min, labelling ~10, training 3 x ~8, open loop 3 x ~5,
+    # closed loop 12 x 5.5-7.3); split by variant (baseline + RSD, then the corridor control) its parts take
+    # ~1.4 h and ~1.1 h. At the committed study's commit (before the driver reused repeated observations):
+    # ~3.3 h.
     "study": {
         "name": "study",
         "seeds": [0, 1, 2],
