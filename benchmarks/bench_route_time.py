@@ -8,7 +8,8 @@ and by scenario type, read from finished closed-loop folders (no simulation is r
 its simulation loop in its worker). A route's cost is set by how long it runs, and Bench2Drive's rules let a
 route that stands still run on: a scenario's own timeout, then the 60 s blocked test
 (``sim.env.BLOCKED_TIME_S``). The tables show which endings and scenario types hold the simulated time, so
-a speed-up is aimed where the time is.
+a speed-up is aimed where the time is, and which share of the student's planning steps reused the outputs of
+a repeated observation (``driver_stats.plans_reused``; ``-`` for drivers that keep no counts).
 """
 
 from __future__ import annotations
@@ -28,12 +29,15 @@ from riskdistill.evaluation.results import load_route_docs
 def time_by(docs: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     """Per value of route-file field ``key``: routes, simulated s, system s and their shares of the total,
     largest simulated time first."""
-    sums: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    sums: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0, 0])
     for d in docs:
         s = sums[str(d.get(key) or "-")]
         s[0] += 1
         s[1] += float(d.get("duration_game_s") or 0.0)
         s[2] += float(d.get("duration_system_s") or 0.0)
+        stats = d.get("driver_stats") or {}
+        s[3] += int(stats.get("plans", 0))
+        s[4] += int(stats.get("plans_reused", 0))
     game = sum(s[1] for s in sums.values()) or 1.0
     system = sum(s[2] for s in sums.values()) or 1.0
     rows = [
@@ -45,15 +49,17 @@ def time_by(docs: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
             "system_s": t,
             "system_share": t / system,
             "game_s_per_route": g / n,
+            "plans": int(plans),
+            "reused_share": reused / plans if plans else None,
         }
-        for name, (n, g, t) in sums.items()
+        for name, (n, g, t, plans, reused) in sums.items()
     ]
     return sorted(rows, key=lambda r: -r["game_s"])
 
 
 def _table(title: str, key: str, rows: list[dict[str, Any]]) -> Table:
     t = Table(title=title)
-    for col in (key, "routes", "simulated s", "share", "s per route", "system s", "share"):
+    for col in (key, "routes", "simulated s", "share", "s per route", "system s", "share", "plans reused"):
         t.add_column(col, justify="left" if col == key else "right")
     for r in rows:
         t.add_row(
@@ -64,6 +70,7 @@ def _table(title: str, key: str, rows: list[dict[str, Any]]) -> Table:
             f"{r['game_s_per_route']:.0f}",
             f"{r['system_s']:.0f}",
             f"{100 * r['system_share']:.0f} %",
+            "-" if r["reused_share"] is None else f"{100 * r['reused_share']:.0f} %",
         )
     return t
 
