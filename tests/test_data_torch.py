@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,25 @@ def _assert_samples_equal(a, b) -> None:
 
 
 # ------------------------------------------------------------------------------------------ shapes
+def test_tensor_dataclasses_clone_and_compare_bit_for_bit(dataset: Path) -> None:
+    """``clone`` copies every tensor (nested ones too); ``equals`` is exact equality of every field."""
+    ds = DrivingDataset(dataset, GRID, TARGETS, prev_frames=1)
+    batch = collate_batch([ds[0], ds[1]])
+    copy = batch.clone()
+    assert copy.equals(batch) and batch.equals(copy) and copy.frame_ids == batch.frame_ids
+    assert copy.observation.images.data_ptr() != batch.observation.images.data_ptr()
+    obs = copy.observation
+    obs.images[0, 0, 0, 0, 0] += 1e-3  # one value in a nested tensor
+    assert not copy.equals(batch) and not obs.equals(batch.observation)
+    same = batch.observation.clone()
+    assert same.equals(batch.observation)
+    assert not replace(same, prev_images=None).equals(batch.observation)  # a tensor against None
+    assert not replace(same, ego_state=same.ego_state.double()).equals(batch.observation)  # another dtype
+    nan = replace(same, target_point=torch.full_like(same.target_point, float("nan")))
+    assert not nan.equals(nan.clone())  # NaN never equals
+    assert not same.equals(batch.targets) and not same.equals(None)
+
+
 def test_batch_shapes_and_dtypes_through_workers(dataset: Path) -> None:
     ds = DrivingDataset(dataset, GRID, TARGETS, prev_frames=1)
     loader = DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate_batch, shuffle=False)

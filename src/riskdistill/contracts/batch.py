@@ -32,6 +32,15 @@ def _map_tensors(obj: Any, fn) -> Any:
     return replace(obj, **changes)
 
 
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        both = isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
+        return both and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, _TensorDataclass):
+        return a.equals(b)
+    return bool(a == b)
+
+
 class _TensorDataclass:
     def to(self, device: torch.device | str, non_blocking: bool = False):
         """A copy with every tensor moved to ``device``."""
@@ -40,6 +49,18 @@ class _TensorDataclass:
     def pin_memory(self):
         """A copy with every tensor in pinned memory (called by ``DataLoader(pin_memory=True)``)."""
         return _map_tensors(self, lambda t: t.pin_memory())
+
+    def clone(self):
+        """A copy with every tensor cloned (memory of its own)."""
+        return _map_tensors(self, lambda t: t.clone())
+
+    def equals(self, other: Any) -> bool:
+        """Whether ``other`` is the same type with every field equal: tensors of the same dtype and shape with
+        every value equal, bit for bit (NaN never equals), nested tensor dataclasses alike, anything else by
+        ``==``."""
+        if type(other) is not type(self):
+            return False
+        return all(_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
 
 
 @dataclass

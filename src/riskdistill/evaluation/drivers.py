@@ -71,7 +71,7 @@ class StudentDriverFactory:
     onnx_dir: str | None = None
     occupancy_brake: bool | None = None
     plan_output: str | None = None
-    reuse_repeated: bool | None = None
+    reuse_repeated: bool = True
 
     def load(self) -> Any:
         if self.checkpoint not in _STUDENT_CACHE:
@@ -233,7 +233,7 @@ class StudentDriverFactory:
             engine=self._engine(student),
             occupancy_brake=OccupancyBrake() if self.occupancy_brake else None,
             plan_output=self.plan_output or "auto",
-            reuse_repeated=self.reuse_repeated is not False,
+            reuse_repeated=self.reuse_repeated,
         )
 
 
