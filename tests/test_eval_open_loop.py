@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -275,6 +276,35 @@ def test_path_risk_is_the_max_inside_the_corridor() -> None:
     assert mask.sum() == 2 * 6
     with pytest.raises(ValueError, match="grid"):
         compute_path_risk(np.zeros((3, 3)), grid, path)
+
+
+def _corridor_by_brute_force(grid: BevGrid, path: np.ndarray, half_width_m: float) -> np.ndarray:
+    """Every cell's distance to every segment of the path (from the ego origin), the definition itself."""
+    pts = np.concatenate([np.zeros((1, 2)), np.asarray(path, dtype=np.float64).reshape(-1, 2)])
+    centres = grid.cell_centers().reshape(-1, 2)
+    best = ((centres - pts[0]) ** 2).sum(axis=1)
+    for a, b in itertools.pairwise(pts):
+        ab = b - a
+        u = np.clip(((centres - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+        best = np.minimum(best, ((centres - (a + u[:, None] * ab)) ** 2).sum(axis=1))
+    return (best <= half_width_m**2).reshape(grid.shape)
+
+
+def test_path_corridor_measures_only_near_cells_and_agrees_with_every_cell() -> None:
+    """The corridor measures the cells near the path only: the same mask as measuring every cell, for
+    paths inside, across and outside the grid and corridors of zero to 4 m."""
+    grid = BevGrid.preset("tiny")
+    rng = np.random.default_rng(0)
+    marked = 0
+    for i in range(300):
+        path = np.cumsum(rng.normal(0.0, 3.0, (int(rng.integers(0, 8)), 2)), axis=0)
+        if i % 3 == 0:
+            path = path + rng.normal(0.0, 20.0, 2)  # far off, partly or wholly outside the grid
+        for half_width_m in (0.0, 0.5, 1.5, 4.0):
+            want = _corridor_by_brute_force(grid, path, half_width_m)
+            np.testing.assert_array_equal(path_corridor_mask(grid, path, half_width_m), want)
+            marked += int(want.sum())
+    assert marked > 10_000  # the paths do cross the grid
 
 
 def test_recorded_future_boxes_on_the_tiny_dataset(tiny_dataset) -> None:

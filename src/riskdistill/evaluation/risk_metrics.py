@@ -18,6 +18,7 @@ All functions are pure. Maps are ``[H, W]`` (or ``[N, H, W]`` for a stack of fra
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -132,26 +133,46 @@ def compute_risk_metrics(
     }
 
 
+@functools.lru_cache(maxsize=8)
+def _cell_centres(grid: BevGrid) -> np.ndarray:
+    """``[H * W, 2]`` cell centres of ``grid`` (read-only; computed once per grid)."""
+    centres = grid.cell_centers().reshape(-1, 2)
+    centres.flags.writeable = False
+    return centres
+
+
 def path_corridor_mask(
     grid: BevGrid, path_ego: Any, half_width_m: float = PATH_CORRIDOR_HALF_WIDTH_M, from_origin: bool = True
 ) -> np.ndarray:
     """``[H, W]`` bool: cells whose centre is within ``half_width_m`` of the polyline ``path_ego [T, 2]``
-    (ego frame), which starts at the ego origin when ``from_origin``."""
+    (ego frame), which starts at the ego origin when ``from_origin``.
+
+    Only the cells inside the path's bounding box widened by ``half_width_m`` (and a metre of margin) are
+    measured: no cell outside it can be that close (the closest point of a segment lies between its ends),
+    and the cells inside are measured exactly as over the whole grid. A closed-loop route computes this at
+    every planning step of a student with a RiskHead."""
     pts = np.asarray(path_ego, dtype=np.float64).reshape(-1, 2)
     if from_origin:
         pts = np.concatenate([np.zeros((1, 2)), pts])
-    centres = grid.cell_centers().reshape(-1, 2)  # [HW, 2]
+    centres = _cell_centres(grid)  # [HW, 2]
+    mask = np.zeros(len(centres), dtype=bool)
+    reach = half_width_m + 1.0
+    lo, hi = pts.min(axis=0) - reach, pts.max(axis=0) + reach
+    x, y = centres[:, 0], centres[:, 1]
+    near = np.flatnonzero((x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1]))
+    c = centres[near]
     if len(pts) == 1:
-        d2 = ((centres - pts[0]) ** 2).sum(axis=1)
+        d2 = ((c - pts[0]) ** 2).sum(axis=1)
     else:
         a, b = pts[:-1], pts[1:]  # segments [S, 2]
         ab = b - a
         denom = np.maximum((ab * ab).sum(axis=1), 1e-12)
-        u = ((centres[:, None, :] - a[None]) * ab[None]).sum(axis=2) / denom  # [HW, S]
+        u = ((c[:, None, :] - a[None]) * ab[None]).sum(axis=2) / denom  # [N, S]
         u = np.clip(u, 0.0, 1.0)
         closest = a[None] + u[..., None] * ab[None]
-        d2 = ((centres[:, None, :] - closest) ** 2).sum(axis=2).min(axis=1)
-    return (d2 <= half_width_m**2).reshape(grid.shape)
+        d2 = ((c[:, None, :] - closest) ** 2).sum(axis=2).min(axis=1)
+    mask[near] = d2 <= half_width_m**2
+    return mask.reshape(grid.shape)
 
 
 def compute_path_risk(
