@@ -423,6 +423,20 @@ def explore_report(runs, student_run, open_loop_json, tmp_path_factory) -> Path:
     )
 
 
+def test_route_pages_rendered_in_worker_processes_are_the_same(
+    runs: dict[str, Path], student_run: Path, explore_report: Path, tmp_path: Path
+) -> None:
+    """Route pages rendered by two processes are byte for byte those rendered by one."""
+    path = build_report(ReportInputs.from_folders(closed_loop=[runs["s0"], student_run]), tmp_path, workers=2)
+    one = sorted(
+        p.relative_to(explore_report.parent) for p in (explore_report.parent / "routes").rglob("*.html")
+    )
+    two = sorted(p.relative_to(path.parent) for p in (path.parent / "routes").rglob("*.html"))
+    assert len(one) >= 4 and one == two
+    for rel in one:
+        assert (path.parent / rel).read_bytes() == (explore_report.parent / rel).read_bytes(), rel
+
+
 def _failed_route_links(html: str) -> list[tuple[str, str]]:
     """``(route id, href)`` of the failed rows of the routes tables."""
     return re.findall(r'<tr class="fail"><td class="l"><a href="([^"]+)">([^<]+)</a>', html)

@@ -39,6 +39,9 @@ def report(
     route_pages: int = typer.Option(
         200, "--route-pages", help="Route pages per closed-loop run at most (failures first)."
     ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Processes that render the route pages (the same pages with any number)."
+    ),
 ) -> None:
     """Build one self-contained HTML report from evaluation results (sections without inputs are omitted)."""
     from riskdistill.viz.report import build_report
@@ -64,7 +67,7 @@ def report(
         )
     except ReportInputError as exc:
         fail(str(exc))
-    path = build_report(inputs, out)
+    path = build_report(inputs, out, workers=workers)
     print(f"wrote {path}")
 
 

@@ -622,14 +622,15 @@ def render_report_html(inputs: ReportInputs, pages: dict[tuple[int, str], str] |
     )
 
 
-def build_report(inputs: ReportInputs, out_dir: str | Path) -> Path:
+def build_report(inputs: ReportInputs, out_dir: str | Path, workers: int = 1) -> Path:
     """Write ``out_dir/report.html`` and the route pages ``out_dir/routes/...`` (each atomically) and return
-    the report's path."""
+    the report's path. ``workers``: processes that render the route pages (the same pages with any number).
+    """
     from riskdistill.viz.report_route import write_route_pages
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / REPORT_NAME
-    pages = write_route_pages(inputs.closed_loop, path, CSS, inputs.max_route_pages)
+    pages = write_route_pages(inputs.closed_loop, path, CSS, inputs.max_route_pages, workers)
     atomic_write_text(path, render_report_html(inputs, pages))
     return path

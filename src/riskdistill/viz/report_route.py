@@ -17,6 +17,7 @@ Pages read the route files only (``routes/<route_id>.json``: ``trajectory``, ``p
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -348,18 +349,39 @@ def route_page_html(run: ClosedLoopRun, outcome: RouteOutcome, page: Path, repor
 
 
 def write_route_pages(
-    runs: Sequence[ClosedLoopRun], report: Path, css: str, max_pages: int
+    runs: Sequence[ClosedLoopRun], report: Path, css: str, max_pages: int, workers: int = 1
 ) -> dict[tuple[int, str], str]:
     """Write the pages of up to ``max_pages`` routes per run (failures first) next to ``report``; returns
-    ``{(run index, route id): page path relative to the report folder}``."""
-    from riskdistill.io import atomic_write_text
-
+    ``{(run index, route id): page path relative to the report folder}``. ``workers > 1`` renders the pages
+    in that many processes (a study's report has a page for each of its 1,500 routes, about 0.3 s each);
+    every page is the same as with one."""
     out: dict[tuple[int, str], str] = {}
+    jobs: list[tuple[ClosedLoopRun, RouteOutcome, Path, Path, str]] = []
     for i, run in enumerate(runs):
+        bare = dataclasses.replace(run, routes=[])  # a page reads its own route only: less to send a worker
         for o in pick_page_routes(run.routes, max_pages):
             rel = route_page_relpath(i, run, o)
             page = report.parent / rel
             page.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(page, route_page_html(run, o, page, report, css))
+            jobs.append((bare, o, page, report, css))
             out[i, o.route_id] = rel
+    if workers <= 1 or len(jobs) < 2:
+        for job in jobs:
+            _write_route_page(job)
+        return out
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    n = min(workers, len(jobs))
+    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
+        # consume the results so that a page that fails raises here
+        for _ in pool.map(_write_route_page, jobs, chunksize=max(1, len(jobs) // (8 * n))):
+            pass
     return out
+
+
+def _write_route_page(job: tuple[ClosedLoopRun, RouteOutcome, Path, Path, str]) -> None:
+    from riskdistill.io import atomic_write_text
+
+    run, outcome, page, report, css = job
+    atomic_write_text(page, route_page_html(run, outcome, page, report, css))
