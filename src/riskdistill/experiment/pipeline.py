@@ -249,7 +249,7 @@ class Pipeline:
             out,
             teacher,
             grid=self.cfg.teacher_grid,
-            workers=1,
+            workers=self.cfg.workers,  # the same labels with any number (processes, one frame batch each)
             show_progress=self.show_progress,
             run_dir=False,
         )
@@ -408,7 +408,7 @@ class Pipeline:
             training=list(training),
             title=f"riskdistill experiment {self.cfg.name!r}",
         )
-        path = build_report(inputs, self.out / "report")
+        path = build_report(inputs, self.out / "report", workers=self.cfg.workers)
         return {"path": str(path)}
 
     # ------------------------------------------------------------------------------------ the study
