@@ -246,11 +246,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # for the same steps, data order and seed: the baseline without RiskHead, RSD with a fresh RiskHead on
     # the oracle's maps, the corridor control with the same fresh RiskHead on the expert's path painted at
     # the teacher maps' statistics. All 125 bench routes under the nominal rig and three shifts (lower
-    # cameras, tilted up 3 degrees, a dead front-left camera). One seed takes about 2.35 h on 2 free cores
-    # (docs/experiment.md, benchmarks.md: recording ~10 min, labelling ~10, training 3 x ~8, open loop 3 x ~5,
-    # closed loop 12 x 5.5-7.3); split by variant (baseline + RSD, then the corridor control) its parts take
-    # ~1.4 h and ~1.1 h. At the committed study's commit (before the driver reused repeated observations):
-    # ~3.3 h.
+    # cameras, tilted up 3 degrees, a dead front-left camera). One seed took 1.18 h in one part on 2 free
+    # cores of an AMD EPYC (results/study-cpu-2; docs/benchmarks.md: recording 5 min, labelling 3, training
+    # 3 x 5, open loop 3 x 3, closed loop 12 x 2.7-3.3, report 2.4), about 2.2 h estimated on an Intel Xeon
+    # whose stages ran 1.6-2.2x slower. At results/study-cpu's commit (before the driver reused repeated
+    # observations): ~3.3 h on the Intel Xeon.
     "study": {
         "name": "study",
         "seeds": [0, 1, 2],
