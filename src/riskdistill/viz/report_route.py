@@ -374,9 +374,8 @@ def write_route_pages(
 
     n = min(workers, len(jobs))
     with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
-        # consume the results so that a page that fails raises here
-        for _ in pool.map(_write_route_page, jobs, chunksize=max(1, len(jobs) // (8 * n))):
-            pass
+        # consumed, so that a page that fails raises here
+        list(pool.map(_write_route_page, jobs, chunksize=max(1, len(jobs) // (8 * n))))
     return out
 
 
