@@ -16,6 +16,8 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from riskdistill.config import StrictConfig
+from riskdistill.geometry import BevGrid
+from riskdistill.models.layers import bev_cell_centers
 from riskdistill.registry import Registry
 
 MIN_DEPTH_M = 0.1
@@ -69,6 +71,16 @@ def cam_from_ego(T_ego_from_cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     t = T_ego_from_cam[..., :3, 3]
     Rt = R.transpose(-1, -2)
     return Rt, -apply_matrix(Rt, t)
+
+
+def pillar_points(grid: BevGrid, bev_hw: tuple[int, int], heights_m: list[float]) -> torch.Tensor:
+    """Ego-frame points ``[Q * Z, 3]``: a pillar of ``heights_m`` above each of the ``Q = Hb * Wb`` cell
+    centres of the BEV feature map, the heights of one cell consecutive (cell-major)."""
+    hb, wb = bev_hw
+    xy = bev_cell_centers(grid, bev_hw).reshape(hb * wb, 1, 2)
+    z = torch.tensor(heights_m, dtype=torch.float32)
+    points = torch.cat([xy.expand(-1, len(z), 2), z.view(1, -1, 1).expand(hb * wb, -1, 1)], dim=-1)
+    return points.reshape(-1, 3)
 
 
 def project_to_images(

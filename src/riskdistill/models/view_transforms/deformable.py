@@ -21,11 +21,12 @@ import torch
 from torch import nn
 
 from riskdistill.geometry import BevGrid
-from riskdistill.models.layers import bev_cell_centers, deformable_sample, mlp, softmax_last
+from riskdistill.models.layers import deformable_sample, mlp, softmax_last
 from riskdistill.models.view_transforms.base import (
     VIEW_TRANSFORMS,
     ViewTransform,
     ViewTransformConfig,
+    pillar_points,
     project_to_images,
 )
 
@@ -103,16 +104,14 @@ class DeformableViewTransform(ViewTransform):
         super().__init__()
         self.bev_hw = tuple(cfg.bev_hw)
         hb, wb = self.bev_hw
-        xy = bev_cell_centers(grid, self.bev_hw).reshape(hb * wb, 1, 2)
-        z = torch.tensor(cfg.heights_m, dtype=torch.float32)
-        pillars = torch.cat([xy.expand(-1, len(z), 2), z.view(1, -1, 1).expand(hb * wb, -1, 1)], dim=-1)
-        self.register_buffer("ref_points", pillars.reshape(-1, 3), persistent=False)  # [Q * Z, 3]
-        self.n_heights = len(z)
+        pillars = pillar_points(grid, self.bev_hw, cfg.heights_m)
+        self.register_buffer("ref_points", pillars, persistent=False)  # [Q * Z, 3]
+        self.n_heights = len(cfg.heights_m)
         self.rebatch = cfg.rebatch
         self.bev_embed = nn.Parameter(torch.randn(hb * wb, channels) * 0.02)  # learned BEV queries
         self.value_proj = nn.Conv2d(channels, channels, 1)
         self.layers = nn.ModuleList(
-            SpatialCrossAttention(channels, cfg.n_heads, len(z), cfg.n_points, cfg.ffn_dim)
+            SpatialCrossAttention(channels, cfg.n_heads, self.n_heights, cfg.n_points, cfg.ffn_dim)
             for _ in range(cfg.n_layers)
         )
 

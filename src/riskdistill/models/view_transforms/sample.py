@@ -20,11 +20,11 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from riskdistill.geometry import BevGrid
-from riskdistill.models.layers import bev_cell_centers
 from riskdistill.models.view_transforms.base import (
     VIEW_TRANSFORMS,
     ViewTransform,
     ViewTransformConfig,
+    pillar_points,
     project_to_images,
 )
 
@@ -38,14 +38,11 @@ class SampleViewTransform(ViewTransform):
     def __init__(self, cfg: ViewTransformConfig, channels: int, grid: BevGrid):
         super().__init__()
         self.bev_hw = tuple(cfg.bev_hw)
-        hb, wb = self.bev_hw
-        xy = bev_cell_centers(grid, self.bev_hw).reshape(hb * wb, 1, 2)
-        z = torch.tensor(cfg.heights_m, dtype=torch.float32)
-        voxels = torch.cat([xy.expand(-1, len(z), 2), z.view(1, -1, 1).expand(hb * wb, -1, 1)], dim=-1)
-        self.register_buffer("voxels", voxels.reshape(-1, 3), persistent=False)  # [Q * Z, 3]
-        self.n_heights = len(z)
+        voxels = pillar_points(grid, self.bev_hw, cfg.heights_m)
+        self.register_buffer("voxels", voxels, persistent=False)  # [Q * Z, 3]
+        self.n_heights = len(cfg.heights_m)
         self.mix = nn.Sequential(
-            nn.Conv2d(channels * len(z), channels, 1, bias=False),
+            nn.Conv2d(channels * self.n_heights, channels, 1, bias=False),
             nn.BatchNorm2d(channels),
             nn.ReLU(inplace=True),
         )
