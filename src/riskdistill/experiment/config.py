@@ -246,11 +246,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # for the same steps, data order and seed: the baseline without RiskHead, RSD with a fresh RiskHead on
     # the oracle's maps, the corridor control with the same fresh RiskHead on the expert's path painted at
     # the teacher maps' statistics. All 125 bench routes under the nominal rig and three shifts (lower
-    # cameras, tilted up 3 degrees, a dead front-left camera). One seed took 1.18 h in one part on 2 free
-    # cores of an AMD EPYC (results/study-cpu-2; docs/benchmarks.md: recording 5 min, labelling 3, training
-    # 3 x 5, open loop 3 x 3, closed loop 12 x 2.7-3.3, report 2.4), about 2.2 h estimated on an Intel Xeon
-    # whose stages ran 1.6-2.2x slower. At results/study-cpu's commit (before the driver reused repeated
-    # observations): ~3.3 h on the Intel Xeon.
+    # cameras, tilted up 3 degrees, a dead front-left camera). One seed in one part on 2 free cores
+    # (results/study-cpu-2; docs/benchmarks.md): 1.18 h on an AMD EPYC (recording 5 min, labelling 3,
+    # training 3 x 5, open loop 3 x 3, closed loop 12 x 2.7-3.3, report 2.4), 1.63 h on an Intel Xeon with
+    # AVX512 (8, 5.6, 3 x 7.4-7.9, 3 x 4, 12 x 3.5-4.1, 2.8). At results/study-cpu's commit (before the driver
+    # reused repeated observations): ~3.3 h on an Intel Xeon.
     "study": {
         "name": "study",
         "seeds": [0, 1, 2],
