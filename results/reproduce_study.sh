@@ -13,6 +13,14 @@
 set -euo pipefail
 STUDY=$(cd "${1:?usage: reproduce_study.sh STUDY_DIR SEED [OUT]}" && pwd)
 SEED=${2:?usage: reproduce_study.sh STUDY_DIR SEED [OUT]}
+if [ ! -x .venv/bin/riskdistill ] || [ ! -e .git ]; then
+    echo "run this from the repository root after \`make test\` or \`make demo\` created .venv ($PWD has no .venv/bin/riskdistill or .git)" >&2
+    exit 2
+fi
+if [ ! -f "$STUDY/study.json" ]; then
+    echo "$STUDY/study.json not found: STUDY_DIR must be a committed study folder (results/<study>/)" >&2
+    exit 2
+fi
 NAME=$(basename "$STUDY")
 VARIANTS=${VARIANTS:-}
 OUT=${3:-runs/$NAME-s$SEED${VARIANTS:+-${VARIANTS//,/-}}}
