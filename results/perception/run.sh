@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Does the cpu student see better, and drive better, from larger images? (issue 14: vehicle IoU >= 0.35)
+# The study's students read 64x176 images; a car 30 m away is a few pixels wide, and seed 2's study baseline
+# marks 22 % of the vehicles and 0 % of the pedestrians beyond 30 m in its occupancy. Each arm is seed 2 of the
+# study's recipe (the shipped builtin:cpu_sim_student fine-tuned 1,000 steps, the same data order and seed,
+# RiskHead off) with one change, on all 125 bench routes (nominal rig), paired per route with seed 2's study
+# baseline (results/study-cpu-2):
+#   hires        the study's seed-2 part, baseline only, recorded and trained at 128x352 instead of 64x176
+#                (data.image_hw + model.image_hw; the same routes and frames): recording, labelling,
+#                training, open loop, closed loop (`riskdistill experiment --config hires.json`)
+#   hires_bev64  hires with a 64x64 BEV of 1 m cells instead of 32x32 of 2 m (model.view.bev_hw)
+#   hires_brake  (no retraining) the hires student driving with the occupancy brake
+#   hires_more   hires fine-tuned 1,000 steps more from its own weights (a second cosine cycle, no warm-up,
+#                another data order): does the larger image want more adaptation than 1,000 steps?
+#   baseline_more  the control of hires_more: seed 2's 64x176 study baseline fine-tuned 1,000 steps more the
+#                same way (its own weights, the same second cycle and data order)
+# From the repository root, with seed 2's part of results/study-cpu-2 (`bash results/study-cpu-2/reproduce.sh
+# 2` keeps it in runs/study-cpu-2-s2):
+#   bash results/perception/run.sh [EXP] [OUT] [ARM...]   # hires: about 40 min on 2 free cores, the others
+#                                                         # 12-35 min each
+# HI=FOLDER puts the hires arm's experiment folder elsewhere than OUT/hires-s2 (the committed run used
+# HI=runs/hires-s2).
+# Resumable: finished stages are skipped.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+EXP=${1:-runs/study-cpu-2-s2}
+OUT=${2:-runs/perception}
+shift $(( $# > 2 ? 2 : $# ))
+ARMS=("$@")
+[ ${#ARMS[@]} -gt 0 ] || ARMS=(hires hires_bev64 hires_brake hires_more baseline_more)
+RD=".venv/bin/riskdistill"
+PY=".venv/bin/python"
+HI=${HI:-$OUT/hires-s2}  # the experiment folder of the hires arm (its recordings are the other arms' data)
+HI_CKPT="$HI/train/baseline-s2/checkpoints/final"
+mkdir -p "$OUT/eval"
+# one closed-loop run: label, checkpoint, closed-loop options
+closed_loop() {
+    local label=$1 ckpt=$2
+    shift 2
+    $RD eval closed-loop --suite "$HI/study_suite.json" --driver "$ckpt" --out "$OUT/eval/$label/closed_loop-nominal" \
+        --workers 2 --label "$label" --seed 2 "$@"
+}
+# one student trained from the hires arm's resolved config (its run.json) with changes: label, then
+# `key=value` changes; then its open loop on the hires bench recording
+student() {
+    local label=$1 ckpt="$OUT/train/$1/checkpoints/final" sets=() a
+    shift
+    for a in "$@"; do sets+=(--set "$a"); done
+    $PY -c 'import json, sys; json.dump(json.load(open(sys.argv[1]))["config"], open(sys.argv[2], "w"), indent=1)' \
+        "$HI/train/baseline-s2/run.json" "$OUT/hires-s2-train.json"
+    [ -e "$ckpt" ] || $RD train --config "$OUT/hires-s2-train.json" "${sets[@]}" --out "$OUT/train/$label" \
+        $( [ -e "$OUT/train/$label/checkpoints/latest.json" ] && echo --resume )
+    mkdir -p "$OUT/eval/$label"
+    [ -e "$OUT/eval/$label/open_loop.json" ] || $RD eval open-loop --checkpoint "$ckpt" \
+        --data "$HI/data/bench" --out "$OUT/eval/$label/open_loop.json"
+}
+for arm in "${ARMS[@]}"; do
+    case $arm in
+        hires)
+            # the study's seed-2 configuration with 128x352 images, baseline only, nominal rig
+            $PY - "$OUT/hires.json" <<'PY'
+import json, sys
+from riskdistill.experiment.config import STUDENT_FINETUNE, config_for_seeds, experiment_config
+cfg = experiment_config("study", name="hires", variants=["baseline"], data={"image_hw": [128, 352]},
+                        train={"overrides": [*STUDENT_FINETUNE, "model.image_hw=[128,352]"]}, eval={"rig_shifts": []})
+json.dump(config_for_seeds(cfg, [2]).to_dict(), open(sys.argv[1], "w"), indent=1)
+PY
+            $RD experiment --config "$OUT/hires.json" --out "$HI" ;;
+        hires_bev64)
+            student hires_bev64 'model.view.bev_hw=[64,64]'
+            closed_loop hires_bev64 "$OUT/train/hires_bev64/checkpoints/final" ;;
+        hires_brake)
+            closed_loop hires_brake "$HI_CKPT" --occupancy-brake ;;
+        hires_more)
+            student hires_more "init_weights=$HI_CKPT/model.safetensors" shuffle_seed=102 schedule.warmup_steps=0
+            closed_loop hires_more "$OUT/train/hires_more/checkpoints/final" ;;
+        baseline_more)
+            ckpt="$OUT/train/baseline_more/checkpoints/final"
+            $PY -c 'import json, sys; json.dump(json.load(open(sys.argv[1]))["config"], open(sys.argv[2], "w"), indent=1)' \
+                "$EXP/train/baseline-s2/run.json" "$OUT/baseline-s2-train.json"
+            [ -e "$ckpt" ] || $RD train --config "$OUT/baseline-s2-train.json" \
+                --set "init_weights=$EXP/train/baseline-s2/checkpoints/final/model.safetensors" --set shuffle_seed=102 \
+                --set schedule.warmup_steps=0 --out "$OUT/train/baseline_more" \
+                $( [ -e "$OUT/train/baseline_more/checkpoints/latest.json" ] && echo --resume )
+            mkdir -p "$OUT/eval/baseline_more"
+            [ -e "$OUT/eval/baseline_more/open_loop.json" ] || $RD eval open-loop --checkpoint "$ckpt" \
+                --data "$EXP/data/bench" --out "$OUT/eval/baseline_more/open_loop.json"
+            closed_loop baseline_more "$ckpt" ;;
+        *) echo "unknown arm $arm (hires | hires_bev64 | hires_brake | hires_more | baseline_more)" >&2; exit 2 ;;
+    esac
+done
+# what this folder keeps per arm (results/keep_eval.py): summary, eval config, per-route results, open-loop
+# metrics, the training run's config and commit (no checkpoints)
+[ -e "$HI/eval/baseline-s2/closed_loop-nominal/summary.json" ] && $PY "$HERE/../keep_eval.py" \
+    "$HI/eval/baseline-s2/closed_loop-nominal" "$HERE/hires-s2" --open-loop "$HI/eval/baseline-s2/open_loop.json" \
+    --train-run "$HI/train/baseline-s2/run.json"
+for label in hires_bev64 hires_brake hires_more baseline_more; do
+    d="$OUT/eval/$label/closed_loop-nominal"
+    [ -e "$d/summary.json" ] || continue
+    extra=()
+    [ -e "$OUT/eval/$label/open_loop.json" ] && extra+=(--open-loop "$OUT/eval/$label/open_loop.json")
+    [ -e "$OUT/train/$label/run.json" ] && extra+=(--train-run "$OUT/train/$label/run.json")
+    $PY "$HERE/../keep_eval.py" "$d" "$HERE/$label-s2" "${extra[@]}"
+done
+# paired per route against seed 2's study baseline (and the brake arm against hires)
+labels=(baseline="$EXP/eval/baseline-s2/closed_loop-nominal" hires="$HI/eval/baseline-s2/closed_loop-nominal")
+pairs=(--pair hires:baseline)
+for label in hires_bev64 hires_more baseline_more; do
+    [ -e "$OUT/eval/$label/closed_loop-nominal/summary.json" ] && labels+=("$label=$OUT/eval/$label/closed_loop-nominal") \
+        && pairs+=(--pair "$label:baseline")
+done
+[ -e "$OUT/eval/hires_brake/closed_loop-nominal/summary.json" ] \
+    && labels+=(hires_brake="$OUT/eval/hires_brake/closed_loop-nominal") && pairs+=(--pair hires_brake:hires)
+[ -e "$OUT/eval/baseline_more/closed_loop-nominal/summary.json" ] && pairs+=(--pair hires_more:baseline_more)
+$RD eval compare "${labels[@]}" "${pairs[@]}" --out "$HERE/comparison"
+# the open loops side by side with object recall by range (the baseline on the study's 64x176 bench
+# recording, the arms on the 128x352 one: the same routes, frames and objects)
+ol=(baseline="$EXP/eval/baseline-s2/open_loop.json" hires="$HI/eval/baseline-s2/open_loop.json")
+for label in hires_bev64 hires_more baseline_more; do
+    [ -e "$OUT/eval/$label/open_loop.json" ] && ol+=("$label=$OUT/eval/$label/open_loop.json")
+done
+$PY "$HERE/../range/recall_table.py" "${ol[@]}" --out "$HERE/open_loop.md"
