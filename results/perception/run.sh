@@ -12,6 +12,7 @@
 #   hires_brake  (no retraining) the hires student driving with the occupancy brake
 #   hires_more   hires fine-tuned 1,000 steps more from its own weights (a second cosine cycle, no warm-up,
 #                another data order): does the larger image want more adaptation than 1,000 steps?
+#   hires_more_brake  (no retraining) the hires_more student driving with the occupancy brake
 #   baseline_more  the control of hires_more: seed 2's 64x176 study baseline fine-tuned 1,000 steps more the
 #                same way (its own weights, the same second cycle and data order)
 # From the repository root, with seed 2's part of results/study-cpu-2 (`bash results/study-cpu-2/reproduce.sh
@@ -27,7 +28,7 @@ EXP=${1:-runs/study-cpu-2-s2}
 OUT=${2:-runs/perception}
 shift $(( $# > 2 ? 2 : $# ))
 ARMS=("$@")
-[ ${#ARMS[@]} -gt 0 ] || ARMS=(hires hires_bev64 hires_brake hires_more baseline_more)
+[ ${#ARMS[@]} -gt 0 ] || ARMS=(hires hires_bev64 hires_brake hires_more hires_more_brake baseline_more)
 RD=".venv/bin/riskdistill"
 PY=".venv/bin/python"
 HI=${HI:-$OUT/hires-s2}  # the experiment folder of the hires arm (its recordings are the other arms' data)
@@ -74,6 +75,8 @@ PY
         hires_more)
             student hires_more "init_weights=$HI_CKPT/model.safetensors" shuffle_seed=102 schedule.warmup_steps=0
             closed_loop hires_more "$OUT/train/hires_more/checkpoints/final" ;;
+        hires_more_brake)
+            closed_loop hires_more_brake "$OUT/train/hires_more/checkpoints/final" --occupancy-brake ;;
         baseline_more)
             ckpt="$OUT/train/baseline_more/checkpoints/final"
             $PY -c 'import json, sys; json.dump(json.load(open(sys.argv[1]))["config"], open(sys.argv[2], "w"), indent=1)' \
@@ -86,7 +89,7 @@ PY
             [ -e "$OUT/eval/baseline_more/open_loop.json" ] || $RD eval open-loop --checkpoint "$ckpt" \
                 --data "$EXP/data/bench" --out "$OUT/eval/baseline_more/open_loop.json"
             closed_loop baseline_more "$ckpt" ;;
-        *) echo "unknown arm $arm (hires | hires_bev64 | hires_brake | hires_more | baseline_more)" >&2; exit 2 ;;
+        *) echo "unknown arm $arm (hires | hires_bev64 | hires_brake | hires_more | hires_more_brake | baseline_more)" >&2; exit 2 ;;
     esac
 done
 # what this folder keeps per arm (results/keep_eval.py): summary, eval config, per-route results, open-loop
@@ -94,7 +97,7 @@ done
 [ -e "$HI/eval/baseline-s2/closed_loop-nominal/summary.json" ] && $PY "$HERE/../keep_eval.py" \
     "$HI/eval/baseline-s2/closed_loop-nominal" "$HERE/hires-s2" --open-loop "$HI/eval/baseline-s2/open_loop.json" \
     --train-run "$HI/train/baseline-s2/run.json"
-for label in hires_bev64 hires_brake hires_more baseline_more; do
+for label in hires_bev64 hires_brake hires_more hires_more_brake baseline_more; do
     d="$OUT/eval/$label/closed_loop-nominal"
     [ -e "$d/summary.json" ] || continue
     extra=()
@@ -112,6 +115,8 @@ done
 [ -e "$OUT/eval/hires_brake/closed_loop-nominal/summary.json" ] \
     && labels+=(hires_brake="$OUT/eval/hires_brake/closed_loop-nominal") && pairs+=(--pair hires_brake:hires)
 [ -e "$OUT/eval/baseline_more/closed_loop-nominal/summary.json" ] && pairs+=(--pair hires_more:baseline_more)
+[ -e "$OUT/eval/hires_more_brake/closed_loop-nominal/summary.json" ] \
+    && labels+=(hires_more_brake="$OUT/eval/hires_more_brake/closed_loop-nominal") && pairs+=(--pair hires_more_brake:hires_more)
 $RD eval compare "${labels[@]}" "${pairs[@]}" --out "$HERE/comparison"
 # the open loops side by side with object recall by range (the baseline on the study's 64x176 bench
 # recording, the arms on the 128x352 one: the same routes, frames and objects)
