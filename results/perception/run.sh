@@ -41,20 +41,21 @@ closed_loop() {
     $RD eval closed-loop --suite "$HI/study_suite.json" --driver "$ckpt" --out "$OUT/eval/$label/closed_loop-nominal" \
         --workers 2 --label "$label" --seed 2 "$@"
 }
-# one student trained from the hires arm's resolved config (its run.json) with changes: label, then
-# `key=value` changes; then its open loop on the hires bench recording
+# one student trained from a finished run's resolved config (its run.json) with changes, then its open loop:
+# label, that run.json, the bench recording to score it on, then `key=value` changes
 student() {
-    local label=$1 ckpt="$OUT/train/$1/checkpoints/final" sets=() a
-    shift
+    local label=$1 run_json=$2 bench=$3 ckpt="$OUT/train/$1/checkpoints/final" sets=() a
+    shift 3
     for a in "$@"; do sets+=(--set "$a"); done
     $PY -c 'import json, sys; json.dump(json.load(open(sys.argv[1]))["config"], open(sys.argv[2], "w"), indent=1)' \
-        "$HI/train/baseline-s2/run.json" "$OUT/hires-s2-train.json"
-    [ -e "$ckpt" ] || $RD train --config "$OUT/hires-s2-train.json" "${sets[@]}" --out "$OUT/train/$label" \
+        "$run_json" "$OUT/$label-train.json"
+    [ -e "$ckpt" ] || $RD train --config "$OUT/$label-train.json" "${sets[@]}" --out "$OUT/train/$label" \
         $( [ -e "$OUT/train/$label/checkpoints/latest.json" ] && echo --resume )
     mkdir -p "$OUT/eval/$label"
     [ -e "$OUT/eval/$label/open_loop.json" ] || $RD eval open-loop --checkpoint "$ckpt" \
-        --data "$HI/data/bench" --out "$OUT/eval/$label/open_loop.json"
+        --data "$bench" --out "$OUT/eval/$label/open_loop.json"
 }
+HI_RUN="$HI/train/baseline-s2/run.json"
 for arm in "${ARMS[@]}"; do
     case $arm in
         hires)
@@ -68,27 +69,21 @@ json.dump(config_for_seeds(cfg, [2]).to_dict(), open(sys.argv[1], "w"), indent=1
 PY
             $RD experiment --config "$OUT/hires.json" --out "$HI" ;;
         hires_bev64)
-            student hires_bev64 'model.view.bev_hw=[64,64]'
+            student hires_bev64 "$HI_RUN" "$HI/data/bench" 'model.view.bev_hw=[64,64]'
             closed_loop hires_bev64 "$OUT/train/hires_bev64/checkpoints/final" ;;
         hires_brake)
             closed_loop hires_brake "$HI_CKPT" --occupancy-brake ;;
         hires_more)
-            student hires_more "init_weights=$HI_CKPT/model.safetensors" shuffle_seed=102 schedule.warmup_steps=0
+            student hires_more "$HI_RUN" "$HI/data/bench" "init_weights=$HI_CKPT/model.safetensors" \
+                shuffle_seed=102 schedule.warmup_steps=0
             closed_loop hires_more "$OUT/train/hires_more/checkpoints/final" ;;
         hires_more_brake)
             closed_loop hires_more_brake "$OUT/train/hires_more/checkpoints/final" --occupancy-brake ;;
         baseline_more)
-            ckpt="$OUT/train/baseline_more/checkpoints/final"
-            $PY -c 'import json, sys; json.dump(json.load(open(sys.argv[1]))["config"], open(sys.argv[2], "w"), indent=1)' \
-                "$EXP/train/baseline-s2/run.json" "$OUT/baseline-s2-train.json"
-            [ -e "$ckpt" ] || $RD train --config "$OUT/baseline-s2-train.json" \
-                --set "init_weights=$EXP/train/baseline-s2/checkpoints/final/model.safetensors" --set shuffle_seed=102 \
-                --set schedule.warmup_steps=0 --out "$OUT/train/baseline_more" \
-                $( [ -e "$OUT/train/baseline_more/checkpoints/latest.json" ] && echo --resume )
-            mkdir -p "$OUT/eval/baseline_more"
-            [ -e "$OUT/eval/baseline_more/open_loop.json" ] || $RD eval open-loop --checkpoint "$ckpt" \
-                --data "$EXP/data/bench" --out "$OUT/eval/baseline_more/open_loop.json"
-            closed_loop baseline_more "$ckpt" ;;
+            student baseline_more "$EXP/train/baseline-s2/run.json" "$EXP/data/bench" \
+                "init_weights=$EXP/train/baseline-s2/checkpoints/final/model.safetensors" shuffle_seed=102 \
+                schedule.warmup_steps=0
+            closed_loop baseline_more "$OUT/train/baseline_more/checkpoints/final" ;;
         *) echo "unknown arm $arm (hires | hires_bev64 | hires_brake | hires_more | hires_more_brake | baseline_more)" >&2; exit 2 ;;
     esac
 done
