@@ -31,6 +31,15 @@ ARMS=("$@")
 [ ${#ARMS[@]} -gt 0 ] || ARMS=(hires hires_bev64 hires_brake hires_more hires_more_brake baseline_more)
 RD=".venv/bin/riskdistill"
 PY=".venv/bin/python"
+if [ ! -x "$RD" ]; then
+    echo "run this from the repository root after \`make test\` or \`make demo\` created .venv ($PWD has no $RD)" >&2
+    exit 2
+fi
+if [ ! -f "$EXP/train/baseline-s2/run.json" ] || [ ! -f "$EXP/study_suite.json" ]; then
+    echo "$EXP is not seed 2's finished study part (no train/baseline-s2/run.json or study_suite.json):" \
+        "run bash results/study-cpu-2/reproduce.sh 2 first, or pass its folder as EXP" >&2
+    exit 2
+fi
 HI=${HI:-$OUT/hires-s2}  # the experiment folder of the hires arm (its recordings are the other arms' data)
 HI_CKPT="$HI/train/baseline-s2/checkpoints/final"
 mkdir -p "$OUT/eval"
@@ -100,18 +109,19 @@ for label in hires_bev64 hires_brake hires_more hires_more_brake baseline_more; 
     [ -e "$OUT/train/$label/run.json" ] && extra+=(--train-run "$OUT/train/$label/run.json")
     $PY "$HERE/../keep_eval.py" "$d" "$HERE/$label-s2" "${extra[@]}"
 done
-# paired per route against seed 2's study baseline (and the brake arm against hires)
+# paired per route, each arm against its control (a pair is left out until both sides have run)
 labels=(baseline="$EXP/eval/baseline-s2/closed_loop-nominal" hires="$HI/eval/baseline-s2/closed_loop-nominal")
 pairs=(--pair hires:baseline)
-for label in hires_bev64 hires_more baseline_more; do
-    [ -e "$OUT/eval/$label/closed_loop-nominal/summary.json" ] && labels+=("$label=$OUT/eval/$label/closed_loop-nominal") \
-        && pairs+=(--pair "$label:baseline")
+for pair in hires_bev64:baseline hires_more:baseline baseline_more:baseline hires_brake:hires \
+    hires_more:baseline_more hires_more_brake:hires_more; do
+    a=${pair%%:*} b=${pair#*:}
+    for side in "$a" "$b"; do
+        [[ " ${labels[*]} " == *" $side="* ]] && continue
+        [ -e "$OUT/eval/$side/closed_loop-nominal/summary.json" ] || continue 2
+        labels+=("$side=$OUT/eval/$side/closed_loop-nominal")
+    done
+    pairs+=(--pair "$pair")
 done
-[ -e "$OUT/eval/hires_brake/closed_loop-nominal/summary.json" ] \
-    && labels+=(hires_brake="$OUT/eval/hires_brake/closed_loop-nominal") && pairs+=(--pair hires_brake:hires)
-[ -e "$OUT/eval/baseline_more/closed_loop-nominal/summary.json" ] && pairs+=(--pair hires_more:baseline_more)
-[ -e "$OUT/eval/hires_more_brake/closed_loop-nominal/summary.json" ] \
-    && labels+=(hires_more_brake="$OUT/eval/hires_more_brake/closed_loop-nominal") && pairs+=(--pair hires_more_brake:hires_more)
 $RD eval compare "${labels[@]}" "${pairs[@]}" --out "$HERE/comparison"
 # the open loops side by side with object recall by range (the baseline on the study's 64x176 bench
 # recording, the arms on the 128x352 one: the same routes, frames and objects)
