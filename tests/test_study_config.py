@@ -34,6 +34,26 @@ def test_the_study_preset() -> None:
     assert experiment_config("quick", variants=["baseline", "corridor"]).pairs == [("corridor", "baseline")]
 
 
+def test_the_128x352_study_is_the_study_with_the_larger_image_student(tmp_path: Path) -> None:
+    """``study-128x352`` changes only the image size and the student every variant fine-tunes."""
+    from riskdistill.experiment.config import SIM_STUDENT_128
+    from riskdistill.experiment.pipeline import variant_train_config
+
+    cfg, study = experiment_config("study-128x352"), experiment_config("study")
+    assert cfg.image_hw == (128, 352) and study.image_hw == (64, 176)
+    a, b = cfg.to_dict(), study.to_dict()
+    for d in (a, b):
+        d.pop("name"), d["data"].pop("image_hw"), d["train"].pop("overrides")
+    assert a == b
+    for variant in cfg.variants:
+        run = variant_train_config(cfg, tmp_path, variant, seed=1)
+        base = variant_train_config(study, tmp_path, variant, seed=1)
+        assert run.model.image_hw == run.data.image_hw == (128, 352)
+        assert run.init_weights == SIM_STUDENT_128 and run.init_weights_prefixes == base.init_weights_prefixes
+        assert run.model.heads.risk.enabled == base.model.heads.risk.enabled
+        assert run.optimizer == base.optimizer and run.max_steps == base.max_steps
+
+
 def test_a_part_runs_some_seeds_of_the_study() -> None:
     part = config_for_seeds(experiment_config("study"), [1])
     assert part.seeds == [1] and part.all_seeds == [0, 1, 2] and part.study_seeds == [0, 1, 2]

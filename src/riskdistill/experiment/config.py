@@ -225,6 +225,12 @@ STUDENT_FINETUNE = [
     "channels_last=true",
 ]
 
+#: The same student after 4,000 more steps on 128x352 images (results/perception's hires_long: vehicle IoU
+#: 0.362, DS 61.57 on one draw; ``riskdistill/weights/cpu_sim_student_128x352.json``), and the overrides that
+#: fine-tune it: STUDENT_FINETUNE with these weights, the student reading 128x352 (record the data so).
+SIM_STUDENT_128 = "builtin:cpu_sim_student_128x352"
+STUDENT_FINETUNE_128 = [f"init_weights={SIM_STUDENT_128}", *STUDENT_FINETUNE[1:], "model.image_hw=[128,352]"]
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The study's recipe at a demo budget: every variant fine-tunes the shipped cpu student (SIM_STUDENT) for
     # 300 steps, RSD with a fresh RiskHead; 24 train routes; 8 closed-loop routes. A Rerun recording of each
@@ -293,10 +299,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
     },
 }
+# The study with the better-seeing student: recorded and fine-tuned at 128x352 from SIM_STUDENT_128, the rest
+# as ``study``. Estimated from results/perception's stage costs (record 1.33x, train 1.86x, open loop 1.53x,
+# closed loop 1.35x): about 2.2 h per seed in one part on an Intel Xeon, so split a seed by variant.
+PRESETS["study-128x352"] = deep_merge(
+    PRESETS["study"],
+    {"name": "study-128x352", "data": {"image_hw": [128, 352]}, "train": {"overrides": STUDENT_FINETUNE_128}},
+)
 
 
 def experiment_config(preset: str, **overrides: Any) -> ExperimentConfig:
-    """A preset (``demo``, ``quick``, ``study``, ``full``) with nested overrides."""
+    """A preset (``demo``, ``quick``, ``study``, ``study-128x352``, ``full``) with nested overrides."""
     if preset not in PRESETS:
         raise ValueError(f"unknown experiment preset {preset!r}; valid presets: {sorted(PRESETS)}")
     merged = deep_merge(PRESETS[preset], overrides)
