@@ -13,6 +13,11 @@
 #   hires_more   hires fine-tuned 1,000 steps more from its own weights (a second cosine cycle, no warm-up,
 #                another data order): does the larger image want more adaptation than 1,000 steps?
 #   hires_more_brake  (no retraining) the hires_more student driving with the occupancy brake
+#   hires_long   hires with one 4,000-step fine-tune instead of 1,000 (max_steps; the same cosine schedule
+#                stretched): does perception keep improving with steps at 128x352?
+#   hires_rsd    the RSD variant of hires (RiskHead on, the oracle's risk maps as targets, recorded by the hires
+#                experiment's label stage; the same seed, data order and steps): does risk reach a planner
+#                that sees better? One draw of one seed, paired per route with hires
 #   baseline_more  the control of hires_more: seed 2's 64x176 study baseline fine-tuned 1,000 steps more the
 #                same way (its own weights, the same second cycle and data order)
 # From the repository root, with seed 2's part of results/study-cpu-2 (`bash results/study-cpu-2/reproduce.sh
@@ -28,7 +33,7 @@ EXP=${1:-runs/study-cpu-2-s2}
 OUT=${2:-runs/perception}
 shift $(( $# > 2 ? 2 : $# ))
 ARMS=("$@")
-[ ${#ARMS[@]} -gt 0 ] || ARMS=(hires hires_bev64 hires_brake hires_more hires_more_brake baseline_more)
+[ ${#ARMS[@]} -gt 0 ] || ARMS=(hires hires_bev64 hires_brake hires_more hires_more_brake baseline_more hires_long hires_rsd)
 RD=".venv/bin/riskdistill"
 PY=".venv/bin/python"
 if [ ! -x "$RD" ]; then
@@ -88,12 +93,18 @@ PY
             closed_loop hires_more "$OUT/train/hires_more/checkpoints/final" ;;
         hires_more_brake)
             closed_loop hires_more_brake "$OUT/train/hires_more/checkpoints/final" --occupancy-brake ;;
+        hires_long)
+            student hires_long "$HI_RUN" "$HI/data/bench" max_steps=4000
+            closed_loop hires_long "$OUT/train/hires_long/checkpoints/final" ;;
+        hires_rsd)
+            student hires_rsd "$HI_RUN" "$HI/data/bench" risk_targets=teacher model.heads.risk.enabled=true
+            closed_loop hires_rsd "$OUT/train/hires_rsd/checkpoints/final" ;;
         baseline_more)
             student baseline_more "$EXP/train/baseline-s2/run.json" "$EXP/data/bench" \
                 "init_weights=$EXP/train/baseline-s2/checkpoints/final/model.safetensors" shuffle_seed=102 \
                 schedule.warmup_steps=0
             closed_loop baseline_more "$OUT/train/baseline_more/checkpoints/final" ;;
-        *) echo "unknown arm $arm (hires | hires_bev64 | hires_brake | hires_more | hires_more_brake | baseline_more)" >&2; exit 2 ;;
+        *) echo "unknown arm $arm (hires | hires_bev64 | hires_brake | hires_more | hires_more_brake | hires_long | hires_rsd | baseline_more)" >&2; exit 2 ;;
     esac
 done
 # what this folder keeps per arm (results/keep_eval.py): summary, eval config, per-route results, open-loop
@@ -101,7 +112,7 @@ done
 [ -e "$HI/eval/baseline-s2/closed_loop-nominal/summary.json" ] && $PY "$HERE/../keep_eval.py" \
     "$HI/eval/baseline-s2/closed_loop-nominal" "$HERE/hires-s2" --open-loop "$HI/eval/baseline-s2/open_loop.json" \
     --train-run "$HI/train/baseline-s2/run.json"
-for label in hires_bev64 hires_brake hires_more hires_more_brake baseline_more; do
+for label in hires_bev64 hires_brake hires_more hires_more_brake baseline_more hires_long hires_rsd; do
     d="$OUT/eval/$label/closed_loop-nominal"
     [ -e "$d/summary.json" ] || continue
     extra=()
@@ -113,7 +124,8 @@ done
 labels=(baseline="$EXP/eval/baseline-s2/closed_loop-nominal" hires="$HI/eval/baseline-s2/closed_loop-nominal")
 pairs=(--pair hires:baseline)
 for pair in hires_bev64:baseline hires_more:baseline baseline_more:baseline hires_brake:hires \
-    hires_more:baseline_more hires_more_brake:hires_more; do
+    hires_more:baseline_more hires_more_brake:hires_more hires_long:hires_more hires_long:baseline_more \
+    hires_rsd:hires; do
     a=${pair%%:*} b=${pair#*:}
     for side in "$a" "$b"; do
         [[ " ${labels[*]} " == *" $side="* ]] && continue
@@ -126,7 +138,7 @@ $RD eval compare "${labels[@]}" "${pairs[@]}" --out "$HERE/comparison"
 # the open loops side by side with object recall by range (the baseline on the study's 64x176 bench
 # recording, the arms on the 128x352 one: the same routes, frames and objects)
 ol=(baseline="$EXP/eval/baseline-s2/open_loop.json" hires="$HI/eval/baseline-s2/open_loop.json")
-for label in hires_bev64 hires_more baseline_more; do
+for label in hires_bev64 hires_more baseline_more hires_long hires_rsd; do
     [ -e "$OUT/eval/$label/open_loop.json" ] && ol+=("$label=$OUT/eval/$label/open_loop.json")
 done
 $PY "$HERE/../range/recall_table.py" "${ol[@]}" --out "$HERE/open_loop.md"
