@@ -109,7 +109,7 @@ experiment_app = typer.Typer(
 def experiment(
     ctx: typer.Context,
     preset: str = typer.Option(
-        "full", "--preset", help="demo | quick | study | full (ignored with --config)."
+        "full", "--preset", help="demo | quick | study | study-128x352 | full (ignored with --config)."
     ),
     config: Path = typer.Option(None, "--config", help="An ExperimentConfig JSON file."),
     out: Path = typer.Option(None, "--out", help="Output folder; rerun with the same folder to resume."),

@@ -301,7 +301,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 # The study with the better-seeing student: recorded and fine-tuned at 128x352 from SIM_STUDENT_128, the rest
 # as ``study``. Estimated from results/perception's stage costs (record 1.33x, train 1.86x, open loop 1.53x,
-# closed loop 1.35x): about 2.2 h per seed in one part on an Intel Xeon, so split a seed by variant.
+# closed loop 1.35x): about 2.4 h per seed in one part on an Intel Xeon, so split a seed by variant.
 PRESETS["study-128x352"] = deep_merge(
     PRESETS["study"],
     {"name": "study-128x352", "data": {"image_hw": [128, 352]}, "train": {"overrides": STUDENT_FINETUNE_128}},
