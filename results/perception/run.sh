@@ -18,6 +18,8 @@
 #   hires_rsd    the RSD variant of hires (RiskHead on, the oracle's risk maps as targets, recorded by the hires
 #                experiment's label stage; the same seed, data order and steps): does risk reach a planner
 #                that sees better? One draw of one seed, paired per route with hires
+#   hires_rsd_hazard  hires_rsd with the risk loss's foreground on the teacher's hazard cells (>= 0.5) instead of
+#                every cell > 0.05 (results/study-cpu/probes' `hazard`): a map that marks the hazards
 #   baseline_more  the control of hires_more: seed 2's 64x176 study baseline fine-tuned 1,000 steps more the
 #                same way (its own weights, the same second cycle and data order)
 # From the repository root, with seed 2's part of results/study-cpu-2 (`bash results/study-cpu-2/reproduce.sh
@@ -33,7 +35,7 @@ EXP=${1:-runs/study-cpu-2-s2}
 OUT=${2:-runs/perception}
 shift $(( $# > 2 ? 2 : $# ))
 ARMS=("$@")
-[ ${#ARMS[@]} -gt 0 ] || ARMS=(hires hires_bev64 hires_brake hires_more hires_more_brake baseline_more hires_long hires_rsd)
+[ ${#ARMS[@]} -gt 0 ] || ARMS=(hires hires_bev64 hires_brake hires_more hires_more_brake baseline_more hires_long hires_rsd hires_rsd_hazard)
 RD=".venv/bin/riskdistill"
 PY=".venv/bin/python"
 if [ ! -x "$RD" ]; then
@@ -99,12 +101,16 @@ PY
         hires_rsd)
             student hires_rsd "$HI_RUN" "$HI/data/bench" risk_targets=teacher model.heads.risk.enabled=true
             closed_loop hires_rsd "$OUT/train/hires_rsd/checkpoints/final" ;;
+        hires_rsd_hazard)
+            student hires_rsd_hazard "$HI_RUN" "$HI/data/bench" risk_targets=teacher model.heads.risk.enabled=true \
+                model.heads.risk.loss.fg_threshold=0.5
+            closed_loop hires_rsd_hazard "$OUT/train/hires_rsd_hazard/checkpoints/final" ;;
         baseline_more)
             student baseline_more "$EXP/train/baseline-s2/run.json" "$EXP/data/bench" \
                 "init_weights=$EXP/train/baseline-s2/checkpoints/final/model.safetensors" shuffle_seed=102 \
                 schedule.warmup_steps=0
             closed_loop baseline_more "$OUT/train/baseline_more/checkpoints/final" ;;
-        *) echo "unknown arm $arm (hires | hires_bev64 | hires_brake | hires_more | hires_more_brake | hires_long | hires_rsd | baseline_more)" >&2; exit 2 ;;
+        *) echo "unknown arm $arm (hires | hires_bev64 | hires_brake | hires_more | hires_more_brake | hires_long | hires_rsd | hires_rsd_hazard | baseline_more)" >&2; exit 2 ;;
     esac
 done
 # what this folder keeps per arm (results/keep_eval.py): summary, eval config, per-route results, open-loop
@@ -112,7 +118,8 @@ done
 [ -e "$HI/eval/baseline-s2/closed_loop-nominal/summary.json" ] && $PY "$HERE/../keep_eval.py" \
     "$HI/eval/baseline-s2/closed_loop-nominal" "$HERE/hires-s2" --open-loop "$HI/eval/baseline-s2/open_loop.json" \
     --train-run "$HI/train/baseline-s2/run.json"
-for label in hires_bev64 hires_brake hires_more hires_more_brake baseline_more hires_long hires_rsd; do
+for label in hires_bev64 hires_brake hires_more hires_more_brake baseline_more hires_long hires_rsd \
+    hires_rsd_hazard; do
     d="$OUT/eval/$label/closed_loop-nominal"
     [ -e "$d/summary.json" ] || continue
     extra=()
@@ -125,7 +132,7 @@ labels=(baseline="$EXP/eval/baseline-s2/closed_loop-nominal" hires="$HI/eval/bas
 pairs=(--pair hires:baseline)
 for pair in hires_bev64:baseline hires_more:baseline baseline_more:baseline hires_brake:hires \
     hires_more:baseline_more hires_more_brake:hires_more hires_long:hires_more hires_long:baseline_more \
-    hires_rsd:hires; do
+    hires_rsd:hires hires_rsd_hazard:hires hires_rsd_hazard:hires_rsd; do
     a=${pair%%:*} b=${pair#*:}
     for side in "$a" "$b"; do
         [[ " ${labels[*]} " == *" $side="* ]] && continue
@@ -138,7 +145,7 @@ $RD eval compare "${labels[@]}" "${pairs[@]}" --out "$HERE/comparison"
 # the open loops side by side with object recall by range (the baseline on the study's 64x176 bench
 # recording, the arms on the 128x352 one: the same routes, frames and objects)
 ol=(baseline="$EXP/eval/baseline-s2/open_loop.json" hires="$HI/eval/baseline-s2/open_loop.json")
-for label in hires_bev64 hires_more baseline_more hires_long hires_rsd; do
+for label in hires_bev64 hires_more baseline_more hires_long hires_rsd hires_rsd_hazard; do
     [ -e "$OUT/eval/$label/open_loop.json" ] && ol+=("$label=$OUT/eval/$label/open_loop.json")
 done
 $PY "$HERE/../range/recall_table.py" "${ol[@]}" --out "$HERE/open_loop.md"
