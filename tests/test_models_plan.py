@@ -177,6 +177,63 @@ def test_the_shipped_sim_backbone_holds_the_backbone_only() -> None:
     assert len(copied) > 50 and all(k.startswith("backbone.") for k in copied)
 
 
+def test_init_weights_start_the_backbone_from_a_file(tmp_path) -> None:
+    from riskdistill.models.io import load_init_weights, save_init_weights
+
+    torch.manual_seed(0)
+    a = build_student(student_config("tiny"))
+    torch.manual_seed(1)
+    b = build_student(student_config("tiny"))
+    path = save_init_weights(a, tmp_path / "bb.safetensors")
+    before = {k: v.clone() for k, v in b.state_dict().items()}
+    copied = load_init_weights(b, str(path))
+    assert copied and all(k.startswith("backbone.") for k in copied)
+    for k, v in b.state_dict().items():
+        if k in copied:
+            torch.testing.assert_close(v, a.state_dict()[k].half().to(v.dtype))
+        else:
+            assert torch.equal(v, before[k]), k  # everything else is left alone
+    other = build_student(student_config("tiny", channels=32, view={"n_heads": 4}))
+    with pytest.raises(ValueError, match="shape mismatches"):
+        load_init_weights(other, str(path))
+    with pytest.raises(FileNotFoundError, match="no shipped weights 'nope'"):
+        load_init_weights(b, "builtin:nope")
+    # wider prefixes: a whole trained student but its RiskHead (fine-tuning with a fresh head)
+    wide = ("backbone.", "view_transform.", "bev_encoder.", "heads.planning.")
+    whole = save_init_weights(a, tmp_path / "whole.safetensors", prefixes=wide)
+    copied = load_init_weights(b, str(whole), wide)
+    assert {k.split(".")[0] for k in copied} == {"backbone", "view_transform", "bev_encoder", "heads"}
+    assert not any(k.startswith("heads.risk.") for k in copied)
+
+
+def test_a_path_speed_planner_exports_to_onnx_with_its_driving_outputs(tmp_path) -> None:
+    from riskdistill.models.export import driving_outputs, export_onnx, onnx_parity
+
+    torch.manual_seed(0)
+    heads = {"risk": {"enabled": True}, "planning": {"path_points": 20, "speed_bins_mps": [0, 2, 4, 8]}}
+    student = build_student(student_config("tiny", heads=heads)).eval()
+    assert driving_outputs(student, True) == ["waypoints", "path", "speed_logits", "risk"]
+    path = export_onnx(student, tmp_path / "s.onnx", True, make_obs(2))
+    rows = onnx_parity(student, path, [make_obs(1), make_obs(3)], True)
+    assert all(v < 1e-3 for r in rows for k, v in r.items() if k.endswith("diff"))
+    assert {"path_max_abs_diff", "speed_logits_max_abs_diff"} <= set(rows[0])
+
+
+def test_waypoints_can_be_a_learned_correction_to_the_kinematic_arc() -> None:
+    from riskdistill.evaluation.open_loop import compute_baseline_plans
+
+    torch.manual_seed(0)
+    cfg = student_config(
+        "tiny", heads={"risk": {"enabled": False}, "planning": {"waypoint_prior": "kinematic_arc"}}
+    )
+    student = build_student(cfg).eval()
+    obs = make_obs(3)
+    with torch.no_grad():
+        wp = student(obs)["waypoints"].numpy()
+    arc = compute_baseline_plans(obs.ego_state.numpy(), obs.target_point.numpy())["kinematic_arc"]
+    np.testing.assert_allclose(wp, arc, atol=1e-5)  # the correction starts at zero: the physics prior itself
+
+
 def test_the_shipped_sim_student_is_what_the_study_fine_tunes() -> None:
     """``builtin:cpu_sim_student`` holds every trained tensor of a cpu student but the RiskHead's: the
     study's (and the demo's) fine-tuning overrides copy all of it into a student with a fresh RiskHead."""
