@@ -35,7 +35,8 @@ EXP=${1:-runs/study-cpu-2-s2}
 OUT=${2:-runs/perception}
 shift $(( $# > 2 ? 2 : $# ))
 ARMS=("$@")
-[ ${#ARMS[@]} -gt 0 ] || ARMS=(hires hires_bev64 hires_brake hires_more hires_more_brake baseline_more hires_long hires_rsd hires_rsd_hazard)
+ALL=(hires hires_bev64 hires_brake hires_more hires_more_brake baseline_more hires_long hires_rsd hires_rsd_hazard)
+[ ${#ARMS[@]} -gt 0 ] || ARMS=("${ALL[@]}")
 RD=".venv/bin/riskdistill"
 PY=".venv/bin/python"
 if [ ! -x "$RD" ]; then
@@ -110,7 +111,7 @@ PY
                 "init_weights=$EXP/train/baseline-s2/checkpoints/final/model.safetensors" shuffle_seed=102 \
                 schedule.warmup_steps=0
             closed_loop baseline_more "$OUT/train/baseline_more/checkpoints/final" ;;
-        *) echo "unknown arm $arm (hires | hires_bev64 | hires_brake | hires_more | hires_more_brake | hires_long | hires_rsd | hires_rsd_hazard | baseline_more)" >&2; exit 2 ;;
+        *) echo "unknown arm $arm (${ALL[*]})" >&2; exit 2 ;;
     esac
 done
 # what this folder keeps per arm (results/keep_eval.py): summary, eval config, per-route results, open-loop
@@ -118,8 +119,7 @@ done
 [ -e "$HI/eval/baseline-s2/closed_loop-nominal/summary.json" ] && $PY "$HERE/../keep_eval.py" \
     "$HI/eval/baseline-s2/closed_loop-nominal" "$HERE/hires-s2" --open-loop "$HI/eval/baseline-s2/open_loop.json" \
     --train-run "$HI/train/baseline-s2/run.json"
-for label in hires_bev64 hires_brake hires_more hires_more_brake baseline_more hires_long hires_rsd \
-    hires_rsd_hazard; do
+for label in "${ALL[@]:1}"; do
     d="$OUT/eval/$label/closed_loop-nominal"
     [ -e "$d/summary.json" ] || continue
     extra=()
@@ -145,7 +145,7 @@ $RD eval compare "${labels[@]}" "${pairs[@]}" --out "$HERE/comparison"
 # the open loops side by side with object recall by range (the baseline on the study's 64x176 bench
 # recording, the arms on the 128x352 one: the same routes, frames and objects)
 ol=(baseline="$EXP/eval/baseline-s2/open_loop.json" hires="$HI/eval/baseline-s2/open_loop.json")
-for label in hires_bev64 hires_more baseline_more hires_long hires_rsd hires_rsd_hazard; do
+for label in "${ALL[@]:1}"; do  # the arms that scored a student of their own in open loop
     [ -e "$OUT/eval/$label/open_loop.json" ] && ol+=("$label=$OUT/eval/$label/open_loop.json")
 done
 $PY "$HERE/../range/recall_table.py" "${ol[@]}" --out "$HERE/open_loop.md"

@@ -229,7 +229,11 @@ STUDENT_FINETUNE = [
 #: 0.362, DS 61.57 on one draw; ``riskdistill/weights/cpu_sim_student_128x352.json``), and the overrides that
 #: fine-tune it: STUDENT_FINETUNE with these weights, the student reading 128x352 (record the data so).
 SIM_STUDENT_128 = "builtin:cpu_sim_student_128x352"
-STUDENT_FINETUNE_128 = [f"init_weights={SIM_STUDENT_128}", *STUDENT_FINETUNE[1:], "model.image_hw=[128,352]"]
+STUDENT_FINETUNE_128 = [
+    f"init_weights={SIM_STUDENT_128}",
+    *(o for o in STUDENT_FINETUNE if not o.startswith("init_weights=")),
+    "model.image_hw=[128,352]",
+]
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The study's recipe at a demo budget: every variant fine-tunes the shipped cpu student (SIM_STUDENT) for
