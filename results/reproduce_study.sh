@@ -29,11 +29,13 @@ if [ -n "$VARIANTS" ]; then
     SET=(--set "variants=$(.venv/bin/python -c 'import json, sys; print(json.dumps(sys.argv[1].split(",")))' "$VARIANTS")")
 fi
 COMMIT=$(.venv/bin/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["git_commit"])' "$STUDY/study.json")
+# the experiment preset the study was run with (study, study-128x352): the name in its resolved config
+PRESET=$(.venv/bin/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["name"])' "$STUDY/config.json")
 SRC=runs/$NAME-src-${COMMIT:0:7}
 [ -d "$SRC" ] || git worktree add --detach "$SRC" "$COMMIT"
 if [ "$(git -C "$SRC" rev-parse HEAD)" != "$COMMIT" ]; then
     echo "$SRC is not at the study's commit $COMMIT" >&2
     exit 1
 fi
-PYTHONPATH="$PWD/$SRC/src" .venv/bin/riskdistill experiment --preset study --seeds "$SEED" --out "$OUT" "${SET[@]}"
+PYTHONPATH="$PWD/$SRC/src" .venv/bin/riskdistill experiment --preset "$PRESET" --seeds "$SEED" --out "$OUT" "${SET[@]}"
 .venv/bin/riskdistill experiment merge "$STUDY" "$OUT" --out "$STUDY" --allow-missing
