@@ -17,8 +17,8 @@ if [ ! -x .venv/bin/riskdistill ] || [ ! -e .git ]; then
     echo "run this from the repository root after \`make test\` or \`make demo\` created .venv ($PWD has no .venv/bin/riskdistill or .git)" >&2
     exit 2
 fi
-if [ ! -f "$STUDY/study.json" ]; then
-    echo "$STUDY/study.json not found: STUDY_DIR must be a committed study folder (results/<study>/)" >&2
+if [ ! -f "$STUDY/study.json" ] || [ ! -f "$STUDY/config.json" ]; then
+    echo "$STUDY/study.json or config.json not found: STUDY_DIR must be a committed study folder (results/<study>/)" >&2
     exit 2
 fi
 NAME=$(basename "$STUDY")
