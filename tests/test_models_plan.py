@@ -160,7 +160,9 @@ def test_every_shipped_weights_file_has_a_card_and_fits_the_cpu_student(name: st
         assert f.metadata()["preset"] == "cpu"
         keys = sorted(f.keys())
     torch.manual_seed(0)
-    student = build_student(student_config("cpu"))
+    prior = card.get("waypoint_prior", "kinematic_arc")  # a card says it where a planner was trained
+    assert ("waypoint_prior" in card) == any(k.startswith("heads.planning.out.") for k in keys)
+    student = build_student(student_config("cpu", heads={"planning": {"waypoint_prior": prior}}))
     fresh = {k: v.clone() for k, v in student.state_dict().items()}
     prefixes = tuple(sorted({k.split(".")[0] + "." for k in keys}))
     assert load_init_weights(student, f"builtin:{name}", prefixes) == keys
@@ -204,6 +206,42 @@ def test_init_weights_start_the_backbone_from_a_file(tmp_path) -> None:
     copied = load_init_weights(b, str(whole), wide)
     assert {k.split(".")[0] for k in copied} == {"backbone", "view_transform", "bev_encoder", "heads"}
     assert not any(k.startswith("heads.risk.") for k in copied)
+
+
+def test_init_weights_refuse_a_waypoint_layer_trained_with_another_prior(tmp_path) -> None:
+    """A waypoint output layer trained without the kinematic-arc prior outputs a whole plan; copied into a
+    student with the prior it would be read as a correction (a second plan on top of the arc). It is refused
+    with both values named, and ``!heads.planning.out.`` leaves it out so the correction starts at zero."""
+    from riskdistill.evaluation.open_loop import compute_baseline_plans
+    from riskdistill.models.io import load_init_weights, save_init_weights, split_prefixes
+
+    def tiny(prior: str) -> torch.nn.Module:
+        return build_student(student_config("tiny", heads={"planning": {"waypoint_prior": prior}}))
+
+    torch.manual_seed(0)
+    whole = tiny("none")
+    with torch.no_grad():
+        whole.heads.planning.out.bias.fill_(0.5)  # a trained layer: not zero
+    path = save_init_weights(whole, tmp_path / "plan.safetensors", prefixes=("backbone.", "heads.planning."))
+    with pytest.raises(ValueError, match=r"waypoint_prior 'none', this student has 'kinematic_arc'"):
+        load_init_weights(tiny("kinematic_arc"), str(path), ("backbone.", "heads.planning."))
+    assert load_init_weights(tiny("none"), str(path), ("heads.planning.",))  # the same prior: copied
+    student = tiny("kinematic_arc").eval()
+    copied = load_init_weights(student, str(path), ("backbone.", "heads.planning.", "!heads.planning.out."))
+    assert any(k.startswith("heads.planning.layers.") for k in copied)
+    assert not any(k.startswith("heads.planning.out.") for k in copied)
+    obs = make_obs(2)
+    with torch.no_grad():
+        wp = student(obs)["waypoints"].numpy()
+    arc = compute_baseline_plans(obs.ego_state.numpy(), obs.target_point.numpy())["kinematic_arc"]
+    np.testing.assert_allclose(wp, arc, rtol=1e-5, atol=1e-4)  # the correction still starts at zero
+    # a checkpoint folder says its prior in config.json: refused the same way
+    from riskdistill.models.io import save_student
+
+    folder = save_student(whole, tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="waypoint_prior 'none'"):
+        load_init_weights(tiny("kinematic_arc"), str(folder / "model.safetensors"), ("heads.planning.",))
+    assert split_prefixes(["a.", "!a.b."]) == (("a.",), ("a.b.",))
 
 
 def test_a_path_speed_planner_exports_to_onnx_with_its_driving_outputs(tmp_path) -> None:

@@ -52,6 +52,10 @@ def test_unknown_keys_list_the_valid_ones() -> None:
         load_train_config(base={**DATA, "model": {"preset": "huge"}})
     with pytest.raises(ConfigError, match="data"):
         TrainConfig.from_dict({})  # the data set is required
+    with pytest.raises(ConfigError, match=r"init_weights_prefixes.*needs a prefix to copy"):
+        load_train_config(base=DATA, overrides=['init_weights_prefixes=["!heads.planning.out."]'])
+    cfg = load_train_config(base=DATA, overrides=['init_weights_prefixes=["heads.", "!heads.planning.out."]'])
+    assert cfg.init_weights_prefixes == ["heads.", "!heads.planning.out."]
 
 
 def test_overrides_parse_json_values_and_apply_in_order(tmp_path: Path) -> None:

@@ -6,7 +6,12 @@
 #           instead of every cell above 0.05 (`model.heads.risk.loss.fg_threshold=0.5`): a RiskHead that marks
 #           the hazards (results/study-cpu/probes' `hazard`, results/perception's hires_rsd_hazard on seed 2)
 #   prior   the baseline with its waypoints as a learned correction to the kinematic arc to the target point
-#           (`model.heads.planning.waypoint_prior=kinematic_arc`; issue 14's open-loop L2 target)
+#           (`model.heads.planning.waypoint_prior=kinematic_arc`; issue 14's open-loop L2 target). It copies
+#           every planning tensor of the init weights, the waypoint output layer too, which was trained without
+#           the prior: its correction starts as a second whole plan on top of the arc (a mistake, kept because
+#           its results are committed; prior_zero is the probe as meant)
+#   prior_zero  prior with that output layer left out of init_weights_prefixes, so it starts at zero and the
+#           untrained correction plans the arc itself (as results/overtaking's `prior`)
 # From the repository root, with seed 0's part of the study (`bash results/study-128x352/reproduce.sh 0`
 # keeps it in runs/study-128x352-s0; the probes need its training runs, not its closed loop):
 #   bash results/study-128x352/probes/run.sh [EXP] [OUT] [PROBE...]
@@ -19,7 +24,7 @@ EXP=${1:-runs/study-128x352-s0}
 OUT=${2:-runs/study-128x352-probes}
 shift $(( $# > 2 ? 2 : $# ))
 PROBES=("$@")
-[ ${#PROBES[@]} -gt 0 ] || PROBES=(hazard prior)
+[ ${#PROBES[@]} -gt 0 ] || PROBES=(hazard prior prior_zero)
 if [ ! -x .venv/bin/riskdistill ] || [ ! -f "$EXP/run.json" ]; then
     echo "run this from the repository root after \`make test\` created .venv, with seed 0's experiment folder" \
         "($EXP/run.json not found: bash results/study-128x352/reproduce.sh 0)" >&2
@@ -53,7 +58,12 @@ for p in "${PROBES[@]}"; do
     case $p in
         hazard) probe hazard rsd model.heads.risk.loss.fg_threshold=0.5 ;;
         prior) probe prior baseline model.heads.planning.waypoint_prior=kinematic_arc ;;
-        *) echo "unknown probe $p (hazard | prior)" >&2; exit 2 ;;
+        prior_zero)
+            probe prior_zero baseline model.heads.planning.waypoint_prior=kinematic_arc \
+                "init_weights_prefixes=$($PY -c 'import json, sys; print(json.dumps(sys.argv[1:]))' backbone. \
+                    view_transform. bev_encoder. heads.occupancy. heads.image_aux. \
+                    heads.planning.{command_embed.,ego_encoder.,layers.,step_embed,path_embed,path_out.,speed_embed,speed_out.})" ;;
+        *) echo "unknown probe $p (hazard | prior | prior_zero)" >&2; exit 2 ;;
     esac
 done
 # every finished probe against seed 0's study cells: hazard against RSD and the baseline, prior against the

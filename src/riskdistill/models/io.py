@@ -105,14 +105,50 @@ def resolve_init_weights(spec: str) -> Path:
     return path
 
 
+#: The tensors whose meaning depends on ``heads.planning.waypoint_prior``: the waypoint output layer is a
+#: whole plan without the prior and a correction to the kinematic arc with it (models/heads/planning.py).
+WAYPOINT_OUT_PREFIX = "heads.planning.out."
+
+
+def split_prefixes(prefixes: tuple[str, ...] | list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``init_weights_prefixes`` -> (prefixes to copy, prefixes to leave out: the entries ``!prefix``)."""
+    take = tuple(p for p in prefixes if not p.startswith("!"))
+    skip = tuple(p[1:] for p in prefixes if p.startswith("!"))
+    return take, skip
+
+
+def init_weights_waypoint_prior(path: Path) -> str | None:
+    """The ``waypoint_prior`` the planner in the weights file ``path`` was trained with, where the file says
+    it: its metadata (:func:`save_init_weights`), the provenance card beside a shipped file, or the
+    ``config.json`` of the checkpoint folder it sits in. None when nothing says."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    if "waypoint_prior" in meta:
+        return meta["waypoint_prior"]
+    card = path.with_suffix(".json")
+    if card.is_file():
+        doc = json.loads(card.read_text())
+        if isinstance(doc, dict) and "waypoint_prior" in doc:
+            return str(doc["waypoint_prior"])
+    if path.name == WEIGHTS_FILE and (path.parent / CONFIG_FILE).is_file():
+        return load_student_config(path.parent).heads.planning.waypoint_prior
+    return None
+
+
 def load_init_weights(student: Student, spec: str, prefixes: tuple[str, ...] = ("backbone.",)) -> list[str]:
     """Copy the tensors of ``spec`` whose names start with one of ``prefixes`` into ``student`` (same name,
-    same shape; e.g. a sim-pretrained image backbone every variant starts from). Returns the names copied;
-    ValueError when a tensor's shape differs or nothing matches."""
+    same shape; e.g. a sim-pretrained image backbone every variant starts from); a prefix written ``!prefix``
+    leaves those tensors out (``("heads.planning.", "!heads.planning.out.")``). Returns the names copied;
+    ValueError when a tensor's shape differs, nothing matches, or the waypoint output layer was trained with
+    another ``waypoint_prior`` than the student's (a whole plan would be read as a correction to the arc, or
+    the reverse)."""
     path = resolve_init_weights(spec)
     weights = load_file(str(path))
     own = student.state_dict()
-    take = {k: v for k, v in weights.items() if k.startswith(prefixes)}
+    include, exclude = split_prefixes(prefixes)
+    take = {k: v for k, v in weights.items() if k.startswith(include) and not k.startswith(exclude)}
     bad = [
         f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}"
         for k, v in take.items()
@@ -124,6 +160,14 @@ def load_init_weights(student: Student, spec: str, prefixes: tuple[str, ...] = (
             f"{path}: cannot initialise this student from it (prefixes {list(prefixes)}): "
             f"shape mismatches {bad[:3]}, unknown tensors {missing[:3]}, {len(take)} matching tensors"
         )
+    if any(k.startswith(WAYPOINT_OUT_PREFIX) for k in take):
+        theirs, ours = init_weights_waypoint_prior(path), student.cfg.heads.planning.waypoint_prior
+        if theirs is not None and theirs != ours:
+            raise ValueError(
+                f"{path}: its waypoint output layer was trained with waypoint_prior {theirs!r}, this student "
+                f"has {ours!r} (model.heads.planning.waypoint_prior); set that to {theirs!r}, or leave the "
+                f'layer out so it starts fresh: add "!{WAYPOINT_OUT_PREFIX}" to init_weights_prefixes'
+            )
     with torch.no_grad():
         for k, v in take.items():
             own[k].copy_(v.to(own[k].dtype))
@@ -142,5 +186,7 @@ def save_init_weights(student: Student, path: str | Path, prefixes: tuple[str, .
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "preset": student.cfg.preset})
+        meta = {"format": "pt", "preset": student.cfg.preset}
+        meta["waypoint_prior"] = student.cfg.heads.planning.waypoint_prior
+        save_file(state, str(tmp), metadata=meta)
     return path

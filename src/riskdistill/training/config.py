@@ -138,7 +138,8 @@ class TrainConfig(StrictConfig):
         default_factory=lambda: ["backbone."],
         min_length=1,
         description="which tensors init_weights copies, by name prefix (e.g. add view_transform., "
-        "bev_encoder., heads.planning. to fine-tune a whole trained student)",
+        "bev_encoder., heads.planning. to fine-tune a whole trained student); !prefix leaves those out "
+        "(!heads.planning.out.: the waypoint output layer starts fresh)",
     )
     shuffle_seed: int = 0
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -172,6 +173,13 @@ class TrainConfig(StrictConfig):
     ddp_find_unused_parameters: bool = Field(
         default=True, description="needed when some parameters get no gradient (e.g. unused backbone stages)"
     )
+
+    @field_validator("init_weights_prefixes")
+    @classmethod
+    def _some_prefix_copies(cls, v: list[str]) -> list[str]:
+        if all(p.startswith("!") for p in v) or any(p in ("", "!") for p in v):
+            raise ValueError(f"init_weights_prefixes {v}: needs a prefix to copy, and no empty entry")
+        return v
 
     @model_validator(mode="before")
     @classmethod
