@@ -21,6 +21,7 @@ from riskdistill.evaluation.open_loop import (
     future_actor_boxes,
     iou_from_counts,
     object_recall_hits,
+    paired_l2_difference,
     plan_headings,
     recall_by_range,
 )
@@ -97,6 +98,32 @@ def test_the_expert_plan_is_scored_only_where_the_frame_holds_one() -> None:
     assert acc.result()["l2_2s"] == pytest.approx(1.0)
     _add_expert_plan(acc, ["c"], SimpleNamespace(plan_valid=None), gt[:1], np.ones((1, 6), dtype=bool))
     assert acc.frame_ids == ["a"]  # a data set recorded without plans adds nothing
+
+
+def test_paired_l2_difference_is_the_metric_gap_with_routes_resampled() -> None:
+    """Student minus baseline on the same frames: the point estimate is the difference of the two L2@2s
+    metrics; the interval resamples whole routes, so one route's many frames count as one draw; frames scored
+    on different samples are refused."""
+    gt = np.zeros((6, 6, 2))
+    valid = np.ones((6, 6), dtype=bool)
+    ids = ["r1/0", "r1/1", "r1/2", "r1/3", "r2/0", "r3/0"]
+    student, base = OpenLoopAccumulator(), OpenLoopAccumulator()
+    err_s = np.array([0.5, 0.5, 0.5, 0.5, 1.0, 1.0])  # better than the baseline on r1 (4 frames) only
+    err_b = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    student.add_planning(ids, gt + err_s[:, None, None] * np.array([1.0, 0.0]), gt, valid)
+    base.add_planning(ids, gt + err_b[:, None, None] * np.array([1.0, 0.0]), gt, valid)
+    d = paired_l2_difference(student, base)
+    assert d["diff_m"] == pytest.approx(student.result()["l2_2s"] - base.result()["l2_2s"])
+    assert d["diff_m"] == pytest.approx(-2.0 / 6.0)
+    assert d["n_routes"] == 3 and d["n_samples"] == 6 and d["student_better_share"] == pytest.approx(4 / 6)
+    # with r1 drawn or not: the mean ranges from 0 (no r1) to -0.5 (only r1), never beyond
+    assert -0.5 <= d["ci_low"] < d["diff_m"] < d["ci_high"] <= 0.0
+    same = paired_l2_difference(base, base)
+    assert same["diff_m"] == 0.0 and same["ci_low"] == same["ci_high"] == 0.0
+    other = OpenLoopAccumulator()
+    other.add_planning(["x/0", *ids[1:]], gt, gt, valid)
+    with pytest.raises(ValueError, match="different samples"):
+        paired_l2_difference(student, other)
 
 
 def test_plan_headings_follow_the_path_and_hold_when_stopped() -> None:

@@ -81,6 +81,10 @@ def test_student_open_loop_on_the_tiny_dataset(checkpoint: Path, tiny_dataset: P
     assert sum(b["objects"] for b in bins) > 0
     assert all(b["recall"] is None or 0.0 <= b["recall"] <= 1.0 for b in bins)
     assert m["expert_plan"]["l2_2s"] >= 0.0 and "expert's plan as driven" in res.output
+    vs_arc = m["waypoints_vs_baselines"]["kinematic_arc"]  # paired per frame, routes resampled
+    assert vs_arc["diff_m"] == pytest.approx(m["l2_2s"] - m["baselines"]["kinematic_arc"]["l2_2s"])
+    assert vs_arc["ci_low"] <= vs_arc["diff_m"] <= vs_arc["ci_high"] and vs_arc["n_routes"] >= 1
+    assert "waypoints - kinematic_arc at 2 s" in res.output
     assert doc["future_boxes_recorded_share"] > 0.5  # recorded every 5 steps: most future frames exist
     # recall over the objects that one camera shows: a camera that shows none of them counts no object,
     # the predictions (and IoU) stay the same

@@ -227,6 +227,13 @@ def open_loop(
     for name, r in rows.items():
         plans.add_row(name, *(_fmt(r.get(k)) for k in ("l2_1s", "l2_2s", "l2_3s")))
     console.print(plans)
+    for name, d in m.get("waypoints_vs_baselines", {}).items():
+        if d.get("diff_m") is not None:
+            console.print(
+                f"waypoints - {name} at {d['horizon_s']:g} s: {d['diff_m']:+.3f} m "
+                f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] (95 %, {d['n_routes']} routes resampled; "
+                f"waypoints better on {100 * d['student_better_share']:.0f} % of {d['n_samples']} frames)"
+            )
     console.print(f"metrics: {out}")
 
 

@@ -42,6 +42,7 @@ from riskdistill.geometry import box_corners_2d, boxes_overlap_matrix
 HORIZONS_S: tuple[float, ...] = (1.0, 2.0, 3.0)
 MIN_HEADING_STEP_M = 0.1  # below this displacement a waypoint keeps the previous heading
 OCCUPANCY_THRESHOLD = 0.5  # a predicted cell is occupied when sigmoid(logit) > this
+PAIRED_HORIZON_S = 2.0  # the horizon of the paired student - baseline difference (waypoints_vs_baselines)
 BASELINES = ("constant_velocity", "kinematic_arc")  # plans without learning (compute_baseline_plans)
 
 
@@ -379,6 +380,12 @@ class OpenLoopAccumulator:
             out["occupancy_recall_by_range"] = recall_by_range(self.object_hits)
         return out
 
+    def l2_column(self, horizon_s: float) -> np.ndarray:
+        """``[N]`` per-sample L2 at ``horizon_s`` (NaN where no waypoint up to it was valid)."""
+        if not self.l2:
+            return np.zeros(0)
+        return np.concatenate(self.l2)[:, list(self.horizons_s).index(horizon_s)]
+
     def per_sample(self) -> list[dict[str, Any]]:
         """One row per sample: frame id, L2 per horizon and collision flags (when computed)."""
         if not self.l2:
@@ -662,6 +669,10 @@ def evaluate_open_loop(
     metrics = acc.result()
     metrics["driven_plan"] = _l2_only(driven.result())
     metrics["baselines"] = {name: _l2_only(base.result()) for name, base in baselines.items()}
+    # the student's waypoints against each plan without learning, paired per sample, routes resampled
+    metrics["waypoints_vs_baselines"] = {
+        name: paired_l2_difference(acc, base, PAIRED_HORIZON_S) for name, base in baselines.items()
+    }
     metrics["expert_plan"] = _l2_only(expert.result()) if expert.frame_ids else None
     n_wp = len(acc.frame_ids) * pred.shape[1] if acc.frame_ids else 0
     return {
@@ -673,6 +684,44 @@ def evaluate_open_loop(
         "metrics": metrics,
         "future_boxes_recorded_share": (recorded_steps / n_wp) if n_wp else None,
         "per_sample": acc.per_sample(),
+    }
+
+
+def paired_l2_difference(
+    student: OpenLoopAccumulator,
+    other: OpenLoopAccumulator,
+    horizon_s: float = 2.0,
+    level: float = 0.95,
+    draws: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The student's L2 at ``horizon_s`` minus another plan's on the same samples (negative: the student is
+    better), with a bootstrap interval that resamples whole routes (a route's frames are correlated; the
+    route is the frame id's part before ``/``): ``diff_m`` (= the difference of the two L2 metrics),
+    ``ci_low``, ``ci_high``, ``n_routes``, ``n_samples`` and ``student_better_share`` (of the samples)."""
+    if student.frame_ids != other.frame_ids:
+        raise ValueError("paired L2: the two plans were scored on different samples")
+    a, b = student.l2_column(horizon_s), other.l2_column(horizon_s)
+    ok = np.isfinite(a) & np.isfinite(b)
+    d = (a - b)[ok]
+    routes = np.asarray([f.split("/", 1)[0] for f in student.frame_ids])[ok]
+    out: dict[str, Any] = {"horizon_s": horizon_s, "n_samples": int(ok.sum())}
+    if not len(d):
+        return {**out, "diff_m": None, "ci_low": None, "ci_high": None, "n_routes": 0}
+    names, route_index = np.unique(routes, return_inverse=True)
+    sums = np.bincount(route_index, weights=d, minlength=len(names))
+    counts = np.bincount(route_index, minlength=len(names)).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(names), size=(draws, len(names)))
+    means = sums[pick].sum(axis=1) / counts[pick].sum(axis=1)
+    lo, hi = np.quantile(means, [0.5 - level / 2.0, 0.5 + level / 2.0])
+    return {
+        **out,
+        "diff_m": float(d.mean()),
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "n_routes": len(names),
+        "student_better_share": float((d < 0).mean()),
     }
 
 
