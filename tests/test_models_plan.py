@@ -242,6 +242,18 @@ def test_init_weights_refuse_a_waypoint_layer_trained_with_another_prior(tmp_pat
     with pytest.raises(ValueError, match="waypoint_prior 'none'"):
         load_init_weights(tiny("kinematic_arc"), str(folder / "model.safetensors"), ("heads.planning.",))
     assert split_prefixes(["a.", "!a.b."]) == (("a.",), ("a.b.",))
+    # a provenance card beside the file says the prior too; a broken card is named, not trusted
+    bare = tmp_path / "bare.safetensors"
+    from safetensors.torch import load_file, save_file
+
+    save_file(load_file(str(path)), str(bare), metadata={"format": "pt", "preset": "tiny"})
+    assert load_init_weights(tiny("kinematic_arc"), str(bare), ("heads.planning.",))  # nothing says: copied
+    bare.with_suffix(".json").write_text('{"waypoint_prior": "none"}')
+    with pytest.raises(ValueError, match="waypoint_prior 'none'"):
+        load_init_weights(tiny("kinematic_arc"), str(bare), ("heads.planning.",))
+    bare.with_suffix(".json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"bare\.json"):
+        load_init_weights(tiny("kinematic_arc"), str(bare), ("heads.planning.",))
 
 
 def test_a_path_speed_planner_exports_to_onnx_with_its_driving_outputs(tmp_path) -> None:

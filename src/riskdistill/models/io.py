@@ -129,8 +129,8 @@ def init_weights_waypoint_prior(path: Path) -> str | None:
         return meta["waypoint_prior"]
     card = path.with_suffix(".json")
     if card.is_file():
-        doc = json.loads(card.read_text())
-        if isinstance(doc, dict) and "waypoint_prior" in doc:
+        doc = load_json_object(card, what="the weights' provenance card (an object)")
+        if "waypoint_prior" in doc:
             return str(doc["waypoint_prior"])
     if path.name == WEIGHTS_FILE and (path.parent / CONFIG_FILE).is_file():
         return load_student_config(path.parent).heads.planning.waypoint_prior
