@@ -671,7 +671,7 @@ def evaluate_open_loop(
     metrics["baselines"] = {name: _l2_only(base.result()) for name, base in baselines.items()}
     # the student's waypoints against each plan without learning, paired per sample, routes resampled
     metrics["waypoints_vs_baselines"] = {
-        name: paired_l2_difference(acc, base, PAIRED_HORIZON_S) for name, base in baselines.items()
+        name: paired_l2_difference(acc, base) for name, base in baselines.items()
     }
     metrics["expert_plan"] = _l2_only(expert.result()) if expert.frame_ids else None
     n_wp = len(acc.frame_ids) * pred.shape[1] if acc.frame_ids else 0
@@ -688,17 +688,15 @@ def evaluate_open_loop(
 
 
 def paired_l2_difference(
-    student: OpenLoopAccumulator,
-    other: OpenLoopAccumulator,
-    horizon_s: float = 2.0,
-    level: float = 0.95,
-    draws: int = 2000,
-    seed: int = 0,
+    student: OpenLoopAccumulator, other: OpenLoopAccumulator, horizon_s: float = PAIRED_HORIZON_S
 ) -> dict[str, Any]:
     """The student's L2 at ``horizon_s`` minus another plan's on the same samples (negative: the student is
     better), with a bootstrap interval that resamples whole routes (a route's frames are correlated; the
-    route is the frame id's part before ``/``): ``diff_m`` (= the difference of the two L2 metrics),
-    ``ci_low``, ``ci_high``, ``n_routes``, ``n_samples`` and ``student_better_share`` (of the samples)."""
+    route is the frame id's part before ``/``; the study's bootstrap, ``study_stats.bootstrap_weights``):
+    ``diff_m`` (= the difference of the two L2 metrics), ``ci_low``, ``ci_high``, ``n_routes``,
+    ``n_samples`` and ``student_better_share`` (of the samples)."""
+    from riskdistill.evaluation.study_stats import CI_LEVEL, bootstrap_weights
+
     if student.frame_ids != other.frame_ids:
         raise ValueError("paired L2: the two plans were scored on different samples")
     a, b = student.l2_column(horizon_s), other.l2_column(horizon_s)
@@ -711,10 +709,8 @@ def paired_l2_difference(
     names, route_index = np.unique(routes, return_inverse=True)
     sums = np.bincount(route_index, weights=d, minlength=len(names))
     counts = np.bincount(route_index, minlength=len(names)).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(names), size=(draws, len(names)))
-    means = sums[pick].sum(axis=1) / counts[pick].sum(axis=1)
-    lo, hi = np.quantile(means, [0.5 - level / 2.0, 0.5 + level / 2.0])
+    _, w_route = bootstrap_weights(1, len(names))  # [draws, routes]: how often each route is drawn
+    lo, hi = np.quantile((w_route @ sums) / (w_route @ counts), [0.5 - CI_LEVEL / 2.0, 0.5 + CI_LEVEL / 2.0])
     return {
         **out,
         "diff_m": float(d.mean()),

@@ -117,14 +117,11 @@ def split_prefixes(prefixes: tuple[str, ...] | list[str]) -> tuple[tuple[str, ..
     return take, skip
 
 
-def init_weights_waypoint_prior(path: Path) -> str | None:
-    """The ``waypoint_prior`` the planner in the weights file ``path`` was trained with, where the file says
-    it: its metadata (:func:`save_init_weights`), the provenance card beside a shipped file, or the
-    ``config.json`` of the checkpoint folder it sits in. None when nothing says."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata() or {}
+def init_weights_waypoint_prior(path: Path, meta: dict[str, str]) -> str | None:
+    """The ``waypoint_prior`` the planner in the weights file ``path`` (safetensors metadata ``meta``) was
+    trained with, where something says it: the metadata (:func:`save_init_weights`), the provenance card
+    beside a shipped file, or the ``config.json`` of the checkpoint folder it sits in; None when nothing
+    says."""
     if "waypoint_prior" in meta:
         return meta["waypoint_prior"]
     card = path.with_suffix(".json")
@@ -144,11 +141,15 @@ def load_init_weights(student: Student, spec: str, prefixes: tuple[str, ...] = (
     ValueError when a tensor's shape differs, nothing matches, or the waypoint output layer was trained with
     another ``waypoint_prior`` than the student's (a whole plan would be read as a correction to the arc, or
     the reverse)."""
+    from safetensors import safe_open
+
     path = resolve_init_weights(spec)
-    weights = load_file(str(path))
     own = student.state_dict()
     include, exclude = split_prefixes(prefixes)
-    take = {k: v for k, v in weights.items() if k.startswith(include) and not k.startswith(exclude)}
+    with safe_open(str(path), "pt") as f:  # only the tensors asked for are read
+        meta = f.metadata() or {}
+        names = f.keys()  # a safetensors file handle is not iterable
+        take = {k: f.get_tensor(k) for k in names if k.startswith(include) and not k.startswith(exclude)}
     bad = [
         f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}"
         for k, v in take.items()
@@ -161,7 +162,7 @@ def load_init_weights(student: Student, spec: str, prefixes: tuple[str, ...] = (
             f"shape mismatches {bad[:3]}, unknown tensors {missing[:3]}, {len(take)} matching tensors"
         )
     if any(k.startswith(WAYPOINT_OUT_PREFIX) for k in take):
-        theirs, ours = init_weights_waypoint_prior(path), student.cfg.heads.planning.waypoint_prior
+        theirs, ours = init_weights_waypoint_prior(path, meta), student.cfg.heads.planning.waypoint_prior
         if theirs is not None and theirs != ours:
             raise ValueError(
                 f"{path}: its waypoint output layer was trained with waypoint_prior {theirs!r}, this student "
@@ -186,7 +187,10 @@ def save_init_weights(student: Student, path: str | Path, prefixes: tuple[str, .
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        meta = {"format": "pt", "preset": student.cfg.preset}
-        meta["waypoint_prior"] = student.cfg.heads.planning.waypoint_prior
+        meta = {
+            "format": "pt",
+            "preset": student.cfg.preset,
+            "waypoint_prior": student.cfg.heads.planning.waypoint_prior,
+        }
         save_file(state, str(tmp), metadata=meta)
     return path

@@ -177,7 +177,9 @@ class TrainConfig(StrictConfig):
     @field_validator("init_weights_prefixes")
     @classmethod
     def _some_prefix_copies(cls, v: list[str]) -> list[str]:
-        if all(p.startswith("!") for p in v) or any(p in ("", "!") for p in v):
+        from riskdistill.models.io import split_prefixes
+
+        if not split_prefixes(v)[0] or any(p in ("", "!") for p in v):
             raise ValueError(f"init_weights_prefixes {v}: needs a prefix to copy, and no empty entry")
         return v
 
