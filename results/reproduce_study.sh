@@ -5,6 +5,11 @@
 #   bash results/reproduce_study.sh STUDY_DIR SEED [OUT]
 #   VARIANTS=baseline,rsd bash results/reproduce_study.sh STUDY_DIR SEED   # a seed split into parts, e.g.
 #   VARIANTS=corridor bash results/reproduce_study.sh STUDY_DIR SEED       # over two sessions
+#   DATA_FROM=runs/<an earlier part> VARIANTS=corridor bash results/reproduce_study.sh STUDY_DIR SEED
+# DATA_FROM starts a new part from an earlier part's recorded and labelled data (hard links; `riskdistill
+# experiment reuse-data` checks that the data plan, teacher and commit are the study's): the recording does
+# not depend on the seed or the variants, so every part of a study records the same frames, and a part that
+# reuses them skips about 15-20 min of recording and labelling.
 # A fixed seed gives identical results on one machine, not across CPU kinds (results/overtaking/README.md),
 # so a rerun of a seed elsewhere is a new draw of it. The parts of one study must share one git commit, so
 # the study's code runs from a git worktree at the commit named in STUDY_DIR/study.json (the installed .venv
@@ -36,6 +41,9 @@ SRC=runs/$NAME-src-${COMMIT:0:7}
 if [ "$(git -C "$SRC" rev-parse HEAD)" != "$COMMIT" ]; then
     echo "$SRC is not at the study's commit $COMMIT" >&2
     exit 1
+fi
+if [ -n "${DATA_FROM:-}" ] && [ ! -e "$OUT/data" ]; then
+    .venv/bin/riskdistill experiment reuse-data "$DATA_FROM" "$OUT" --config "$STUDY/config.json" --commit "$COMMIT"
 fi
 PYTHONPATH="$PWD/$SRC/src" .venv/bin/riskdistill experiment --preset "$PRESET" --seeds "$SEED" --out "$OUT" "${SET[@]}"
 .venv/bin/riskdistill experiment merge "$STUDY" "$OUT" --out "$STUDY" --allow-missing

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from riskdistill.cli.main import app
 from riskdistill.config import ConfigError
-from riskdistill.experiment import ExperimentConfig, StageRunner, experiment_config
+from riskdistill.experiment import ExperimentConfig, StageRunner, experiment_config, merge_study
 
 runner = CliRunner()
 
@@ -110,6 +110,29 @@ def test_demo_quick_end_to_end_and_resume(tmp_path: Path) -> None:
         app, ["experiment", "--preset", "quick", "--out", str(out), "--set", "train.max_steps=7"]
     )
     assert res.exit_code == 2 and "another configuration" in res.output
+
+    # a further part (the corridor control, as a study split by variant runs it) starts from this part's
+    # recorded and labelled data: the same files, recording and labelling skipped, merged with it
+    part = tmp_path / "corridor"
+    sets = ["--set", 'variants=["corridor"]', "--set", "eval.rig_shifts=[]"]
+    res = runner.invoke(app, ["experiment", "reuse-data", str(out), str(part), "--preset", "quick", *sets])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["experiment", "--preset", "quick", "--out", str(part), *sets])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("done before, skipped") == 4 and "label train control-corridor" in res.output
+    for rel in ("data/train/frames.parquet", "data/bench/labels/risk/label_card.json"):
+        assert (part / rel).stat().st_ino == (out / rel).stat().st_ino
+    merged = merge_study([out, part], tmp_path / "merged", allow_missing=True, draws=100)
+    assert [(m["variant"], m["rig"]) for m in merged.missing] == [("corridor", "pitch-3deg")]
+    assert merged.study["variants"] == ["baseline", "rsd", "corridor"]
+    readme = (tmp_path / "merged" / "README.md").read_text()
+    row = next(
+        line
+        for line in readme.splitlines()
+        if line.startswith("| seeds [0], variants corridor, rigs nominal |")
+    )
+    assert row.split(" | ")[1] == "reused" and row.split(" | ")[2] != "reused"  # control labels ran there
+    assert "whose time is counted there" in readme
 
 
 def test_resume_check_accepts_an_older_config_file_and_refuses_a_different_one(tmp_path: Path) -> None:

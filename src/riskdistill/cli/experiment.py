@@ -51,17 +51,13 @@ def parse_seeds(text: str) -> list[int]:
         fail(f"--seeds takes comma-separated integers, got {text!r}")
 
 
-def _run(
-    preset: str,
-    config: Path | None,
-    out: Path | None,
-    overrides: dict[str, Any],
-    sets: list[str],
-    seeds: str | None = None,
-    execution: Any = None,
-) -> None:
+def resolve_config(
+    preset: str, config: Path | None, overrides: dict[str, Any], sets: list[str], seeds: str | None = None
+) -> Any:
+    """The ExperimentConfig of ``--config`` (else ``--preset``) with ``overrides``, ``--set`` and ``--seeds``;
+    a bad one fails the command with the loader's message."""
     from riskdistill.config import ConfigError, apply_overrides, deep_merge
-    from riskdistill.experiment import ExperimentConfig, config_for_seeds, experiment_config, run_experiment
+    from riskdistill.experiment import ExperimentConfig, config_for_seeds, experiment_config
 
     try:
         if config is not None:
@@ -74,6 +70,21 @@ def _run(
             cfg = config_for_seeds(cfg, parse_seeds(seeds))
     except (ConfigError, ValueError) as exc:
         fail(str(exc))
+    return cfg
+
+
+def _run(
+    preset: str,
+    config: Path | None,
+    out: Path | None,
+    overrides: dict[str, Any],
+    sets: list[str],
+    seeds: str | None = None,
+    execution: Any = None,
+) -> None:
+    from riskdistill.experiment import run_experiment
+
+    cfg = resolve_config(preset, config, overrides, sets, seeds)
     out = out or Path("runs") / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
     console.print(f"[bold]riskdistill {cfg.name}[/] (seeds {cfg.seeds}) -> {out}")
     try:
@@ -174,3 +185,37 @@ def merge(
     if res.missing:
         console.print(f"[bold yellow]{len(res.missing)} missing cell(s)[/], listed in {out / 'study.json'}")
     console.print(f"written: {out} (README.md, comparison.md, diagnostics.md, seeds/, routes/)")
+
+
+@experiment_app.command("reuse-data")
+def reuse_data_cmd(
+    source: Path = typer.Argument(..., help="A finished experiment folder (recorded and labelled)."),
+    out: Path = typer.Argument(..., help="The new part's output folder (no data/ yet)."),
+    preset: str = typer.Option(
+        None, "--preset", help="The part's preset (demo | quick | study | study-128x352 | full)."
+    ),
+    config: Path = typer.Option(
+        None, "--config", help="The part's ExperimentConfig JSON, e.g. a study's results/<study>/config.json."
+    ),
+    set_: list[str] = typer.Option([], "--set", help="The part's dotted overrides."),
+    commit: str = typer.Option(
+        None, "--commit", help="The git commit the part runs at; a source recorded at another is refused."
+    ),
+) -> None:
+    """Start a part of a study from another part's recorded and labelled data (hard links): the data plan,
+    teacher, image size and teacher grid must equal the part's (--config or --preset with --set), and the
+    source must have run on one commit (--commit). Then run the part with `riskdistill experiment --out OUT`:
+    it starts at training."""
+    from riskdistill.experiment.reuse import reuse_data
+
+    if (preset is None) == (config is None):
+        fail("give the part's configuration with exactly one of --preset and --config")
+    cfg = resolve_config(preset, config, {}, set_)
+    try:
+        res = reuse_data(source, out, cfg, commit=commit)
+    except ValueError as exc:
+        fail(str(exc))
+    console.print(
+        f"{out}: stages {', '.join(res.stages)} taken from {source} "
+        f"({res.files} files linked, {res.copied} of them copied)"
+    )

@@ -57,8 +57,11 @@ class StageRunner:
             raise ValueError(f"{path}: not the record of stage {name!r}; delete it to run the stage again")
         return rec
 
-    def record(self, name: str, outputs: dict[str, Any], seconds: float) -> None:
-        """Mark stage ``name`` finished with ``outputs`` (computed elsewhere, e.g. in a Ray task)."""
+    def record(
+        self, name: str, outputs: dict[str, Any], seconds: float, extra: dict[str, Any] | None = None
+    ) -> None:
+        """Mark stage ``name`` finished with ``outputs`` (computed elsewhere, e.g. in a Ray task); ``extra``:
+        more fields of the record (``reused_from``: the stage ran in another folder, experiment/reuse.py)."""
         atomic_write_json(
             self.stage_dir / _file_name(name),
             {
@@ -66,6 +69,7 @@ class StageRunner:
                 "outputs": outputs,
                 "seconds": seconds,
                 "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+                **(extra or {}),
             },
         )
         log.info("stage %s: done in %.1f s", name, seconds)

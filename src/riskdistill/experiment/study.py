@@ -586,11 +586,16 @@ def part_timings(part: StudyPart) -> dict[str, Any]:
     by_kind: dict[str, float] = {}
     for n, sec in stages.items():
         by_kind[_stage_kind(n)] = by_kind.get(_stage_kind(n), 0.0) + sec
+    # stages taken over from another part's folder (experiment/reuse.py): 0 s here, their time counted there
+    reused = sorted(n for n, r in part.stages.items() if "reused_from" in r)
     return {
         "seeds": part.config.seeds,
         "total_s": sum(stages.values()),
         "by_kind_s": by_kind,
         "stages": stages,
+        "reused_kinds": sorted(
+            {_stage_kind(n) for n in reused} - {_stage_kind(n) for n in stages if n not in reused}
+        ),
     }
 
 

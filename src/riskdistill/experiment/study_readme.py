@@ -181,11 +181,18 @@ def render_study_readme(
     for path, tm in timings.items():
         by = tm["by_kind_s"]
         total += tm["total_s"]
-        cells = [_duration(by.get(k, 0.0)) for k in _KINDS]
+        reused = tm.get("reused_kinds", [])
+        cells = ["reused" if k in reused else _duration(by.get(k, 0.0)) for k in _KINDS]
         lines.append(f"| {labels[path]} | " + " | ".join(cells) + f" | {tm['total_s'] / 3600:.2f} |")
     lines += [
         "",
-        f"Machine time over all parts: {total / 3600:.2f} h (stage wall times as each part recorded them).",
+        f"Machine time over all parts: {total / 3600:.2f} h (stage wall times as each part recorded them)."
+        + (
+            " `reused`: the part started from another part's recorded and labelled data "
+            "(`riskdistill experiment reuse-data`), whose time is counted there."
+            if any(tm.get("reused_kinds") for tm in timings.values())
+            else ""
+        ),
     ]
 
     main = _comparisons(statistics, NOMINAL, "all")
