@@ -462,6 +462,13 @@ class Pipeline:
         return ExperimentResult(self.out, s, summaries, open_loop, Path(report))
 
 
+def run_commits(out_dir: Path) -> list[str | None]:
+    """The git commits an experiment folder ran at: its ``run.json`` and every ``run.before-*.json`` that
+    :func:`keep_earlier_run_json` kept (empty: no run.json)."""
+    runs = [out_dir / "run.json", *sorted(out_dir.glob("run.before-*.json"))]
+    return [load_json(p).get("git_commit") for p in runs if p.is_file()]
+
+
 def keep_earlier_run_json(out_dir: Path) -> None:
     """Before a resume rewrites ``run.json``: keep it as ``run.before-<utc>.json`` when it names another git
     commit, so a folder never hides that parts of it ran on other code."""

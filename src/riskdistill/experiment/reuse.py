@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from riskdistill.experiment.config import ExperimentConfig
+from riskdistill.experiment.pipeline import run_commits
 from riskdistill.experiment.stages import StageRunner
 from riskdistill.io import load_json_object
 
@@ -61,8 +62,7 @@ def _load_config(path: Path) -> ExperimentConfig:
 
 
 def _source_commit(src: Path) -> str | None:
-    runs = [src / "run.json", *sorted(src.glob("run.before-*.json"))]
-    commits = {load_json_object(p).get("git_commit") for p in runs if p.is_file()}
+    commits = set(run_commits(src))
     if not commits:
         raise ValueError(f"{src}: no run.json; not an experiment folder")
     if len(commits) > 1:
@@ -126,7 +126,8 @@ def reuse_data(
 
     stage_dir = src / "stages"
     reused = {}
-    for path in sorted(stage_dir.glob("*.json")):
+    # only the data stages' records (record_*.json, label_*.json; StageRunner's file names) are read
+    for path in sorted(p for k in DATA_STAGE_KINDS for p in stage_dir.glob(f"{k.strip()}_*.json")):
         rec = load_json_object(path, ValueError, "a stage record")
         if str(rec.get("stage", "")).startswith(DATA_STAGE_KINDS):
             reused[rec["stage"]] = rec

@@ -66,7 +66,7 @@ from riskdistill.evaluation.study_stats import (
     route_outcome,
 )
 from riskdistill.experiment.config import ExperimentConfig
-from riskdistill.experiment.pipeline import NOMINAL, STUDY_SUITE, run_name
+from riskdistill.experiment.pipeline import NOMINAL, STUDY_SUITE, run_commits, run_name
 from riskdistill.io import atomic_write_json, atomic_write_text, load_json
 
 #: Configuration fields the parts of one study may differ in (they change no result).
@@ -100,8 +100,7 @@ class StudyPart:
                 "(no study.json)"
             )
         config = ExperimentConfig.from_dict(load_json(cfg_path), source=str(cfg_path))
-        runs = [path / "run.json", *sorted(path.glob("run.before-*.json"))]
-        commits = [load_json(p).get("git_commit") for p in runs if p.is_file()]
+        commits = run_commits(path)
         suite = load_json(path / STUDY_SUITE) if (path / STUDY_SUITE).is_file() else None
         stages = {}
         for p in sorted((path / "stages").glob("*.json")):
