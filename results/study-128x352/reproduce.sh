@@ -9,7 +9,7 @@
 #   VARIANTS=baseline,rsd bash results/study-128x352/reproduce.sh SEED
 #   VARIANTS=corridor bash results/study-128x352/reproduce.sh SEED
 # A later part can start from an earlier part's recorded and labelled data instead (every part records the
-# same frames; checked on seeds 0 and 1), which skips those 15-20 min (seed 0's corridor so: 0.70 h alone):
+# same frames; checked on seeds 0 and 1), which skips those 15-20 min (each seed's corridor part so: 0.70-0.77 h alone):
 #   DATA_FROM=runs/study-128x352-s1-baseline-rsd VARIANTS=corridor bash results/study-128x352/reproduce.sh 1
 # How it runs (a worktree at the study's commit, then the merge): results/reproduce_study.sh.
 exec bash "$(dirname "$0")/../reproduce_study.sh" "$(dirname "$0")" "$@"
