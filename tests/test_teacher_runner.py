@@ -115,6 +115,29 @@ def test_kill_and_resume_gives_identical_labels_without_recomputing(
     assert again.calls == [] and res.skipped == res.frames_in_shard
 
 
+def test_a_record_without_its_index_line_is_rasterised_not_asked_again(
+    tiny_dataset, reference, tmp_path
+) -> None:
+    """A kill after a frame's record was written but before its index line: the record is whole and current,
+    so the resumed run re-rasterises that frame without asking the teacher (a VLM call is not repeated)."""
+    out = tmp_path / "risk"
+    shutil.copytree(reference, out)
+    index_file = next(iter(sorted((out / "index").glob("*.jsonl"))))
+    lines = index_file.read_text().splitlines(keepends=True)
+    lost = json.loads(lines[-1])["frame_id"]
+    index_file.write_text("".join(lines[:-1]))
+    teacher = CountingTeacher()
+    res = label_dataset(tiny_dataset, out, teacher, GRID, show_progress=False)
+    assert teacher.calls == [] and res.rasterised == 1 and res.labelled == 0
+    assert lost in read_index(out) and _snapshot(out) == _snapshot(reference)
+    # a record of another teacher config without an index line is not trusted: asked again
+    lines = index_file.read_text().splitlines(keepends=True)
+    index_file.write_text("".join(lines[:-1]))
+    other = CountingTeacher(OracleConfig(horizon_s=3.0))
+    res = label_dataset(tiny_dataset, out, other, GRID, show_progress=False)
+    assert lost in other.calls and res.labelled == len(other.calls)
+
+
 def test_one_bad_frame_gets_an_error_record_and_the_rest_is_labelled(
     tiny_dataset, frame_ids, tmp_path
 ) -> None:

@@ -18,7 +18,8 @@ Guarantees:
 - **Sharded**: frame ``f`` belongs to shard ``i`` of ``n`` when ``sha256(frame_id) % n == i``: disjoint,
   covering, and stable when the data set grows.
 - **Resumable**: a frame is finished when its record and map are written (map first, then the record,
-  then the index line). Rerunning the same command skips finished frames: the cache key is
+  then the index line; a current record without its index line, left by a kill between the two, is
+  re-rasterised, not asked again). Rerunning the same command skips finished frames: the cache key is
   ``frame id + teacher config hash + grid + raster parameters`` (last index line per frame wins; the
   record's ``provenance.config_hash`` is checked too). A changed teacher config relabels; a changed
   grid or raster parameter re-rasterises from the stored record without asking the teacher again.
@@ -531,7 +532,7 @@ def plan_frames(
     already finished. A frame is finished when its last index entry has the current cache key, its record
     carries the teacher's config hash and its map exists (and, given the ``grid``, is sound:
     :func:`map_problem`); it needs only re-rasterising when the record is current but the map key is not,
-    or the map is missing or corrupt."""
+    the map is missing or corrupt, or the index line is missing (a run killed after writing the record)."""
     i_shard, n_shard = shard
     index = read_index(out_dir)
     ids = ds.table.column("frame_id").to_pylist()
@@ -546,11 +547,13 @@ def plan_frames(
             break
         e = index.get(fid)
         rec = None
-        if e is not None and e.get("teacher_hash") == teacher_hash:
+        if e is None or e.get("teacher_hash") == teacher_hash:
             rec = load_record(out_dir, fid)
             if rec is None or rec.provenance.config_hash != teacher_hash:
                 rec = None
-        if rec is not None and e is not None:
+        if rec is not None and e is None:  # killed between the record and its index line: the record is
+            todo.append((i, False))  # whole (written atomically) and current, so rasterise it, ask nothing
+        elif rec is not None and e is not None:
             if e.get("key") == cache_key(fid, teacher_hash, mkey):
                 mp = map_path(out_dir, fid)
                 problem = map_problem(mp, grid) if grid is not None else (None if mp.is_file() else "missing")
