@@ -55,8 +55,8 @@ PY
     --out "$OUT/open_loop.json"
 $RD eval closed-loop --suite "$EXP/study_suite.json" --driver "$ckpt" --out "$OUT/closed_loop-nominal" \
     --label backbone30 --seed 0 --engine onnx --plan-every-steps 5
-cp "$OUT/open_loop.json" "$OUT/closed_loop-nominal/open_loop.json"
-$PY results/keep_eval.py "$OUT/closed_loop-nominal" "$HERE/backbone30-s0" --train-run "$OUT/train/run.json"
+$PY results/keep_eval.py "$OUT/closed_loop-nominal" "$HERE/backbone30-s0" --open-loop "$OUT/open_loop.json" \
+    --train-run "$OUT/train/run.json"
 base="$EXP0/eval/baseline-s0/closed_loop-nominal"
 if [ -f "$base/summary.json" ]; then
     $RD eval compare "baseline=$base" "backbone30=$OUT/closed_loop-nominal" --pair backbone30:baseline \

@@ -545,25 +545,23 @@ def plan_frames(
         if limit is not None and in_shard > limit:
             in_shard -= 1
             break
+        # the record (written atomically, carrying the teacher's config hash) says whether the label is
+        # current; the index line only whether the map is (it is missing after a kill between the two)
         e = index.get(fid)
         rec = None
         if e is None or e.get("teacher_hash") == teacher_hash:
             rec = load_record(out_dir, fid)
-            if rec is None or rec.provenance.config_hash != teacher_hash:
-                rec = None
-        if rec is not None and e is None:  # killed between the record and its index line: the record is
-            todo.append((i, False))  # whole (written atomically) and current, so rasterise it, ask nothing
-        elif rec is not None and e is not None:
-            if e.get("key") == cache_key(fid, teacher_hash, mkey):
-                mp = map_path(out_dir, fid)
-                problem = map_problem(mp, grid) if grid is not None else (None if mp.is_file() else "missing")
-                if problem is None:
-                    finished += 1
-                    continue
-                log.warning("%s: %s; re-rasterising it from its record", mp, problem)
-            todo.append((i, False))  # label is current, map is not
-        else:
+        if rec is None or rec.provenance.config_hash != teacher_hash:
             todo.append((i, True))
+            continue
+        if e is not None and e.get("key") == cache_key(fid, teacher_hash, mkey):
+            mp = map_path(out_dir, fid)
+            problem = map_problem(mp, grid) if grid is not None else (None if mp.is_file() else "missing")
+            if problem is None:
+                finished += 1
+                continue
+            log.warning("%s: %s; re-rasterising it from its record", mp, problem)
+        todo.append((i, False))  # label is current, map is not (or not known to be)
     return todo, in_shard, finished
 
 
