@@ -84,6 +84,16 @@ def closed_loop(
         min=1,
         help="Record every N-th simulator step (10 Hz; implies --rerun; default 2).",
     ),
+    trace: bool = typer.Option(
+        False,
+        "--trace",
+        help="Also write a per-step trace OUT/trace/<route_id>.jsonl of every route: speed, plan, the "
+        "planner's stop probability, the nearest road users with the driver's occupancy on each, infractions "
+        "(evaluation.trace; occupancy needs --engine eager or --occupancy-brake).",
+    ),
+    trace_every: int = typer.Option(
+        5, "--trace-every", min=1, help="Trace every N-th simulator step (and every step with an infraction)."
+    ),
 ) -> None:
     """Run a driver over a route suite and score it the Bench2Drive way."""
     record_every = (rerun_every or 2) if rerun or rerun_every is not None else None
@@ -121,6 +131,7 @@ def closed_loop(
         "label": label,
         "seed": seed,
         "rerun_every": record_every,
+        "trace_every": trace_every if trace else None,
         "driver_options": {
             "plan_every_steps": plan_every_steps,
             "engine": engine,
@@ -132,8 +143,12 @@ def closed_loop(
     try:
         from riskdistill.evaluation.drivers import make_driver_factory
         from riskdistill.evaluation.generalisation import parse_rig_shift, select_routes
+        from riskdistill.evaluation.trace import TraceRecording
         from riskdistill.viz.rerun_log import RerunRecording
 
+        recorders: list = [RerunRecording(every=record_every)] if record_every is not None else []
+        if trace:
+            recorders.append(TraceRecording(every=trace_every))
         make_driver_factory(driver, rig, driver_options)
         parse_rig_shift(rig_shift)
         select_routes(s, scenarios)
@@ -145,7 +160,7 @@ def closed_loop(
             workers=workers,
             limit=limit,
             variant=variant,
-            recorders=[RerunRecording(every=record_every)] if record_every is not None else (),
+            recorders=recorders,
             driver_options=driver_options,
         )
     except ValueError as exc:
@@ -159,6 +174,8 @@ def closed_loop(
     )
     if record_every is not None:
         console.print(f"rerun recordings: {out / 'rerun'}  (open one with: rerun {out / 'rerun'}/ROUTE.rrd)")
+    if trace:
+        console.print(f"per-step traces: {out / 'trace'}/ROUTE.jsonl")
 
 
 @app.command("open-loop")
