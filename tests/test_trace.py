@@ -34,15 +34,18 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_student(student, tmp_path_factory.mktemp("trace") / "ckpt")
 
 
-def occupancy_everywhere(ckpt: Path, out: Path, logit: float) -> Path:
-    """A copy of the checkpoint whose occupancy gives every channel ``logit`` on every cell."""
+def occupancy_everywhere(ckpt: Path, out: Path, logit: float, only: str | None = None) -> Path:
+    """A copy of the checkpoint whose occupancy gives every channel (or only channel ``only``, the others
+    -10) ``logit`` on every cell."""
     from riskdistill.models import load_student
 
     student = load_student(ckpt)
     conv = student.heads["occupancy"].post[-1]
     with torch.no_grad():
         conv.weight.zero_()
-        conv.bias.fill_(logit)
+        conv.bias.fill_(logit if only is None else -10.0)
+        if only is not None:
+            conv.bias[BEV_CHANNELS.index(only)] = logit
     return save_student(student, out)
 
 
@@ -106,6 +109,13 @@ def test_the_trace_reads_the_students_own_occupancy_on_each_road_user(
         on_grid = [i for i, p in ps.items() if p is not None]
         assert on_grid == [i for i, p in pb.items() if p is not None]  # off the BEV grid: no value
         assert all(ps[i] > 0.99 and pb[i] < 0.01 for i in on_grid)
+        assert all(a["occupancy_any_p"] >= a["occupancy_p"] for a in rs["actors"] if "occupancy_p" in a)
+    vehicles = occupancy_everywhere(checkpoint, tmp_path / "veh", 10.0, only="vehicle")
+    rows_v = traced(str(vehicles), tmp_path / "v", 0.5, opts, every=1, radius_m=200.0, max_actors=50)[0]
+    on = [a for r in rows_v for a in r["actors"] if "occupancy_p" in a]
+    walkers = [a for a in on if a["class"] == "PEDESTRIAN"]
+    assert walkers and all(a["occupancy_p"] < 0.01 and a["occupancy_any_p"] > 0.99 for a in walkers)
+    assert all(a["occupancy_p"] > 0.99 for a in on if a["class"] in ("CAR", "VAN", "TRUCK", "BUS"))
     assert any(a.get("occupancy_p") is not None for r in rows_s for a in r["actors"])
     assert any(a.get("occupancy_p") is None for r in rows_s for a in r["actors"])  # 200 m: some are off it
     onnx = traced(str(seeing), tmp_path / "o", 0.5, {"engine": "onnx"}, every=1, radius_m=200.0)[0]

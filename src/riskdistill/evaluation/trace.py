@@ -8,13 +8,15 @@ A line (``OUT/trace/<route_id>.jsonl``, written atomically when the route ends):
      "planned": true, "braked": false, "plan_xy": [[x, y], ...],      # the action's waypoints, ego frame
      "p_stop": 0.81,                                                   # the planner's "stop" probability
      "actors": [{"id": 7, "class": "PEDESTRIAN", "x_m": 9.3, "y_m": -2.1, "speed_mps": 1.4,
-                 "distance_m": 9.5, "occupancy_p": 0.62}, ...],
+                 "distance_m": 9.5, "occupancy_p": 0.62, "occupancy_any_p": 0.9}, ...],
      "events": [{"kind": "collisions_pedestrian", "time_s": 4.0, "message": ".."}]}
 
 ``actors`` are the nearest ``max_actors`` within ``radius_m`` of the rear axle (ego frame; ground truth, read
 here by the evaluator, never by the driver). ``occupancy_p`` is the highest probability the driver's own BEV
-occupancy gives the actor's channel on its footprint (a student driven by the ``eager`` engine, or any engine
-with the occupancy brake: drivers that expose ``last_outputs["occupancy"]``); ``p_stop`` needs the
+occupancy gives the actor's channel on its footprint, ``occupancy_any_p`` the highest over the three actor
+channels (vehicle, vulnerable road user, static obstacle: something is there, of whatever class; what the
+occupancy brake reacts to), both for a student driven by the ``eager`` engine, or any engine with the
+occupancy brake (drivers that expose ``last_outputs["occupancy"]``); ``p_stop`` needs the
 planner's ``speed_logits``. Keys a driver cannot fill are left out. Every ``every``-th step is written, and
 every step that raised an infraction.
 """
@@ -92,9 +94,10 @@ class RouteTraceRecorder:
         ]
         if not near:
             return []
-        seen: dict[int, float] = {}
+        seen: dict[int, tuple[float, float]] = {}
         if occupancy is not None and self.grid is not None:
             from riskdistill.data.targets import OCCUPANCY_CHANNEL_OF_CLASS, box_footprint_mask
+            from riskdistill.evaluation.open_loop import ACTOR_CHANNELS
 
             k = idx[near]
             yaw = np.asarray(a.yaw[k], dtype=np.float64) - ego.yaw_rad
@@ -107,8 +110,9 @@ class RouteTraceRecorder:
             prob = 1.0 / (1.0 + np.exp(-np.asarray(occupancy, dtype=np.float64)))
             for j, i in enumerate(near):
                 ch = OCCUPANCY_CHANNEL_OF_CLASS.get(int(a.cls[idx[i]]), -1)
-                if ch >= 0 and ch < len(prob) and masks[j].any():
-                    seen[i] = float(prob[ch][masks[j]].max())
+                if ch >= 0 and len(prob) >= len(ACTOR_CHANNELS) and masks[j].any():
+                    on = prob[: len(ACTOR_CHANNELS), masks[j]]  # [3, cells]
+                    seen[i] = (float(on[ch].max()), float(on.max()))
         out = []
         for i in near:
             k = int(idx[i])
@@ -121,7 +125,7 @@ class RouteTraceRecorder:
                 "distance_m": _r(dist[i], 2),
             }
             if i in seen:
-                d["occupancy_p"] = _r(seen[i])
+                d["occupancy_p"], d["occupancy_any_p"] = _r(seen[i][0]), _r(seen[i][1])
             out.append(d)
         return out
 
