@@ -267,8 +267,8 @@ def test_object_recall_counts_each_shown_object_once_by_its_channel_and_range() 
     r, c = grid.metric_to_cell([25.0, 3.0])
     logits[0, r, c] = 5.0  # the pedestrian's cell, but in the vehicle channel: not seen as a VRU
     hits = object_recall_hits(logits, ann, grid)
-    assert [(g, seen) for g, _, seen in hits] == [(0, True), (1, False)]
-    assert [d for _, d, _ in hits] == pytest.approx([5.0, math.hypot(25.0, 3.0)])
+    assert [(g, seen, road) for g, _, seen, road in hits] == [(0, True, None), (1, False, None)]
+    assert [d for _, d, *_ in hits] == pytest.approx([5.0, math.hypot(25.0, 3.0)])
     logits[1, r, c] = 0.1  # sigmoid 0.52 > 0.5
     assert object_recall_hits(logits, ann, grid)[1][2] is True
     # only camera 1 counts: nothing shows there but the truck, which is off the grid
@@ -286,6 +286,48 @@ def test_object_recall_counts_each_shown_object_once_by_its_channel_and_range() 
     from riskdistill.evaluation.open_loop import ACTOR_CHANNELS
 
     assert BEV_CHANNELS[:3] == ACTOR_CHANNELS and set(OCCUPANCY_CHANNEL_OF_CLASS.values()) == {0, 1, 2}
+
+
+def test_object_recall_splits_road_users_on_the_carriageway_from_those_beside_it() -> None:
+    """With the frame's drivable area, each hit says whether the object's centre is on the road: a pedestrian
+    crossing the carriageway (the hazard) is counted apart from one on the pavement."""
+    from riskdistill.evaluation.open_loop import OpenLoopAccumulator, recall_on_road
+
+    grid = BevGrid(x_min_m=-10.0, x_max_m=40.0, y_min_m=-10.0, y_max_m=10.0, resolution_m=1.0)
+    ann = {  # pedestrians at 8 m on the road, at 8 m on the pavement (y = 6), a car on the road at 15 m
+        "actor_class": np.array([4, 4, 0]),
+        "actor_center_ego": np.array([[8.0, 0.5, 0], [8.0, 6.5, 0], [15.0, -0.5, 0]]),
+        "actor_size_lwh": np.array([[0.5, 0.5, 1.8], [0.5, 0.5, 1.8], [4.0, 2.0, 1.5]]),
+        "actor_yaw_ego": np.zeros(3),
+        "actor_visible_px": np.array([[30], [30], [200]]),
+    }
+    xy = grid.cell_centers()
+    road = np.abs(xy[..., 1]) < 4.0  # a carriageway 8 m wide
+    logits = np.full((5, *grid.shape), -5.0)
+    logits[1][np.hypot(xy[..., 0] - 8.0, xy[..., 1] - 6.5) < 1.0] = (
+        5.0  # it sees the pedestrian beside the road
+    )
+    logits[0][np.hypot(xy[..., 0] - 15.0, xy[..., 1] + 0.5) < 1.0] = 5.0  # and the car
+    hits = object_recall_hits(logits, ann, grid, drivable=road)
+    assert [(g, seen, on) for g, _, seen, on in hits] == [(1, False, True), (1, True, False), (0, True, True)]
+    table = recall_on_road(hits)
+    assert table["vulnerable"] == {
+        "on_road": {"objects": 1, "recall": 0.0},
+        "off_road": {"objects": 1, "recall": 1.0},
+    }
+    assert table["vehicle"]["on_road"] == {"objects": 1, "recall": 1.0}
+    assert table["static_obstacle"]["off_road"] == {"objects": 0, "recall": None}
+    acc = OpenLoopAccumulator()
+    acc.object_hits.extend(object_recall_hits(logits, ann, grid))  # without the drivable area: no split
+    assert "occupancy_recall_on_road" not in acc.result()
+    acc.object_hits.extend(hits)
+    res = acc.result()
+    assert res["occupancy_recall_on_road"] == table  # hits without the flag are left out of it
+    by_range = res["occupancy_recall_by_range"]["vulnerable"]  # 8.0 and 10.3 m away, counted twice
+    assert by_range["0-10"] == {"objects": 2, "recall": 0.0} and by_range["10-20"] == {
+        "objects": 2,
+        "recall": 1.0,
+    }
 
 
 def test_path_risk_is_the_max_inside_the_corridor() -> None:

@@ -236,13 +236,16 @@ def object_recall_hits(
     grid: Any,
     threshold: float = OCCUPANCY_THRESHOLD,
     visible_in: Sequence[int] | None = None,
-) -> list[tuple[int, float, bool]]:
-    """``(channel, distance m, seen)`` for every vehicle, vulnerable road user and static obstacle of one
-    frame whose footprint is on the grid and that at least one camera shows (``actor_visible_px`` of the
-    recording's instance masks; a fully hidden object is not counted). ``visible_in``: the cameras (column
-    indices of ``actor_visible_px``, the recording's camera order) that count for "shows"; None: all.
+    drivable: Any = None,
+) -> list[tuple[int, float, bool, bool | None]]:
+    """``(channel, distance m, seen, on road)`` for every vehicle, vulnerable road user and static obstacle
+    of one frame whose footprint is on the grid and that at least one camera shows (``actor_visible_px`` of
+    the recording's instance masks; a fully hidden object is not counted). ``visible_in``: the cameras
+    (column indices of ``actor_visible_px``, the recording's camera order) that count for "shows"; None: all.
     Seen: the occupancy head predicts its channel above ``threshold`` on at least one cell of its
-    footprint. ``pred_logits`` ``[C, H, W]`` (channels ``BEV_CHANNELS``), ``ann`` the frame's
+    footprint. On road: ``drivable`` (``[H, W]`` bool, the frame's drivable-area target) holds the cell of
+    the object's centre (a pedestrian crossing the carriageway, not one on the pavement); None without
+    ``drivable``. ``pred_logits`` ``[C, H, W]`` (channels ``BEV_CHANNELS``), ``ann`` the frame's
     :data:`RECALL_KEYS` arrays. Object-level, so a pedestrian of one or two cells counts as much as a bus
     (cell IoU is dominated by large objects)."""
     from riskdistill.data.targets import OCCUPANCY_CHANNEL_OF_CLASS, box_footprint_mask
@@ -259,16 +262,40 @@ def object_recall_hits(
     if visible_in is not None:
         visible_px = visible_px[:, list(visible_in)]
     shown = visible_px.sum(axis=1) > 0
+    on_road: list[bool | None] = [None] * len(cls)
+    if drivable is not None:
+        road = np.asarray(drivable, dtype=bool)
+        inside = grid.contains(centre[:, :2])
+        rc = grid.metric_to_cell(centre[:, :2])
+        on_road = [bool(road[r, c]) if ok else False for (r, c), ok in zip(rc, inside, strict=True)]
     out = []
     for a, c in enumerate(cls):
         g = OCCUPANCY_CHANNEL_OF_CLASS.get(int(c), -1)
         if g < 0 or not shown[a] or not masks[a].any():
             continue
-        out.append((g, float(np.hypot(*centre[a, :2])), bool(seen[g][masks[a]].any())))
+        out.append((g, float(np.hypot(*centre[a, :2])), bool(seen[g][masks[a]].any()), on_road[a]))
     return out
 
 
-def recall_by_range(hits: Sequence[tuple[int, float, bool]]) -> dict[str, dict[str, dict[str, Any]]]:
+def _recall(seen: Sequence[bool]) -> dict[str, Any]:
+    return {"objects": len(seen), "recall": (sum(seen) / len(seen)) if seen else None}
+
+
+def recall_on_road(hits: Sequence[tuple[Any, ...]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{channel: {"on_road": {"objects": n, "recall": ...}, "off_road": {...}}}`` over the hits whose
+    on-road flag is known (:func:`object_recall_hits` with ``drivable``): e.g. pedestrians crossing the
+    carriageway, the hazards, apart from those on the pavement."""
+    known = [h for h in hits if len(h) > 3 and h[3] is not None]
+    return {
+        name: {
+            where: _recall([h[2] for h in known if h[0] == g and h[3] is road])
+            for where, road in (("on_road", True), ("off_road", False))
+        }
+        for g, name in enumerate(ACTOR_CHANNELS)
+    }
+
+
+def recall_by_range(hits: Sequence[tuple[Any, ...]]) -> dict[str, dict[str, dict[str, Any]]]:
     """``{channel: {"0-10": {"objects": n, "recall": seen / n or None}, ...}}`` over :data:`RECALL_RANGES_M`
     (objects beyond the last edge in the last bin)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -278,9 +305,9 @@ def recall_by_range(hits: Sequence[tuple[int, float, bool]]) -> dict[str, dict[s
         for i, lo in enumerate(edges[:-1]):
             last = i == len(edges) - 2
             hi = edges[i + 1]
-            sel = [h for c, d, h in hits if c == g and lo <= d and (d < hi or last)]
+            sel = [h for c, d, h, *_ in hits if c == g and lo <= d and (d < hi or last)]
             label = f"{lo:g}-{hi:g}" if not last else f"{lo:g}+"
-            bins[label] = {"objects": len(sel), "recall": (sum(sel) / len(sel)) if sel else None}
+            bins[label] = _recall(sel)
         out[name] = bins
     return out
 
@@ -311,7 +338,7 @@ class OpenLoopAccumulator:
     hazards_found: int = 0
     hazards: int = 0
     iou_counts: np.ndarray | None = None
-    object_hits: list[tuple[int, float, bool]] = field(default_factory=list)
+    object_hits: list[tuple[int, float, bool, bool | None]] = field(default_factory=list)
 
     def add_planning(self, frame_ids: Sequence[str], pred_xy: Any, gt_xy: Any, valid: Any) -> None:
         self.frame_ids += list(frame_ids)
@@ -378,6 +405,8 @@ class OpenLoopAccumulator:
             out.update(iou_from_counts(self.iou_counts, self.occupancy_channels))
         if self.iou_counts is not None or self.object_hits:  # (every bin empty when no object was shown)
             out["occupancy_recall_by_range"] = recall_by_range(self.object_hits)
+        if any(len(h) > 3 and h[3] is not None for h in self.object_hits):
+            out["occupancy_recall_on_road"] = recall_on_road(self.object_hits)
         return out
 
     def l2_column(self, horizon_s: float) -> np.ndarray:
@@ -661,10 +690,14 @@ def evaluate_open_loop(
                 acc.add_risk(out["risk"].float().cpu().numpy(), tg.risk_map.cpu().numpy())
             if "occupancy" in out and tg.bev_occupancy is not None:
                 occ = out["occupancy"].float().cpu().numpy()
-                acc.add_occupancy(occ, tg.bev_occupancy.cpu().numpy())
+                occ_t = tg.bev_occupancy.cpu().numpy()
+                acc.add_occupancy(occ, occ_t)
+                road = occ_t[:, BEV_CHANNELS.index("drivable")] > 0.5
                 for b, fid in enumerate(batch.frame_ids):  # arrays the collision check read (cached)
                     ann = index.get(index.by_frame_id[fid])[0]
-                    acc.object_hits.extend(object_recall_hits(occ[b], ann, grid, visible_in=visible_in))
+                    acc.object_hits.extend(
+                        object_recall_hits(occ[b], ann, grid, visible_in=visible_in, drivable=road[b])
+                    )
             progress.advance(task, len(batch))
     metrics = acc.result()
     metrics["driven_plan"] = _l2_only(driven.result())
