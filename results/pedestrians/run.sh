@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Why do the students hit crossing pedestrians? Every study-128x352 student hits the pedestrian on the same
+# bench routes (VehicleTurningRoutePedestrian 2-4, some PedestrianCrossing 0 and 4), with or without the
+# RiskHead, and the occupancy brake does not stop it. This folder looks at what the student saw and did there:
+#   traces    the expert and the shipped 128x352 student (builtin:cpu_sim_student_128x352, the weights every
+#             study student fine-tunes) driven on the six pedestrian routes with a per-step trace
+#             (`eval closed-loop --trace`; the student with the eager engine, so the trace holds its own BEV
+#             occupancy on each road user), summarised by summarise_traces.py into traces.md
+#   on_road   the shipped student's open loop on the study's 9,402 bench frames, whose
+#             `occupancy_recall_on_road` splits its pedestrian recall into those on the carriageway and those
+#             beside it (open_loop-shipped.json)
+#   pedrepeat seed 0's study baseline (1,000 steps from the shipped student, the same seed) with the four
+#             pedestrian-crossing scenario types drawn 3 times per epoch (`data.scenario_repeat`): does seeing
+#             crossing pedestrians more often make the student mark them and stop? Open loop, closed loop on
+#             the 125 routes (the study's driver options), paired per route with EXP's own seed-0 baseline
+#             when its closed loop ran (resume the experiment: the same commit and machine), else with seed
+#             0's study baseline kept in results/study-128x352/routes
+# From the repository root, with a study-128x352 part whose training has started (it holds the recording and
+# the baseline's resolved training config; every part records the same frames), e.g.
+#   riskdistill experiment --preset study-128x352 --seeds 0 --set 'variants=["baseline"]' \
+#       --set 'eval.rig_shifts=[]' --out runs/exp128-s0     # stopped once its training started
+#   bash results/pedestrians/run.sh [EXP] [OUT] [STEP...]   # defaults: runs/exp128-s0 runs/pedestrians,
+#                                                           # all steps: traces on_road pedrepeat
+# About 4 min (traces), 7 min (on_road) and 25 min (pedrepeat) on 2 free cores. Resumable.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+EXP=${1:-runs/exp128-s0}
+OUT=${2:-runs/pedestrians}
+shift $(( $# > 2 ? 2 : $# ))
+STEPS=("$@")
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(traces on_road pedrepeat)
+RD=.venv/bin/riskdistill
+PY=.venv/bin/python
+run_json=$(ls "$EXP"/train/baseline-s0/run.json 2>/dev/null || true)
+if [ ! -x "$RD" ] || [ -z "$run_json" ] || [ ! -d "$EXP/data/bench" ]; then
+    echo "run this from the repository root after \`make test\` created .venv, with seed 0's study-128x352" \
+        "baseline part as EXP ($EXP: no train/baseline-s0/run.json or data/bench)" >&2
+    exit 2
+fi
+mkdir -p "$OUT"
+shipped="$OUT/shipped128"
+# the shipped student as a checkpoint folder: the study baseline's model config, every tensor of the weights
+[ -e "$shipped/model.safetensors" ] || $PY - "$run_json" "$shipped" <<'PY'
+import json, sys
+
+from riskdistill.models import build_student, save_student
+from riskdistill.models.config import StudentConfig
+from riskdistill.models.io import load_init_weights
+
+cfg = json.load(open(sys.argv[1]))["config"]
+student = build_student(StudentConfig.model_validate(cfg["model"])).eval()
+load_init_weights(student, cfg["init_weights"], tuple(cfg["init_weights_prefixes"]))
+save_student(student, sys.argv[2], {"rig": cfg["data"].get("rig", "bench2drive")})
+PY
+# the six bench routes where study students hit a pedestrian, and one of the same type they pass
+[ -f "$OUT/suite.json" ] || $PY - "$HERE/../study-128x352/suite.json" "$OUT/suite.json" <<'PY'
+import json, sys
+
+keep = ["PedestrianCrossing_0", "PedestrianCrossing_4", "VehicleTurningRoutePedestrian_0",
+        "VehicleTurningRoutePedestrian_2", "VehicleTurningRoutePedestrian_3", "VehicleTurningRoutePedestrian_4"]
+suite = json.load(open(sys.argv[1]))
+suite["name"], suite["routes"] = "pedestrians", [r for r in suite["routes"] if r["route_id"][6:] in keep]
+json.dump(suite, open(sys.argv[2], "w"), indent=1)
+PY
+for step in "${STEPS[@]}"; do
+    case $step in
+        traces)
+            $RD eval closed-loop --suite "$OUT/suite.json" --driver expert --out "$OUT/trace-expert" \
+                --workers 2 --trace --trace-every 1
+            $RD eval closed-loop --suite "$OUT/suite.json" --driver "$shipped" --out "$OUT/trace-shipped" \
+                --workers 2 --trace --trace-every 1 --engine eager --plan-every-steps 5 --label shipped --seed 0
+            $PY "$HERE/summarise_traces.py" "expert=$OUT/trace-expert" "shipped=$OUT/trace-shipped" \
+                --out "$HERE/traces.md" ;;
+        on_road)
+            [ -e "$OUT/open_loop-shipped.json" ] || $RD eval open-loop --checkpoint "$shipped" \
+                --data "$EXP/data/bench" --out "$OUT/open_loop-shipped.json"
+            $PY -c 'import json, sys; d = json.load(open(sys.argv[1])); m = d["metrics"]
+json.dump({"checkpoint": "builtin:cpu_sim_student_128x352", "data": d["data"], "metrics": {k: m[k] for k in
+("iou_vehicle", "iou_vulnerable", "occupancy_recall_by_range", "occupancy_recall_on_road")}},
+open(sys.argv[2], "w"), indent=1)' "$OUT/open_loop-shipped.json" "$HERE/open_loop-shipped.json" ;;
+        pedrepeat)
+            out="$OUT/pedrepeat"
+            ckpt="$out/train/checkpoints/final"
+            mkdir -p "$out"
+            [ -f "$out/config.json" ] || $PY - "$run_json" "$out/config.json" <<'PY'
+import json, sys
+
+c = json.load(open(sys.argv[1]))["config"]
+c["data"]["scenario_repeat"] = {s: 3 for s in ("PedestrianCrossing", "VehicleTurningRoutePedestrian",
+                                                 "ParkingCrossingPedestrian", "DynamicObjectCrossing")}
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+PY
+            [ -e "$ckpt" ] || $RD train --config "$out/config.json" --out "$out/train" --risk off \
+                $( [ -e "$out/train/checkpoints/latest.json" ] && echo --resume )
+            [ -e "$out/open_loop.json" ] || $RD eval open-loop --checkpoint "$ckpt" --data "$EXP/data/bench" \
+                --out "$out/open_loop.json"
+            $RD eval closed-loop --suite "$HERE/../study-128x352/suite.json" --driver "$ckpt" \
+                --out "$out/closed_loop-nominal" --label pedrepeat --seed 0 --engine onnx --plan-every-steps 5
+            $PY "$HERE/../keep_eval.py" "$out/closed_loop-nominal" "$HERE/pedrepeat-s0" \
+                --open-loop "$out/open_loop.json" --train-run "$out/train/run.json"
+            # the control: EXP's own baseline (the same commit and machine) once its closed loop ran, else
+            # seed 0's study baseline kept in the repository (another commit and machine: a new draw)
+            base="$EXP/eval/baseline-s0/closed_loop-nominal"
+            if [ -f "$base/summary.json" ]; then
+                $PY "$HERE/../keep_eval.py" "$base" "$HERE/baseline-s0" --open-loop "$EXP/eval/baseline-s0/open_loop.json" \
+                    --train-run "$EXP/train/baseline-s0/run.json"
+                $RD eval compare "baseline=$base" "pedrepeat=$out/closed_loop-nominal" --pair pedrepeat:baseline \
+                    --out "$HERE/comparison-pedrepeat"
+            else
+                $PY "$HERE/../pair_with_study.py" "$HERE/pedrepeat-s0" \
+                    "$HERE/../study-128x352/routes/baseline-s0/nominal.json" --labels pedrepeat baseline \
+                    --out "$HERE/comparison-pedrepeat"
+            fi ;;
+        *) echo "unknown step $step (traces on_road pedrepeat)" >&2; exit 2 ;;
+    esac
+done
