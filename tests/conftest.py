@@ -77,3 +77,20 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _engine_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Exported ONNX graphs (``models.engines.engine_cache_dir``) go to a session folder, not ~/.cache."""
     os.environ.setdefault("RISKDISTILL_CACHE", str(tmp_path_factory.mktemp("riskdistill_cache")))
+
+
+def closed_loop_cli(tmp_path: Path, route: RouteSpec, *options: str) -> Path:
+    """Run ``riskdistill eval closed-loop`` with the expert on the one route ``route`` (one worker) and
+    ``options``; asserts it succeeded and returns the output folder."""
+    from typer.testing import CliRunner
+
+    from riskdistill.cli.evaluate import app
+    from riskdistill.io import atomic_write_text
+
+    suite_file = tmp_path / "suite.json"
+    atomic_write_text(suite_file, Suite(name="one", routes=[route]).model_dump_json())
+    out = tmp_path / "eval"
+    args = ["closed-loop", "--suite", str(suite_file), "--out", str(out), "--workers", "1", *options]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return out

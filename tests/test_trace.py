@@ -14,9 +14,8 @@ import torch
 from riskdistill.contracts.batch import BEV_CHANNELS
 from riskdistill.evaluation.route_runner import run_one_route
 from riskdistill.evaluation.trace import TRACE_DIR, TraceRecording, read_trace
-from riskdistill.io import atomic_write_text
 from riskdistill.models import build_student, save_student, student_config
-from riskdistill.sim.suites import RouteSpec, Suite
+from riskdistill.sim.suites import RouteSpec
 
 torch.set_num_threads(1)
 HW = (32, 88)
@@ -133,16 +132,9 @@ def test_an_unreadable_trace_names_the_file_and_line(tmp_path: Path) -> None:
 
 
 def test_cli_closed_loop_trace(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
+    from conftest import closed_loop_cli
 
-    from riskdistill.cli.evaluate import app
-
-    suite_file = tmp_path / "suite.json"
-    atomic_write_text(suite_file, Suite(name="one", routes=[CROSSING]).model_dump_json())
-    out = tmp_path / "eval"
-    args = ["closed-loop", "--suite", str(suite_file), "--out", str(out), "--workers", "1"]
-    res = CliRunner().invoke(app, [*args, "--route-timeout", "1", "--trace", "--trace-every", "4"])
-    assert res.exit_code == 0, res.output
+    out = closed_loop_cli(tmp_path, CROSSING, "--route-timeout", "1", "--trace", "--trace-every", "4")
     rows, _ = read_trace(out / TRACE_DIR / f"{CROSSING.route_id}.jsonl")
     assert [r["step"] for r in rows if not r["events"]] == [0, 4, 8]
     assert json.loads((out / "run.json").read_text())["config"]["trace_every"] == 4

@@ -390,19 +390,11 @@ def test_a_failing_recording_keeps_the_route_result(tmp_path: Path, monkeypatch:
 
 
 def test_cli_closed_loop_rerun(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
+    from conftest import closed_loop_cli
 
-    from riskdistill.cli.evaluate import app
-    from riskdistill.sim.suites import Suite
-
-    suite_file = tmp_path / "suite.json"
-    atomic_write_text(suite_file, Suite(name="one", routes=[SHORT]).model_dump_json())
-    out = tmp_path / "eval"
-    args = ["closed-loop", "--suite", str(suite_file), "--out", str(out), "--workers", "1"]
-    res = CliRunner().invoke(app, [*args, "--route-timeout", "2", "--rerun", "--rerun-every", "10"])
-    assert res.exit_code == 0, res.output
+    out = closed_loop_cli(tmp_path, SHORT, "--route-timeout", "2", "--rerun", "--rerun-every", "10")
     path = out / "rerun" / f"{SHORT.route_id}.rrd"
-    assert "rerun recordings" in res.output and path.is_file()
+    assert path.is_file()
     n_steps = round(_doc(out)["duration_game_s"] / 0.1)  # ~2 s until the capped timeout
     assert _rows(_chunks(path)["/topdown"]) == -(-n_steps // 10) >= 2  # steps 0, 10, ...
 
