@@ -311,12 +311,14 @@ def test_object_recall_splits_road_users_on_the_carriageway_from_those_beside_it
     hits = object_recall_hits(logits, ann, grid, drivable=road)
     assert [(g, seen, on) for g, _, seen, on in hits] == [(1, False, True), (1, True, False), (0, True, True)]
     table = recall_on_road(hits)
-    assert table["vulnerable"] == {
-        "on_road": {"objects": 1, "recall": 0.0},
-        "off_road": {"objects": 1, "recall": 1.0},
-    }
-    assert table["vehicle"]["on_road"] == {"objects": 1, "recall": 1.0}
-    assert table["static_obstacle"]["off_road"] == {"objects": 0, "recall": None}
+    on, off = table["vulnerable"]["on_road"], table["vulnerable"]["off_road"]
+    assert (on["objects"], on["recall"], off["objects"], off["recall"]) == (1, 0.0, 1, 1.0)
+    assert on["by_range"]["0-10"] == {"objects": 1, "recall": 0.0}  # 8.0 m
+    assert off["by_range"]["10-20"] == {"objects": 1, "recall": 1.0}  # 10.3 m
+    assert off["by_range"]["0-10"] == {"objects": 0, "recall": None}
+    assert (
+        table["vehicle"]["on_road"]["recall"] == 1.0 and table["static_obstacle"]["off_road"]["objects"] == 0
+    )
     acc = OpenLoopAccumulator()
     acc.object_hits.extend(object_recall_hits(logits, ann, grid))  # without the drivable area: no split
     assert "occupancy_recall_on_road" not in acc.result()

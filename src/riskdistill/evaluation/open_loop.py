@@ -281,35 +281,39 @@ def _recall(seen: Sequence[bool]) -> dict[str, Any]:
     return {"objects": len(seen), "recall": (sum(seen) / len(seen)) if seen else None}
 
 
+def _by_range(pairs: Sequence[tuple[float, bool]]) -> dict[str, dict[str, Any]]:
+    """``(distance m, seen)`` pairs -> ``{"0-10": {"objects", "recall"}, ...}`` over :data:`RECALL_RANGES_M`
+    (objects beyond the last edge in the last bin)."""
+    edges, bins = RECALL_RANGES_M, {}
+    for i, lo in enumerate(edges[:-1]):
+        last = i == len(edges) - 2
+        hi = edges[i + 1]
+        sel = [seen for d, seen in pairs if lo <= d and (d < hi or last)]
+        bins[f"{lo:g}-{hi:g}" if not last else f"{lo:g}+"] = _recall(sel)
+    return bins
+
+
 def recall_on_road(hits: Sequence[tuple[Any, ...]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{channel: {"on_road": {"objects": n, "recall": ...}, "off_road": {...}}}`` over the hits whose
-    on-road flag is known (:func:`object_recall_hits` with ``drivable``): e.g. pedestrians crossing the
-    carriageway, the hazards, apart from those on the pavement."""
+    """``{channel: {"on_road": {"objects": n, "recall": ..., "by_range": {...}}, "off_road": {...}}}`` over
+    the hits whose on-road flag is known (:func:`object_recall_hits` with ``drivable``): e.g. pedestrians
+    crossing the carriageway, the hazards, apart from those on the pavement, also per distance bin (on-road
+    and off-road objects lie at different distances)."""
     known = [h for h in hits if len(h) > 3 and h[3] is not None]
-    return {
-        name: {
-            where: _recall([h[2] for h in known if h[0] == g and h[3] is road])
-            for where, road in (("on_road", True), ("off_road", False))
-        }
-        for g, name in enumerate(ACTOR_CHANNELS)
-    }
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for g, name in enumerate(ACTOR_CHANNELS):
+        out[name] = {}
+        for where, road in (("on_road", True), ("off_road", False)):
+            pairs = [(h[1], h[2]) for h in known if h[0] == g and h[3] is road]
+            out[name][where] = {**_recall([seen for _, seen in pairs]), "by_range": _by_range(pairs)}
+    return out
 
 
 def recall_by_range(hits: Sequence[tuple[Any, ...]]) -> dict[str, dict[str, dict[str, Any]]]:
     """``{channel: {"0-10": {"objects": n, "recall": seen / n or None}, ...}}`` over :data:`RECALL_RANGES_M`
     (objects beyond the last edge in the last bin)."""
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    edges = RECALL_RANGES_M
-    for g, name in enumerate(ACTOR_CHANNELS):
-        bins = {}
-        for i, lo in enumerate(edges[:-1]):
-            last = i == len(edges) - 2
-            hi = edges[i + 1]
-            sel = [h for c, d, h, *_ in hits if c == g and lo <= d and (d < hi or last)]
-            label = f"{lo:g}-{hi:g}" if not last else f"{lo:g}+"
-            bins[label] = _recall(sel)
-        out[name] = bins
-    return out
+    return {
+        name: _by_range([(h[1], h[2]) for h in hits if h[0] == g]) for g, name in enumerate(ACTOR_CHANNELS)
+    }
 
 
 # ------------------------------------------------------------------------------------------ accumulation
