@@ -14,8 +14,8 @@
 #   student30     the whole 64x176 student of that run except the waypoint output layer (which starts at zero
 #                 on the arc prior, as results/study-128x352/probes' prior_zero)
 # Each arm is scored in open loop on the study's 9,402 bench frames and driven on the study's 125 bench routes
-# (nominal rig, the study's driver options), and paired per route with seed 0's study baseline when that part
-# is there.
+# (nominal rig, the study's driver options), and paired per route with seed 0's study baseline: its part's
+# closed-loop folder (EXP_SEED0) when it is there, else its per-route outcomes kept in results/study-128x352.
 # From the repository root, with a study-128x352 part whose training has started (it holds the recording and
 # the baseline's resolved training config; every part records the same frames):
 #   bash results/train-30min/run.sh [EXP] [OUT] [EXP_SEED0] [ARM...]
@@ -85,7 +85,8 @@ PY
     [ "$arm" = backbone30 ] && cmp="$HERE/comparison"
     if [ -f "$base/summary.json" ]; then
         $RD eval compare "baseline=$base" "$arm=$out/closed_loop-nominal" --pair "$arm:baseline" --out "$cmp"
-    else
-        echo "no paired comparison: $base has not run (bash results/study-128x352/reproduce.sh 0)" >&2
+    else  # seed 0's study baseline as kept in the repository (its per-route outcomes)
+        $PY results/pair_with_study.py "$HERE/$arm-s0" "$HERE/../study-128x352/routes/baseline-s0/nominal.json" \
+            --labels "$arm" baseline --out "$cmp"
     fi
 done
