@@ -19,6 +19,8 @@
 # From the repository root, with a study-128x352 part whose training has started (it holds the recording and
 # the baseline's resolved training config; every part records the same frames):
 #   bash results/train-30min/run.sh [EXP] [OUT] [EXP_SEED0] [ARM...]
+#   SEED=1 bash results/train-30min/run.sh ... student30    # another draw: training seed and data order 1,
+#                                                           # paired with seed 1's study baseline
 #   defaults: runs/study-128x352-s1-baseline-rsd  runs/train-30min  runs/study-128x352-s0  backbone30
 # e.g. a part of seed 0, baseline only, nominal rig, stopped once its training started:
 #   riskdistill experiment --preset study-128x352 --seeds 0 --set 'variants=["baseline"]' \
@@ -33,6 +35,7 @@ OUT=${2:-runs/train-30min}
 EXP0=${3:-runs/study-128x352-s0}
 shift $(( $# > 3 ? 3 : $# ))
 ARMS=("$@")
+SEED=${SEED:-0}  # training seed (and data order); SEED=1 bash ... trains and pairs seed 1's draw
 ALL=(backbone30 perception30 student30)
 [ ${#ARMS[@]} -gt 0 ] || ARMS=(backbone30)
 RD=.venv/bin/riskdistill
@@ -50,10 +53,11 @@ suite="$EXP/study_suite.json"
 for arm in "${ARMS[@]}"; do
     case " ${ALL[*]} " in *" $arm "*) ;; *) echo "unknown arm $arm (${ALL[*]})" >&2; exit 2 ;; esac
     out="$OUT/$arm"
+    [ "$SEED" = 0 ] || out="$OUT/$arm-s$SEED"
     ckpt="$out/train/checkpoints/final"
     mkdir -p "$out"
     # the baseline's resolved training config with the arm's changes (written once; a rerun resumes with it)
-    [ -f "$out/config.json" ] || $PY - "$run_json" "$out/config.json" "$arm" <<'PY'
+    [ -f "$out/config.json" ] || $PY - "$run_json" "$out/config.json" "$arm" "$SEED" <<'PY'
 import json, sys
 
 c = json.load(open(sys.argv[1]))["config"]
@@ -68,8 +72,8 @@ c["model"]["heads"]["planning"]["waypoint_prior"] = "kinematic_arc"
 c["optimizer"]["lr"] = 1e-3
 c["schedule"]["warmup_steps"] = 200
 c["max_steps"] = 2100
-c["seed"] = 0
-c["shuffle_seed"] = 0
+c["seed"] = int(sys.argv[4])
+c["shuffle_seed"] = int(sys.argv[4])
 json.dump(c, open(sys.argv[2], "w"), indent=1)
 PY
     [ -e "$ckpt" ] || $RD train --config "$out/config.json" --out "$out/train" --risk off \
@@ -77,16 +81,18 @@ PY
     [ -e "$out/open_loop.json" ] || $RD eval open-loop --checkpoint "$ckpt" --data "$EXP/data/bench" \
         --out "$out/open_loop.json"
     $RD eval closed-loop --suite "$suite" --driver "$ckpt" --out "$out/closed_loop-nominal" \
-        --label "$arm" --seed 0 --engine onnx --plan-every-steps 5
-    $PY results/keep_eval.py "$out/closed_loop-nominal" "$HERE/$arm-s0" --open-loop "$out/open_loop.json" \
+        --label "$arm" --seed "$SEED" --engine onnx --plan-every-steps 5
+    $PY results/keep_eval.py "$out/closed_loop-nominal" "$HERE/$arm-s$SEED" --open-loop "$out/open_loop.json" \
         --train-run "$out/train/run.json"
-    base="$EXP0/eval/baseline-s0/closed_loop-nominal"
+    base="$EXP0/eval/baseline-s$SEED/closed_loop-nominal"
     cmp="$HERE/comparison-$arm"
-    [ "$arm" = backbone30 ] && cmp="$HERE/comparison"
+    [ "$SEED" = 0 ] || cmp="$cmp-s$SEED"
+    [ "$arm" = backbone30 ] && [ "$SEED" = 0 ] && cmp="$HERE/comparison"
     if [ -f "$base/summary.json" ]; then
         $RD eval compare "baseline=$base" "$arm=$out/closed_loop-nominal" --pair "$arm:baseline" --out "$cmp"
-    else  # seed 0's study baseline as kept in the repository (its per-route outcomes)
-        $PY results/pair_with_study.py "$HERE/$arm-s0" "$HERE/../study-128x352/routes/baseline-s0/nominal.json" \
+    else  # the seed's study baseline as kept in the repository (its per-route outcomes)
+        $PY results/pair_with_study.py "$HERE/$arm-s$SEED" \
+            "$HERE/../study-128x352/routes/baseline-s$SEED/nominal.json" \
             --labels "$arm" baseline --out "$cmp"
     fi
 done
