@@ -80,6 +80,13 @@ def test_student_open_loop_on_the_tiny_dataset(checkpoint: Path, tiny_dataset: P
     bins = [b for ch in recall.values() for b in ch.values()]
     assert sum(b["objects"] for b in bins) > 0
     assert all(b["recall"] is None or 0.0 <= b["recall"] <= 1.0 for b in bins)
+    road = m["occupancy_recall_on_road"]  # the same objects, split by the drivable area under them
+    for ch, by_range in recall.items():
+        n = sum(b["objects"] for b in by_range.values())
+        assert road[ch]["on_road"]["objects"] + road[ch]["off_road"]["objects"] == n
+        for side in (road[ch]["on_road"], road[ch]["off_road"]):
+            assert sum(b["objects"] for b in side["by_range"].values()) == side["objects"]
+    assert road["vehicle"]["on_road"]["objects"] > 0  # the recorded traffic drives on the road
     assert m["expert_plan"]["l2_2s"] >= 0.0 and "expert's plan as driven" in res.output
     vs_arc = m["waypoints_vs_baselines"]["kinematic_arc"]  # paired per frame, routes resampled
     assert vs_arc["diff_m"] == pytest.approx(m["l2_2s"] - m["baselines"]["kinematic_arc"]["l2_2s"])
