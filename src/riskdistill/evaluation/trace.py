@@ -107,7 +107,7 @@ class RouteTraceRecorder:
                 np.stack([a.length[k], a.width[k]], 1).astype(np.float64),
                 yaw,
             )
-            prob = 1.0 / (1.0 + np.exp(-np.asarray(occupancy, dtype=np.float64)))
+            prob = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(occupancy, dtype=np.float64)))  # sigmoid
             for j, i in enumerate(near):
                 ch = OCCUPANCY_CHANNEL_OF_CLASS.get(int(a.cls[idx[i]]), -1)
                 if ch >= 0 and len(prob) >= len(ACTOR_CHANNELS) and masks[j].any():
