@@ -6,9 +6,9 @@
 #             study student fine-tunes) driven on the six pedestrian routes with a per-step trace
 #             (`eval closed-loop --trace`; the student with the eager engine, so the trace holds its own BEV
 #             occupancy on each road user), summarised by summarise_traces.py into traces.md
-#   on_road   the shipped student's open loop on the study's 9,402 bench frames, whose
-#             `occupancy_recall_on_road` splits its pedestrian recall into those on the carriageway and those
-#             beside it (open_loop-shipped.json)
+#   on_road   the shipped student's open loop on the study's 9,402 bench frames and on every 8th frame of the
+#             train recording, whose `occupancy_recall_on_road` splits its pedestrian recall into those on the
+#             carriageway and those beside it (open_loop-shipped.json, open_loop-shipped-train.json)
 #   pedrepeat seed 0's study baseline (1,000 steps from the shipped student, the same seed) with the four
 #             pedestrian-crossing scenario types drawn 3 times per epoch (`data.scenario_repeat`): does seeing
 #             crossing pedestrians more often make the student mark them and stop? Open loop, closed loop on
@@ -72,12 +72,17 @@ for step in "${STEPS[@]}"; do
             $PY "$HERE/summarise_traces.py" "expert=$OUT/trace-expert" "shipped=$OUT/trace-shipped" \
                 --out "$HERE/traces.md" ;;
         on_road)
+            # on the bench recording, and on every 8th frame of the train recording (the frames it learnt from)
             [ -e "$OUT/open_loop-shipped.json" ] || $RD eval open-loop --checkpoint "$shipped" \
                 --data "$EXP/data/bench" --out "$OUT/open_loop-shipped.json"
-            $PY -c 'import json, sys; d = json.load(open(sys.argv[1])); m = d["metrics"]
+            [ -e "$OUT/open_loop-shipped-train.json" ] || $RD eval open-loop --checkpoint "$shipped" \
+                --data "$EXP/data/train" --stride 8 --out "$OUT/open_loop-shipped-train.json"
+            for f in open_loop-shipped open_loop-shipped-train; do
+                $PY -c 'import json, sys; d = json.load(open(sys.argv[1])); m = d["metrics"]
 json.dump({"checkpoint": "builtin:cpu_sim_student_128x352", "data": d["data"], "metrics": {k: m[k] for k in
-("iou_vehicle", "iou_vulnerable", "occupancy_recall_by_range", "occupancy_recall_on_road")}},
-open(sys.argv[2], "w"), indent=1)' "$OUT/open_loop-shipped.json" "$HERE/open_loop-shipped.json" ;;
+("n_samples", "iou_vehicle", "iou_vulnerable", "occupancy_recall_by_range", "occupancy_recall_on_road")}},
+open(sys.argv[2], "w"), indent=1)' "$OUT/$f.json" "$HERE/$f.json"
+            done ;;
         pedrepeat)
             out="$OUT/pedrepeat"
             ckpt="$out/train/checkpoints/final"
