@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from riskdistill.evaluation.object_recall import object_recall_hits, recall_by_range
 from riskdistill.evaluation.open_loop import (
     ActorBoxes,
     OpenLoopAccumulator,
@@ -20,10 +21,8 @@ from riskdistill.evaluation.open_loop import (
     extrapolate_actors,
     future_actor_boxes,
     iou_from_counts,
-    object_recall_hits,
     paired_l2_difference,
     plan_headings,
-    recall_by_range,
 )
 from riskdistill.evaluation.risk_metrics import (
     compute_auc,
@@ -283,7 +282,7 @@ def test_object_recall_counts_each_shown_object_once_by_its_channel_and_range() 
     assert table["static_obstacle"]["10-20"] == {"objects": 0, "recall": None}
     from riskdistill.contracts.batch import BEV_CHANNELS
     from riskdistill.data.targets import OCCUPANCY_CHANNEL_OF_CLASS
-    from riskdistill.evaluation.open_loop import ACTOR_CHANNELS
+    from riskdistill.evaluation.object_recall import ACTOR_CHANNELS
 
     assert BEV_CHANNELS[:3] == ACTOR_CHANNELS and set(OCCUPANCY_CHANNEL_OF_CLASS.values()) == {0, 1, 2}
 
@@ -291,7 +290,8 @@ def test_object_recall_counts_each_shown_object_once_by_its_channel_and_range() 
 def test_object_recall_splits_road_users_on_the_carriageway_from_those_beside_it() -> None:
     """With the frame's drivable area, each hit says whether the object's centre is on the road: a pedestrian
     crossing the carriageway (the hazard) is counted apart from one on the pavement."""
-    from riskdistill.evaluation.open_loop import OpenLoopAccumulator, recall_on_road
+    from riskdistill.evaluation.object_recall import recall_on_road
+    from riskdistill.evaluation.open_loop import OpenLoopAccumulator
 
     grid = BevGrid(x_min_m=-10.0, x_max_m=40.0, y_min_m=-10.0, y_max_m=10.0, resolution_m=1.0)
     ann = {  # pedestrians at 8 m on the road, at 8 m on the pavement (y = 6), a car on the road at 15 m

@@ -97,7 +97,7 @@ class RouteTraceRecorder:
         seen: dict[int, tuple[float, float]] = {}
         if occupancy is not None and self.grid is not None:
             from riskdistill.data.targets import OCCUPANCY_CHANNEL_OF_CLASS, box_footprint_mask
-            from riskdistill.evaluation.open_loop import ACTOR_CHANNELS
+            from riskdistill.evaluation.object_recall import ACTOR_CHANNELS
 
             k = idx[near]
             yaw = np.asarray(a.yaw[k], dtype=np.float64) - ego.yaw_rad
