@@ -16,7 +16,9 @@ here by the evaluator, never by the driver). ``occupancy_p`` is the highest prob
 occupancy gives the actor's channel on its footprint, ``occupancy_any_p`` the highest over the three actor
 channels (vehicle, vulnerable road user, static obstacle: something is there, of whatever class; what the
 occupancy brake reacts to), both for a student driven by the ``eager`` engine, or any engine with the
-occupancy brake (drivers that expose ``last_outputs["occupancy"]``); ``p_stop`` needs the
+occupancy brake (drivers that expose ``last_outputs["occupancy"]``; a student that plans every k-th step holds
+the outputs of its last planning step, so between plans the occupancy is up to k - 1 steps older than the
+actors' positions); ``p_stop`` needs the
 planner's ``speed_logits``. Keys a driver cannot fill are left out. Every ``every``-th step is written, and
 every step that raised an infraction.
 """
