@@ -62,6 +62,43 @@ suite = json.load(open(sys.argv[1]))
 suite["name"], suite["routes"] = "pedestrians", [r for r in suite["routes"] if r["route_id"][6:] in keep]
 json.dump(suite, open(sys.argv[2], "w"), indent=1)
 PY
+# keep_and_pair NAME EVAL_DIR OPEN_LOOP TRAIN_RUN: keep a probe's evaluation in $HERE/NAME-s0 and pair it per
+# route with the control: EXP's own seed-0 baseline once its closed loop ran (the same commit and machine),
+# else seed 0's study baseline kept in the repository (another commit and machine: a new draw)
+keep_and_pair() {
+    local name=$1 ev=$2 ol=$3 tr=$4
+    $PY "$HERE/../keep_eval.py" "$ev" "$HERE/$name-s0" --open-loop "$ol" --train-run "$tr"
+    local base="$EXP/eval/baseline-s0/closed_loop-nominal"
+    if [ -f "$base/summary.json" ]; then
+        $PY "$HERE/../keep_eval.py" "$base" "$HERE/baseline-s0" --open-loop "$EXP/eval/baseline-s0/open_loop.json" \
+            --train-run "$EXP/train/baseline-s0/run.json"
+        $RD eval compare "baseline=$base" "$name=$ev" --pair "$name:baseline" --out "$HERE/comparison-$name"
+    else
+        $PY "$HERE/../pair_with_study.py" "$HERE/$name-s0" \
+            "$HERE/../study-128x352/routes/baseline-s0/nominal.json" --labels "$name" baseline \
+            --out "$HERE/comparison-$name"
+    fi
+}
+# probe NAME PYTHON: seed 0's study baseline (1,000 steps from the shipped student, the same seed) with its
+# resolved config `c` changed by PYTHON; open loop on the bench recording, closed loop on the 125 routes (the
+# study's driver options), kept and paired by keep_and_pair
+probe() {
+    local name=$1 change=$2 out="$OUT/$1"
+    local ckpt="$out/train/checkpoints/final"
+    mkdir -p "$out"
+    [ -f "$out/config.json" ] || $PY -c "import json, sys
+c = json.load(open(sys.argv[1]))['config']
+$change
+json.dump(c, open(sys.argv[2], 'w'), indent=1)" "$run_json" "$out/config.json"
+    [ -e "$ckpt" ] || $RD train --config "$out/config.json" --out "$out/train" --risk off \
+        $( [ -e "$out/train/checkpoints/latest.json" ] && echo --resume )
+    [ -e "$out/open_loop.json" ] || $RD eval open-loop --checkpoint "$ckpt" --data "$EXP/data/bench" \
+        --out "$out/open_loop.json"
+    [ -f "$out/closed_loop-nominal/summary.json" ] || $RD eval closed-loop \
+        --suite "$HERE/../study-128x352/suite.json" --driver "$ckpt" --out "$out/closed_loop-nominal" \
+        --label "$name" --seed 0 --engine onnx --plan-every-steps 5
+    keep_and_pair "$name" "$out/closed_loop-nominal" "$out/open_loop.json" "$out/train/run.json"
+}
 for step in "${STEPS[@]}"; do
     case $step in
         traces)
@@ -84,38 +121,21 @@ json.dump({"checkpoint": "builtin:cpu_sim_student_128x352", "data": d["data"], "
 open(sys.argv[2], "w"), indent=1)' "$OUT/$f.json" "$HERE/$f.json"
             done ;;
         pedrepeat)
-            out="$OUT/pedrepeat"
-            ckpt="$out/train/checkpoints/final"
-            mkdir -p "$out"
-            [ -f "$out/config.json" ] || $PY - "$run_json" "$out/config.json" <<'PY'
-import json, sys
-
-c = json.load(open(sys.argv[1]))["config"]
-c["data"]["scenario_repeat"] = {s: 3 for s in ("PedestrianCrossing", "VehicleTurningRoutePedestrian",
-                                                 "ParkingCrossingPedestrian", "DynamicObjectCrossing")}
-json.dump(c, open(sys.argv[2], "w"), indent=1)
-PY
-            [ -e "$ckpt" ] || $RD train --config "$out/config.json" --out "$out/train" --risk off \
-                $( [ -e "$out/train/checkpoints/latest.json" ] && echo --resume )
-            [ -e "$out/open_loop.json" ] || $RD eval open-loop --checkpoint "$ckpt" --data "$EXP/data/bench" \
-                --out "$out/open_loop.json"
-            $RD eval closed-loop --suite "$HERE/../study-128x352/suite.json" --driver "$ckpt" \
-                --out "$out/closed_loop-nominal" --label pedrepeat --seed 0 --engine onnx --plan-every-steps 5
-            $PY "$HERE/../keep_eval.py" "$out/closed_loop-nominal" "$HERE/pedrepeat-s0" \
-                --open-loop "$out/open_loop.json" --train-run "$out/train/run.json"
-            # the control: EXP's own baseline (the same commit and machine) once its closed loop ran, else
-            # seed 0's study baseline kept in the repository (another commit and machine: a new draw)
-            base="$EXP/eval/baseline-s0/closed_loop-nominal"
-            if [ -f "$base/summary.json" ]; then
-                $PY "$HERE/../keep_eval.py" "$base" "$HERE/baseline-s0" --open-loop "$EXP/eval/baseline-s0/open_loop.json" \
-                    --train-run "$EXP/train/baseline-s0/run.json"
-                $RD eval compare "baseline=$base" "pedrepeat=$out/closed_loop-nominal" --pair pedrepeat:baseline \
-                    --out "$HERE/comparison-pedrepeat"
-            else
-                $PY "$HERE/../pair_with_study.py" "$HERE/pedrepeat-s0" \
-                    "$HERE/../study-128x352/routes/baseline-s0/nominal.json" --labels pedrepeat baseline \
-                    --out "$HERE/comparison-pedrepeat"
-            fi ;;
-        *) echo "unknown step $step (traces on_road pedrepeat)" >&2; exit 2 ;;
+            probe pedrepeat 'c["data"]["scenario_repeat"] = {s: 3 for s in ("PedestrianCrossing",
+    "VehicleTurningRoutePedestrian", "ParkingCrossingPedestrian", "DynamicObjectCrossing")}' ;;
+        roadweight)
+            probe roadweight 'c["model"]["heads"]["occupancy"]["vulnerable_on_road_weight"] = 10.0' ;;
+        crossing)
+            # a study-128x352 part of its own whose train recording adds 3 crossing walkers per route (the
+            # bench recording is the same); its baseline is seed 0's study baseline recipe on that data
+            cw=${CW_EXP:-runs/exp128-cw}
+            $RD experiment --preset study-128x352 --seeds 0 --set 'variants=["baseline"]' \
+                --set 'eval.rig_shifts=[]' --set data.crossing_walkers=3 --out "$cw"
+            keep_and_pair crossing "$cw/eval/baseline-s0/closed_loop-nominal" "$cw/eval/baseline-s0/open_loop.json" \
+                "$cw/train/baseline-s0/run.json"
+            [ -e "$HERE/crossing-s0/open_loop-train.json" ] || $RD eval open-loop \
+                --checkpoint "$cw/train/baseline-s0/checkpoints/final" --data "$EXP/data/train" --stride 8 \
+                --out "$HERE/crossing-s0/open_loop-train.json" ;;
+        *) echo "unknown step $step (traces on_road pedrepeat roadweight crossing)" >&2; exit 2 ;;
     esac
 done

@@ -115,6 +115,12 @@ def record(
         max=1.0,
         help="Recovery data: bursts of steering noise up to this size; labels stay the expert's plan.",
     ),
+    crossing_walkers: int = typer.Option(
+        0,
+        "--crossing-walkers",
+        min=0,
+        help="Extra pedestrians per route who cross the route ahead (training data; 0: the suite as is).",
+    ),
     dagger: Path | None = typer.Option(
         None,
         "--dagger",
@@ -177,6 +183,7 @@ def record(
             learner_name=learner_name,
             expert_share=dagger_expert_share,
             takeover_s=dagger_takeover_s,
+            crossing_walkers=crossing_walkers,
         )
     except (ValueError, ConfigError) as exc:
         fail(str(exc))

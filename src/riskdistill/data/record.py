@@ -77,6 +77,11 @@ class RecordSettings(StrictConfig):
         default=0.0, ge=0.0, le=1.0, description="recovery data: largest steering offset of a noise burst"
     )
     noise_interval_s: float = Field(default=8.0, gt=0.0, description="mean time between noise bursts")
+    crossing_walkers: int = Field(
+        default=0,
+        ge=0,
+        description="pedestrians per route who cross the ego's route ahead (sim/scenarios/background.py)",
+    )
     image_labels: bool = Field(default=True, description="per-camera semantics and depth at 1/4 resolution")
     dagger_learner: str | None = Field(
         default=None,
@@ -151,7 +156,7 @@ def record_route(
     try:
         from riskdistill.sim.scenarios import build_scenario
 
-        instance = build_scenario(spec.scenario, spec.seed, spec.layout)
+        instance = build_scenario(spec.scenario, spec.seed, spec.layout, settings.crossing_walkers)
     except Exception as exc:
         return {**base, "ok": False, "stage": "build", "error": f"{type(exc).__name__}: {exc}"}
     try:
@@ -513,6 +518,7 @@ def record_suite(
     expert_share: float = 0.0,
     segment_s: float = 4.0,
     takeover_s: float | None = None,
+    crossing_walkers: int = 0,
 ) -> RecordResult:
     """Record the expert over the first ``limit`` routes of ``suite`` into ``out_dir`` (resumable).
 
@@ -526,6 +532,9 @@ def record_suite(
     long while the expert would drive), and every frame is labelled with the expert's plan from the state
     the car is in;
     ``learner_name`` (required then) names it in the settings, so a resumed recording uses the same learner.
+
+    ``crossing_walkers`` adds that many pedestrians per route who cross the ego's route ahead (training
+    data with pedestrians on the carriageway outside the crossing scenarios).
 
     ``suite``: a :class:`Suite`, a shipped suite name or a suite JSON path; ``rig``: a :class:`Rig`, a
     built-in rig name or a rig JSON path (resized to ``image_hw``). Raises ``ConfigError`` for an unknown
@@ -548,6 +557,7 @@ def record_suite(
         dagger_expert_share=expert_share,
         dagger_segment_s=segment_s,
         dagger_takeover_s=takeover_s,
+        crossing_walkers=crossing_walkers,
     )
     if learner is not None and not learner_name:
         raise ValueError(

@@ -45,6 +45,7 @@ class DataPlan(StrictConfig):
     image_hw: tuple[int, int] | None = None  # None: the student preset's (ExperimentConfig.image_hw)
     every_n_steps: int = Field(2, ge=1)
     steer_noise: float = Field(0.0, ge=0.0, le=1.0)  # recovery data in the train recording (0: none)
+    crossing_walkers: int = Field(0, ge=0)  # pedestrians per train route who cross the route (0: none)
     bench_every_n_steps: int | None = Field(4, ge=1)  # bench frames for open loop (None: every_n_steps)
     train_routes: int = Field(24, ge=1)
     bench_routes_per_type: int = Field(1, ge=1)

@@ -203,6 +203,7 @@ class Pipeline:
             max_steps=d.max_steps,
             show_progress=self.show_progress,
             steer_noise=d.steer_noise if split == "train" else 0.0,
+            crossing_walkers=d.crossing_walkers if split == "train" else 0,
         )
         problems = validate_dataset(out)
         if problems:

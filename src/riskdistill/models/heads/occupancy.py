@@ -3,8 +3,9 @@
 A conv block at the BEV feature resolution, bilinear upsampling to the grid, a conv block and a 1x1 conv.
 Loss: binary cross-entropy (``loss="bce"``, ``pos_weight`` for occupied cells, or one weight per channel in
 ``channel_pos_weight``: small things like pedestrians need more) or sigmoid focal loss (``loss="focal"``),
-plus ``dice_weight`` times a soft Dice loss per channel (insensitive to how rare a class is). Metric: IoU per
-channel at probability 0.5 and their mean.
+plus ``dice_weight`` times a soft Dice loss per channel (insensitive to how rare a class is). BCE only:
+``vulnerable_on_road_weight`` multiplies the loss of pedestrian and cyclist cells on the drivable area.
+Metric: IoU per channel at probability 0.5 and their mean.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F  # noqa: N812
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from riskdistill.contracts.batch import BEV_CHANNELS, Observation, Targets
@@ -31,6 +32,12 @@ class OccupancyHeadConfig(HeadConfig):
     )
     focal_gamma: float = Field(default=2.0, ge=0.0)
     dice_weight: float = Field(default=0.0, ge=0.0)
+    vulnerable_on_road_weight: float = Field(
+        default=1.0,
+        ge=1.0,
+        description="BCE factor on vulnerable-road-user cells that lie on the drivable area (a pedestrian "
+        "on the carriageway: under 10 % of pedestrian sightings, the ones a planner must not miss)",
+    )
 
     @field_validator("channel_pos_weight")
     @classmethod
@@ -38,6 +45,15 @@ class OccupancyHeadConfig(HeadConfig):
         if v is not None and (len(v) != len(BEV_CHANNELS) or min(v) <= 0):
             raise ValueError(f"channel_pos_weight needs {len(BEV_CHANNELS)} positive weights {BEV_CHANNELS}")
         return v
+
+    @model_validator(mode="after")
+    def _weight_needs_bce(self) -> OccupancyHeadConfig:
+        if self.vulnerable_on_road_weight != 1.0 and self.loss != "bce":
+            raise ValueError(
+                f"vulnerable_on_road_weight {self.vulnerable_on_road_weight} weights the BCE loss; "
+                f"loss is {self.loss!r} (use loss='bce' or vulnerable_on_road_weight=1)"
+            )
+        return self
 
 
 def sigmoid_focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -89,10 +105,24 @@ class OccupancyHead(Head):
         else:
             w = cfg.channel_pos_weight or (cfg.pos_weight,) * len(BEV_CHANNELS)
             pw = torch.tensor(w, device=logits.device, dtype=logits.dtype).view(-1, 1, 1)
-            loss = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pw)
+            loss = F.binary_cross_entropy_with_logits(
+                logits, target, weight=self._cell_weight(target), pos_weight=pw
+            )
         if cfg.dice_weight > 0:
             loss = loss + cfg.dice_weight * soft_dice_loss(logits, target)
         return loss
+
+    def _cell_weight(self, target: torch.Tensor) -> torch.Tensor | None:
+        """Per-cell BCE weight ``[B, C, H, W]``: ``vulnerable_on_road_weight`` on the vulnerable channel's
+        occupied cells that the drivable target holds, 1 elsewhere; None when that factor is 1."""
+        factor = self.cfg.vulnerable_on_road_weight
+        if factor == 1.0:
+            return None
+        vru, road = BEV_CHANNELS.index("vulnerable"), BEV_CHANNELS.index("drivable")
+        on_road = (target[:, vru] > 0.5) & (target[:, road] > 0.5)  # [B, H, W]
+        weight = torch.ones_like(target)
+        weight[:, vru] = torch.where(on_road, factor, 1.0).to(target.dtype)
+        return weight
 
     @torch.no_grad()
     def metrics(self, outputs: dict[str, torch.Tensor], targets: Targets) -> dict[str, float]:

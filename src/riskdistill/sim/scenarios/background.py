@@ -1,4 +1,5 @@
-"""Background traffic: vehicles wandering the lane graph, parked cars and pedestrians on sidewalks."""
+"""Background traffic: vehicles wandering the lane graph, parked cars and pedestrians on sidewalks, and (for
+training recordings, off by default) pedestrians who cross the ego's route ahead."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from riskdistill.types import ActorClass
 
 MIN_SPAWN_SPACING_M = 12.0
 EGO_CLEARANCE_M = 25.0
+#: Where a crossing walker crosses the ego's route: this far along it from the ego's start (m).
+CROSSING_AT_ROUTE_M = (20.0, 160.0)
+#: How far a crossing walker strolls along the kerb before it steps off (m), and walks on after (m).
+CROSSING_STROLL_M = (0.0, 12.0)
+CROSSING_WALK_ON_M = 10.0
+CROSSING_SPEED_MPS = (1.0, 1.7)
+CROSSING_SCAN_M = 20.0  # how far either side of the route a sidewalk is looked for
 
 
 def random_lane_walk(ctx: BuildContext, start_lane: int, min_length_m: float) -> list[int]:
@@ -91,6 +99,74 @@ def _add_sidewalk_pedestrians(ctx: BuildContext, count: int) -> None:
         if len(pts) < 4:
             continue
         ctx.add_walker(pts, speed_mps=ctx.uniform(0.9, 1.6), cls=ActorClass.PEDESTRIAN, hold=False)
+
+
+def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """``[N]`` bool: whether each of ``points`` ``[N, 2]`` lies in ``polygon`` ``[K, 2]`` (even-odd rule)."""
+    x, y = points[:, 0][:, None], points[:, 1][:, None]
+    x0, y0 = polygon[:, 0][None], polygon[:, 1][None]
+    x1, y1 = np.roll(polygon[:, 0], -1)[None], np.roll(polygon[:, 1], -1)[None]
+    straddles = (y0 > y) != (y1 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_cross = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+    return (straddles & (x < x_cross)).sum(axis=1) % 2 == 1
+
+
+def add_crossing_walkers(ctx: BuildContext, count: int) -> int:
+    """Add up to ``count`` pedestrians who cross the ego's route: each strolls along a sidewalk beside a
+    random point 20-160 m along the route, steps off the kerb, crosses the carriageway at right angles to
+    the route to the sidewalk on the other side and walks on along it. Returns how many were placed (a point
+    without a sidewalk on both sides, e.g. on a highway, places none).
+
+    Training data: outside the crossing scenarios every background pedestrian stays on a sidewalk, and
+    students trained on such recordings learn that pedestrians stand on the pavement (results/pedestrians).
+    Draws from ``ctx.rng`` only when ``count > 0``, so a route without crossing walkers is unchanged."""
+    if count <= 0 or ctx.route is None or not ctx.map.sidewalks:
+        return 0
+    path = ctx.route.path
+    lo, hi = CROSSING_AT_ROUTE_M[0], min(CROSSING_AT_ROUTE_M[1], path.length_m - 5.0)
+    if hi <= lo:
+        return 0
+    offsets = np.arange(-CROSSING_SCAN_M, CROSSING_SCAN_M + 1e-6, 0.5)  # lateral, + = left of the route
+
+    def on_walk(points: np.ndarray) -> np.ndarray:
+        inside = np.zeros(len(points), dtype=bool)
+        for polygon in ctx.map.sidewalks:
+            inside |= points_in_polygon(points, np.asarray(polygon, dtype=np.float64))
+        return inside
+
+    placed = 0
+    for _ in range(count):
+        s_m = ctx.uniform(lo, hi)
+        stroll, sign = ctx.uniform(*CROSSING_STROLL_M), 1.0 if ctx.rng.integers(2) else -1.0
+        from_right, speed = bool(ctx.rng.integers(2)), ctx.uniform(*CROSSING_SPEED_MPS)
+        i = min(int(np.searchsorted(path.s, s_m)), len(ctx.route.lane_of_point) - 1)
+        if ctx.map.lanes[int(ctx.route.lane_of_point[i])].junction_id is not None:
+            continue  # not inside a junction: the far side there is another arm's corner
+        heading = float(path.heading_at(s_m))
+        along = np.array([np.cos(heading), np.sin(heading)])
+        left = np.array([-along[1], along[0]])
+        centre = path.point_at(s_m)
+        walk = on_walk(centre + offsets[:, None] * left)
+        right_kerb, left_kerb = offsets[(offsets < 0) & walk], offsets[(offsets > 0) & walk]
+        if not len(right_kerb) or not len(left_kerb):
+            continue
+        a, b = (right_kerb.max(), left_kerb.min()) if from_right else (left_kerb.min(), right_kerb.max())
+        # from 1 m inside one sidewalk across to 1 m inside the other; a stroll before, a walk on after
+        kerb_a, kerb_b = centre + (a + np.sign(a)) * left, centre + (b + np.sign(b)) * left
+        ends = np.stack(
+            [kerb_a, kerb_b, kerb_a - sign * stroll * along, kerb_b + sign * CROSSING_WALK_ON_M * along]
+        )
+        ok = on_walk(ends)
+        if not ok[0] or not ok[1]:
+            continue
+        points = [kerb_a, kerb_b]
+        if ok[2] and stroll > 0.5:
+            points.insert(0, ends[2])
+        points.append(ends[3] if ok[3] else kerb_b + 0.5 * sign * along)  # ends on a sidewalk, off the road
+        ctx.add_walker(np.stack(points), speed_mps=speed, cls=ActorClass.PEDESTRIAN, hold=False)
+        placed += 1
+    return placed
 
 
 def build_busy_world(family: str, n_actors: int, seed: int = 0) -> BuildContext:

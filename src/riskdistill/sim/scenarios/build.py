@@ -9,7 +9,7 @@ import numpy as np
 
 from riskdistill.sim.layouts import LayoutParams
 from riskdistill.sim.road_layouts import build_layout
-from riskdistill.sim.scenarios.background import add_background_traffic
+from riskdistill.sim.scenarios.background import add_background_traffic, add_crossing_walkers
 from riskdistill.sim.scenarios.base import (
     SCENARIO_TIMEOUT_S,
     SCENARIOS_WITH_TIMEOUT,
@@ -22,9 +22,13 @@ from riskdistill.sim.scenarios.base import (
 
 
 def build_scenario(
-    scenario_type: str, seed: int, layout_overrides: dict[str, Any] | None = None
+    scenario_type: str, seed: int, layout_overrides: dict[str, Any] | None = None, crossing_walkers: int = 0
 ) -> ScenarioInstance:
-    """Instantiate ``scenario_type`` for ``seed``. Raises :class:`ScenarioError` naming what is wrong."""
+    """Instantiate ``scenario_type`` for ``seed``. Raises :class:`ScenarioError` naming what is wrong.
+
+    ``crossing_walkers``: extra pedestrians who cross the ego's route ahead
+    (:func:`~riskdistill.sim.scenarios.background.add_crossing_walkers`; training recordings). 0 leaves the
+    route exactly as without them."""
     sc = get_scenario_type(scenario_type)
     rng = np.random.default_rng([seed, _stable_hash(scenario_type)])
     overrides = dict(layout_overrides or {})
@@ -62,6 +66,7 @@ def build_scenario(
     if sc.hazard == "" and ctx.hazards:
         raise ScenarioError(f"scenario {scenario_type!r} declares no hazard but marked {sorted(ctx.hazards)}")
     add_background_traffic(ctx, density=sc.background_density * float(rng.uniform(0.5, 1.5)))
+    add_crossing_walkers(ctx, crossing_walkers)
     return instance_from_context(ctx, scenario_type, seed, sc.abilities)
 
 
