@@ -88,6 +88,22 @@ def _plan_offset(plan: _Avoidance, s: np.ndarray) -> np.ndarray:
     return plan.offset_m * np.minimum(up, down)
 
 
+def _start_from_current_offset(plan: _Avoidance, s_centre: float, lateral_m: float) -> None:
+    """Shift a new pass's ramp back so that it passes through the ego's present lateral offset at
+    ``s_centre`` (same ramp length): a pass re-planned while the car already stands half in the next lane
+    must not first steer it back onto the blocked line (it then stood behind the blocker for good)."""
+    share = lateral_m / plan.offset_m if plan.offset_m > 0 else 0.0
+    if share <= 0.05 or plan.s_ramp_in <= s_centre:
+        return
+    u = float(np.interp(min(share, 1.0), smoothstep(_RAMP_U), _RAMP_U))  # invert the ramp's blend
+    length = plan.s_full - plan.s_ramp_in
+    plan.s_ramp_in = s_centre - u * length
+    plan.s_full = plan.s_ramp_in + length
+
+
+_RAMP_U = np.linspace(0.0, 1.0, 101)
+
+
 class ExpertDriver:
     """Privileged rule-based driver. Construct it with the environment it drives in: the class is its own
     ``privileged`` factory (:func:`riskdistill.sim.rollout.build_driver` hands it the environment)."""
@@ -237,8 +253,14 @@ class ExpertDriver:
             s_in = s_centre + 1.0
             s_full = max(s_full, s_in + 7.0)
         plan = _Avoidance(s_in, s_full, s1 + 3.0, s1 + 3.0 + ramp, offset)
+        _start_from_current_offset(plan, s_centre, self._ego_lateral_m(s_centre))
         if self._side_clear(plan, v):
             self._avoid = plan
+
+    def _ego_lateral_m(self, s_centre: float) -> float:
+        """The ego's lateral offset from the route (left positive) near ``s_centre``."""
+        e = self.env.world.ego
+        return float(self.env.instance.route.path.project(np.array([e.x_m, e.y_m]), s_hint=s_centre)[1])
 
     def _plan_yield(self, s_centre: float, v: float) -> None:
         """Move over for an emergency vehicle coming up behind us in our lane; move back once it passed."""
