@@ -9,26 +9,37 @@
 #   on_road   the shipped student's open loop on the study's 9,402 bench frames and on every 8th frame of the
 #             train recording, whose `occupancy_recall_on_road` splits its pedestrian recall into those on the
 #             carriageway and those beside it (open_loop-shipped.json, open_loop-shipped-train.json)
+#   diagnose  the shipped student on every 16th train frame: does its image-space semantics head mark the
+#             pedestrians on the road, and where does its BEV occupancy put them (diagnose_on_road.py)
 #   pedrepeat seed 0's study baseline (1,000 steps from the shipped student, the same seed) with the four
 #             pedestrian-crossing scenario types drawn 3 times per epoch (`data.scenario_repeat`): does seeing
 #             crossing pedestrians more often make the student mark them and stop? Open loop, closed loop on
 #             the 125 routes (the study's driver options), paired per route with EXP's own seed-0 baseline
 #             when its closed loop ran (resume the experiment: the same commit and machine), else with seed
 #             0's study baseline kept in results/study-128x352/routes
+#   roadweight the same with the occupancy loss's weight on pedestrian cells on the drivable area x10
+#             (`vulnerable_on_road_weight`); open loop only
+#   crossing  a study-128x352 part of its own (CW_EXP, default runs/exp128-cw) whose train recording adds
+#             3 pedestrians per route who cross the route (`data.crossing_walkers`): its seed-0 baseline
+#             trained, evaluated in open and closed loop and paired like pedrepeat
+#   logits    the occupancy head's VRU logit on pedestrians on the road, beside it and on empty road
+#             (vru_logits.py): the shipped student, crossing's, roadweight's
 # From the repository root, with a study-128x352 part whose training has started (it holds the recording and
 # the baseline's resolved training config; every part records the same frames), e.g.
 #   riskdistill experiment --preset study-128x352 --seeds 0 --set 'variants=["baseline"]' \
 #       --set 'eval.rig_shifts=[]' --out runs/exp128-s0     # stopped once its training started
 #   bash results/pedestrians/run.sh [EXP] [OUT] [STEP...]   # defaults: runs/exp128-s0 runs/pedestrians,
-#                                                           # all steps: traces on_road pedrepeat
-# About 4 min (traces), 7 min (on_road) and 25 min (pedrepeat) on 2 free cores. Resumable.
+#                                                           # all steps: traces on_road diagnose
+#                                                           # pedrepeat roadweight crossing logits
+# About 4 min (traces), 7 min (on_road), 13 min (diagnose), 25 min (pedrepeat), 20 min (roadweight) and
+# 60 min (crossing: its own recording, labels, training and evaluation) on 2 free cores. Resumable.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 EXP=${1:-runs/exp128-s0}
 OUT=${2:-runs/pedestrians}
 shift $(( $# > 2 ? 2 : $# ))
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(traces on_road pedrepeat)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(traces on_road diagnose pedrepeat roadweight crossing logits)
 RD=.venv/bin/riskdistill
 PY=.venv/bin/python
 run_json=$(ls "$EXP"/train/baseline-s0/run.json 2>/dev/null || true)
@@ -62,6 +73,13 @@ suite = json.load(open(sys.argv[1]))
 suite["name"], suite["routes"] = "pedestrians", [r for r in suite["routes"] if r["route_id"][6:] in keep]
 json.dump(suite, open(sys.argv[2], "w"), indent=1)
 PY
+# keep_open_loop SRC DEST CHECKPOINT: the perception metrics of an open-loop result (no per-frame rows)
+keep_open_loop() {
+    $PY -c 'import json, sys; d = json.load(open(sys.argv[1])); m = d["metrics"]
+json.dump({"checkpoint": sys.argv[3], "data": d["data"], "metrics": {k: m[k] for k in
+("n_samples", "iou_vehicle", "iou_vulnerable", "occupancy_recall_by_range", "occupancy_recall_on_road")}},
+open(sys.argv[2], "w"), indent=1)' "$1" "$2" "$3"
+}
 # keep_and_pair NAME EVAL_DIR OPEN_LOOP TRAIN_RUN: keep a probe's evaluation in $HERE/NAME-s0 and pair it per
 # route with the control: EXP's own seed-0 baseline once its closed loop ran (the same commit and machine),
 # else seed 0's study baseline kept in the repository (another commit and machine: a new draw)
@@ -79,11 +97,12 @@ keep_and_pair() {
             --out "$HERE/comparison-$name"
     fi
 }
-# probe NAME PYTHON: seed 0's study baseline (1,000 steps from the shipped student, the same seed) with its
-# resolved config `c` changed by PYTHON; open loop on the bench recording, closed loop on the 125 routes (the
-# study's driver options), kept and paired by keep_and_pair
+# probe NAME PYTHON [open]: seed 0's study baseline (1,000 steps from the shipped student, the same seed)
+# with its resolved config `c` changed by PYTHON; open loop on the bench recording, then (unless `open`)
+# closed loop on the 125 routes (the study's driver options), kept and paired by keep_and_pair; with `open`
+# only the open-loop perception metrics are kept ($HERE/NAME-s0/open_loop.json)
 probe() {
-    local name=$1 change=$2 out="$OUT/$1"
+    local name=$1 change=$2 only=${3:-} out="$OUT/$1"
     local ckpt="$out/train/checkpoints/final"
     mkdir -p "$out"
     [ -f "$out/config.json" ] || $PY -c "import json, sys
@@ -94,6 +113,12 @@ json.dump(c, open(sys.argv[2], 'w'), indent=1)" "$run_json" "$out/config.json"
         $( [ -e "$out/train/checkpoints/latest.json" ] && echo --resume )
     [ -e "$out/open_loop.json" ] || $RD eval open-loop --checkpoint "$ckpt" --data "$EXP/data/bench" \
         --out "$out/open_loop.json"
+    if [ "$only" = open ]; then
+        mkdir -p "$HERE/$name-s0"
+        keep_open_loop "$out/open_loop.json" "$HERE/$name-s0/open_loop.json" "$ckpt"
+        cp "$out/train/run.json" "$HERE/$name-s0/train_run.json"
+        return
+    fi
     [ -f "$out/closed_loop-nominal/summary.json" ] || $RD eval closed-loop \
         --suite "$HERE/../study-128x352/suite.json" --driver "$ckpt" --out "$out/closed_loop-nominal" \
         --label "$name" --seed 0 --engine onnx --plan-every-steps 5
@@ -115,16 +140,18 @@ for step in "${STEPS[@]}"; do
             [ -e "$OUT/open_loop-shipped-train.json" ] || $RD eval open-loop --checkpoint "$shipped" \
                 --data "$EXP/data/train" --stride 8 --out "$OUT/open_loop-shipped-train.json"
             for f in open_loop-shipped open_loop-shipped-train; do
-                $PY -c 'import json, sys; d = json.load(open(sys.argv[1])); m = d["metrics"]
-json.dump({"checkpoint": "builtin:cpu_sim_student_128x352", "data": d["data"], "metrics": {k: m[k] for k in
-("n_samples", "iou_vehicle", "iou_vulnerable", "occupancy_recall_by_range", "occupancy_recall_on_road")}},
-open(sys.argv[2], "w"), indent=1)' "$OUT/$f.json" "$HERE/$f.json"
+                keep_open_loop "$OUT/$f.json" "$HERE/$f.json" builtin:cpu_sim_student_128x352
             done ;;
+        diagnose)
+            # the shipped student's image head and BEV occupancy on the pedestrians of every 16th train frame
+            [ -e "$HERE/diagnose-shipped-train.json" ] || $PY "$HERE/diagnose_on_road.py" "$shipped" \
+                "$EXP/data/train" --stride 16 --out "$HERE/diagnose-shipped-train.json" ;;
         pedrepeat)
             probe pedrepeat 'c["data"]["scenario_repeat"] = {s: 3 for s in ("PedestrianCrossing",
     "VehicleTurningRoutePedestrian", "ParkingCrossingPedestrian", "DynamicObjectCrossing")}' ;;
         roadweight)
-            probe roadweight 'c["model"]["heads"]["occupancy"]["vulnerable_on_road_weight"] = 10.0' ;;
+            # open loop only: its on-road pedestrian recall did not move, so the driving cannot have
+            probe roadweight 'c["model"]["heads"]["occupancy"]["vulnerable_on_road_weight"] = 10.0' open ;;
         crossing)
             # a study-128x352 part of its own whose train recording adds 3 crossing walkers per route (the
             # bench recording is the same); its baseline is seed 0's study baseline recipe on that data
@@ -132,10 +159,14 @@ open(sys.argv[2], "w"), indent=1)' "$OUT/$f.json" "$HERE/$f.json"
             $RD experiment --preset study-128x352 --seeds 0 --set 'variants=["baseline"]' \
                 --set 'eval.rig_shifts=[]' --set data.crossing_walkers=3 --out "$cw"
             keep_and_pair crossing "$cw/eval/baseline-s0/closed_loop-nominal" "$cw/eval/baseline-s0/open_loop.json" \
-                "$cw/train/baseline-s0/run.json"
-            [ -e "$HERE/crossing-s0/open_loop-train.json" ] || $RD eval open-loop \
-                --checkpoint "$cw/train/baseline-s0/checkpoints/final" --data "$EXP/data/train" --stride 8 \
-                --out "$HERE/crossing-s0/open_loop-train.json" ;;
-        *) echo "unknown step $step (traces on_road pedrepeat roadweight crossing)" >&2; exit 2 ;;
+                "$cw/train/baseline-s0/run.json" ;;
+        logits)
+            # the occupancy head's VRU logit on pedestrians on the road, beside it and on empty road, on 160
+            # frames of the crossing recording: the shipped student, crossing's and roadweight's
+            cw=${CW_EXP:-runs/exp128-cw}
+            [ -e "$HERE/vru_logits.json" ] || $PY "$HERE/vru_logits.py" "$cw/data/train" 160 "$shipped" \
+                "$cw/train/baseline-s0/checkpoints/final" "$OUT/roadweight/train/checkpoints/final" \
+                --out "$HERE/vru_logits.json" ;;
+        *) echo "unknown step $step (traces on_road diagnose pedrepeat roadweight crossing logits)" >&2; exit 2 ;;
     esac
 done
