@@ -24,6 +24,8 @@
 #             trained, evaluated in open and closed loop and paired like pedrepeat
 #   logits    the occupancy head's VRU logit on pedestrians on the road, beside it and on empty road
 #             (vru_logits.py): the shipped student, crossing's, roadweight's
+#   ray_edge  the shipped student's marks of pedestrians on the road by how much road lies behind them
+#             along the camera ray (ray_edge.py), on the crossing recording
 # From the repository root, with a study-128x352 part whose training has started (it holds the recording and
 # the baseline's resolved training config; every part records the same frames), e.g.
 #   riskdistill experiment --preset study-128x352 --seeds 0 --set 'variants=["baseline"]' \
@@ -31,6 +33,7 @@
 #   bash results/pedestrians/run.sh [EXP] [OUT] [STEP...]   # defaults: runs/exp128-s0 runs/pedestrians,
 #                                                           # all steps: traces on_road diagnose
 #                                                           # pedrepeat roadweight crossing logits
+#                                                           # ray_edge
 # About 4 min (traces), 7 min (on_road), 13 min (diagnose), 25 min (pedrepeat), 20 min (roadweight) and
 # 60 min (crossing: its own recording, labels, training and evaluation) on 2 free cores. Resumable.
 set -euo pipefail
@@ -39,7 +42,7 @@ EXP=${1:-runs/exp128-s0}
 OUT=${2:-runs/pedestrians}
 shift $(( $# > 2 ? 2 : $# ))
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(traces on_road diagnose pedrepeat roadweight crossing logits)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(traces on_road diagnose pedrepeat roadweight crossing logits ray_edge)
 RD=.venv/bin/riskdistill
 PY=.venv/bin/python
 run_json=$(ls "$EXP"/train/baseline-s0/run.json 2>/dev/null || true)
@@ -167,6 +170,11 @@ for step in "${STEPS[@]}"; do
             [ -e "$HERE/vru_logits.json" ] || $PY "$HERE/vru_logits.py" "$cw/data/train" 160 "$shipped" \
                 "$cw/train/baseline-s0/checkpoints/final" "$OUT/roadweight/train/checkpoints/final" \
                 --out "$HERE/vru_logits.json" ;;
-        *) echo "unknown step $step (traces on_road diagnose pedrepeat roadweight crossing logits)" >&2; exit 2 ;;
+        ray_edge)
+            # the shipped student on the crossing recording: marked only where the pavement begins behind it?
+            cw=${CW_EXP:-runs/exp128-cw}
+            [ -e "$HERE/ray_edge-shipped-crossing.json" ] || $PY "$HERE/ray_edge.py" "$shipped" \
+                "$cw/data/train" --stride 16 --out "$HERE/ray_edge-shipped-crossing.json" ;;
+        *) echo "unknown step $step (traces on_road diagnose pedrepeat roadweight crossing logits ray_edge)" >&2; exit 2 ;;
     esac
 done
