@@ -17,45 +17,25 @@ Prints a table and writes the counts as JSON. Used by results/pedestrians/run.sh
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
-from torch.utils.data import DataLoader, Subset
+from student_frames import student_frames
 
 from riskdistill.contracts.batch import BEV_CHANNELS
 from riskdistill.data.targets import OCCUPANCY_CHANNEL_OF_CLASS
-from riskdistill.data.torch_dataset import DrivingDataset, collate_batch
-from riskdistill.evaluation.open_loop import FutureFrameIndex
-from riskdistill.models import load_student
 
 VRU_CLASS = 2  # image_semantics: 0 background, 1 vehicle, 2 vulnerable road user, 3 static obstacle
 RANGES_M = ((0.0, 10.0), (10.0, 20.0), (0.0, 50.0))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("checkpoint")
-    ap.add_argument("data", type=Path)
-    ap.add_argument("--stride", type=int, default=16)
-    ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args()
-    student = load_student(args.checkpoint).eval()
-    cfg, grid = student.cfg, student.cfg.bev_grid()
-    ds = DrivingDataset(
-        args.data, grid, ["bev_occupancy", "image_labels"], cameras=cfg.cameras,
-        image_hw=tuple(cfg.image_hw), image_dtype="uint8",
-    )  # fmt: skip
-    index = FutureFrameIndex(ds.records)
-    xs = grid.x_max_m - (np.arange(grid.n_rows) + 0.5) * grid.resolution_m
-    ys = grid.y_max_m - (np.arange(grid.n_cols) + 0.5) * grid.resolution_m
-    cell_x, cell_y = np.meshgrid(xs, ys, indexing="ij")
+    f = student_frames(__doc__.split("\n\n")[0], ["bev_occupancy", "image_labels"])
+    args, student, grid, index, cell_x, cell_y = f.args, f.student, f.grid, f.index, f.cell_x, f.cell_y
     rows = []  # (on road, distance m, image head sees it, nearest BEV mark m, mark further out)
-    loader = DataLoader(Subset(ds, range(0, len(ds), args.stride)), batch_size=8, collate_fn=collate_batch)
+    loader = f.loader
     with torch.no_grad():
         for batch in loader:
             obs, tg = batch.observation, batch.targets
@@ -115,8 +95,7 @@ def main() -> None:
                 f"{name:<22}{len(sel):>6}{g['image_head_sees']:>12.0%}{g['bev_mark_within_1_5m']:>13.0%}"
                 f"{g['bev_mark_within_5m']:>8.0%}{further:>22}"
             )
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=1))
+    f.write(result)
 
 
 if __name__ == "__main__":

@@ -9,20 +9,14 @@ centre), and where the nearest mark within 6 m lies (on the road or off it, near
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from student_frames import student_frames
 
 from riskdistill.contracts.batch import BEV_CHANNELS
 from riskdistill.data.targets import OCCUPANCY_CHANNEL_OF_CLASS
-from riskdistill.data.torch_dataset import DrivingDataset, collate_batch
-from riskdistill.evaluation.open_loop import FutureFrameIndex
-from riskdistill.models import load_student
 
 EDGE_BINS_M = ((0.0, 2.0), (2.0, 4.0), (4.0, 8.0), (8.0, math.inf))
 
@@ -42,29 +36,11 @@ def road_behind_m(road: np.ndarray, grid, xy: np.ndarray, step_m: float = 0.25) 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("checkpoint")
-    ap.add_argument("data", type=Path)
-    ap.add_argument("--stride", type=int, default=16)
-    ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args()
-    student = load_student(args.checkpoint).eval()
-    cfg, grid = student.cfg, student.cfg.bev_grid()
-    ds = DrivingDataset(
-        args.data,
-        grid,
-        ["bev_occupancy"],
-        cameras=cfg.cameras,
-        image_hw=tuple(cfg.image_hw),
-        image_dtype="uint8",
-    )
-    index = FutureFrameIndex(ds.records)
-    xs = grid.x_max_m - (np.arange(grid.n_rows) + 0.5) * grid.resolution_m
-    ys = grid.y_max_m - (np.arange(grid.n_cols) + 0.5) * grid.resolution_m
-    cell_x, cell_y = np.meshgrid(xs, ys, indexing="ij")
-    vru_ch, road_ch = BEV_CHANNELS.index("vulnerable"), BEV_CHANNELS.index("drivable")
+    f = student_frames(__doc__.split("\n\n")[0], ["bev_occupancy"])
+    args, student, grid, index, cell_x, cell_y = f.args, f.student, f.grid, f.index, f.cell_x, f.cell_y
     rows = []  # (road behind m, marked, nearest mark within 6 m: off road, further out) ; None if no mark
-    loader = DataLoader(Subset(ds, range(0, len(ds), args.stride)), batch_size=8, collate_fn=collate_batch)
+    loader = f.loader
+    vru_ch, road_ch = BEV_CHANNELS.index("vulnerable"), BEV_CHANNELS.index("drivable")
     with torch.no_grad():
         for batch in loader:
             occ = torch.sigmoid(student(batch.observation)["occupancy"][:, vru_ch]).numpy()
@@ -116,8 +92,7 @@ def main() -> None:
             f"{f'{lo:g}-{hi:g} m':<16}{len(sel):>6}{b['marked_within_1_5m']:>9.0%}"
             f"{b['mark_within_6m']:>19.0%}{off_s:>24}"
         )
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=1))
+    f.write(result)
 
 
 if __name__ == "__main__":
