@@ -146,11 +146,13 @@ class ExpertDriver:
         ego = world.ego
         v = ego.speed_mps
         rear = np.array([ego.x_m, ego.y_m])
-        s_rear, _ = route.path.project(rear, s_hint=env.progress_m - EGO_REAR_AXLE_TO_CENTER_M, window_m=10.0)
+        s_rear, lat_m = route.path.project(
+            rear, s_hint=env.progress_m - EGO_REAR_AXLE_TO_CENTER_M, window_m=10.0
+        )
         s_centre = s_rear + EGO_REAR_AXLE_TO_CENTER_M
         half_len = 0.5 * world.actors.length[0]
 
-        self._plan_avoidance(s_centre, v)
+        self._plan_avoidance(s_centre, v, lat_m)
         self._plan_yield(s_centre, v)
         target = self._invader_nudge(s_centre) if self._avoid is None else 0.0
         self._nudge_m += float(np.clip(target - self._nudge_m, -0.15, 0.15))
@@ -215,8 +217,9 @@ class ExpertDriver:
         off = self._offset_at(s_grid)
         return pts + off[:, None] * np.stack([-np.sin(h), np.cos(h)], axis=1)
 
-    def _plan_avoidance(self, s_centre: float, v: float) -> None:
-        """Go around static blockers on the route, committing only when the target lane is clear.
+    def _plan_avoidance(self, s_centre: float, v: float, lateral_m: float) -> None:
+        """Go around static blockers on the route, committing only when the target lane is clear
+        (``lateral_m``: the car's present offset from the route, left positive).
 
         The decision is taken just before the swerve would start, so the clearance check covers the
         whole pass; until then (or while the lane is busy) the blocker is an obstacle to stop behind.
@@ -253,14 +256,9 @@ class ExpertDriver:
             s_in = s_centre + 1.0
             s_full = max(s_full, s_in + 7.0)
         plan = _Avoidance(s_in, s_full, s1 + 3.0, s1 + 3.0 + ramp, offset)
-        _start_from_current_offset(plan, s_centre, self._ego_lateral_m(s_centre))
+        _start_from_current_offset(plan, s_centre, lateral_m)
         if self._side_clear(plan, v):
             self._avoid = plan
-
-    def _ego_lateral_m(self, s_centre: float) -> float:
-        """The ego's lateral offset from the route (left positive) near ``s_centre``."""
-        e = self.env.world.ego
-        return float(self.env.instance.route.path.project(np.array([e.x_m, e.y_m]), s_hint=s_centre)[1])
 
     def _plan_yield(self, s_centre: float, v: float) -> None:
         """Move over for an emergency vehicle coming up behind us in our lane; move back once it passed."""
