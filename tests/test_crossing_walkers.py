@@ -13,11 +13,11 @@ from pydantic import ValidationError
 from conftest import TINY_EVERY, TINY_HW
 from riskdistill.contracts.batch import BEV_CHANNELS, Targets
 from riskdistill.data import RecordedDataset, record_suite
-from riskdistill.geometry import BevGrid
+from riskdistill.geometry import BevGrid, points_in_polygon
 from riskdistill.models.heads.occupancy import OccupancyHead, OccupancyHeadConfig
 from riskdistill.sim.actors import Behavior
 from riskdistill.sim.scenarios import build_scenario
-from riskdistill.sim.scenarios.background import CROSSING_AT_ROUTE_M, points_in_polygon
+from riskdistill.sim.scenarios.background import CROSSING_AT_ROUTE_M
 from riskdistill.sim.suites import RouteSpec, Suite
 from riskdistill.types import ActorClass
 

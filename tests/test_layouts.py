@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from riskdistill.geometry import points_in_polygon
 from riskdistill.sim.layouts import Layout, LayoutParams
 from riskdistill.sim.road_layouts import build_layout
 from riskdistill.sim.roadmap import LaneKind, RoadMap
@@ -36,16 +37,6 @@ def _matrix_layout(family: str, n: int, parking: bool) -> Layout:
     if key not in _CACHE:
         _CACHE[key] = _build(family, lanes_per_direction=n, parking=parking)
     return _CACHE[key]
-
-
-def _inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """Even-odd point-in-polygon test for ``points [N, 2]``."""
-    x, y = points[:, 0:1], points[:, 1:2]
-    a, b = polygon, np.roll(polygon, -1, axis=0)
-    crosses = (a[:, 1] > y) != (b[:, 1] > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x_at = a[:, 0] + (y - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
-    return ((crosses & (x < x_at)).sum(axis=1) % 2) == 1
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -171,7 +162,7 @@ def test_furniture_geometry(family: str, n: int, parking: bool) -> None:
     m = layout.road_map
     driving_pts = np.concatenate([lane.centerline[1:-1:4] for lane in m.lanes.values()])
     for sw in m.sidewalks:
-        assert not _inside(driving_pts, sw).any(), "a sidewalk covers a lane centre"
+        assert not points_in_polygon(driving_pts, sw).any(), "a sidewalk covers a lane centre"
     for ob in m.layout_obstacles:
         assert (ob.length_m, ob.width_m, ob.height_m) == (0.3, 0.3, 5.0)
         for lane in m.lanes.values():
@@ -180,7 +171,7 @@ def test_furniture_geometry(family: str, n: int, parking: bool) -> None:
             if 0.0 < s < lane.length_m:
                 assert abs(lat) > 0.5 * lane.width_m, f"pole inside lane {lane.id}"
         for cw in m.crosswalks.values():
-            assert not _inside(ob.center[None], cw.polygon).any()
+            assert not points_in_polygon(ob.center[None], cw.polygon).any()
     if family == "highway":
         assert not m.crosswalks and not m.stop_lines and not m.junctions
     elif family in ("straight", "curve"):
@@ -199,13 +190,13 @@ def test_furniture_geometry(family: str, n: int, parking: bool) -> None:
             _, lat_e = lane.project(cw.end)
             assert abs(lat_s) > 0.5 * lane.width_m and abs(lat_e) > 0.5 * lane.width_m
             assert np.sign(lat_s) != np.sign(lat_e)
-        assert any(_inside(cw.start[None], sw)[0] for sw in m.sidewalks)
-        assert any(_inside(cw.end[None], sw)[0] for sw in m.sidewalks)
+        assert any(points_in_polygon(cw.start[None], sw)[0] for sw in m.sidewalks)
+        assert any(points_in_polygon(cw.end[None], sw)[0] for sw in m.sidewalks)
     assert m.markings and all(len(mk.polyline) >= 2 for mk in m.markings)
     if layout.junction_id is not None:
         box = m.junctions[layout.junction_id].polygon
         for mk in m.markings:
-            assert _inside(mk.polyline[1:-1], box).sum() == 0, "marking inside the junction box"
+            assert points_in_polygon(mk.polyline[1:-1], box).sum() == 0, "marking inside the junction box"
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -288,6 +288,19 @@ def point_in_box(points: ArrayLike, corners: ArrayLike) -> np.ndarray:
     return (cross >= 0.0).all(-1)
 
 
+def points_in_polygon(points: ArrayLike, polygon: ArrayLike) -> np.ndarray:
+    """Which points lie inside a simple polygon, convex or not (even-odd rule). points: [P, 2], polygon:
+    [K, 2] -> bool [P]."""
+    p, q = np.asarray(points, dtype=np.float64), np.asarray(polygon, dtype=np.float64)
+    x, y = p[:, 0][:, None], p[:, 1][:, None]
+    x0, y0 = q[:, 0][None], q[:, 1][None]
+    x1, y1 = np.roll(q[:, 0], -1)[None], np.roll(q[:, 1], -1)[None]
+    straddles = (y0 > y) != (y1 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_cross = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+    return (straddles & (x < x_cross)).sum(axis=1) % 2 == 1
+
+
 # -----------------------------------------------------------------------------
 # 3D boxes
 

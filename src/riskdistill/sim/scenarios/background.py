@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from riskdistill.geometry import points_in_polygon
 from riskdistill.sim.layouts import RoadHandle, kerb_offsets
 from riskdistill.sim.roadmap import LaneKind, offset_polyline
 from riskdistill.sim.scenarios.base import BuildContext
@@ -101,17 +102,6 @@ def _add_sidewalk_pedestrians(ctx: BuildContext, count: int) -> None:
         ctx.add_walker(pts, speed_mps=ctx.uniform(0.9, 1.6), cls=ActorClass.PEDESTRIAN, hold=False)
 
 
-def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """``[N]`` bool: whether each of ``points`` ``[N, 2]`` lies in ``polygon`` ``[K, 2]`` (even-odd rule)."""
-    x, y = points[:, 0][:, None], points[:, 1][:, None]
-    x0, y0 = polygon[:, 0][None], polygon[:, 1][None]
-    x1, y1 = np.roll(polygon[:, 0], -1)[None], np.roll(polygon[:, 1], -1)[None]
-    straddles = (y0 > y) != (y1 > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x_cross = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
-    return (straddles & (x < x_cross)).sum(axis=1) % 2 == 1
-
-
 def add_crossing_walkers(ctx: BuildContext, count: int) -> int:
     """Add up to ``count`` pedestrians who cross the ego's route: each strolls along a sidewalk beside a
     random point 20-160 m along the route, steps off the kerb, crosses the carriageway at right angles to
@@ -132,7 +122,7 @@ def add_crossing_walkers(ctx: BuildContext, count: int) -> int:
     def on_walk(points: np.ndarray) -> np.ndarray:
         inside = np.zeros(len(points), dtype=bool)
         for polygon in ctx.map.sidewalks:
-            inside |= points_in_polygon(points, np.asarray(polygon, dtype=np.float64))
+            inside |= points_in_polygon(points, polygon)
         return inside
 
     placed = 0
